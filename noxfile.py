@@ -1,0 +1,62 @@
+"""nox sessions: tests, lint, smoke (the README's main command), bench, gpu, browser.
+
+Every session installs with ``constraints.txt`` so torch/torchvision are the builds that lie on
+our machines' disk (any other version is a multi-GB download).
+"""
+
+import nox
+
+nox.options.sessions = ["lint", "tests"]
+nox.options.reuse_existing_virtualenvs = True
+PY = "3.11"
+
+
+def _install(session: nox.Session) -> None:
+    session.install("-c", "constraints.txt", "-e", ".[dev]")
+
+
+@nox.session(python=PY)
+def tests(session: nox.Session) -> None:
+    """The test suite (the README's test command)."""
+    _install(session)
+    session.run("pytest", "-q", *session.posargs)
+
+
+@nox.session(python=PY)
+def lint(session: nox.Session) -> None:
+    session.install("ruff")
+    session.run("ruff", "check", "reid_bench", "tests", "benchmarks", "noxfile.py")
+
+
+@nox.session(python=PY)
+def smoke(session: nox.Session) -> None:
+    """The README's main command: a whole table on the embedded synthetic dataset, then the
+    report."""
+    _install(session)
+    session.run("reid-bench", "run", "papers/fmn/table5.yaml", "--smoke")
+    session.run("reid-bench", "report")
+
+
+@nox.session(python=PY)
+def bench(session: nox.Session) -> None:
+    """pytest-benchmark suites (ours beside the peers where they install)."""
+    _install(session)
+    session.run("pytest", "benchmarks", "--benchmark-only", "--benchmark-columns=min,mean,max",
+                "-p", "no:cacheprovider", "-s", *session.posargs)
+
+
+@nox.session(python=PY)
+def gpu(session: nox.Session) -> None:
+    """Short real-size training + evaluation on CUDA; fails fast without a GPU."""
+    _install(session)
+    session.run("python", "-c",
+                "import sys, torch; sys.exit(0 if torch.cuda.is_available() else "
+                "'nox -s gpu needs a CUDA GPU: torch.cuda.is_available() is False')")
+    session.run("pytest", "-q", "-m", "gpu", "tests", "benchmarks", *session.posargs)
+
+
+@nox.session(python=PY)
+def browser(session: nox.Session) -> None:
+    """Render the report in headless Chromium and check it (needs Debian's chromium)."""
+    _install(session)
+    session.run("pytest", "-q", "-m", "browser", "tests", *session.posargs)

@@ -1,0 +1,58 @@
+"""Content-addressed cache for expensive shared stages (a stage-1 network, a verification
+network for a given K, a trained model shared by several table columns).
+
+An artefact is a folder ``<root>/<kind>/<hash>/`` keyed by the hash of its resolved config and
+written atomically: built in a temporary sibling folder, then renamed into place. A file lock
+makes concurrent runners build it once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from filelock import FileLock
+
+from .spec import stable_hash
+
+
+class ArtifactCache:
+    """``get_or_create(kind, config, build)`` → folder holding the artefact."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+
+    def path_for(self, kind: str, config: dict) -> Path:
+        return self.root / kind / stable_hash(config)
+
+    def get_or_create(self, kind: str, config: dict, build: Callable[[Path], None]) -> Path:
+        """Return the folder of artefact (``kind``, ``config``); if absent, call ``build(tmp)``
+        to fill a temporary folder and publish it atomically. ``build`` may raise: nothing is
+        published then."""
+        final = self.path_for(kind, config)
+        if (final / "config.json").is_file():
+            return final
+        final.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(final) + ".lock"):
+            if (final / "config.json").is_file():
+                return final
+            tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+            try:
+                build(tmp)
+                # config.json last: its presence marks a complete artefact.
+                (tmp / "config.json").write_text(json.dumps(config, indent=1, sort_keys=True,
+                                                            default=str))
+                if final.exists():
+                    shutil.rmtree(final)
+                os.replace(tmp, final)
+            finally:
+                if tmp.exists():
+                    shutil.rmtree(tmp, ignore_errors=True)
+        return final
+
+    def exists(self, kind: str, config: dict) -> bool:
+        return (self.path_for(kind, config) / "config.json").is_file()

@@ -1,0 +1,71 @@
+"""Helpers shared by the dataset loaders: finding a dataset folder, error messages that say
+where we looked and where to get the data, atomic cache folders.
+
+The leading underscore keeps the registry from importing this module as a dataset module.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from ..errors import DatasetError
+
+
+def missing_dataset_error(name: str, looked: Sequence[Path], expected: str, source: str) -> DatasetError:
+    """A DatasetError listing every path ``looked`` at, what a valid folder contains
+    (``expected``) and where the dataset is officially obtained (``source``)."""
+    paths = "\n".join(f"  - {p}" for p in looked)
+    err = DatasetError(
+        f"dataset {name!r} not found. Looked at:\n{paths}\n"
+        f"Expected: {expected}\n"
+        f"Obtain it from: {source}\n"
+        f"Then place it at one of the paths above (the data root is set by --data-root or "
+        f"$REID_BENCH_DATA).")
+    err.missing = True  # lets `data check` report "missing" rather than "invalid"
+    return err
+
+
+def find_dataset_dir(candidates: Sequence[Path], marker: str | Callable[[Path], bool]) -> Path | None:
+    """First of ``candidates`` that contains the entry ``marker`` (or for which the predicate
+    ``marker`` is true); None when none does."""
+    for c in candidates:
+        ok = marker(c) if callable(marker) else (c / marker).exists()
+        if c.is_dir() and ok:
+            return c
+    return None
+
+
+def list_files(folder: Path, suffixes: tuple[str, ...]) -> list[str]:
+    """Names (not paths) of the regular files in ``folder`` whose lower-cased name ends with one
+    of ``suffixes``, sorted. Other files (Market ships a ``Thumbs.db``) are ignored."""
+    with os.scandir(folder) as it:
+        names = [e.name for e in it if e.is_file() and e.name.lower().endswith(suffixes)]
+    names.sort()
+    return names
+
+
+def build_atomically(final_dir: Path, build: Callable[[Path], None]) -> Path:
+    """Create ``final_dir`` by calling ``build(tmp_dir)`` on a temporary sibling folder, then
+    renaming it into place, so a crash or a concurrent run never leaves a half-written folder at
+    ``final_dir``. If another process finished first, its folder is kept and ours discarded.
+    Returns ``final_dir``."""
+    if final_dir.is_dir():
+        return final_dir
+    final_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final_dir.name}-", dir=final_dir.parent))
+    try:
+        build(tmp)
+        try:
+            os.rename(tmp, final_dir)
+        except OSError:
+            # Lost the race to a concurrent builder: its result is equivalent (same inputs).
+            if not final_dir.is_dir():
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return final_dir

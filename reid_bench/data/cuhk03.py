@@ -1,0 +1,189 @@
+"""CUHK03 (Li et al., "DeepReID: Deep Filter Pairing Neural Network for Person
+Re-identification", CVPR 2014), classic and new (Zhong et al., CVPR 2017) protocols.
+
+On disk (torchreid's layout)::
+
+    <root>/cuhk03/cuhk03_release/cuhk-03.mat                    MATLAB v7.3 (HDF5)
+    <root>/cuhk03/cuhk03_new_protocol_config_detected.mat       MATLAB v5 (new protocol only)
+    <root>/cuhk03/cuhk03_new_protocol_config_labeled.mat
+
+``cuhk-03.mat`` holds ``detected`` and ``labeled``: cell arrays of 5 camera-pair groups, each a
+(persons × 10) cell of H×W×3 images (1-5 from the pair's first camera, 6-10 from the second;
+empty cells where a view is missing), and ``testsets``: 20 classic test splits, each 100
+(group, person) rows, 1-based. The images are extracted once into
+``<root>/cuhk03/images_<detected|labeled>/`` as ``<group>_<person:03d>_<view>_<image:02d>.png``
+(torchreid's names, which the new-protocol ``filelist`` uses), built atomically.
+
+Labels: pid = global 1-based identity (the identity's rank counting group by group, which is
+also what the new protocol's ``labels`` holds); camid = 2·(group−1) + (view−1), 0..9, so the
+two cameras of every pair are distinct.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DatasetError
+from ..registry import DATASETS
+from ._common import build_atomically, missing_dataset_error
+from .base import ReidDataset, Sample, fingerprint_samples
+
+CUHK03_SOURCE = ("http://www.ee.cuhk.edu.hk/~xgwang/CUHK_identification.html (cuhk03_release.zip; "
+                 "Li et al., CVPR 2014); new-protocol .mat files: "
+                 "https://github.com/zhunzhong07/person-re-ranking/tree/master/evaluation/data/CUHK03")
+NAME_RE = re.compile(r"^(?P<group>[1-9])_(?P<pid>\d{3})_(?P<view>[12])_(?P<img>\d{2})\.png$")
+NEW_KEYS = ("train_idx", "query_idx", "gallery_idx", "labels", "filelist")
+
+#: New protocol (Zhong et al. 2017, CUHK03-NP); classic: 1,367 train / 100 test ids per split,
+#: image counts vary by split.
+CUHK03_EXPECTED = {
+    ("new", "labeled"): {"train": {"ids": 767, "images": 7368},
+                         "query": {"ids": 700, "images": 1400},
+                         "gallery": {"ids": 700, "images": 5328}},
+    ("new", "detected"): {"train": {"ids": 767, "images": 7365},
+                          "query": {"ids": 700, "images": 1400},
+                          "gallery": {"ids": 700, "images": 5332}},
+    ("classic", "labeled"): {"train": {"ids": 1367}, "query": {"ids": 100}, "gallery": {"ids": 100}},
+    ("classic", "detected"): {"train": {"ids": 1367}, "query": {"ids": 100}, "gallery": {"ids": 100}},
+}
+
+
+def _open_v73(mat_path: Path):
+    import h5py
+
+    try:
+        f = h5py.File(mat_path, "r")
+    except OSError as e:
+        raise DatasetError(f"{mat_path}: not a readable MATLAB v7.3 (HDF5) file ({e}). Re-extract "
+                           f"cuhk03_release.zip from {CUHK03_SOURCE}.") from e
+    missing = [k for k in ("detected", "labeled", "testsets") if k not in f]
+    if missing:
+        keys = sorted(f.keys())
+        f.close()
+        raise DatasetError(f"{mat_path}: missing key(s) {missing} (found {keys}); expected "
+                           f"'detected', 'labeled', 'testsets'. The file is not the original "
+                           f"cuhk-03.mat: re-extract cuhk03_release.zip.")
+    return f
+
+
+def _group_sizes(mat, images: str) -> list[int]:
+    """Persons per camera-pair group (cells are stored transposed: (10, persons))."""
+    return [int(mat[ref].shape[-1]) for ref in mat[images][0]]
+
+
+def _extract(mat, images: str, out: Path) -> None:
+    """Write every non-empty image cell of ``mat[images]`` as PNG into ``out``."""
+    from PIL import Image
+
+    for g, gref in enumerate(mat[images][0], start=1):
+        cell = mat[gref][:].T  # (persons, 10) object references
+        for p in range(cell.shape[0]):
+            for i in range(cell.shape[1]):
+                img = mat[cell[p, i]][:].T  # stored as (3, W, H)
+                if img.ndim < 3 or img.size == 0:
+                    continue  # that view is missing for this person
+                view = 1 if i < 5 else 2
+                Image.fromarray(np.ascontiguousarray(img, dtype=np.uint8)).save(
+                    out / f"{g}_{p + 1:03d}_{view}_{i + 1:02d}.png")
+
+
+def _camid(group: int, view: int) -> int:
+    return 2 * (group - 1) + (view - 1)
+
+
+@DATASETS.register("cuhk03")
+def load_cuhk03(root: Path, protocol: str = "new", images: str = "detected",
+                split: int = 0) -> ReidDataset:
+    """CUHK03 from data root ``root``.
+
+    ``protocol``: "new" (767 train / 700 test ids, Zhong et al. 2017; ``split`` must be 0) or
+    "classic" (20 splits of 1,367 train / 100 test ids; ``split`` 0..19; query = the test ids'
+    images from the pair's first camera, gallery = those from its second camera).
+    ``images``: "detected" (DPM boxes) or "labeled" (hand-drawn boxes)."""
+    if protocol not in ("new", "classic"):
+        raise DatasetError(f"cuhk03 option protocol={protocol!r}: use 'new' or 'classic'.")
+    if images not in ("detected", "labeled"):
+        raise DatasetError(f"cuhk03 option images={images!r}: use 'detected' or 'labeled'.")
+    base = Path(root) / "cuhk03"
+    mat_path = base / "cuhk03_release" / "cuhk-03.mat"
+    new_path = base / f"cuhk03_new_protocol_config_{images}.mat"
+    needed = [mat_path] + ([new_path] if protocol == "new" else [])
+    if any(not p.is_file() for p in needed):
+        raise missing_dataset_error(
+            "cuhk03", needed,
+            "cuhk03_release/cuhk-03.mat (from cuhk03_release.zip) under <data root>/cuhk03/"
+            + (f", and {new_path.name} next to cuhk03_release/" if protocol == "new" else ""),
+            CUHK03_SOURCE)
+
+    img_dir = base / f"images_{images}"
+    with _open_v73(mat_path) as mat:
+        build_atomically(img_dir, lambda tmp: _extract(mat, images, tmp))
+        offsets = np.concatenate([[0], np.cumsum(_group_sizes(mat, images))])
+        testsets = [mat[ref][:].T.astype(int) for ref in mat["testsets"][0]]
+    on_disk = set(os.listdir(img_dir))
+
+    def sample(name: str, pid: int | None = None) -> Sample:
+        m = NAME_RE.match(name)
+        if m is None:
+            raise DatasetError(f"{img_dir / name}: unexpected image name (expected e.g. "
+                               f"1_001_1_01.png). Delete {img_dir} to re-extract the images.")
+        if name not in on_disk:
+            raise DatasetError(f"{img_dir / name}: image missing from the extracted cache. Delete "
+                               f"{img_dir} so it is extracted again from {mat_path}.")
+        g, view = int(m["group"]), int(m["view"])
+        if pid is None:
+            pid = int(offsets[g - 1]) + int(m["pid"])
+        return Sample(str(img_dir / name), pid, _camid(g, view))
+
+    if protocol == "classic":
+        if not 0 <= split < len(testsets):
+            raise DatasetError(f"cuhk03 option split={split}: the classic protocol has splits "
+                               f"0..{len(testsets) - 1}.")
+        test = {(int(g), int(p)) for g, p in testsets[split]}
+        splits: dict[str, list[Sample]] = {"train": [], "query": [], "gallery": []}
+        for name in sorted(on_disk):
+            m = NAME_RE.match(name)
+            if m is None:
+                continue  # not one of ours (e.g. a stray file); never part of a split
+            key = (int(m["group"]), int(m["pid"]))
+            dest = "train" if key not in test else "query" if m["view"] == "1" else "gallery"
+            splits[dest].append(sample(name))
+    else:
+        if split != 0:
+            raise DatasetError(f"cuhk03 option split={split}: the new protocol has one split (0).")
+        splits = _new_protocol(new_path, sample)
+
+    return ReidDataset(name="cuhk03", root=base, splits=splits,
+                       fingerprint=fingerprint_samples(base, splits),
+                       meta={"protocol": protocol, "images": images, "split": split,
+                             "expected": CUHK03_EXPECTED[(protocol, images)]})
+
+
+def _new_protocol(path: Path, sample) -> dict[str, list[Sample]]:
+    """Splits from a CUHK03-NP config (.mat v5): 1-based ``*_idx`` into ``filelist``/``labels``."""
+    from scipy.io import loadmat
+
+    try:
+        cfg = loadmat(path)
+    except Exception as e:  # scipy raises ValueError/TypeError/NotImplementedError variously
+        raise DatasetError(f"{path}: not a readable MATLAB v5 file ({e}). Download it again "
+                           f"from {CUHK03_SOURCE}.") from e
+    missing = [k for k in NEW_KEYS if k not in cfg]
+    if missing:
+        found = sorted(k for k in cfg if not k.startswith("__"))
+        raise DatasetError(f"{path}: missing key(s) {missing} (found {found}); expected "
+                           f"{list(NEW_KEYS)}. Download the file again from {CUHK03_SOURCE}.")
+    files = [str(np.ravel(f)[0]) for f in cfg["filelist"].ravel()]
+    labels = cfg["labels"].ravel().astype(int)
+    out = {}
+    for split, key in (("train", "train_idx"), ("query", "query_idx"), ("gallery", "gallery_idx")):
+        idx = cfg[key].ravel().astype(int) - 1
+        if idx.size and (idx.min() < 0 or idx.max() >= len(files)):
+            raise DatasetError(f"{path}: {key} holds indices outside 1..{len(files)} "
+                               f"(the filelist length). Download the file again.")
+        out[split] = [sample(files[i], int(labels[i])) for i in idx]
+    return out

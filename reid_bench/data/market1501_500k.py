@@ -1,0 +1,110 @@
+"""Market-1501+500k: Market-1501 with about 500,000 extra distractor images in the gallery.
+
+``distractors_500k.zip`` (same page as Market-1501) extracts to a folder of .jpg files; it is
+looked for as ``bounding_box_distractors/`` or ``images/`` (torchreid's name) inside the Market
+folder, or next to it, flat or in sub-folders. All distractors are pid 0; the camera is read
+from a ``_c<digit>`` in the file name when present, else -1.
+
+The distractors are not listed up front: ``dataset.streams["distractors"]()`` walks the folder
+with ``os.scandir`` and yields lists of at most ``CHUNK`` samples, sub-folders in sorted order,
+files in directory order (``os.scandir`` order, which is stable for an unchanged folder on a
+given filesystem). The fingerprint covers the Market fingerprint plus, for every distractor
+folder, its relative path and its number of .jpg entries: one directory walk, no file is opened
+or stat-ed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+from ..errors import DatasetError
+from ..registry import DATASETS
+from ._common import missing_dataset_error
+from .base import Sample
+from .market1501 import MARKET1501_EXPECTED, MARKET1501_SOURCE, find_market_dir, load_market_layout
+
+CHUNK = 8192
+DISTRACTOR_FOLDERS = ("bounding_box_distractors", "images")
+CAM_RE = re.compile(r"_c(\d)")
+#: Published size ("500K"); data check allows 1% deviation because the exact count is not
+#: stated in the paper.
+DISTRACTORS_APPROX = 500_000
+
+
+def find_distractor_dir(market_dir: Path) -> Path:
+    """The distractor folder for the Market folder ``market_dir``; DatasetError listing every
+    candidate if none exists."""
+    cands = [d / f for d in (market_dir, market_dir.parent) for f in DISTRACTOR_FOLDERS]
+    for c in cands:
+        if c.is_dir():
+            return c
+    raise missing_dataset_error(
+        "market1501_500k (distractors)", cands,
+        "the extracted distractors_500k.zip (about 500,000 .jpg files)",
+        f"{MARKET1501_SOURCE}, section Market-1501+500k (distractors_500k.zip)")
+
+
+def _walk(folder: Path) -> Iterator[tuple[str, Iterator[os.DirEntry]]]:
+    """(folder, its .jpg entries) for ``folder`` and its sub-folders, sub-folders sorted."""
+    subdirs = []
+    jpgs = []
+    with os.scandir(folder) as it:
+        for e in it:
+            if e.is_dir():
+                subdirs.append(e.path)
+            elif e.name.lower().endswith(".jpg"):
+                jpgs.append(e)
+                if len(jpgs) >= CHUNK:
+                    yield str(folder), jpgs
+                    jpgs = []
+    if jpgs:
+        yield str(folder), jpgs
+    for d in sorted(subdirs):
+        yield from _walk(Path(d))
+
+
+def distractor_chunks(folder: Path) -> Iterator[list[Sample]]:
+    """Samples (pid 0) for every .jpg under ``folder``, in lists of at most CHUNK."""
+    buf: list[Sample] = []
+    for _, entries in _walk(folder):
+        for e in entries:
+            m = CAM_RE.search(e.name)
+            buf.append(Sample(e.path, 0, int(m.group(1)) - 1 if m else -1))
+            if len(buf) >= CHUNK:
+                yield buf
+                buf = []
+    if buf:
+        yield buf
+
+
+def distractor_listing_hash(folder: Path) -> tuple[str, int]:
+    """(hash of each sub-folder's relative path and .jpg count, total .jpg count)."""
+    counts: dict[str, int] = {}
+    for d, entries in _walk(folder):
+        rel = os.path.relpath(d, folder)
+        counts[rel] = counts.get(rel, 0) + len(entries)
+    h = hashlib.sha256("".join(f"{k}\0{v}\n" for k, v in sorted(counts.items())).encode())
+    return h.hexdigest()[:16], sum(counts.values())
+
+
+@DATASETS.register("market1501_500k")
+def load_market1501_500k(root: Path):
+    """Market-1501 plus the 500k distractor stream, from data root ``root`` (no options).
+    ``meta["num_distractors"]`` is the number of distractor files found."""
+    market_dir = find_market_dir(root)
+    dist_dir = find_distractor_dir(market_dir)
+    ds = load_market_layout(market_dir, "market1501_500k", synthetic=False,
+                            expected=MARKET1501_EXPECTED)
+    listing, count = distractor_listing_hash(dist_dir)
+    if count == 0:
+        raise DatasetError(f"{dist_dir}: no .jpg files. Extract distractors_500k.zip there again.")
+    ds.fingerprint = hashlib.sha256(f"{ds.fingerprint}\0{listing}".encode()).hexdigest()[:16]
+    ds.streams["distractors"] = lambda: distractor_chunks(dist_dir)
+    ds.meta.update(num_distractors=count, distractor_dir=str(dist_dir),
+                   expected={**MARKET1501_EXPECTED,
+                             "distractors": {"images_approx": DISTRACTORS_APPROX}})
+    return ds

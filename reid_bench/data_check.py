@@ -1,0 +1,179 @@
+"""``reid-bench data check``: find each dataset under the data root and validate it.
+
+A full check loads the dataset (which validates folders and file names), compares ids, images
+and cameras per split with the published statistics the loader records in
+``meta["expected"]``, and fully decodes every image of every listed split (PIL's ``verify()``
+does not notice a truncated JPEG, a full decode does); the Market-1501+500k distractors are only
+counted. ``check_dataset_quick`` is the seconds-long version the runner calls before training.
+
+"ids" counts identities with pid > 0 (Market's distractor label 0 and junk label -1 are not
+identities); "cameras" counts distinct camids >= 0.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from .data.base import ReidDataset, Sample, load_dataset, resolve_data_root
+from .errors import DatasetError
+from .registry import DATASETS
+
+#: Option sets checked per dataset when ``data check`` runs; datasets not listed are checked
+#: once with default options. imagefolder has no default location, so it is skipped.
+CHECK_VARIANTS: dict[str, list[dict[str, Any]]] = {
+    "cuhk03": [{"protocol": "new", "images": "detected"}, {"protocol": "new", "images": "labeled"}],
+    "imagefolder": [],
+}
+STAT_SPLITS = ("train", "query", "gallery")
+MAX_LISTED = 10  # bad files named per row; the rest are counted
+APPROX_TOLERANCE = 0.01
+
+
+def split_stats(samples: Sequence[Sample]) -> dict[str, int]:
+    """{"ids", "images", "cameras"} of a split (see the module docstring)."""
+    return {"ids": len({s.pid for s in samples if s.pid > 0}),
+            "images": len(samples),
+            "cameras": len({s.camid for s in samples if s.camid >= 0})}
+
+
+def _compare(ds: ReidDataset) -> list[str]:
+    """Mismatches between the dataset and ``meta["expected"]``."""
+    problems = []
+    for split, exp in ds.meta.get("expected", {}).items():
+        if split == "distractors":
+            found = ds.meta.get("num_distractors", 0)
+            want = exp["images_approx"]
+            if abs(found - want) > APPROX_TOLERANCE * want:
+                problems.append(f"distractors: {found} images, expected about {want}")
+            continue
+        got = split_stats(ds.splits.get(split, []))
+        for key, want in exp.items():
+            if got[key] != want:
+                problems.append(f"{split}: {got[key]} {key}, expected {want}")
+    return problems
+
+
+def _decode(path: str) -> str | None:
+    """None if the image decodes fully, else the reason."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+    except Exception as e:  # any decoder failure means the file is unusable
+        return f"{type(e).__name__}: {e}"
+    return None
+
+
+def _unreadable(paths: Sequence[str]) -> list[tuple[str, str]]:
+    """(path, reason) for every path that does not decode. Threads: PIL releases the GIL while
+    decoding, so this scales with cores."""
+    with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
+        reasons = list(pool.map(_decode, paths, chunksize=64))
+    return [(p, r) for p, r in zip(paths, reasons) if r is not None]
+
+
+def _label(name: str, options: dict[str, Any]) -> str:
+    if not options:
+        return name
+    return f"{name} ({', '.join(f'{k}={v}' for k, v in options.items())})"
+
+
+def check_one(name: str, data_root: Path, options: dict[str, Any], decode: bool = True) -> dict:
+    """The check row for dataset ``name`` with loader ``options``: keys dataset, name, options,
+    status ("ok", "missing" or "invalid"), root (str or None), stats ({split: split_stats}),
+    problems (list of str, for "missing"/"invalid" the loader's full message)."""
+    row: dict[str, Any] = {"dataset": _label(name, options), "name": name, "options": options,
+                           "status": "ok", "root": None, "stats": {}, "problems": []}
+    try:
+        ds = load_dataset(name, data_root, **options)
+    except DatasetError as e:
+        row["status"] = "missing" if getattr(e, "missing", False) else "invalid"
+        row["problems"] = [str(e)]
+        return row
+    row["root"] = str(ds.root)
+    row["stats"] = {s: split_stats(ds.splits[s]) for s in STAT_SPLITS if s in ds.splits}
+    if "num_distractors" in ds.meta:
+        row["stats"]["distractors"] = {"ids": 0, "images": ds.meta["num_distractors"], "cameras": 0}
+    problems = _compare(ds)
+    if decode:
+        paths = sorted({s.path for samples in ds.splits.values() for s in samples})
+        bad = _unreadable(paths)
+        problems += [f"unreadable image {p} ({r})" for p, r in bad[:MAX_LISTED]]
+        if len(bad) > MAX_LISTED:
+            problems.append(f"... and {len(bad) - MAX_LISTED} more unreadable images")
+    if problems:
+        row["status"] = "invalid"
+        row["problems"] = problems + ["Re-extract the dataset from its original archive."]
+    return row
+
+
+def check_datasets(names: list[str] | None, data_root) -> tuple[list[dict], bool]:
+    """Check the datasets ``names`` (None = every registered dataset, each with its
+    CHECK_VARIANTS option sets) under ``data_root`` (resolved like ``--data-root``).
+
+    Returns (rows, ok): one ``check_one`` row per dataset and option set (imagefolder, which
+    has no default location, gets a "skipped" row), and ok = no row is "invalid" and, when
+    ``names`` were given explicitly, none is "missing" either (unnamed datasets may simply not
+    be installed)."""
+    root = resolve_data_root(data_root)
+    explicit = names is not None
+    rows = []
+    for name in (names if explicit else DATASETS.names()):
+        DATASETS.get(name)  # unknown name → RegistryError listing the valid ones
+        variants = CHECK_VARIANTS.get(name, [{}])
+        if not variants:
+            rows.append({"dataset": name, "name": name, "options": {}, "status": "skipped",
+                         "root": None, "stats": {},
+                         "problems": [f"{name} has no default location; it is checked when a "
+                                      f"spec that uses it is run"]})
+        for options in variants:
+            rows.append(check_one(name, root, options))
+    bad = {"invalid", "missing"} if explicit else {"invalid"}
+    return rows, not any(r["status"] in bad for r in rows)
+
+
+def check_dataset_quick(name: str, data_root, options: dict[str, Any] | None = None) -> None:
+    """Fail in seconds if dataset ``name`` (with loader ``options``) is unusable: loads it
+    (folders, file names, .mat keys), compares counts with the published statistics, and
+    decodes the first and last image of every split. Raises DatasetError listing every problem
+    and suggesting ``reid-bench data check``; returns None when the dataset looks usable."""
+    options = options or {}
+    ds = load_dataset(name, data_root, **options)
+    problems = _compare(ds)
+    ends = [s.path for samples in ds.splits.values() if samples for s in (samples[0], samples[-1])]
+    problems += [f"unreadable image {p} ({r})" for p, r in _unreadable(ends)]
+    if problems:
+        listing = "\n".join(f"  - {p}" for p in problems)
+        raise DatasetError(
+            f"dataset {_label(name, options)} at {ds.root} does not match what the paper used:\n"
+            f"{listing}\nRe-extract it from its original archive; `reid-bench data check "
+            f"{name}` lists every problem.")
+
+
+def _cell(stats: dict[str, int] | None) -> str:
+    if not stats:
+        return "-"
+    return f"{stats['ids']}/{stats['images']}/{stats['cameras']}"
+
+
+def format_check_table(rows: list[dict]) -> str:
+    """A plain-text table (dataset, status, ids/images/cameras per split, location), followed by
+    each row's problems in full."""
+    header = ["dataset", "status", "train", "query", "gallery", "location"]
+    body = [[r["dataset"], r["status"], *(_cell(r["stats"].get(s)) for s in STAT_SPLITS),
+             r["root"] or "-"] for r in rows]
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *body)]
+    lines = ["  ".join(str(x).ljust(w) for x, w in zip(line, widths)).rstrip()
+             for line in [header, ["-" * w for w in widths], *body]]
+    lines.append("(train/query/gallery = ids/images/cameras; ids exclude distractor 0 and junk -1)")
+    for r in rows:
+        if r["problems"]:
+            lines.append("")
+            lines.append(f"{r['dataset']} [{r['status']}]:")
+            lines += ["  " + ln for p in r["problems"] for ln in p.splitlines()]
+    return "\n".join(lines)

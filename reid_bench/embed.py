@@ -1,0 +1,39 @@
+"""Turn a trained model into ``embed(samples) -> features``, the callable evaluation uses."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+
+from .data.base import Sample
+from .recipe import InputRecipe
+
+
+def make_embedder(features: Callable[[torch.Tensor], torch.Tensor], model: torch.nn.Module,
+                  inp: InputRecipe, *, device: torch.device | str = "cpu", batch_size: int = 128,
+                  num_workers: int = 0, mean_image: tuple[float, float, float] | None = None,
+                  ) -> Callable[[Sequence[Sample]], torch.Tensor]:
+    """Return ``embed(samples)`` → float32 CPU tensor (N × D) of ``features(images)`` with
+    ``model`` in eval mode and the test-time transform of ``inp``."""
+    from .data.samplers import make_loader
+    from .data.torch_dataset import ImageDataset
+    from .data.transforms import build_transform
+
+    transform = build_transform(inp, train=False, mean_image=mean_image)
+
+    @torch.no_grad()
+    def embed(samples: Sequence[Sample]) -> torch.Tensor:
+        if len(samples) == 0:
+            return torch.empty(0, 0)
+        model.eval()
+        ds = ImageDataset(list(samples), transform, relabel=False)
+        loader = make_loader(ds, batch_size, shuffle=False, seed=0, num_workers=num_workers,
+                             pin_memory=str(device).startswith("cuda"), drop_last=False)
+        out = []
+        for batch in loader:
+            x = batch[0].to(device, non_blocking=True)
+            out.append(features(x).float().cpu())
+        return torch.cat(out)
+
+    return embed

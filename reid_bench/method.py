@@ -1,0 +1,77 @@
+"""What a registered method is, and the plain context the runner hands it.
+
+A method lives in one file ``reid_bench/models/<method>.py`` and registers its class::
+
+    @METHODS.register("ide")
+    class IDE(Method):
+        Params = IDEParams      # row-level knobs (backbone, loss switches, descriptor...)
+        Recipe = IDERecipe      # training recipe (input, backbone weights, optimiser stages)
+        def build(self, params, recipe, num_classes): ...   # untrained nn.Module
+        def fit(self, params, recipe, ctx): ...             # trains, returns the module
+
+The runner never looks inside: it validates ``Params``/``Recipe`` from the spec, calls ``fit`` (or
+rebuilds the module and loads a cached state), then embeds query/gallery images with
+``features(model, params)``. ``build(...).eval()(x)`` must return the test descriptor, so every
+registered method can be smoke-tested by the registry test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from pydantic import BaseModel
+from torch import nn
+
+from .artifacts import ArtifactCache
+from .data.base import ReidDataset
+from .recipe import InputRecipe
+
+
+@dataclass
+class CellContext:
+    """Everything a method's ``fit`` may use besides its params and recipe. Plain values."""
+
+    dataset: ReidDataset
+    device: torch.device
+    seed: int
+    cache: ArtifactCache
+    work_dir: Path
+    num_workers: int = 0
+    checkpoint_every: int = 0  # epochs; 0 = no mid-cell checkpoints
+    deterministic: bool = False
+    log: Callable[[str], None] = print
+    extras: dict[str, Any] = field(default_factory=dict)  # amp/channels_last/... switches
+
+
+class Method:
+    """Base class of a registered method. Subclasses set ``Params`` and ``Recipe`` (pydantic
+    models with ``extra="forbid"``) and implement ``build`` and ``fit``."""
+
+    Params: ClassVar[type[BaseModel]]
+    Recipe: ClassVar[type[BaseModel]]
+    # Params that only change how a trained model is scored (e.g. which descriptor), so rows
+    # differing only in these share one training.
+    eval_only_params: ClassVar[frozenset[str]] = frozenset()
+
+    def build(self, params: Any, recipe: Any, num_classes: int) -> nn.Module:
+        raise NotImplementedError
+
+    def fit(self, params: Any, recipe: Any, ctx: CellContext) -> nn.Module:
+        raise NotImplementedError
+
+    def features(self, model: nn.Module, params: Any) -> Callable[[torch.Tensor], torch.Tensor]:
+        """Image batch → descriptor batch for evaluation (default: ``model(x)`` in eval mode)."""
+        return model
+
+    def test_input(self, recipe: Any) -> InputRecipe:
+        """The input pipeline used to embed test images (default: the recipe's ``input``)."""
+        return recipe.input
+
+    def training_key(self, params: BaseModel) -> dict:
+        """The params that determine the trained weights."""
+        return {k: v for k, v in params.model_dump(mode="json").items()
+                if k not in self.eval_only_params}

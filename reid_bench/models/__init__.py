@@ -1,0 +1,1 @@
+"""Methods: one module per method, each registering itself in ``registry.METHODS``."""

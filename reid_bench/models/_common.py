@@ -1,0 +1,54 @@
+"""Pieces several methods share: the standard recipe shape, loaders and parameter groups.
+
+(Leading underscore: the registry does not import this as a method module.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from pydantic import BaseModel, ConfigDict
+from torch import nn
+
+from ..data.samplers import make_loader
+from ..data.torch_dataset import ImageDataset
+from ..data.transforms import build_transform
+from ..method import CellContext
+from ..recipe import BackboneRecipe, InputRecipe, OptimRecipe
+
+
+class StandardRecipe(BaseModel):
+    """One-stage recipe: input pipeline, backbone weights/width, one optimiser stage."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    input: InputRecipe = InputRecipe()
+    backbone: BackboneRecipe = BackboneRecipe()
+    train: OptimRecipe = OptimRecipe()
+
+
+def train_image_dataset(ctx: CellContext, inp: InputRecipe) -> ImageDataset:
+    """The training split with the train-time transform and contiguous 0-based labels."""
+    return ImageDataset(ctx.dataset.train, build_transform(inp, train=True,
+                                                          mean_image=ctx.extras.get("mean_image")),
+                        relabel=True)
+
+
+def shuffled_loader(ds, batch_size: int, ctx: CellContext, drop_last: bool = True):
+    """Seeded shuffling loader over ``ds``; keeps the last partial batch when the split is
+    smaller than one batch (tiny smoke datasets)."""
+    drop = drop_last and len(ds) >= batch_size
+    return make_loader(ds, batch_size, shuffle=True, seed=ctx.seed, num_workers=ctx.num_workers,
+                       pin_memory=ctx.device.type == "cuda", drop_last=drop)
+
+
+def backbone_and_head_groups(backbone: nn.Module, model: nn.Module,
+                             backbone_mult: float) -> list[tuple[Iterable[nn.Parameter], float]]:
+    """Parameter groups: pretrained backbone at ``backbone_mult`` × lr, everything else × 1."""
+    bb = {id(p) for p in backbone.parameters()}
+    head = [p for p in model.parameters() if id(p) not in bb]
+    return [(list(backbone.parameters()), backbone_mult), (head, 1.0)]
+
+
+def to_device(batch, device: torch.device):
+    return [b.to(device, non_blocking=True) if torch.is_tensor(b) else b for b in batch]

@@ -1,0 +1,214 @@
+"""ImageNet backbones of the five papers, with a width multiplier for the smoke tier.
+
+``build_backbone(name, width, pretrained)`` returns a module whose ``forward(x)`` gives the
+descriptor the papers call the final activation ``f`` (N × ``feature_dim``) and which exposes its
+stages for methods that tap or mask intermediate maps. ``width`` < 1 keeps the topology (same
+layers, kernels, strides) and scales channel counts; pretrained weights only load at width 1.
+
+Pretrained weights: ``"imagenet"`` goes through the libraries' normal API (timm for ResNet-50 —
+the ``tv_in1k`` tag is torchvision's original ImageNet weights; torchvision for VGG16); a path
+loads a local state dict (CaffeNet has no library weights: convert the BVLC model and name the
+file); ``"none"`` is random init (smoke and tests).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import timm
+import torch
+from torch import nn
+
+BackboneBuilder = Callable[..., nn.Module]
+BACKBONES: dict[str, BackboneBuilder] = {}
+
+
+def register_backbone(name: str) -> Callable[[BackboneBuilder], BackboneBuilder]:
+    def deco(fn: BackboneBuilder) -> BackboneBuilder:
+        if name in BACKBONES:
+            raise ValueError(f"duplicate backbone {name!r}")
+        BACKBONES[name] = fn
+        return fn
+
+    return deco
+
+
+def build_backbone(name: str, *, width: float = 1.0, pretrained: str = "none",
+                   **kwargs) -> nn.Module:
+    """Build backbone ``name`` (one of ``BACKBONES``) at channel multiplier ``width``."""
+    if name not in BACKBONES:
+        raise ValueError(f"unknown backbone {name!r}; available: {', '.join(sorted(BACKBONES))}")
+    if pretrained not in ("none", "imagenet") and width != 1.0:
+        raise ValueError("pretrained weights need width 1.0 (the paper's network)")
+    if pretrained == "imagenet" and width != 1.0:
+        raise ValueError("ImageNet weights need width 1.0; the smoke tier uses pretrained: none")
+    return BACKBONES[name](width=width, pretrained=pretrained, **kwargs)
+
+
+def _scaled(c: int, width: float) -> int:
+    return max(8, int(round(c * width)))
+
+
+def _load_local(module: nn.Module, path: str) -> None:
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise FileNotFoundError(f"pretrained weights file {p} not found; name an existing "
+                                "state-dict file, 'imagenet' or 'none'")
+    state = torch.load(p, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    missing, unexpected = module.load_state_dict(state, strict=False)
+    # A classifier head that is replaced anyway may be missing; anything else is a wrong file.
+    bad = [k for k in missing if not k.startswith(("fc.", "classifier.6", "fc8"))]
+    if bad:
+        raise ValueError(f"{p}: state dict does not fit this backbone; missing keys e.g. {bad[:5]}")
+
+
+class ResNetBackbone(nn.Module):
+    """ResNet-50 split into the stages the papers name (Caffe naming in brackets):
+    ``stem`` (conv1+bn+relu), ``pool1`` (max-pool), ``res2``..``res5`` (layer1..layer4).
+    ``forward`` = global average pool of res5 → f (2048·width)."""
+
+    stage_names = ("stem", "pool1", "res2", "res3", "res4", "res5")
+
+    def __init__(self, net: nn.Module, last_stride: int = 2):
+        super().__init__()
+        self.stem = nn.Sequential(net.conv1, net.bn1, net.act1)
+        self.pool1 = net.maxpool
+        self.res2, self.res3, self.res4, self.res5 = net.layer1, net.layer2, net.layer3, net.layer4
+        if last_stride != 2:
+            # Re-ID practice (and Deep-Person/FMN use of larger maps): stride 1 in res5.
+            block = self.res5[0]
+            block.conv2.stride = (last_stride, last_stride)
+            if block.downsample is not None:
+                block.downsample[0].stride = (last_stride, last_stride)
+        self.stage_channels = {
+            "stem": net.conv1.out_channels, "pool1": net.conv1.out_channels,
+            "res2": _out_ch(net.layer1), "res3": _out_ch(net.layer2),
+            "res4": _out_ch(net.layer3), "res5": _out_ch(net.layer4),
+        }
+        self.feature_dim = self.stage_channels["res5"]
+
+    def stage(self, name: str) -> nn.Module:
+        return getattr(self, name)
+
+    def forward_from(self, x: torch.Tensor, start: str | None = None,
+                     stop: str | None = None) -> torch.Tensor:
+        """Run stages after ``start`` (None: from the image) up to and including ``stop``."""
+        names = self.stage_names
+        i = 0 if start is None else names.index(start) + 1
+        j = len(names) if stop is None else names.index(stop) + 1
+        for n in names[i:j]:
+            x = getattr(self, n)(x)
+        return x
+
+    def feature_map(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_from(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.feature_map(x).mean(dim=(2, 3))
+
+
+def _out_ch(layer: nn.Sequential) -> int:
+    last = layer[-1]
+    return (last.conv3 if hasattr(last, "conv3") else last.conv2).out_channels
+
+
+@register_backbone("resnet50")
+def resnet50(width: float = 1.0, pretrained: str = "none", last_stride: int = 2) -> ResNetBackbone:
+    """ResNet-50 (He et al. 2016) through timm; width scales every stage (and the stem)."""
+    channels = tuple(_scaled(c, width) for c in (64, 128, 256, 512))
+    kw = dict(num_classes=0, global_pool="", channels=channels, stem_width=_scaled(64, width))
+    if pretrained == "imagenet":
+        net = timm.create_model("resnet50.tv_in1k", pretrained=True, **kw)
+    else:
+        net = timm.create_model("resnet50", pretrained=False, **kw)
+        if pretrained != "none":
+            _load_local(net, pretrained)
+    return ResNetBackbone(net, last_stride=last_stride)
+
+
+class FCBackbone(nn.Module):
+    """Conv trunk + fc6/fc7 (VGG16, CaffeNet): ``forward`` gives the fc7 activation f
+    (4096·width), the descriptor Verif-Identif uses for these nets."""
+
+    def __init__(self, features: nn.Module, pool: nn.Module, fc: nn.Module, feature_dim: int,
+                 map_channels: int):
+        super().__init__()
+        self.features, self.pool, self.fc = features, pool, fc
+        self.feature_dim = feature_dim
+        self.map_channels = map_channels
+
+    def feature_map(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(self.pool(self.features(x)), 1))
+
+
+@register_backbone("vgg16")
+def vgg16(width: float = 1.0, pretrained: str = "none") -> FCBackbone:
+    """VGG16 (Simonyan & Zisserman 2015), torchvision layer layout, final FC (fc8) removed."""
+    from torchvision.models import vgg as tvvgg
+
+    cfg = [v if v == "M" else _scaled(v, width) for v in tvvgg.cfgs["D"]]
+    fc_dim = _scaled(4096, width)
+    net = tvvgg.VGG(tvvgg.make_layers(cfg, batch_norm=False), num_classes=1000, init_weights=True)
+    c_last = cfg[-2]
+    net.classifier = nn.Sequential(
+        nn.Linear(c_last * 7 * 7, fc_dim), nn.ReLU(True), nn.Dropout(0.5),
+        nn.Linear(fc_dim, fc_dim), nn.ReLU(True), nn.Dropout(0.5),
+    )
+    if pretrained == "imagenet":
+        from torchvision.models import VGG16_Weights
+
+        state = VGG16_Weights.IMAGENET1K_V1.get_state_dict(progress=True)
+        state = {k: v for k, v in state.items() if not k.startswith("classifier.6")}
+        net.load_state_dict(state)
+    elif pretrained != "none":
+        _load_local(net, pretrained)
+    return FCBackbone(net.features, net.avgpool, net.classifier, fc_dim, c_last)
+
+
+class _LRN(nn.Module):
+    """Caffe LocalResponseNormalization (local_size 5, alpha 1e-4, beta 0.75)."""
+
+    def __init__(self):
+        super().__init__()
+        self.lrn = nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=1.0)
+
+    def forward(self, x):
+        return self.lrn(x)
+
+
+@register_backbone("caffenet")
+def caffenet(width: float = 1.0, pretrained: str = "none") -> FCBackbone:
+    """CaffeNet (BVLC reference, Jia et al. 2014): AlexNet with pooling before normalisation,
+    grouped conv2/4/5, 227×227 input, fc6/fc7 4096. Written to the original layer layout
+    (torchvision's AlexNet differs: no LRN, no groups, other widths). ImageNet weights must be a
+    local converted state dict (``pretrained: /path/caffenet.pth``)."""
+    if pretrained == "imagenet":
+        raise ValueError("no library ships CaffeNet ImageNet weights; convert the BVLC "
+                         "bvlc_reference_caffenet model to a state dict and name the file")
+    c = [_scaled(n, width) for n in (96, 256, 384, 384, 256)]
+    c = [x + x % 2 for x in c]  # grouped convs need even channels
+    fc_dim = _scaled(4096, width)
+    features = nn.Sequential(
+        nn.Conv2d(3, c[0], 11, stride=4), nn.ReLU(True),
+        nn.MaxPool2d(3, 2, ceil_mode=True), _LRN(),
+        nn.Conv2d(c[0], c[1], 5, padding=2, groups=2), nn.ReLU(True),
+        nn.MaxPool2d(3, 2, ceil_mode=True), _LRN(),
+        nn.Conv2d(c[1], c[2], 3, padding=1), nn.ReLU(True),
+        nn.Conv2d(c[2], c[3], 3, padding=1, groups=2), nn.ReLU(True),
+        nn.Conv2d(c[3], c[4], 3, padding=1, groups=2), nn.ReLU(True),
+        nn.MaxPool2d(3, 2, ceil_mode=True),
+    )
+    # pool5 is 6×6 at 227×227; adaptive pooling keeps fc6's shape for other input sizes.
+    pool = nn.AdaptiveMaxPool2d((6, 6))
+    fc = nn.Sequential(nn.Linear(c[4] * 36, fc_dim), nn.ReLU(True), nn.Dropout(0.5),
+                       nn.Linear(fc_dim, fc_dim), nn.ReLU(True))
+    net = FCBackbone(features, pool, fc, fc_dim, c[4])
+    if pretrained != "none":
+        _load_local(net, pretrained)
+    return net

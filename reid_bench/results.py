@@ -1,0 +1,141 @@
+"""The results CSV: one row per finished cell (row × dataset × seed), with provenance.
+
+``results/<paper>/<table>.csv`` is rewritten atomically (temp file + rename, under a file lock)
+each time a cell finishes, so a crash never leaves a partial row and two runners never
+interleave. Metrics are in **percent** (0–100), like the papers. Per-cell details (CMC curve,
+training history, resolved recipe, traceback) go to ``results/<paper>/<table>/<cell_id>.json``.
+``results/README.md`` documents every column.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from filelock import FileLock
+
+from .errors import ResultsError
+
+STATUSES = ("ok", "failed", "diverged", "not_run")
+KEY = ["row", "dataset", "seed", "smoke"]
+METRIC_COLUMNS = ["rank1", "rank5", "rank10", "rank20", "mAP"]
+COLUMNS = [
+    "paper", "table", "row", "dataset", "seed", "smoke", "status", "error",
+    *METRIC_COLUMNS, "extra_metrics", "num_queries", "skipped_queries",
+    "method", "protocol", "ap", "distance", "rerank", "dataset_name", "synthetic",
+    "git_commit", "git_dirty", "spec_hash", "config_hash", "train_hash", "dataset_fingerprint",
+    "device", "device_name", "hostname", "torch", "torchvision", "timm", "numpy", "python",
+    "started_at", "finished_at", "wall_s", "cell_id",
+]
+_BOOL = ("smoke", "synthetic", "git_dirty")
+
+
+def table_csv(results_dir: Path, paper: str, table: str) -> Path:
+    return Path(results_dir) / paper / f"{table}.csv"
+
+
+def cell_dir(results_dir: Path, paper: str, table: str) -> Path:
+    return Path(results_dir) / paper / table
+
+
+def cell_id(row: str, dataset: str, seed: int, smoke: bool) -> str:
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", row).strip("-").lower()
+    return f"{slug}__{dataset}__s{seed}" + ("__smoke" if smoke else "")
+
+
+def read_results(path: Path) -> pd.DataFrame:
+    """Read a results CSV, checking it is one this tool wrote; raises ResultsError naming the
+    file and the problem when it was edited into an invalid state."""
+    if not path.is_file():
+        return pd.DataFrame(columns=COLUMNS)
+    try:
+        df = pd.read_csv(path, dtype={"error": str, "extra_metrics": str, "git_commit": str,
+                                      "cell_id": str}, keep_default_na=True)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise ResultsError(f"{path}: not a readable results CSV ({exc}). Restore it from "
+                           f"backup or move it away; finished cells will then re-run.") from None
+    missing = [c for c in ("paper", "table", *KEY, "status") if c not in df.columns]
+    if missing:
+        raise ResultsError(f"{path}: missing column(s) {missing}. This file was edited or is "
+                           "not a reid-bench results file; move it away to start fresh.")
+    bad = sorted(set(df["status"].dropna()) - set(STATUSES))
+    if bad or df["status"].isna().any():
+        raise ResultsError(f"{path}: invalid status value(s) {bad or ['<empty>']}; allowed: "
+                           f"{', '.join(STATUSES)}. Fix or delete those lines.")
+    for c in _BOOL:
+        if c in df.columns:
+            df[c] = df[c].map(_to_bool)
+    dup = df.duplicated(KEY, keep=False)
+    if dup.any():
+        rows = df.loc[dup, KEY].drop_duplicates().to_dict("records")
+        raise ResultsError(f"{path}: the same cell appears more than once: {rows[:3]}. "
+                           "Delete the duplicate lines.")
+    for c in COLUMNS:
+        if c not in df.columns:
+            df[c] = pd.NA
+    return df
+
+
+def _to_bool(v: Any) -> bool:
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, str):
+        return v.strip().lower() in ("true", "1", "yes")
+    try:
+        return bool(int(v))
+    except (TypeError, ValueError):
+        return False
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8", newline="") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def lock_for(path: Path) -> FileLock:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(path) + ".lock")
+
+
+def upsert_row(path: Path, row: dict[str, Any]) -> None:
+    """Insert ``row`` or replace the row with the same (row, dataset, seed, smoke) key,
+    rewriting the CSV atomically under the lock."""
+    unknown = set(row) - set(COLUMNS)
+    if unknown:
+        raise ValueError(f"unknown results columns {sorted(unknown)}")
+    with lock_for(path):
+        df = read_results(path)
+        mask = pd.Series(True, index=df.index)
+        for k in KEY:
+            mask &= df[k].astype(str) == str(row[k])
+        df = df.loc[~mask]
+        new = pd.DataFrame([{c: row.get(c) for c in COLUMNS}])
+        df = new if df.empty else pd.concat([df, new], ignore_index=True)
+        _atomic_write_text(path, df[COLUMNS].to_csv(index=False))
+
+
+def write_cell_json(path: Path, payload: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_write_text(path, json.dumps(payload, indent=1, default=str))
+
+
+def finished_cells(path: Path) -> dict[tuple, str]:
+    """{(row, dataset, seed, smoke): config_hash} of the cells with status ok."""
+    df = read_results(path)
+    df = df[df["status"] == "ok"]
+    return {(r["row"], r["dataset"], int(r["seed"]), bool(r["smoke"])): str(r["config_hash"])
+            for _, r in df.iterrows()}
+
+
+def all_results(results_dir: Path) -> Iterable[tuple[Path, pd.DataFrame]]:
+    for p in sorted(Path(results_dir).glob("*/table*.csv")):
+        yield p, read_results(p)

@@ -1,0 +1,314 @@
+"""Plan a table's cells (row × dataset column × seed), skip finished ones, run the rest.
+
+Each cell: resolve the row's method/params/recipe, load the dataset (the synthetic stand-in with
+``smoke``), train (or reuse a cached training with the same config), embed and evaluate with the
+column's protocol, then upsert one CSV row with provenance. A failing cell is recorded with its
+error and the run moves on; the caller gets a summary and exits non-zero if any cell did not
+finish ok.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import results as R
+from .artifacts import ArtifactCache
+from .data.base import ReidDataset, load_dataset, resolve_data_root
+from .errors import DatasetError, DivergedError, RegistryError
+from .method import CellContext, Method
+from .provenance import provenance
+from .registry import METHODS
+from .spec import DatasetColumn, Row, Spec, resolved_recipe, stable_hash
+
+
+@dataclass(frozen=True)
+class Cell:
+    row: Row
+    dataset: str  # column id in the spec
+    seed: int
+    smoke: bool
+
+    @property
+    def key(self) -> tuple:
+        return (self.row.name, self.dataset, self.seed, self.smoke)
+
+    @property
+    def id(self) -> str:
+        return R.cell_id(self.row.name, self.dataset, self.seed, self.smoke)
+
+
+@dataclass
+class RunOptions:
+    results_dir: Path = Path("results")
+    data_root: Path | None = None
+    device: str = "cpu"
+    smoke: bool = False
+    force: bool = False
+    num_workers: int = 0
+    checkpoint_every: int = 0
+    deterministic: bool = False
+    log: Callable[[str], None] = print
+
+
+@dataclass
+class RunSummary:
+    done: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str, str]] = field(default_factory=list)  # (cell, status, error)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def plan(spec: Spec, *, rows: list[str] | None = None, seeds: int | None = None,
+         smoke: bool = False) -> list[Cell]:
+    """The cells of ``spec``: every runnable row (or those named in ``rows``) × its dataset
+    columns × seeds 0..n-1. Unknown row names raise KeyError listing the valid ones."""
+    if rows:
+        valid = [r.name for r in spec.rows]
+        unknown = [r for r in rows if r not in valid]
+        if unknown:
+            raise KeyError(f"unknown row(s) {unknown} in {spec.path}; rows: {valid}")
+    n = seeds or spec.seeds
+    cells = []
+    for row in spec.rows:
+        if not row.runnable or (rows and row.name not in rows):
+            continue
+        for ds in row.datasets if row.datasets is not None else spec.datasets:
+            for seed in range(n):
+                cells.append(Cell(row, ds, seed, smoke))
+    return cells
+
+
+def _seed_everything(seed: int, deterministic: bool) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+class Runner:
+    """Runs the cells of one spec with ``RunOptions``; datasets are loaded once per run."""
+
+    def __init__(self, spec: Spec, opts: RunOptions):
+        self.spec, self.opts = spec, opts
+        self.csv = R.table_csv(opts.results_dir, spec.paper.id, spec.table.id)
+        self.cells_dir = R.cell_dir(opts.results_dir, spec.paper.id, spec.table.id)
+        self.cache = ArtifactCache(Path(opts.results_dir) / "_artifacts")
+        self.device = torch.device(opts.device)
+        self.data_root = resolve_data_root(opts.data_root)
+        self._datasets: dict[str, ReidDataset] = {}
+        self._trained: dict[str, torch.nn.Module] = {}
+
+    # ---------------------------------------------------------------- resolution
+    def dataset_source(self, col: DatasetColumn) -> tuple[str, dict]:
+        """(registered dataset name, loader options) the column uses in this run."""
+        if not self.opts.smoke:
+            return col.name, dict(col.options)
+        if col.smoke_standin is None:
+            raise DatasetError(f"dataset {col.name!r} has no synthetic stand-in, so --smoke "
+                               f"cannot run it; run without --smoke on the real dataset "
+                               f"(`reid-bench data check {col.name}`)")
+        return col.smoke_standin, dict(self.spec.smoke.dataset_options)
+
+    def load(self, name: str, options: dict) -> ReidDataset:
+        key = stable_hash([name, options])
+        if key not in self._datasets:
+            self._datasets[key] = load_dataset(name, self.data_root, **options)
+        return self._datasets[key]
+
+    def cell_config(self, cell: Cell) -> dict[str, Any]:
+        """Everything that determines the cell's numbers (hashed into ``config_hash``)."""
+        row, col = cell.row, self.spec.datasets[cell.dataset]
+        values, prov = resolved_recipe(self.spec, row, smoke=cell.smoke)
+        name, options = self.dataset_source(col)
+        ev = col.eval
+        rerank = row.eval.rerank or ev.rerank
+        return {
+            "method": row.method, "params": row.params, "recipe": values,
+            "dataset": {"name": name, "options": options},
+            "eval": {"protocol": ev.protocol, "ap": ev.ap,
+                     "distance": row.eval.distance or ev.distance,
+                     "rerank": rerank.model_dump() if rerank else None,
+                     "options": {**ev.options, **row.eval.options}},
+            "seed": cell.seed, "smoke": cell.smoke, "_provenance": prov,
+        }
+
+    # ---------------------------------------------------------------- running
+    def run(self, cells: list[Cell]) -> RunSummary:
+        summary = RunSummary()
+        finished = {} if self.opts.force else R.finished_cells(self.csv)
+        for i, cell in enumerate(cells, 1):
+            tag = f"[{i}/{len(cells)}] {cell.row.name} × {cell.dataset} (seed {cell.seed})"
+            try:
+                config = self.cell_config(cell)
+                chash = stable_hash(config)
+            except DatasetError as exc:
+                config, chash = {}, ""
+                self._record(cell, {}, "", "not_run", str(exc), time.time(), None)
+                summary.failed.append((cell.id, "not_run", str(exc)))
+                self.opts.log(f"{tag}: not run — {exc}")
+                continue
+            if finished.get(cell.key) == chash:
+                summary.skipped.append(cell.id)
+                self.opts.log(f"{tag}: already done, skipped (--force recomputes)")
+                continue
+            self.opts.log(f"{tag}: running")
+            status, error, result = self._run_cell(cell, config, chash)
+            if status == "ok":
+                summary.done.append(cell.id)
+                m = result["metrics"]
+                self.opts.log(f"{tag}: ok — " + ", ".join(f"{k} {v:.2f}" for k, v in m.items()))
+            else:
+                summary.failed.append((cell.id, status, error))
+                self.opts.log(f"{tag}: {status} — {error.splitlines()[0] if error else ''}")
+        return summary
+
+    def _run_cell(self, cell: Cell, config: dict, chash: str) -> tuple[str, str, dict | None]:
+        started = time.time()
+        details: dict[str, Any] = {"config": config}
+        try:
+            result = self._train_and_evaluate(cell, config, details)
+        except DivergedError as exc:
+            return self._record(cell, config, chash, "diverged", f"{exc} (step {exc.step})",
+                                started, None, details)
+        except (RegistryError, DatasetError) as exc:
+            return self._record(cell, config, chash, "not_run", str(exc), started, None, details)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as exc:  # one failing cell never stops the table
+            details["traceback"] = traceback.format_exc()
+            msg = f"{type(exc).__name__}: {exc}"
+            if isinstance(exc, torch.cuda.OutOfMemoryError):
+                msg += (" — the GPU ran out of memory: lower the batch size in the spec's recipe "
+                        "or evaluate on --device cpu")
+            return self._record(cell, config, chash, "failed", msg, started, None, details)
+        return self._record(cell, config, chash, "ok", "", started, result, details)
+
+    def _train_and_evaluate(self, cell: Cell, config: dict, details: dict) -> dict:
+        from .eval import evaluate_cell
+
+        method: Method = METHODS.get(cell.row.method)()
+        params = method.Params.model_validate(cell.row.params)
+        recipe = method.Recipe.model_validate(config["recipe"])
+        ds = self.load(config["dataset"]["name"], config["dataset"]["options"])
+        details["dataset_fingerprint"] = ds.fingerprint
+        details["synthetic"] = ds.synthetic
+        _seed_everything(cell.seed, self.opts.deterministic)
+        train_key = {"method": cell.row.method, "params": method.training_key(params),
+                     "recipe": config["recipe"], "dataset": config["dataset"],
+                     "fingerprint": ds.fingerprint, "seed": cell.seed}
+        thash = stable_hash(train_key)
+        details["train_hash"] = thash
+        extras = self._extras(recipe, ds)
+        model = self._trained.get(thash)
+        if model is None:
+            model = self._fit_or_load(method, params, recipe, ds, cell, train_key, extras,
+                                      details)
+            self._trained = {thash: model}  # keep only the latest: bounded memory
+        embed_inp = method.test_input(recipe)
+        from .embed import make_embedder
+
+        embed = make_embedder(method.features(model, params), model, embed_inp,
+                              device=self.device, num_workers=self.opts.num_workers,
+                              mean_image=extras.get("mean_image"))
+        ev = config["eval"]
+        res = evaluate_cell(ev["protocol"], ds, embed, distance=ev["distance"], ap=ev["ap"],
+                            rerank=ev["rerank"], seed=cell.seed, device=str(self.device),
+                            options=ev["options"])
+        details["cmc"] = res.cmc
+        details["eval_details"] = res.details
+        return {"metrics": res.metrics, "num_queries": res.num_queries,
+                "skipped_queries": res.num_skipped_queries}
+
+    def _extras(self, recipe: Any, ds: ReidDataset) -> dict[str, Any]:
+        extras: dict[str, Any] = {}
+        inp = getattr(recipe, "input", None)
+        if inp is not None and inp.normalize == "mean_image":
+            from .data.transforms import compute_mean_colour
+
+            extras["mean_image"] = compute_mean_colour(ds.train)
+        return extras
+
+    def _fit_or_load(self, method: Method, params: Any, recipe: Any, ds: ReidDataset,
+                     cell: Cell, train_key: dict, extras: dict, details: dict) -> torch.nn.Module:
+        work = self.cells_dir / f".work-{cell.id}"
+        work.mkdir(parents=True, exist_ok=True)
+        ctx = CellContext(dataset=ds, device=self.device, seed=cell.seed, cache=self.cache,
+                          work_dir=work, num_workers=self.opts.num_workers,
+                          checkpoint_every=self.opts.checkpoint_every,
+                          deterministic=self.opts.deterministic, log=self.opts.log,
+                          extras=extras)
+        trained: dict[str, torch.nn.Module] = {}
+
+        def build(tmp: Path) -> None:
+            model = method.fit(params, recipe, ctx)
+            torch.save(model.state_dict(), tmp / "model.pt")
+            trained["model"] = model
+
+        folder = self.cache.get_or_create("trained", train_key, build)
+        if "model" in trained:
+            model = trained["model"]
+        else:
+            self.opts.log(f"  reusing trained model {folder.name} (same training config)")
+            model = method.build(params, recipe, ds.num_train_pids)
+            model.load_state_dict(torch.load(folder / "model.pt", map_location="cpu",
+                                             weights_only=True))
+        details["trained_artifact"] = str(folder)
+        return model.to(self.device)
+
+    def _record(self, cell: Cell, config: dict, chash: str, status: str, error: str,
+                started: float, result: dict | None,
+                details: dict | None = None) -> tuple[str, str, dict | None]:
+        details = details or {}
+        finished = time.time()
+        col = self.spec.datasets[cell.dataset]
+        ev = config.get("eval", {})
+        metrics = (result or {}).get("metrics", {})
+        extra = {k: v for k, v in metrics.items() if k not in R.METRIC_COLUMNS}
+        row = {
+            "paper": self.spec.paper.id, "table": self.spec.table.id, "row": cell.row.name,
+            "dataset": cell.dataset, "seed": cell.seed, "smoke": cell.smoke, "status": status,
+            "error": error or None,
+            **{m: metrics.get(m) for m in R.METRIC_COLUMNS},
+            "extra_metrics": _json(extra) if extra else None,
+            "num_queries": (result or {}).get("num_queries"),
+            "skipped_queries": (result or {}).get("skipped_queries"),
+            "method": cell.row.method, "protocol": ev.get("protocol", col.eval.protocol),
+            "ap": ev.get("ap", col.eval.ap), "distance": ev.get("distance", col.eval.distance),
+            "rerank": _json(ev["rerank"]) if ev.get("rerank") else None,
+            "dataset_name": config.get("dataset", {}).get("name", col.name),
+            "synthetic": bool(details.get("synthetic", cell.smoke)),
+            "spec_hash": self.spec.spec_hash, "config_hash": chash,
+            "train_hash": details.get("train_hash"),
+            "dataset_fingerprint": details.get("dataset_fingerprint"),
+            **provenance(self.device),
+            "started_at": _iso(started), "finished_at": _iso(finished),
+            "wall_s": round(finished - started, 2), "cell_id": cell.id,
+        }
+        R.write_cell_json(self.cells_dir / f"{cell.id}.json",
+                          {"row": row, **details, "metrics": metrics})
+        R.upsert_row(self.csv, row)
+        return status, error, result
+
+
+def _json(obj: Any) -> str:
+    import json
+
+    return json.dumps(obj, sort_keys=True, default=str)
+
+
+def _iso(t: float) -> str:
+    return dt.datetime.fromtimestamp(t, dt.timezone.utc).isoformat(timespec="seconds")

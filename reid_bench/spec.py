@@ -1,0 +1,410 @@
+"""Paper-table specs: YAML → validated, typed ``Spec`` objects.
+
+One YAML file per paper table (``papers/<paper>/tableN.yaml``). Validation happens once, here;
+every error names the file, the line, the key path and what is allowed. Unknown keys are errors
+(with the nearest valid key). Recipe values must be traceable: each leaf of a ``recipe:`` block is
+``{value: X, source: "Sec. III-F"}`` or ``{value: X, assumed: "why"}``.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import SpecError
+from .yamlio import KeyPath, line_of, load_yaml_with_lines
+
+METRIC_NAMES = ("rank1", "rank5", "rank10", "rank20", "mAP")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PaperInfo(_Strict):
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    title: str
+    authors: list[str]
+    venue: str
+    year: int = Field(ge=1990, le=2100)
+    url: str | None = None
+
+
+class TableInfo(_Strict):
+    id: str = Field(pattern=r"^table[0-9]+$")
+    caption: str
+
+
+class RerankSettings(_Strict):
+    """k-reciprocal re-ranking (Zhong et al., CVPR 2017) parameters."""
+
+    k1: int = Field(20, gt=0)
+    k2: int = Field(6, gt=0)
+    lambda_value: float = Field(0.3, ge=0, le=1)
+
+
+class EvalSettings(_Strict):
+    """How a column is scored: the protocol, AP definition, distance, optional re-ranking."""
+
+    protocol: str = "market"
+    ap: Literal["standard", "market_matlab"] = "standard"
+    distance: Literal["euclidean", "sqeuclidean", "cosine"] = "euclidean"
+    rerank: RerankSettings | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class DatasetColumn(_Strict):
+    """One dataset column group of the table (a dataset plus how it is evaluated)."""
+
+    name: str
+    label: str | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+    eval: EvalSettings = EvalSettings()
+    metrics: list[str] | None = None  # defaults to the table's metrics
+    # What --smoke trains and evaluates on instead (None: no synthetic stand-in exists; the
+    # cell fails fast with the data-check guidance).
+    smoke_standin: str | None = "synthetic"
+
+
+class EvalOverrides(_Strict):
+    """Row-level evaluation overrides (e.g. the re-ranking rows)."""
+
+    distance: Literal["euclidean", "sqeuclidean", "cosine"] | None = None
+    rerank: RerankSettings | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class SmokeSettings(_Strict):
+    """What ``--smoke`` changes: recipe overrides (plain values: they are ours, not the paper's)
+    and the synthetic stand-in dataset's options."""
+
+    recipe: dict[str, Any] = Field(default_factory=dict)
+    dataset_options: dict[str, Any] = Field(default_factory=dict)
+
+
+class Row(_Strict):
+    """One row of the paper table."""
+
+    name: str
+    method: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    recipe: dict[str, Any] = Field(default_factory=dict)
+    smoke: SmokeSettings = SmokeSettings()
+    eval: EvalOverrides = EvalOverrides()
+    published: dict[str, dict[str, float | None]] = Field(default_factory=dict)
+    runnable: bool = True
+    source: str | None = None  # where a quoted row comes from (citation), or the section
+    note: str | None = None
+    datasets: list[str] | None = None  # run only on these columns (default: all)
+
+    @field_validator("published")
+    @classmethod
+    def _percent(cls, v: dict[str, dict[str, float | None]]) -> dict:
+        for ds, metrics in v.items():
+            for m, x in metrics.items():
+                if x is not None and not 0 <= x <= 100:
+                    raise ValueError(f"published[{ds}][{m}] = {x} is not a percentage in [0, 100]")
+        return v
+
+
+class Spec(_Strict):
+    """A validated paper-table spec."""
+
+    paper: PaperInfo
+    table: TableInfo
+    metrics: list[str]
+    datasets: dict[str, DatasetColumn]
+    recipe: dict[str, Any] = Field(default_factory=dict)
+    smoke: SmokeSettings = SmokeSettings()
+    seeds: int = Field(1, ge=1)
+    notes: list[str] = Field(default_factory=list)
+    rows: list[Row]
+
+    # Filled by load_spec (not from YAML).
+    path: str = ""
+    spec_hash: str = ""
+
+    @field_validator("metrics")
+    @classmethod
+    def _metrics(cls, v: list[str]) -> list[str]:
+        for m in v:
+            base = m.split("@")[0]
+            if base not in METRIC_NAMES:
+                raise ValueError(f"unknown metric {m!r}; allowed: {', '.join(METRIC_NAMES)} "
+                                 "(optionally suffixed '@<gallery size>')")
+        return v
+
+    def column_metrics(self, ds: str) -> list[str]:
+        return self.datasets[ds].metrics or self.metrics
+
+    def row(self, name: str) -> Row:
+        for r in self.rows:
+            if r.name == name:
+                return r
+        raise KeyError(name)
+
+
+# --------------------------------------------------------------------------------------------
+# Traced recipe values
+
+
+def split_traced(tree: Any, path: KeyPath = ()) -> tuple[Any, dict[str, dict], list[tuple]]:
+    """Strip provenance from a recipe tree.
+
+    Returns ``(values, provenance, errors)``: ``values`` is the same tree with each traced leaf
+    replaced by its value; ``provenance`` maps the dotted key to ``{"source": ...}`` or
+    ``{"assumed": ...}``; ``errors`` lists ``(key_path, message)`` for untraced leaves.
+    """
+    prov: dict[str, dict] = {}
+    errors: list[tuple] = []
+
+    def walk(node: Any, p: KeyPath) -> Any:
+        if isinstance(node, dict) and "value" in node:
+            extra = set(node) - {"value", "source", "assumed"}
+            has = [k for k in ("source", "assumed") if node.get(k)]
+            if extra:
+                errors.append((p, f"unknown key(s) {sorted(extra)} in a traced value; allowed: "
+                                  "value, source, assumed"))
+            if len(has) != 1:
+                errors.append((p, "a traced value needs exactly one of 'source' (the paper "
+                                  "section) or 'assumed' (why we chose it)"))
+            else:
+                prov[".".join(map(str, p))] = {has[0]: node[has[0]]}
+            return node["value"]
+        if isinstance(node, dict):
+            return {k: walk(v, p + (k,)) for k, v in node.items()}
+        errors.append((p, "recipe values must be traced: write {value: X, source: \"Sec. N\"} "
+                          "or {value: X, assumed: \"reason\"}"))
+        return node
+
+    return walk(tree, path), prov, errors
+
+
+def deep_merge(base: dict, over: dict) -> dict:
+    """``over`` merged into a copy of ``base`` (nested dicts merged, other values replaced)."""
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict) and "value" not in v:
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def stable_hash(obj: Any, n: int = 16) -> str:
+    """Deterministic short hash of a JSON-serialisable object (keys sorted)."""
+    blob = json.dumps(obj, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:n]
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+
+
+def _format(path: Path, lines: dict, errors: list[tuple]) -> str:
+    out = []
+    for kp, msg in errors:
+        ln = line_of(lines, kp)
+        loc = f"{path}:{ln}" if ln else str(path)
+        key = ".".join(str(k) for k in kp) or "<top level>"
+        out.append(f"{loc}: {key}: {msg}")
+    return "\n".join(out)
+
+
+def _model_fields(model: type[BaseModel]) -> list[str]:
+    return list(model.model_fields)
+
+
+def _pydantic_errors(exc: ValidationError, prefix: KeyPath, model: type[BaseModel],
+                     data: Any) -> list[tuple]:
+    errs = []
+    for e in exc.errors():
+        loc = prefix + tuple(e["loc"])
+        if e["type"] == "extra_forbidden":
+            # Find the model that owns the parent to suggest the nearest valid key.
+            valid = _valid_keys_at(model, tuple(e["loc"])[:-1])
+            near = difflib.get_close_matches(str(e["loc"][-1]), valid, n=1)
+            hint = f" Did you mean {near[0]!r}?" if near else ""
+            errs.append((loc, f"unknown key.{hint} Allowed keys: {', '.join(valid)}"))
+        elif e["type"] == "missing":
+            errs.append((loc, "required key is missing"))
+        else:
+            errs.append((loc, f"{e['msg']} (got {e.get('input')!r})"))
+    return errs
+
+
+def _valid_keys_at(model: type[BaseModel], loc: tuple) -> list[str]:
+    """Field names of the (nested) pydantic model at ``loc`` below ``model``."""
+    import typing
+
+    cur: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(cur, type) and issubclass(cur, BaseModel)):
+            return []
+        f = cur.model_fields.get(part)
+        if f is None:
+            return []
+        ann = f.annotation
+        # unwrap Optional / list / dict
+        for _ in range(3):
+            args = [a for a in typing.get_args(ann) if a is not type(None)]
+            if isinstance(ann, type) and issubclass(ann, BaseModel):
+                break
+            if args:
+                ann = args[-1]
+        cur = ann
+    if isinstance(cur, type) and issubclass(cur, BaseModel):
+        return _model_fields(cur)
+    return []
+
+
+def load_spec(path: str | Path, *, check_methods: bool = False) -> Spec:
+    """Read and validate one spec file.
+
+    Checks the schema, that every row publishes a number (or explicit ``null`` for a dash) for
+    every metric of every column it belongs to, that recipe values are traced and that each
+    runnable row's method params and resolved recipe validate against its method. With
+    ``check_methods`` an unregistered method is an error (``validate``); without, the runner
+    records such rows as failed cells. Raises SpecError listing every problem found.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(f"{path}: spec file not found. Specs live in papers/<paper>/tableN.yaml.")
+    data, lines = load_yaml_with_lines(path)
+    if not isinstance(data, dict):
+        raise SpecError(f"{path}:1: a spec must be a YAML mapping with keys "
+                        f"{', '.join(k for k in Spec.model_fields if k not in ('path', 'spec_hash'))}")
+    for forbidden in ("path", "spec_hash"):
+        if forbidden in data:
+            raise SpecError(_format(path, lines, [((forbidden,), "reserved key; remove it")]))
+    try:
+        spec = Spec.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(_format(path, lines, _pydantic_errors(exc, (), Spec, data))) from None
+
+    errors: list[tuple] = []
+    if spec.table.id != path.stem:
+        errors.append((("table", "id"), f"table id {spec.table.id!r} does not match the file "
+                                        f"name {path.name!r}"))
+    if path.parent.name != spec.paper.id:
+        errors.append((("paper", "id"), f"paper id {spec.paper.id!r} does not match the folder "
+                                        f"{path.parent.name!r}"))
+    _, _, errs = split_traced(spec.recipe, ("recipe",))
+    errors += errs
+    from .eval import PROTOCOLS  # lazy: keeps `import reid_bench.spec` light
+
+    for ds_id, col in spec.datasets.items():
+        if col.eval.protocol not in PROTOCOLS:
+            errors.append((("datasets", ds_id, "eval", "protocol"),
+                           f"unknown protocol {col.eval.protocol!r}; allowed: "
+                           f"{', '.join(sorted(PROTOCOLS))}"))
+        for m in col.metrics or []:
+            if m.split("@")[0] not in METRIC_NAMES:
+                errors.append((("datasets", ds_id, "metrics"), f"unknown metric {m!r}"))
+    names = set()
+    for i, row in enumerate(spec.rows):
+        rp = ("rows", i)
+        if row.name in names:
+            errors.append((rp + ("name",), f"duplicate row name {row.name!r}"))
+        names.add(row.name)
+        cols = row.datasets if row.datasets is not None else list(spec.datasets)
+        for ds in cols:
+            if ds not in spec.datasets:
+                errors.append((rp + ("datasets",), f"unknown dataset column {ds!r}; allowed: "
+                                                   f"{', '.join(spec.datasets)}"))
+        for ds in row.published:
+            if ds not in spec.datasets:
+                errors.append((rp + ("published", ds), f"unknown dataset column {ds!r}; "
+                                                       f"allowed: {', '.join(spec.datasets)}"))
+        for ds in cols:
+            if ds not in spec.datasets:
+                continue
+            pub = row.published.get(ds)
+            for m in spec.column_metrics(ds):
+                if pub is None or m not in pub:
+                    errors.append((rp + ("published", ds), f"missing published number for "
+                                   f"metric {m!r} (write null where the paper prints '-')"))
+        if not row.runnable:
+            if not row.source:
+                errors.append((rp, "a row with runnable: false needs 'source' (where the "
+                                   "number comes from)"))
+            continue
+        if not row.method:
+            errors.append((rp, "a runnable row needs 'method'"))
+            continue
+        _, _, errs = split_traced(row.recipe, rp + ("recipe",))
+        errors += errs
+        errors += _check_method(spec, row, rp, check_methods)
+    if errors:
+        raise SpecError(_format(path, lines, errors))
+    text = path.read_bytes()
+    return spec.model_copy(update={"path": str(path),
+                                   "spec_hash": hashlib.sha256(text).hexdigest()[:16]})
+
+
+def _check_method(spec: Spec, row: Row, rp: KeyPath, strict: bool) -> list[tuple]:
+    from .registry import METHODS
+
+    if row.method not in METHODS:
+        if strict:
+            return [(rp + ("method",), f"unknown method {row.method!r}; registered: "
+                                       f"{', '.join(METHODS.names())}")]
+        return []
+    method = METHODS.get(row.method)
+    errs: list[tuple] = []
+    try:
+        method.Params.model_validate(row.params)
+    except ValidationError as exc:
+        errs += _pydantic_errors(exc, rp + ("params",), method.Params, row.params)
+    for smoke in (False, True):
+        values, _ = resolved_recipe(spec, row, smoke=smoke)
+        try:
+            method.Recipe.model_validate(values)
+        except ValidationError as exc:
+            tag = " (with --smoke overrides)" if smoke else ""
+            for kp, msg in _pydantic_errors(exc, ("recipe",), method.Recipe, values):
+                errs.append((rp + kp[1:] if kp[1:2] and kp[1] in row.recipe else kp, msg + tag))
+    return errs
+
+
+def resolved_recipe(spec: Spec, row: Row, *, smoke: bool) -> tuple[dict, dict[str, dict]]:
+    """The recipe values for ``row`` (table recipe ⊕ row recipe, then ⊕ smoke overrides when
+    ``smoke``) and the provenance of each value. Smoke overrides are ours, not the paper's;
+    their provenance reads ``{"smoke": True}``."""
+    tree = deep_merge(spec.recipe, row.recipe)
+    values, prov, _ = split_traced(tree)
+    if smoke:
+        over = deep_merge(spec.smoke.recipe, row.smoke.recipe)
+        values = deep_merge(values, over)
+        for key in _leaf_keys(over):
+            prov[key] = {"smoke": True}
+    return values, prov
+
+
+def _leaf_keys(tree: dict, prefix: str = "") -> list[str]:
+    out = []
+    for k, v in tree.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            out += _leaf_keys(v, key + ".")
+        else:
+            out.append(key)
+    return out
+
+
+def find_specs(paths: list[str] | None = None, root: Path = Path("papers")) -> list[Path]:
+    """Spec files named by ``paths`` (files or folders), default every ``papers/*/table*.yaml``."""
+    if not paths:
+        return sorted(root.glob("*/table*.yaml"))
+    out: list[Path] = []
+    for p in map(Path, paths):
+        out += sorted(p.glob("**/table*.yaml")) if p.is_dir() else [p]
+    return out

@@ -1,0 +1,128 @@
+"""The training loop every method's stages share, driven by plain arguments.
+
+A method builds its model, loader and a ``step`` function (batch → loss) and calls
+``train_stage``; the loop owns what every stage needs the same way: the optimiser from the
+recipe, the per-epoch learning rate, epoch-aware samplers, the non-finite-loss check and atomic
+mid-stage checkpoints that a crashed run resumes from.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .errors import DivergedError
+from .recipe import OptimRecipe
+
+StepFn = Callable[[Any], tuple[torch.Tensor, dict[str, float]]]
+
+
+def build_optimizer(groups: Sequence[tuple[Iterable[nn.Parameter], float]],
+                    optim: OptimRecipe) -> torch.optim.Optimizer:
+    """Optimiser of ``optim`` over parameter ``groups`` = [(params, lr multiplier), ...]."""
+    pg = [{"params": [p for p in ps if p.requires_grad], "lr_mult": mult} for ps, mult in groups]
+    pg = [g for g in pg if g["params"]]
+    if not pg:
+        raise ValueError("no trainable parameters in this stage")
+    for g in pg:
+        g["lr"] = optim.lr * g["lr_mult"]
+    if optim.optimizer == "sgd":
+        return torch.optim.SGD(pg, lr=optim.lr, momentum=optim.momentum,
+                               weight_decay=optim.weight_decay, nesterov=optim.nesterov)
+    return torch.optim.Adam(pg, lr=optim.lr, weight_decay=optim.weight_decay)
+
+
+def set_epoch_lr(opt: torch.optim.Optimizer, optim: OptimRecipe, epoch: int) -> float:
+    lr = optim.lr_at(epoch)
+    for g in opt.param_groups:
+        g["lr"] = lr * g.get("lr_mult", 1.0)
+    return lr
+
+
+def _set_epoch(loader: Any, epoch: int) -> None:
+    # Samplers whose draw depends on the epoch (PK, pair ratio schedule) expose set_epoch.
+    for obj in (getattr(loader, "batch_sampler", None), getattr(loader, "sampler", None),
+                getattr(loader, "dataset", None)):
+        if obj is not None and hasattr(obj, "set_epoch"):
+            obj.set_epoch(epoch)
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def train_stage(model: nn.Module, loader: Any, step: StepFn, optim: OptimRecipe, *,
+                groups: Sequence[tuple[Iterable[nn.Parameter], float]] | None = None,
+                device: torch.device | str = "cpu", stage: str = "train",
+                checkpoint: Path | None = None, checkpoint_every: int = 0,
+                log: Callable[[str], None] = print) -> list[dict[str, float]]:
+    """Train ``model`` for ``optim.epochs`` epochs over ``loader``.
+
+    ``step(batch)`` moves the batch to the device, runs the forward pass and returns
+    ``(loss, scalars)``. ``groups`` are the parameter groups with their lr multipliers
+    (default: all parameters, ×1). With ``checkpoint`` set and ``checkpoint_every`` > 0 the
+    model/optimiser/RNG state is saved atomically every that many epochs and a re-run resumes
+    from it. Raises ``DivergedError`` (with the global step) on a non-finite loss.
+    Returns one dict of mean scalars per epoch.
+    """
+    groups = groups or [(model.parameters(), 1.0)]
+    opt = build_optimizer(groups, optim)
+    history: list[dict[str, float]] = []
+    start_epoch, global_step = 0, 0
+    if checkpoint is not None and checkpoint.is_file():
+        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["rng"])
+        start_epoch, global_step, history = state["epoch"], state["step"], state["history"]
+        log(f"[{stage}] resumed from {checkpoint.name} at epoch {start_epoch}")
+    model.to(device)
+    for epoch in range(start_epoch, optim.epochs):
+        model.train()
+        lr = set_epoch_lr(opt, optim, epoch)
+        _set_epoch(loader, epoch)
+        sums: dict[str, float] = {}
+        n = 0
+        t0 = time.perf_counter()
+        for batch in loader:
+            loss, scalars = step(batch)
+            global_step += 1
+            if not torch.isfinite(loss):
+                raise DivergedError(f"[{stage}] loss became {loss.item()} at epoch {epoch}, "
+                                    f"step {global_step}; lower the learning rate or check the "
+                                    "data", step=global_step)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            n += 1
+            sums["loss"] = sums.get("loss", 0.0) + float(loss.detach())
+            for k, v in scalars.items():
+                sums[k] = sums.get(k, 0.0) + float(v)
+        if n == 0:
+            raise ValueError(f"[{stage}] the training loader yielded no batch: the training "
+                             "split is smaller than one batch (lower batch_size)")
+        rec = {k: v / n for k, v in sums.items()} | {"epoch": epoch, "lr": lr,
+                                                     "seconds": time.perf_counter() - t0}
+        history.append(rec)
+        scalars_txt = " ".join(f"{k}={v:.4f}" for k, v in rec.items()
+                               if k not in ("epoch", "lr", "seconds") and math.isfinite(v))
+        log(f"[{stage}] epoch {epoch + 1}/{optim.epochs} lr={lr:.2g} {scalars_txt} "
+            f"({rec['seconds']:.1f}s)")
+        if checkpoint is not None and checkpoint_every and (epoch + 1) % checkpoint_every == 0 \
+                and epoch + 1 < optim.epochs:
+            checkpoint.parent.mkdir(parents=True, exist_ok=True)
+            _atomic_save({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                          "rng": torch.get_rng_state(), "epoch": epoch + 1,
+                          "step": global_step, "history": history}, checkpoint)
+    if checkpoint is not None and checkpoint.is_file():
+        checkpoint.unlink()
+    return history

@@ -1,0 +1,78 @@
+"""`data check` logic: statistics, unreadable images, missing datasets, quick check."""
+
+from __future__ import annotations
+
+import pytest
+
+from reid_bench.data_check import (check_dataset_quick, check_datasets, check_one,
+                                   format_check_table, split_stats)
+from reid_bench.data.synthetic import SyntheticOptions
+from reid_bench.errors import DatasetError
+
+from fixtures_data import build_market
+
+SMALL = dict(num_train_ids=4, num_test_ids=3, num_cams=3, images_per_cam=1, queries_per_id=1,
+             mq_per_query=1, num_distractors=2, num_junk=2)
+
+
+def _truncate(path):
+    data = open(path, "rb").read()
+    open(path, "wb").write(data[: len(data) // 2])
+
+
+def test_synthetic_ok_and_market_mismatch(tmp_path):
+    row = check_one("synthetic", tmp_path, SMALL)
+    assert row["status"] == "ok", row["problems"]
+    assert row["stats"]["train"] == {"ids": 4, "images": 12, "cameras": 3}
+    assert row["stats"]["gallery"]["images"] == 3 * 2 + 2 + 2
+    build_market(tmp_path / "Market-1501")  # a tiny Market: counts cannot match the paper
+    row = check_one("market1501", tmp_path, {})
+    assert row["status"] == "invalid"
+    assert "train: 3 ids, expected 751" in row["problems"]
+    assert "gallery: 7 images, expected 19732" in row["problems"]
+
+
+def test_unreadable_image_found(tmp_path):
+    row = check_one("synthetic", tmp_path, SMALL)
+    victim = sorted((tmp_path / "synthetic").rglob("query/*.jpg"))[1]
+    _truncate(victim)
+    row = check_one("synthetic", tmp_path, SMALL)
+    assert row["status"] == "invalid"
+    assert any(str(victim) in p and "truncated" in p for p in row["problems"])
+    # The quick check decodes only the first and last image of each split: the middle one
+    # passes, the last one fails.
+    check_dataset_quick("synthetic", tmp_path, SMALL)
+    last = sorted((tmp_path / "synthetic").rglob("query/*.jpg"))[-1]
+    _truncate(last)
+    with pytest.raises(DatasetError, match=last.name):
+        check_dataset_quick("synthetic", tmp_path, SMALL)
+
+
+def test_quick_check_counts(tmp_path):
+    build_market(tmp_path / "Market-1501")
+    with pytest.raises(DatasetError, match="train: 3 ids, expected 751"):
+        check_dataset_quick("market1501", tmp_path)
+
+
+def test_check_datasets_missing_and_table(tmp_path):
+    rows, ok = check_datasets(None, tmp_path)
+    by = {r["dataset"]: r for r in rows}
+    assert by["market1501"]["status"] == "missing"
+    assert str(tmp_path / "Market-1501") in by["market1501"]["problems"][0]
+    assert by["cuhk03 (protocol=new, images=labeled)"]["status"] == "missing"
+    assert by["imagefolder"]["status"] == "skipped"
+    assert by["synthetic"]["status"] == "ok"
+    assert ok  # missing datasets are fine when none was asked for
+    rows, ok = check_datasets(["market1501", "synthetic"], tmp_path)
+    assert not ok and [r["status"] for r in rows] == ["missing", "ok"]
+    table = format_check_table(rows)
+    exp = SyntheticOptions().expected()["train"]
+    assert f"{exp['ids']}/{exp['images']}/{exp['cameras']}" in table
+    assert "market1501 [missing]:" in table and "zheng-lab-anu" in table
+
+
+def test_split_stats_ignores_distractors_and_junk():
+    from reid_bench.data.base import Sample
+
+    s = [Sample("a", 0, 1), Sample("b", -1, 2), Sample("c", 5, 1), Sample("d", 5, -1)]
+    assert split_stats(s) == {"ids": 1, "images": 4, "cameras": 2}
