@@ -23,8 +23,13 @@ from .spec import stable_hash
 class ArtifactCache:
     """``get_or_create(kind, config, build)`` → folder holding the artefact."""
 
-    def __init__(self, root: str | os.PathLike):
+    def __init__(self, root: str | os.PathLike, refresh: bool = False):
+        """``refresh``: rebuild each artefact the first time this process asks for it
+        (``run --force``); later requests in the same process reuse the fresh one, so a
+        stage shared by several rows is still trained once per run."""
         self.root = Path(root)
+        self.refresh = refresh
+        self._fresh: set[Path] = set()
 
     def path_for(self, kind: str, config: dict) -> Path:
         return self.root / kind / stable_hash(config)
@@ -34,11 +39,12 @@ class ArtifactCache:
         to fill a temporary folder and publish it atomically. ``build`` may raise: nothing is
         published then."""
         final = self.path_for(kind, config)
-        if (final / "config.json").is_file():
+        reuse_ok = not self.refresh or final in self._fresh
+        if reuse_ok and (final / "config.json").is_file():
             return final
         final.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(str(final) + ".lock"):
-            if (final / "config.json").is_file():
+            if reuse_ok and (final / "config.json").is_file():
                 return final
             tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
             try:
@@ -49,6 +55,7 @@ class ArtifactCache:
                 if final.exists():
                     shutil.rmtree(final)
                 os.replace(tmp, final)
+                self._fresh.add(final)
             finally:
                 if tmp.exists():
                     shutil.rmtree(tmp, ignore_errors=True)

@@ -52,8 +52,33 @@ def main() -> None:
 @click.option("--checkpoint-every", type=click.IntRange(0), default=5, show_default=True,
               help="Save a resumable training checkpoint every N epochs (0: never).")
 @click.option("--deterministic", is_flag=True, help="torch deterministic algorithms.")
+@click.option("--amp/--no-amp", "amp", default=None,
+              help="Mixed precision autocast (default: on for CUDA — bf16, or fp16 with grad "
+                   "scaling on GPUs without bf16 — off on CPU).")
+@click.option("--amp-dtype", type=click.Choice(["bf16", "fp16"]), default=None,
+              help="Autocast dtype (default: the device's best).")
+@click.option("--channels-last/--no-channels-last", "channels_last", default=None,
+              help="channels_last memory format (default: on for CUDA, off on CPU).")
+@click.option("--compile/--no-compile", "compile_", default=False, show_default=True,
+              help="torch.compile the model (pays off on long real-size runs).")
+@click.option("--launcher", type=click.Choice(["local", "torchrun", "slurm"]), default="local",
+              show_default=True,
+              help="local: this process (--nproc N: N processes sharing the cells, one per "
+                   "GPU); torchrun: each cell as one DDP job of --nproc processes; slurm: "
+                   "each pending cell as one task of a submitit job array.")
+@click.option("--nproc", type=click.IntRange(1), default=1, show_default=True,
+              help="Processes (GPUs): per cell with torchrun/slurm, in parallel with local.")
+@click.option("--slurm-partition", default=None, help="Slurm partition.")
+@click.option("--slurm-time", default=None, help="Time per cell job: minutes or [D-]HH:MM:SS.")
+@click.option("--slurm-gpus", type=click.IntRange(0), default=None, help="GPUs per cell job.")
+@click.option("--slurm-array-parallelism", type=click.IntRange(1), default=None,
+              help="Array tasks running at once.")
+@click.option("--site-config", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="YAML of Slurm settings (reid_bench.launch.slurm.SlurmConfig); flags win.")
 def run(spec_path, rows, seeds, smoke, dry_run, results_dir, data_root, device, force,
-        num_workers, checkpoint_every, deterministic):
+        num_workers, checkpoint_every, deterministic, amp=None, amp_dtype=None,
+        channels_last=None, compile_=False, launcher="local", nproc=1, slurm_partition=None,
+        slurm_time=None, slurm_gpus=None, slurm_array_parallelism=None, site_config=None):
     """Train and evaluate every runnable row of SPEC_PATH; write results/<paper>/<table>.csv."""
     import torch
 
@@ -75,10 +100,20 @@ def run(spec_path, rows, seeds, smoke, dry_run, results_dir, data_root, device, 
             click.echo(f"  {c.row.name:<28} {c.dataset:<14} seed {c.seed}  method={c.row.method}"
                        f"  protocol={col.eval.protocol}")
         return
-    runner = Runner(spec, RunOptions(results_dir=Path(results_dir), data_root=data_root,
-                                     device=device, smoke=smoke, force=force,
-                                     num_workers=num_workers, checkpoint_every=checkpoint_every,
-                                     deterministic=deterministic, log=click.echo))
+    from .launch.dispatch import accel_options, dispatch
+
+    opts = RunOptions(results_dir=Path(results_dir), data_root=data_root,
+                      device=device, smoke=smoke, force=force,
+                      num_workers=num_workers, checkpoint_every=checkpoint_every,
+                      deterministic=deterministic, log=click.echo,
+                      accel=accel_options(amp, amp_dtype, channels_last, compile_),
+                      launcher=launcher, nproc=nproc)
+    if launcher != "local" or nproc > 1:
+        sys.exit(dispatch(spec_path, spec, cells, opts,
+                          {"partition": slurm_partition, "time": slurm_time, "gpus": slurm_gpus,
+                           "array_parallelism": slurm_array_parallelism,
+                           "site_config": site_config}, click.echo))
+    runner = Runner(spec, opts)
     summary = runner.run(cells)
     click.echo(f"\nsummary: {len(summary.done)} done, {len(summary.skipped)} already done, "
                f"{len(summary.failed)} not ok → {runner.csv}")
@@ -157,13 +192,39 @@ def _markdown(df) -> str:
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Output folder (default: <results-dir>/report).")
 @click.option("--specs", "spec_paths", multiple=True, help="Spec files/folders (default: papers/).")
-def report(results_dir, out, spec_paths):
-    """Render the HTML report: published vs reproduced for every table."""
+@click.option("--format", "fmt", type=click.Choice(["html", "markdown", "json"]), default="html",
+              show_default=True,
+              help="html: static site (index.html + one page per table); markdown: report.md; "
+                   "json: summary.json for scripts.")
+def report(results_dir, out, spec_paths, fmt):
+    """Render the report: published vs reproduced, verdicts and claims for every table."""
     from .report.build import build_report
 
     out = Path(out) if out else Path(results_dir) / "report"
-    index = build_report(Path(results_dir), out, list(spec_paths) or None)
+    index = build_report(Path(results_dir), out, list(spec_paths) or None, fmt=fmt)
     click.echo(f"report written: {index}")
+
+
+@main.command()
+@click.argument("spec_paths", nargs=-1, type=click.Path())
+@click.option("--results-dir", type=click.Path(file_okay=False), default="results",
+              show_default=True)
+@click.option("--smoke", is_flag=True, help="Status of the --smoke cells.")
+@click.option("--seeds", type=click.IntRange(1), default=None,
+              help="Number of seeds planned (default: the spec's `seeds`).")
+@click.option("--brief", is_flag=True, help="Only the per-table counts.")
+def status(spec_paths, results_dir, smoke, seeds, brief):
+    """Pending / running / done / failed cells of each table (default: every papers/ spec)."""
+    from .spec import find_specs, load_spec
+    from .status import format_status, table_status
+
+    files = find_specs(list(spec_paths) or None)
+    if not files:
+        raise click.UsageError("no spec files found (looked for papers/*/table*.yaml)")
+    for f in files:
+        spec = load_spec(f)
+        click.echo(format_status(spec, table_status(spec, Path(results_dir), smoke=smoke,
+                                                    seeds=seeds), verbose=not brief))
 
 
 @main.group()

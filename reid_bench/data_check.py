@@ -74,7 +74,7 @@ def _unreadable(paths: Sequence[str]) -> list[tuple[str, str]]:
     decoding, so this scales with cores."""
     with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
         reasons = list(pool.map(_decode, paths, chunksize=64))
-    return [(p, r) for p, r in zip(paths, reasons) if r is not None]
+    return [(p, r) for p, r in zip(paths, reasons, strict=True) if r is not None]
 
 
 def _label(name: str, options: dict[str, Any]) -> str:
@@ -143,7 +143,13 @@ def check_dataset_quick(name: str, data_root, options: dict[str, Any] | None = N
     decodes the first and last image of every split. Raises DatasetError listing every problem
     and suggesting ``reid-bench data check``; returns None when the dataset looks usable."""
     options = options or {}
-    ds = load_dataset(name, data_root, **options)
+    verify_loaded(load_dataset(name, data_root, **options), name, options)
+
+
+def verify_loaded(ds, name: str, options: dict[str, Any] | None = None) -> None:
+    """``check_dataset_quick`` on an already loaded dataset ``ds`` (the runner's pre-training
+    check: counts against the published statistics, first/last image of every split decode)."""
+    options = options or {}
     problems = _compare(ds)
     ends = [s.path for samples in ds.splits.values() if samples for s in (samples[0], samples[-1])]
     problems += [f"unreadable image {p} ({r})" for p, r in _unreadable(ends)]
@@ -167,8 +173,8 @@ def format_check_table(rows: list[dict]) -> str:
     header = ["dataset", "status", "train", "query", "gallery", "location"]
     body = [[r["dataset"], r["status"], *(_cell(r["stats"].get(s)) for s in STAT_SPLITS),
              r["root"] or "-"] for r in rows]
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *body)]
-    lines = ["  ".join(str(x).ljust(w) for x, w in zip(line, widths)).rstrip()
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *body, strict=True)]
+    lines = ["  ".join(str(x).ljust(w) for x, w in zip(line, widths, strict=True)).rstrip()
              for line in [header, ["-" * w for w in widths], *body]]
     lines.append("(train/query/gallery = ids/images/cameras; ids exclude distractor 0 and junk -1)")
     for r in rows:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import os
 import pkgutil
 from collections.abc import Callable
 from typing import Generic, TypeVar
@@ -44,6 +45,13 @@ class Registry(Generic[T]):
         for mod in pkgutil.iter_modules(pkg.__path__):
             if not mod.name.startswith("_"):
                 importlib.import_module(f"{self._package}.{mod.name}")
+        # Methods/datasets kept outside the tree: REID_BENCH_PLUGINS="pkg.mod,other_mod".
+        for name in filter(None, os.environ.get("REID_BENCH_PLUGINS", "").split(",")):
+            try:
+                importlib.import_module(name.strip())
+            except ImportError as exc:
+                raise RegistryError(f"REID_BENCH_PLUGINS names module {name!r}, which cannot be "
+                                    f"imported: {exc}") from None
         self._loaded = True
 
     def names(self) -> list[str]:

@@ -20,6 +20,7 @@ import pandas as pd
 from filelock import FileLock
 
 from .errors import ResultsError
+from .faults import fault_point
 
 STATUSES = ("ok", "failed", "diverged", "not_run")
 KEY = ["row", "dataset", "seed", "smoke"]
@@ -31,8 +32,11 @@ COLUMNS = [
     "git_commit", "git_dirty", "spec_hash", "config_hash", "train_hash", "dataset_fingerprint",
     "device", "device_name", "hostname", "torch", "torchvision", "timm", "numpy", "python",
     "started_at", "finished_at", "wall_s", "cell_id",
+    "accel",  # speed switches of the training (reid_bench.accel.Accel.tag), e.g. bf16+cl+cudnn
 ]
 _BOOL = ("smoke", "synthetic", "git_dirty")
+_TEXT = ("paper", "table", "row", "dataset", "status", "error", "extra_metrics", "method",
+         "git_commit", "spec_hash", "config_hash", "train_hash", "dataset_fingerprint", "cell_id")
 
 
 def table_csv(results_dir: Path, paper: str, table: str) -> Path:
@@ -54,8 +58,9 @@ def read_results(path: Path) -> pd.DataFrame:
     if not path.is_file():
         return pd.DataFrame(columns=COLUMNS)
     try:
-        df = pd.read_csv(path, dtype={"error": str, "extra_metrics": str, "git_commit": str,
-                                      "cell_id": str}, keep_default_na=True)
+        # Only an empty field is missing: a row may well be named "NA" or "nan".
+        df = pd.read_csv(path, dtype={c: str for c in _TEXT}, keep_default_na=False,
+                         na_values=[""])
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise ResultsError(f"{path}: not a readable results CSV ({exc}). Restore it from "
                            f"backup or move it away; finished cells will then re-run.") from None
@@ -92,12 +97,13 @@ def _to_bool(v: Any) -> bool:
         return False
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
+def _atomic_write_text(path: Path, text: str, fault: str = "json_before_rename") -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "w", encoding="utf-8", newline="") as f:
         f.write(text)
         f.flush()
         os.fsync(f.fileno())
+    fault_point(fault)
     os.replace(tmp, path)
 
 
@@ -113,6 +119,10 @@ def upsert_row(path: Path, row: dict[str, Any]) -> None:
     if unknown:
         raise ValueError(f"unknown results columns {sorted(unknown)}")
     with lock_for(path):
+        # Temp files left by a writer killed between write and rename: we hold the lock, so
+        # nobody is writing them now.
+        for stale in path.parent.glob(f".{path.name}.*.tmp"):
+            stale.unlink(missing_ok=True)
         df = read_results(path)
         mask = pd.Series(True, index=df.index)
         for k in KEY:
@@ -120,7 +130,7 @@ def upsert_row(path: Path, row: dict[str, Any]) -> None:
         df = df.loc[~mask]
         new = pd.DataFrame([{c: row.get(c) for c in COLUMNS}])
         df = new if df.empty else pd.concat([df, new], ignore_index=True)
-        _atomic_write_text(path, df[COLUMNS].to_csv(index=False))
+        _atomic_write_text(path, df[COLUMNS].to_csv(index=False), fault="csv_before_rename")
 
 
 def write_cell_json(path: Path, payload: dict[str, Any]) -> None:

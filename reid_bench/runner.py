@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import shutil
 import time
 import traceback
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from . import results as R
 from .artifacts import ArtifactCache
 from .data.base import ReidDataset, load_dataset, resolve_data_root
 from .errors import DatasetError, DivergedError, RegistryError
+from .faults import fault_point
 from .method import CellContext, Method
 from .provenance import provenance
 from .registry import METHODS
@@ -58,6 +60,11 @@ class RunOptions:
     checkpoint_every: int = 0
     deterministic: bool = False
     log: Callable[[str], None] = print
+    # Speed switches (reid_bench.accel.AccelOptions; None = its defaults for the device) and
+    # how cells are launched (local | torchrun | slurm; see reid_bench.launch).
+    accel: Any = None
+    launcher: str = "local"
+    nproc: int = 1
 
 
 @dataclass
@@ -106,7 +113,7 @@ class Runner:
         self.spec, self.opts = spec, opts
         self.csv = R.table_csv(opts.results_dir, spec.paper.id, spec.table.id)
         self.cells_dir = R.cell_dir(opts.results_dir, spec.paper.id, spec.table.id)
-        self.cache = ArtifactCache(Path(opts.results_dir) / "_artifacts")
+        self.cache = ArtifactCache(Path(opts.results_dir) / "_artifacts", refresh=opts.force)
         self.device = torch.device(opts.device)
         self.data_root = resolve_data_root(opts.data_root)
         self._datasets: dict[str, ReidDataset] = {}
@@ -126,7 +133,12 @@ class Runner:
     def load(self, name: str, options: dict) -> ReidDataset:
         key = stable_hash([name, options])
         if key not in self._datasets:
-            self._datasets[key] = load_dataset(name, self.data_root, **options)
+            from .data_check import verify_loaded
+
+            ds = load_dataset(name, self.data_root, **options)
+            # Fail in seconds on a half-extracted or relabelled dataset, not after an epoch.
+            verify_loaded(ds, name, options)
+            self._datasets[key] = ds
         return self._datasets[key]
 
     def cell_config(self, cell: Cell) -> dict[str, Any]:
@@ -165,8 +177,21 @@ class Runner:
                 summary.skipped.append(cell.id)
                 self.opts.log(f"{tag}: already done, skipped (--force recomputes)")
                 continue
-            self.opts.log(f"{tag}: running")
-            status, error, result = self._run_cell(cell, config, chash)
+            claim = self._claim(cell)
+            if claim is None:
+                summary.skipped.append(cell.id)
+                self.opts.log(f"{tag}: being run by another runner, skipped")
+                continue
+            try:
+                # Another runner may have finished it between our CSV read and the claim.
+                if not self.opts.force and R.finished_cells(self.csv).get(cell.key) == chash:
+                    summary.skipped.append(cell.id)
+                    self.opts.log(f"{tag}: finished by another runner, skipped")
+                    continue
+                self.opts.log(f"{tag}: running")
+                status, error, result = self._run_cell(cell, config, chash)
+            finally:
+                claim.release()
             if status == "ok":
                 summary.done.append(cell.id)
                 m = result["metrics"]
@@ -175,6 +200,20 @@ class Runner:
                 summary.failed.append((cell.id, status, error))
                 self.opts.log(f"{tag}: {status} — {error.splitlines()[0] if error else ''}")
         return summary
+
+    def _claim(self, cell: Cell):
+        """A non-blocking per-cell lock: two runners on one results folder never run the same
+        cell at once. The OS releases it if the process dies (flock), so a kill -9 leaves no
+        stale claim. Returns the held lock, or None if another process holds it."""
+        from filelock import FileLock, Timeout
+
+        self.cells_dir.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(self.cells_dir / f".{cell.id}.running.lock"))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            return None
+        return lock
 
     def _run_cell(self, cell: Cell, config: dict, chash: str) -> tuple[str, str, dict | None]:
         started = time.time()
@@ -195,7 +234,9 @@ class Runner:
                 msg += (" — the GPU ran out of memory: lower the batch size in the spec's recipe "
                         "or evaluate on --device cpu")
             return self._record(cell, config, chash, "failed", msg, started, None, details)
-        return self._record(cell, config, chash, "ok", "", started, result, details)
+        out = self._record(cell, config, chash, "ok", "", started, result, details)
+        shutil.rmtree(self.cells_dir / f".work-{cell.id}", ignore_errors=True)
+        return out
 
     def _train_and_evaluate(self, cell: Cell, config: dict, details: dict) -> dict:
         from .eval import evaluate_cell
@@ -212,6 +253,9 @@ class Runner:
                      "fingerprint": ds.fingerprint, "seed": cell.seed}
         thash = stable_hash(train_key)
         details["train_hash"] = thash
+        from .accel import resolve as _resolve_accel
+
+        details["accel"] = _resolve_accel(self.opts.accel, self.device).as_dict()
         extras = self._extras(recipe, ds)
         model = self._trained.get(thash)
         if model is None:
@@ -225,6 +269,7 @@ class Runner:
                               device=self.device, num_workers=self.opts.num_workers,
                               mean_image=extras.get("mean_image"))
         ev = config["eval"]
+        fault_point("evaluate")
         res = evaluate_cell(ev["protocol"], ds, embed, distance=ev["distance"], ap=ev["ap"],
                             rerank=ev["rerank"], seed=cell.seed, device=str(self.device),
                             options=ev["options"])
@@ -254,7 +299,12 @@ class Runner:
         trained: dict[str, torch.nn.Module] = {}
 
         def build(tmp: Path) -> None:
-            model = method.fit(params, recipe, ctx)
+            from .accel import resolve as _resolve_accel
+            from .accel import use as _use_accel
+
+            # The run's speed switches apply to every train_stage inside fit.
+            with _use_accel(_resolve_accel(self.opts.accel, self.device)):
+                model = method.fit(params, recipe, ctx)
             torch.save(model.state_dict(), tmp / "model.pt")
             trained["model"] = model
 
@@ -297,6 +347,7 @@ class Runner:
             **provenance(self.device),
             "started_at": _iso(started), "finished_at": _iso(finished),
             "wall_s": round(finished - started, 2), "cell_id": cell.id,
+            "accel": (details.get("accel") or {}).get("tag"),
         }
         R.write_cell_json(self.cells_dir / f"{cell.id}.json",
                           {"row": row, **details, "metrics": metrics})

@@ -13,7 +13,7 @@ import difflib
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -113,6 +113,52 @@ class Row(_Strict):
         return v
 
 
+class _ClaimBase(_Strict):
+    """What every claim shares: the paper's own words, where they are, and which columns and
+    metrics it covers (default: every metric of every dataset column)."""
+
+    text: str | None = None
+    source: str | None = None
+    metrics: list[str] | None = None
+    datasets: list[str] | None = None
+
+
+class OrderingClaim(_ClaimBase):
+    """``rows[0] > rows[1] > ...`` on each covered metric (e.g. I+V > I > V)."""
+
+    kind: Literal["ordering"]
+    rows: list[str] = Field(min_length=2)
+
+
+class BestClaim(_ClaimBase):
+    """``row`` scores highest among ``among`` (e.g. K = 3 is best in a K sweep)."""
+
+    kind: Literal["best"]
+    row: str
+    among: list[str] = Field(min_length=1)
+
+
+class ImprovementClaim(_ClaimBase):
+    """``row`` beats ``baseline`` by at least ``margin`` percentage points."""
+
+    kind: Literal["improvement"]
+    row: str
+    baseline: str
+    margin: float = Field(0.0, ge=0)
+
+
+Claim = Annotated[OrderingClaim | BestClaim | ImprovementClaim, Field(discriminator="kind")]
+
+
+def claim_rows(claim: OrderingClaim | BestClaim | ImprovementClaim) -> list[tuple[str, str]]:
+    """``(field, row name)`` for every row a claim names (for validation and the report)."""
+    if isinstance(claim, OrderingClaim):
+        return [(f"rows.{i}", r) for i, r in enumerate(claim.rows)]
+    if isinstance(claim, BestClaim):
+        return [("row", claim.row)] + [(f"among.{i}", r) for i, r in enumerate(claim.among)]
+    return [("row", claim.row), ("baseline", claim.baseline)]
+
+
 class Spec(_Strict):
     """A validated paper-table spec."""
 
@@ -125,6 +171,13 @@ class Spec(_Strict):
     seeds: int = Field(1, ge=1)
     notes: list[str] = Field(default_factory=list)
     rows: list[Row]
+    # Per-metric tolerance bands (absolute percentage points) for the report's verdicts; keys are
+    # metric names ("mAP", "rank1", "rank1@100000"); unlisted metrics use the suite-wide
+    # defaults in reid_bench/report/verdicts.py (DEFAULT_TOLERANCES).
+    tolerances: dict[str, float] = Field(default_factory=dict)
+    # The paper's conclusions as checkable claims over rows (see OrderingClaim, BestClaim,
+    # ImprovementClaim); the report checks them on the reproduced numbers.
+    claims: list[Claim] = Field(default_factory=list)
 
     # Filled by load_spec (not from YAML).
     path: str = ""
@@ -138,6 +191,17 @@ class Spec(_Strict):
             if base not in METRIC_NAMES:
                 raise ValueError(f"unknown metric {m!r}; allowed: {', '.join(METRIC_NAMES)} "
                                  "(optionally suffixed '@<gallery size>')")
+        return v
+
+    @field_validator("tolerances")
+    @classmethod
+    def _tolerances(cls, v: dict[str, float]) -> dict[str, float]:
+        for m, t in v.items():
+            if m.split("@")[0] not in METRIC_NAMES:
+                raise ValueError(f"tolerance for unknown metric {m!r}; allowed: "
+                                 f"{', '.join(METRIC_NAMES)} (optionally suffixed '@<N>')")
+            if not t > 0:
+                raise ValueError(f"tolerance for {m!r} must be > 0 percentage points, got {t}")
         return v
 
     def column_metrics(self, ds: str) -> list[str]:
@@ -343,11 +407,39 @@ def load_spec(path: str | Path, *, check_methods: bool = False) -> Spec:
         _, _, errs = split_traced(row.recipe, rp + ("recipe",))
         errors += errs
         errors += _check_method(spec, row, rp, check_methods)
+    errors += _check_claims(spec, names)
     if errors:
         raise SpecError(_format(path, lines, errors))
     text = path.read_bytes()
     return spec.model_copy(update={"path": str(path),
                                    "spec_hash": hashlib.sha256(text).hexdigest()[:16]})
+
+
+def _check_claims(spec: Spec, names: set[str]) -> list[tuple]:
+    """Every row, dataset column and metric a claim names must exist in the spec."""
+    errs: list[tuple] = []
+    all_metrics = {m for ds in spec.datasets for m in spec.column_metrics(ds)}
+    for i, claim in enumerate(spec.claims):
+        cp = ("claims", i)
+        for fld, name in claim_rows(claim):
+            if name not in names:
+                near = difflib.get_close_matches(name, sorted(names), n=1)
+                hint = f" Did you mean {near[0]!r}?" if near else ""
+                errs.append((cp + tuple(int(p) if p.isdigit() else p for p in fld.split(".")),
+                             f"claim names unknown row {name!r}.{hint}"))
+        for j, ds in enumerate(claim.datasets or []):
+            if ds not in spec.datasets:
+                errs.append((cp + ("datasets", j), f"unknown dataset column {ds!r}; allowed: "
+                                                   f"{', '.join(spec.datasets)}"))
+        for j, m in enumerate(claim.metrics or []):
+            if m not in all_metrics:
+                errs.append((cp + ("metrics", j), f"metric {m!r} is not a metric of this table; "
+                                                  f"allowed: {', '.join(sorted(all_metrics))}"))
+        if isinstance(claim, OrderingClaim) and len(set(claim.rows)) != len(claim.rows):
+            errs.append((cp + ("rows",), "an ordering claim names a row twice"))
+        if isinstance(claim, ImprovementClaim) and claim.row == claim.baseline:
+            errs.append((cp + ("baseline",), "the baseline must differ from the row"))
+    return errs
 
 
 def _check_method(spec: Spec, row: Row, rp: KeyPath, strict: bool) -> list[tuple]:

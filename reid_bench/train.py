@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from .errors import DivergedError
+from .faults import fault_point
 from .recipe import OptimRecipe
 
 StepFn = Callable[[Any], tuple[torch.Tensor, dict[str, float]]]
@@ -64,7 +65,8 @@ def train_stage(model: nn.Module, loader: Any, step: StepFn, optim: OptimRecipe,
                 groups: Sequence[tuple[Iterable[nn.Parameter], float]] | None = None,
                 device: torch.device | str = "cpu", stage: str = "train",
                 checkpoint: Path | None = None, checkpoint_every: int = 0,
-                log: Callable[[str], None] = print) -> list[dict[str, float]]:
+                log: Callable[[str], None] = print,
+                accel: Any = None) -> list[dict[str, float]]:
     """Train ``model`` for ``optim.epochs`` epochs over ``loader``.
 
     ``step(batch)`` moves the batch to the device, runs the forward pass and returns
@@ -73,6 +75,12 @@ def train_stage(model: nn.Module, loader: Any, step: StepFn, optim: OptimRecipe,
     model/optimiser/RNG state is saved atomically every that many epochs and a re-run resumes
     from it. Raises ``DivergedError`` (with the global step) on a non-finite loss.
     Returns one dict of mean scalars per epoch.
+
+    ``accel`` (``reid_bench.accel.Accel``/``AccelOptions``; default: the switches the runner set
+    with ``accel.use``, else none) turns on autocast/GradScaler/channels_last/compile; inside a
+    torchrun process group the loader is sharded across ranks and gradients are averaged (see
+    ``reid_bench.distributed``; a DDP-wrapped ``model`` works too). With neither, the loop is
+    the plain fp32 one.
     """
     groups = groups or [(model.parameters(), 1.0)]
     opt = build_optimizer(groups, optim)
@@ -83,9 +91,16 @@ def train_stage(model: nn.Module, loader: Any, step: StepFn, optim: OptimRecipe,
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["rng"])
+        if state.get("loader_rng") is not None and getattr(loader, "generator", None) is not None:
+            loader.generator.set_state(state["loader_rng"])
         start_epoch, global_step, history = state["epoch"], state["step"], state["history"]
         log(f"[{stage}] resumed from {checkpoint.name} at epoch {start_epoch}")
     model.to(device)
+    from .accel import train_fast_path
+
+    fast = train_fast_path(model, loader, accel, device)  # None: plain fp32, one process
+    if fast is not None:
+        loader = fast.loader
     for epoch in range(start_epoch, optim.epochs):
         model.train()
         lr = set_epoch_lr(opt, optim, epoch)
@@ -94,15 +109,19 @@ def train_stage(model: nn.Module, loader: Any, step: StepFn, optim: OptimRecipe,
         n = 0
         t0 = time.perf_counter()
         for batch in loader:
-            loss, scalars = step(batch)
+            loss, scalars = step(batch) if fast is None else fast.step(step, batch)
             global_step += 1
             if not torch.isfinite(loss):
                 raise DivergedError(f"[{stage}] loss became {loss.item()} at epoch {epoch}, "
                                     f"step {global_step}; lower the learning rate or check the "
                                     "data", step=global_step)
+            fault_point("train_step")
             opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            if fast is None:
+                loss.backward()
+                opt.step()
+            else:
+                fast.backward_step(loss, opt)
             n += 1
             sums["loss"] = sums.get("loss", 0.0) + float(loss.detach())
             for k, v in scalars.items():
@@ -110,6 +129,8 @@ def train_stage(model: nn.Module, loader: Any, step: StepFn, optim: OptimRecipe,
         if n == 0:
             raise ValueError(f"[{stage}] the training loader yielded no batch: the training "
                              "split is smaller than one batch (lower batch_size)")
+        if fast is not None:
+            sums = fast.reduce(sums)  # mean over ranks
         rec = {k: v / n for k, v in sums.items()} | {"epoch": epoch, "lr": lr,
                                                      "seconds": time.perf_counter() - t0}
         history.append(rec)
@@ -118,11 +139,18 @@ def train_stage(model: nn.Module, loader: Any, step: StepFn, optim: OptimRecipe,
         log(f"[{stage}] epoch {epoch + 1}/{optim.epochs} lr={lr:.2g} {scalars_txt} "
             f"({rec['seconds']:.1f}s)")
         if checkpoint is not None and checkpoint_every and (epoch + 1) % checkpoint_every == 0 \
-                and epoch + 1 < optim.epochs:
+                and epoch + 1 < optim.epochs and (fast is None or fast.main):
             checkpoint.parent.mkdir(parents=True, exist_ok=True)
             _atomic_save({"model": model.state_dict(), "optimizer": opt.state_dict(),
                           "rng": torch.get_rng_state(), "epoch": epoch + 1,
+                          # The shuffling generator too, so a resumed run draws the same
+                          # batches as an uninterrupted one.
+                          "loader_rng": (loader.generator.get_state()
+                                         if getattr(loader, "generator", None) is not None
+                                         else None),
                           "step": global_step, "history": history}, checkpoint)
-    if checkpoint is not None and checkpoint.is_file():
+    if fast is not None:
+        fast.barrier()  # no rank still reads the checkpoint when rank 0 removes it
+    if checkpoint is not None and checkpoint.is_file() and (fast is None or fast.main):
         checkpoint.unlink()
     return history

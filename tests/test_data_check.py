@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import pytest
-
-from reid_bench.data_check import (check_dataset_quick, check_datasets, check_one,
-                                   format_check_table, split_stats)
-from reid_bench.data.synthetic import SyntheticOptions
-from reid_bench.errors import DatasetError
-
 from fixtures_data import build_market
+
+from reid_bench import data_check
+from reid_bench.data.synthetic import SyntheticOptions
+from reid_bench.data_check import (
+    check_dataset_quick,
+    check_datasets,
+    check_one,
+    format_check_table,
+    split_stats,
+)
+from reid_bench.errors import DatasetError
 
 SMALL = dict(num_train_ids=4, num_test_ids=3, num_cams=3, images_per_cam=1, queries_per_id=1,
              mq_per_query=1, num_distractors=2, num_junk=2)
@@ -54,19 +59,21 @@ def test_quick_check_counts(tmp_path):
         check_dataset_quick("market1501", tmp_path)
 
 
-def test_check_datasets_missing_and_table(tmp_path):
+def test_check_datasets_missing_and_table(tmp_path, monkeypatch):
+    # Small synthetic options keep the test fast; the default set is covered by the benchmark.
+    monkeypatch.setitem(data_check.CHECK_VARIANTS, "synthetic", [SMALL])
     rows, ok = check_datasets(None, tmp_path)
     by = {r["dataset"]: r for r in rows}
     assert by["market1501"]["status"] == "missing"
     assert str(tmp_path / "Market-1501") in by["market1501"]["problems"][0]
     assert by["cuhk03 (protocol=new, images=labeled)"]["status"] == "missing"
     assert by["imagefolder"]["status"] == "skipped"
-    assert by["synthetic"]["status"] == "ok"
+    assert by[f"synthetic ({', '.join(f'{k}={v}' for k, v in SMALL.items())})"]["status"] == "ok"
     assert ok  # missing datasets are fine when none was asked for
     rows, ok = check_datasets(["market1501", "synthetic"], tmp_path)
     assert not ok and [r["status"] for r in rows] == ["missing", "ok"]
     table = format_check_table(rows)
-    exp = SyntheticOptions().expected()["train"]
+    exp = SyntheticOptions(**SMALL).expected()["train"]
     assert f"{exp['ids']}/{exp['images']}/{exp['cameras']}" in table
     assert "market1501 [missing]:" in table and "zheng-lab-anu" in table
 

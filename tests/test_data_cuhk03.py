@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from fixtures_data import CUHK_EMPTY, CUHK_GROUPS, build_cuhk03_mat, build_cuhk03_new, cuhk_image
 from PIL import Image
 
 from reid_bench.data import load_dataset
 from reid_bench.errors import DatasetError
-
-from fixtures_data import (CUHK_EMPTY, CUHK_GROUPS, build_cuhk03_mat, build_cuhk03_new,
-                           cuhk_image)
 
 # Split k tests identity (group 1, person 2) and (group 2, person k % 2 + 1).
 TESTSETS = [[(1, 2), (2, k % 2 + 1)] for k in range(20)]

@@ -5,15 +5,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from fixtures_data import write_jpg
 from PIL import Image
 
 from reid_bench.data.base import Sample
 from reid_bench.data.torch_dataset import ImageDataset
-from reid_bench.data.transforms import IMAGENET_MEAN, IMAGENET_STD, build_transform, compute_mean_colour
+from reid_bench.data.transforms import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    build_transform,
+    compute_mean_colour,
+)
 from reid_bench.errors import DatasetError
 from reid_bench.recipe import InputRecipe
-
-from fixtures_data import write_jpg
 
 
 def _png(path, arr):

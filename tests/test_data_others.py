@@ -5,13 +5,20 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
+from fixtures_data import (
+    DUKE_FIXTURE,
+    MARKET_FIXTURE,
+    OXFORD_GT,
+    OXFORD_IMAGES,
+    build_duke,
+    build_market,
+    build_oxford,
+    write_jpg,
+)
 
 from reid_bench.data import load_dataset
 from reid_bench.data import market1501_500k as m500
 from reid_bench.errors import DatasetError
-
-from fixtures_data import (DUKE_FIXTURE, MARKET_FIXTURE, OXFORD_GT, OXFORD_IMAGES, build_duke,
-                           build_market, build_oxford, write_jpg)
 
 
 @pytest.mark.parametrize("sub", ["dukemtmc-reid/DukeMTMC-reID", "DukeMTMC-reID"])
@@ -82,7 +89,7 @@ def test_oxford(tmp_path, image_dir):
     assert [s.path.rsplit("/", 1)[1][:-4] for s in ds.query] == ["all_souls_000013", "ashmolean_000000"]
     assert ds.query[0].bbox == (136.5, 34.1, 648.5, 955.9)
     assert {(s.pid, s.camid) for s in ds.query + ds.gallery} == {(-2, 0)}
-    for entry, (prefix, (q, _, good, ok, junk)) in zip(ds.meta["oxford_gt"], sorted(OXFORD_GT.items())):
+    for entry, (_prefix, (q, _, good, ok, junk)) in zip(ds.meta["oxford_gt"], sorted(OXFORD_GT.items()), strict=True):
         assert entry == {"query": q, "good": set(good), "ok": set(ok), "junk": set(junk)}
 
 

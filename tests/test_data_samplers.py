@@ -8,11 +8,16 @@ import numpy as np
 import pytest
 import torch
 
-from reid_bench.data.samplers import (PairDataset, PairRatioSchedule, PairSampler, PKBatchSampler,
-                                      make_loader)
+from reid_bench.data.samplers import (
+    PairDataset,
+    PairRatioSchedule,
+    PairSampler,
+    PKBatchSampler,
+    make_loader,
+)
 
 # 10 identities with 1..10 images each, labels deliberately non-contiguous and interleaved.
-PIDS = [pid for pid, n in zip(range(100, 110), range(1, 11)) for _ in range(n)]
+PIDS = [pid for pid, n in zip(range(100, 110), range(1, 11), strict=True) for _ in range(n)]
 RNG_PIDS = list(np.random.default_rng(5).permutation(PIDS))
 
 
@@ -91,7 +96,7 @@ def test_pair_sampler_ratio_and_validity(ratio):
     assert pos == round(n / (1 + ratio))
     assert (n - pos) / pos == pytest.approx(ratio, rel=0.02)
     # deterministic; other epoch → other pairs
-    assert all(np.array_equal(x, y) for x, y in zip(ps.pairs(), PairSampler(pids, ratio, 0, 3).pairs()))
+    assert all(np.array_equal(x, y) for x, y in zip(ps.pairs(), PairSampler(pids, ratio, 0, 3).pairs(), strict=True))
     ps.set_epoch(4)
     assert not np.array_equal(ps.pairs()[1], b)
 
@@ -131,10 +136,10 @@ def test_pair_dataset_through_loader():
     ds = PairDataset(_Toy(pids), ps)
     dl = make_loader(ds, 5, shuffle=False, seed=0, drop_last=False, sampler=ps)
     got = [(int(x), int(y), int(s)) for ia, la, ib, lb, same in dl
-           for x, y, s, l1, l2 in zip(ia[:, 0], ib[:, 0], same, la, lb)
+           for x, y, s, l1, l2 in zip(ia[:, 0], ib[:, 0], same, la, lb, strict=True)
            if (l1 == l2) == bool(s)]
     a, b, s = ps.pairs()
-    assert got == list(zip(a.tolist(), b.tolist(), s.tolist()))
+    assert got == list(zip(a.tolist(), b.tolist(), s.tolist(), strict=True))
     assert ds[0][4] == int(s[0]) and int(ds[0][0][0]) == a[0]
 
 

@@ -61,7 +61,7 @@ def test_unknown_key_names_file_line_key_and_nearest(tmp_path):
     with pytest.raises(SpecError) as e:
         load_spec(p)
     msg = str(e.value)
-    assert f"{p}:22:" in msg
+    assert f"{p}:21:" in msg
     assert "rows.0.metod" in msg
     assert "Did you mean 'method'?" in msg
 
@@ -78,7 +78,7 @@ def test_missing_published_number(tmp_path):
     with pytest.raises(SpecError) as e:
         load_spec(p)
     msg = str(e.value)
-    assert "rows.0.published.market" in msg and "'mAP'" in msg and f"{p}:24" in msg
+    assert "rows.0.published.market" in msg and "'mAP'" in msg and f"{p}:23" in msg
 
 
 def test_untraced_recipe_value(tmp_path):

@@ -141,7 +141,7 @@ class PairSampler:
         a = anchors[pos]
         g, m = self._group_of[a], self._sizes[self._group_of[a]]
         off = (self._pos_in_group[a] + 1 + (rng.random(len(a)) * (m - 1)).astype(int)) % m
-        partners[pos] = [self.groups[gi][o] for gi, o in zip(g, off)]
+        partners[pos] = [self.groups[gi][o] for gi, o in zip(g, off, strict=True)]
         # Negatives: uniform over images of other identities (redraw the few same-id hits).
         neg = np.flatnonzero(same == 0)
         cand = rng.integers(0, n, len(neg))
@@ -154,7 +154,7 @@ class PairSampler:
 
     def __iter__(self) -> Iterator[tuple[int, int, int]]:
         a, b, s = self.pairs()
-        return iter(zip(a.tolist(), b.tolist(), s.tolist()))
+        return iter(zip(a.tolist(), b.tolist(), s.tolist(), strict=True))
 
 
 class PairDataset:

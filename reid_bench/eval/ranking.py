@@ -104,19 +104,27 @@ def _orderable(d: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class SortedMatches:
-    """Per query, its true matches sorted by (distance, gallery index), flattened.
+    """Every query's true matches sorted by (distance, gallery index), flattened.
 
-    ``start[q]:start[q+1]`` slices ``dist``/``gidx``; ``key`` (float32 path) packs
-    ``(q, distance)`` into one sortable int64 so one binary search serves all queries.
+    ``start[q]:start[q+1]`` slices ``dist``/``gidx``/``qidx`` (P matches in all). ``run_end[p]``
+    is one past the last match with the same query and distance as match p (ties).
+    ``key`` (float32 only) packs (query, distance) into one sortable int64 so one binary search
+    serves all queries; it ends with a sentinel.
     """
 
     start: torch.Tensor
     count: torch.Tensor
     dist: torch.Tensor
     gidx: torch.Tensor
+    qidx: torch.Tensor
+    run_end: torch.Tensor
     last: torch.Tensor
     key: torch.Tensor | None
     max_count: int
+
+    @property
+    def total(self) -> int:
+        return self.dist.numel()
 
 
 def sort_matches(rel: Relevance, match_dist: torch.Tensor) -> SortedMatches:
@@ -129,88 +137,119 @@ def sort_matches(rel: Relevance, match_dist: torch.Tensor) -> SortedMatches:
     o = torch.argsort(d, stable=True)
     o = o[torch.argsort(q[o], stable=True)]
     q, g, d = q[o], g[o], d[o]
+    P = q.numel()
     count = torch.bincount(q, minlength=rel.num_queries)
     start = torch.zeros(rel.num_queries + 1, dtype=torch.long)
     start[1:] = torch.cumsum(count, 0)
     last = torch.full((rel.num_queries,), float("-inf"), dtype=d.dtype)
     has = count > 0
     last[has] = d[start[1:][has] - 1]
-    key = (q << 32) | _orderable(d) if d.dtype == torch.float32 else None
-    return SortedMatches(start, count, d, g, last, key, int(count.max()) if count.numel() else 0)
+    new_run = torch.ones(P, dtype=torch.bool)
+    if P > 1:
+        new_run[1:] = (q[1:] != q[:-1]) | (d[1:] != d[:-1])
+    run_id = torch.cumsum(new_run.long(), 0) - 1
+    run_end = torch.cumsum(torch.bincount(run_id, minlength=int(run_id[-1]) + 1 if P else 0), 0)[run_id] if P else run_id
+    key = None
+    if d.dtype == torch.float32:
+        key = torch.cat([(q << 32) | _orderable(d), torch.tensor([torch.iinfo(torch.long).max])])
+    return SortedMatches(start, count, d, g, q, run_end, last, key,
+                         int(count.max()) if count.numel() else 0)
 
 
-def _buckets(q: torch.Tensor, g: torch.Tensor, d: torch.Tensor, sm: SortedMatches,
-             dense_left: torch.Tensor | None = None) -> torch.Tensor:
-    """For items (query q, gallery index g, distance d): how many of the query's matches rank
-    before them, ordering by (distance, gallery index). float32 uses one binary search over the
-    packed (query, distance) keys; float64 passes ``dense_left`` (per-item count of the row's
-    matches with a smaller distance)."""
-    if dense_left is None:
-        left = torch.searchsorted(sm.key, (q << 32) | _orderable(d), side="left")
+def _resolve_ties(q: torch.Tensor, g: torch.Tensor, left: torch.Tensor, sm: SortedMatches) -> torch.Tensor:
+    """Position of items whose distance equals a match distance of their query (``left`` = first
+    such match): the stable order puts the lower gallery index first."""
+    n = sm.run_end[left] - left
+    owner = torch.repeat_interleave(torch.arange(q.numel()), n)
+    off = torch.arange(int(n.sum())) - torch.repeat_interleave(torch.cumsum(n, 0) - n, n)
+    before = (sm.gidx[left[owner] + off] < g[owner]).long()
+    return left + torch.zeros(q.numel(), dtype=torch.long).index_add_(0, owner, before)
+
+
+def _place(q: torch.Tensor, g: torch.Tensor, d: torch.Tensor, left: torch.Tensor,
+           sm: SortedMatches) -> torch.Tensor:
+    """Global position of the first match ranked after each item (``left``: first match of the
+    item's query with distance >= d); ``sm.total`` when no match of its query comes after."""
+    P = sm.total
+    end = sm.start[q + 1]
+    lc = left.clamp(max=max(P - 1, 0))
+    tie = ((left < end) & (sm.dist[lc] == d.to(sm.dist.dtype))).nonzero(as_tuple=True)[0]
+    pos = left.clone()
+    if tie.numel():
+        pos[tie] = _resolve_ties(q[tie], g[tie], left[tie], sm)
+    return torch.where(pos >= end, torch.full_like(pos, P), pos)
+
+
+def _count_fast32(D: torch.Tensor, q0: int, g0: int, sm: SortedMatches, hist: torch.Tensor) -> None:
+    """float32 path of ``count_block`` for every item within its row's last-match distance.
+
+    Only two passes touch the whole block (a comparison and a flat ``nonzero``); everything else
+    runs on the surviving items. Keys pack (query, distance bits) into one int64, so a single
+    binary search over all the block's matches places every item.
+    """
+    B, C = D.shape
+    D = D.contiguous()
+    last = sm.last[q0:q0 + B].to(D.device)
+    lin = (D <= last[:, None]).view(-1).nonzero().squeeze(1)
+    if lin.numel() == 0:
+        return
+    d = D.view(-1)[lin].cpu()
+    lin = lin.cpu()
+    r = lin // C
+    bits = d.view(torch.int32)
+    if int(bits.min()) >= 0:
+        # non-negative floats: the bit pattern already sorts like the value
+        base = ((torch.arange(B) + q0) << 32) + (1 << 31)
+        key = base[r] + bits.long()
     else:
-        left = dense_left + sm.start[q]
-    b = left - sm.start[q]
-    # Equal distances: the stable order puts the lower gallery index first. Rare, so found by
-    # one gather and resolved only for those items.
-    inrow = left < sm.start[q + 1]
-    cand = inrow.nonzero(as_tuple=True)[0]
-    if cand.numel():
-        eq = sm.dist[left[cand]] == d[cand].to(sm.dist.dtype)
-        ti = cand[eq]
-        if ti.numel():
-            if dense_left is None:
-                right = torch.searchsorted(sm.key, (q[ti] << 32) | _orderable(d[ti]), side="right")
-            else:
-                right = left[ti] + 1
-                # advance over equal match distances (few): bounded loop over the tie length
-                while True:
-                    more = (right < sm.start[q[ti] + 1]) & (sm.dist[right.clamp(max=sm.dist.numel() - 1)] == d[ti].to(sm.dist.dtype))
-                    if not bool(more.any()):
-                        break
-                    right = right + more.long()
-            n = right - left[ti]
-            owner = torch.repeat_interleave(torch.arange(ti.numel()), n)
-            off = torch.arange(int(n.sum())) - torch.repeat_interleave(torch.cumsum(n, 0) - n, n)
-            before = (sm.gidx[left[ti][owner] + off] < g[ti][owner]).long()
-            b[ti] += torch.zeros(ti.numel(), dtype=torch.long).index_add_(0, owner, before)
-    return b
+        key = ((r + q0) << 32) | _orderable(d)
+    left = torch.searchsorted(sm.key[:-1], key)
+    tie = (sm.key[left] == key).nonzero(as_tuple=True)[0]
+    if tie.numel():
+        q = r[tie] + q0
+        pos = _resolve_ties(q, lin[tie] % C + g0, left[tie], sm)
+        left[tie] = torch.where(pos >= sm.start[q + 1], torch.full_like(pos, sm.total), pos)
+    hist += torch.bincount(left, minlength=sm.total + 1)
 
 
 def count_block(D: torch.Tensor, q0: int, g0: int, sm: SortedMatches, rel: Relevance,
                 hist: torch.Tensor) -> None:
-    """Add to ``hist[q0:q0+B]`` the valid wrong matches of distance block ``D`` (B×C, queries
-    ``q0..``, gallery items ``g0..``) that rank before at least one match: ``hist[q, b]`` counts
-    items with exactly ``b`` of the query's matches ranked before them.
+    """Add to ``hist`` the valid wrong matches of distance block ``D`` (B×C; queries ``q0..``,
+    gallery items ``g0..``) that rank before a match: ``hist[p]`` counts items whose next match
+    is match ``p`` of ``sm`` (``hist[sm.total]`` collects the rest).
 
-    Every item within the query's last-match distance is counted, then the few excluded ones
+    Every item within its query's last-match distance is counted, then the few excluded ones
     (true matches, per-query junk, global junk) are subtracted again — cheaper than testing
     each item for exclusion.
     """
     B, C = D.shape
-    M1 = hist.shape[1]
+    P = sm.total
     last = sm.last[q0:q0 + B].to(D.device, D.dtype)
-    f64 = D.dtype != torch.float32
-    dense = None
-    if f64:
-        # float64 cannot share an int64 key with the query index: binary-search each row's
-        # padded match distances over the whole block (slower, still exact).
-        Dd = D.cpu().double().contiguous()
-        dense = torch.searchsorted(_padded(sm, q0, B), Dd, side="left")
+    fast = D.dtype == torch.float32 and sm.key is not None
+    pad = None if fast else _padded(sm, q0, B)
 
     def add(r: torch.Tensor, c: torch.Tensor, d: torch.Tensor, sign: int) -> None:
         if r.numel() == 0:
             return
         q = r + q0
-        b = _buckets(q, c + g0, d, sm, None if dense is None else dense[r, c])
-        flat = r * M1 + b.clamp_(max=M1 - 1)
-        h = torch.bincount(flat, minlength=B * M1).view(B, M1)
-        if sign > 0:
-            hist[q0:q0 + B] += h
+        if fast:
+            left = torch.searchsorted(sm.key[:-1], (q << 32) | _orderable(d))
         else:
-            hist[q0:q0 + B] -= h
+            # float64 cannot share an int64 key with the query index: compare with the row's
+            # padded matches (B×M, small) item by item in chunks.
+            left = torch.zeros_like(q)
+            for s in range(0, q.numel(), 1 << 20):
+                sl = slice(s, s + (1 << 20))
+                left[sl] = (pad[r[sl]] < d[sl, None].double()).sum(1)
+            left = left + sm.start[q]
+        h = torch.bincount(_place(q, c + g0, d, left, sm), minlength=P + 1)
+        hist.add_(h if sign > 0 else -h)
 
-    r, c = (D <= last[:, None]).nonzero(as_tuple=True)
-    add(r.cpu(), c.cpu(), D[r, c].cpu(), +1)
+    if fast:
+        _count_fast32(D, q0, g0, sm, hist)
+    else:
+        r, c = (D <= last[:, None]).nonzero(as_tuple=True)
+        add(r.cpu(), c.cpu(), D[r, c].cpu(), +1)
     # Per-query exclusions inside this block.
     lo = int(torch.searchsorted(rel.excl_q, torch.tensor(q0)))
     hi = int(torch.searchsorted(rel.excl_q, torch.tensor(q0 + B)))
@@ -219,29 +258,31 @@ def count_block(D: torch.Tensor, q0: int, g0: int, sm: SortedMatches, rel: Relev
     eq, eg = eq[inb], eg[inb]
     if eq.numel():
         ed = D[eq.to(D.device), eg.to(D.device)].cpu()
-        sel = ed <= last[eq.to(D.device)].cpu()
+        sel = ed <= last.cpu()[eq]
         add(eq[sel], eg[sel], ed[sel], -1)
     if rel.junk_cols is not None:
         jc = rel.junk_cols[g0:g0 + C].nonzero(as_tuple=True)[0]
         if jc.numel():
             DJ = D[:, jc.to(D.device)]
             jr, jj = (DJ <= last[:, None]).nonzero(as_tuple=True)
-            jr, jj = jr.cpu(), jj.cpu()
-            add(jr, jc[jj], DJ[jr.to(D.device), jj.to(D.device)].cpu(), -1)
+            add(jr.cpu(), jc[jj.cpu()], DJ[jr, jj].cpu(), -1)
 
 
 def _padded(sm: SortedMatches, q0: int, B: int) -> torch.Tensor:
+    """Rows q0..q0+B of the match distances as a B×max_count float64 matrix padded with +inf."""
     M = max(sm.max_count, 1)
     out = torch.full((B, M), float("inf"), dtype=torch.float64)
     cnt = sm.count[q0:q0 + B]
+    n = int(cnt.sum())
     qi = torch.repeat_interleave(torch.arange(B), cnt)
-    off = torch.arange(int(cnt.sum())) - torch.repeat_interleave(torch.cumsum(cnt, 0) - cnt, cnt)
-    out[qi, off] = sm.dist[sm.start[q0] + torch.arange(int(cnt.sum()))].double()
+    off = torch.arange(n) - torch.repeat_interleave(torch.cumsum(cnt, 0) - cnt, cnt)
+    out[qi, off] = sm.dist[int(sm.start[q0]):int(sm.start[q0]) + n].double()
     return out
 
 
 def new_hist(sm: SortedMatches) -> torch.Tensor:
-    return torch.zeros((sm.count.numel(), sm.max_count + 1), dtype=torch.long)
+    """Zeroed counts for ``count_block``: one slot per match plus one for "after all"."""
+    return torch.zeros(sm.total + 1, dtype=torch.long)
 
 
 @dataclass
@@ -257,30 +298,31 @@ class RankResult:
 
 
 def metrics_from_hist(hist: torch.Tensor, sm: SortedMatches, max_rank: int, ap: str) -> RankResult:
-    """CMC and AP from the per-query counts of wrong matches ranked before each match."""
+    """CMC and AP from the counts of wrong matches ranked before each match."""
+    if ap not in AP_DEFINITIONS:
+        raise ValueError(f"unknown ap {ap!r}; valid values: {', '.join(AP_DEFINITIONS)}")
     n = sm.count
-    M = sm.max_count
-    Q = n.numel()
+    Q, P = n.numel(), sm.total
     valid = n > 0
     nv = int(valid.sum())
-    if M == 0 or nv == 0:
+    if P == 0 or nv == 0:
         return RankResult(np.zeros(max_rank), 0.0, np.full(Q, np.nan), Q, Q)
-    before = torch.cumsum(hist[:, :M], 1).double()
-    j = torch.arange(M, dtype=torch.float64)
-    rank = before + j + 1.0  # 1-based rank among valid items
-    slot = j[None, :] < n[:, None]
+    h = hist[:P]
+    cs = torch.cumsum(h, 0)
+    row0 = sm.start[sm.qidx]
+    wrong_before = (cs - (cs - h)[row0]).double()  # wrong matches ranked before match p
+    j = (torch.arange(P) - row0).double()           # true matches ranked before match p
+    rank = wrong_before + j + 1.0                   # 1-based rank among valid items
     prec = (j + 1.0) / rank
     if ap == "standard":
         terms = prec
-    elif ap == "market_matlab":
+    else:
         # Trapezoid: Δrecall × (precision at the item before + precision here) / 2.
         prev = torch.where(rank > 1, j / (rank - 1.0).clamp(min=1.0), torch.ones_like(rank))
         terms = (prev + prec) / 2.0
-    else:
-        raise ValueError(f"unknown ap {ap!r}; valid values: {', '.join(AP_DEFINITIONS)}")
-    ap_q = (terms * slot).sum(1) / n.clamp(min=1)
-    ap_q = torch.where(valid, ap_q, torch.full_like(ap_q, float("nan")))
-    first = rank[valid, 0]
+    ap_q = torch.zeros(Q, dtype=torch.float64).index_add_(0, sm.qidx, terms) / n.clamp(min=1)
+    ap_q[~valid] = float("nan")
+    first = rank[sm.start[:-1][valid]]
     ks = torch.arange(1, max_rank + 1, dtype=torch.float64)
     cmc = (first[:, None] <= ks[None, :]).double().mean(0)
     return RankResult(cmc.numpy(), float(ap_q[valid].mean()), ap_q.numpy(), Q, Q - nv)

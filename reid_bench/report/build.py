@@ -1,15 +1,26 @@
-"""Assemble published and reproduced numbers per table and render the static HTML site.
+"""Assemble published and reproduced numbers per table; render HTML, markdown or JSON.
 
-The site opens from disk (no server, no network): ``index.html`` lists every paper table with
-its row counts; ``<paper>-<table>.html`` shows the whole table as the paper prints it, quoted
-rows greyed, reproduced mean ± std over seeds beside each published number, the delta, the run
-status (with the reason a cell did not run), the protocol/AP definition and the provenance.
-Anything computed on synthetic data carries a visible "synthetic smoke" label.
+``table_view`` joins a spec with its results CSV: for every row × column × metric the published
+number, our mean ± std over seeds, the delta and a verdict (reid_bench.report.verdicts); the
+spec's claims checked on our numbers (reid_bench.report.claims); the figures
+(reid_bench.report.plots); the recipe with its assumptions; and the provenance of every cell.
+
+``build_report`` writes, into ``out``:
+
+- ``html`` (default): ``index.html`` (every table: row verdict counts, claims held) and one
+  ``<paper>-<table>.html`` per table. Static files only: they open from disk, no server, no
+  network, figures inline as SVG.
+- ``markdown``: ``report.md``, every table as a markdown table with verdict symbols.
+- ``json``: ``summary.json``, every number, verdict and claim for scripts.
+
+Anything computed on synthetic data is labelled so everywhere: its verdict reads
+"synthetic: not comparable" and its pages carry a banner.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,12 +28,26 @@ from typing import Any
 
 import jinja2
 import pandas as pd
+from markupsafe import Markup
 
-from ..errors import SpecError
-from ..results import read_results, table_csv
-from ..spec import Spec, find_specs, load_spec, resolved_recipe
+from ..errors import ResultsError, SpecError
+from ..results import cell_dir, read_results, table_csv
+from ..spec import Row, Spec, find_specs, load_spec, split_traced
+from . import claims as C
+from . import plots as P
+from . import verdicts as V
 
 TEMPLATES = Path(__file__).parent / "templates"
+FORMATS = ("html", "markdown", "json")
+NO_RESULT = "no result yet: run `reid-bench run` on this spec"
+
+AP_DEFINITIONS = {
+    "standard": "AP = mean of the precision at the rank of each true match (area under the "
+                "non-interpolated precision-recall curve), as torchreid / fast-reid compute it",
+    "market_matlab": "AP as the Market-1501 authors' MATLAB code computes it: trapezoid rule "
+                     "between consecutive recall points (precision averaged before and at each "
+                     "true match)",
+}
 
 
 @dataclass
@@ -33,9 +58,11 @@ class Number:
     mean: float | None = None
     std: float | None = None
     n: int = 0
-    status: str = "not run"  # ok | failed | diverged | not run | quoted
+    values: list[float] = field(default_factory=list)
+    status: str = "not run"  # ok | failed | diverged | not run | quoted | n/a
     reason: str = ""
     synthetic: bool = False
+    verdict: V.Verdict = V.Verdict("not run")
 
     @property
     def delta(self) -> float | None:
@@ -46,13 +73,37 @@ class Number:
 
 @dataclass
 class RowView:
-    name: str
-    runnable: bool
-    method: str | None
-    source: str | None
-    note: str | None
+    row: Row
     numbers: dict[tuple[str, str], Number] = field(default_factory=dict)
     cells: list[dict[str, Any]] = field(default_factory=list)
+    verdict: str = "not run"
+
+    name = property(lambda self: self.row.name)
+    runnable = property(lambda self: self.row.runnable)
+    method = property(lambda self: self.row.method)
+    source = property(lambda self: self.row.source)
+    note = property(lambda self: self.row.note)
+
+    def in_column(self, ds: str) -> bool:
+        return self.row.datasets is None or ds in self.row.datasets
+
+    @property
+    def reasons(self) -> list[str]:
+        """Distinct not-run reasons and failure messages of this row's numbers."""
+        out: list[str] = []
+        for n in self.numbers.values():
+            if n.reason and n.status not in ("ok", "quoted", "n/a") and n.reason not in out:
+                out.append(n.reason)
+        return out
+
+
+@dataclass
+class RecipeEntry:
+    scope: str  # "table" or a row name or "smoke"
+    key: str
+    value: Any
+    source: str | None
+    assumed: str | None
 
 
 @dataclass
@@ -62,82 +113,171 @@ class TableView:
     columns: list[tuple[str, str]]  # (dataset column, metric)
     counts: dict[str, int]
     synthetic: bool
+    smoke: bool
     provenance: list[dict[str, Any]]
-    assumptions: list[tuple[str, str, str]]  # (row or "table", key, reason)
+    recipe: list[RecipeEntry]
+    claims: list[C.ClaimResult]
     page: str
+    csv: str
+    plots: list[P.Plot] = field(default_factory=list)
+    wall_s: float = 0.0
+
+    @property
+    def assumptions(self) -> list[RecipeEntry]:
+        return [e for e in self.recipe if e.assumed]
+
+    @property
+    def claims_held(self) -> int:
+        return sum(1 for c in self.claims if c.status == C.HELD and not c.synthetic)
+
+    def protocol(self, ds: str) -> str:
+        from ..eval import PROTOCOLS
+
+        p = PROTOCOLS.get(self.spec.datasets[ds].eval.protocol)
+        return p.description if p else ""
 
 
-def _status_of(df: pd.DataFrame) -> tuple[str, str]:
-    if df.empty:
-        return "not run", "no result yet: run `reid-bench run` on this spec"
-    if (df["status"] == "ok").any():
+# --------------------------------------------------------------------------------------------
+# Building the view
+
+
+def _long_metrics(df: pd.DataFrame) -> pd.DataFrame:
+    """Results in long form: row, dataset, seed, status, synthetic, metric, value (the fixed
+    metric columns plus the ``extra_metrics`` JSON, e.g. ``rank1@100000``)."""
+    recs = []
+    for r in df.to_dict("records"):
+        vals = {m: r.get(m) for m in ("rank1", "rank5", "rank10", "rank20", "mAP")}
+        extra = r.get("extra_metrics")
+        if isinstance(extra, str) and extra.strip():
+            try:
+                vals.update(json.loads(extra))
+            except ValueError:
+                pass
+        for m, v in vals.items():
+            try:
+                x = float(v)
+            except (TypeError, ValueError):
+                continue
+            if not math.isnan(x):
+                recs.append({"row": r["row"], "dataset": r["dataset"], "seed": r["seed"],
+                             "status": r["status"], "synthetic": bool(r["synthetic"]),
+                             "metric": m, "value": x})
+    return pd.DataFrame(recs, columns=["row", "dataset", "seed", "status", "synthetic",
+                                       "metric", "value"])
+
+
+def _status_of(cells: pd.DataFrame) -> tuple[str, str]:
+    if cells.empty:
+        return "not run", NO_RESULT
+    if (cells["status"] == "ok").any():
         return "ok", ""
-    last = df.iloc[-1]
+    last = cells.iloc[-1]
     status = str(last["status"]).replace("not_run", "not run")
     err = last["error"] if isinstance(last["error"], str) else ""
-    return status, err
+    return status, err or status
 
 
-def table_view(spec: Spec, results_dir: Path) -> TableView:
-    """Published vs reproduced for every row × column × metric of ``spec``."""
-    df = read_results(table_csv(results_dir, spec.paper.id, spec.table.id))
-    # Real results take precedence over smoke results of the same cell.
-    has_real = not df.empty and (~df["smoke"].astype(bool)).any()
-    if has_real:
-        df = df[~df["smoke"].astype(bool)]
-    columns = [(ds, m) for ds in spec.datasets for m in spec.column_metrics(ds)]
-    rows, counts = [], {"ok": 0, "not run": 0, "failed": 0, "quoted": 0}
+def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(tree, dict) and tree:
+        out: dict[str, Any] = {}
+        for k, v in tree.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+        return out
+    return {prefix.rstrip("."): tree}
+
+
+def _recipe(spec: Spec, smoke: bool) -> list[RecipeEntry]:
+    """The table recipe, each row's overrides, and (for smoke runs) the smoke overrides."""
+    out: list[RecipeEntry] = []
+    values, prov, _ = split_traced(spec.recipe)
+    for key, val in _flatten(values).items():
+        p = prov.get(key, {})
+        out.append(RecipeEntry("table", key, val, p.get("source"), p.get("assumed")))
     for r in spec.rows:
-        rv = RowView(r.name, r.runnable, r.method, r.source, r.note)
+        if not r.runnable or not r.recipe:
+            continue
+        values, prov, _ = split_traced(r.recipe)
+        for key, val in _flatten(values).items():
+            p = prov.get(key, {})
+            out.append(RecipeEntry(r.name, key, val, p.get("source"), p.get("assumed")))
+    if smoke:
+        for key, val in _flatten(spec.smoke.recipe).items():
+            out.append(RecipeEntry("smoke", key, val, None, None))
+    return out
+
+
+def table_view(spec: Spec, results_dir: Path, *, with_plots: bool = True) -> TableView:
+    """Published vs reproduced for every row × column × metric of ``spec``."""
+    csv = table_csv(results_dir, spec.paper.id, spec.table.id)
+    df = read_results(csv)
+    # Real results take precedence over smoke results of the same cell.
+    smoke = bool(not df.empty and df["smoke"].astype(bool).all())
+    if not df.empty and not smoke:
+        df = df[~df["smoke"].astype(bool)]
+    long = _long_metrics(df) if not df.empty else _long_metrics(pd.DataFrame())
+    columns = [(ds, m) for ds in spec.datasets for m in spec.column_metrics(ds)]
+    rows: list[RowView] = []
+    for r in spec.rows:
+        rv = RowView(r)
         sub = df[df["row"] == r.name] if not df.empty else df
         rv.cells = sub.to_dict("records")
         for ds, m in columns:
-            pub = r.published.get(ds, {}).get(m)
-            num = Number(published=pub)
-            in_row = r.datasets is None or ds in r.datasets
+            num = Number(published=r.published.get(ds, {}).get(m))
+            band = V.tolerance(m, spec.tolerances)
             if not r.runnable:
                 num.status, num.reason = "quoted", r.source or ""
-            elif not in_row:
+            elif not rv.in_column(ds):
                 num.status, num.reason = "n/a", "row does not run on this column"
             else:
-                cell = sub[sub["dataset"] == ds] if not sub.empty else sub
-                num.status, num.reason = _status_of(cell)
-                ok = cell[cell["status"] == "ok"] if not cell.empty else cell
-                vals = pd.to_numeric(ok[m], errors="coerce").dropna() if m in ok else []
-                if len(vals):
-                    num.mean = float(vals.mean())
-                    num.std = float(vals.std(ddof=1)) if len(vals) > 1 else 0.0
-                    num.n = len(vals)
-                    num.synthetic = bool(ok["synthetic"].astype(bool).any())
+                cells = sub[sub["dataset"] == ds] if not sub.empty else sub
+                num.status, num.reason = _status_of(cells)
+                ok = long[(long["row"] == r.name) & (long["dataset"] == ds)
+                          & (long["metric"] == m) & (long["status"] == "ok")]
+                if len(ok):
+                    num.values = [float(x) for x in ok["value"]]
+                    num.mean = float(ok["value"].mean())
+                    num.std = float(ok["value"].std(ddof=1)) if len(ok) > 1 else 0.0
+                    num.n = len(ok)
+                    num.synthetic = bool(ok["synthetic"].any())
+                elif num.status == "ok":
+                    num.status, num.reason = "n/a", f"metric {m} was not computed"
+            num.verdict = V.verdict(num.status, num.published, num.mean, band, num.synthetic)
             rv.numbers[(ds, m)] = num
-        statuses = {n.status for n in rv.numbers.values()}
-        key = ("quoted" if not r.runnable else "ok" if statuses == {"ok"} or
-               statuses <= {"ok", "n/a"} else "failed" if statuses & {"failed", "diverged"}
-               else "not run")
-        counts[key] += 1
+        rv.verdict = V.worst([n.verdict.key for n in rv.numbers.values()])
         rows.append(rv)
-    prov_cols = ["git_commit", "git_dirty", "spec_hash", "config_hash", "dataset_fingerprint",
-                 "device_name", "torch", "torchvision", "timm", "wall_s", "finished_at"]
-    prov = (df[["row", "dataset", "seed", "status", *prov_cols]].to_dict("records")
-            if not df.empty else [])
-    return TableView(spec, rows, columns, counts,
+    counts = {k: 0 for k in V.SEVERITY}
+    for rv in rows:
+        counts[rv.verdict] += 1
+    by_name = {rv.name: rv for rv in rows}
+
+    def reproduced(row: str, ds: str, m: str) -> C.Stat | None:
+        n = by_name[row].numbers.get((ds, m))
+        if n is None or n.mean is None:
+            return None
+        return C.Stat(n.mean, n.std or 0.0, n.n, n.synthetic)
+
+    def published(row: str, ds: str, m: str) -> float | None:
+        n = by_name[row].numbers.get((ds, m))
+        return None if n is None else n.published
+
+    prov_cols = ["row", "dataset", "seed", "status", "smoke", "synthetic", "git_commit",
+                 "git_dirty", "spec_hash", "config_hash", "dataset_fingerprint", "device_name",
+                 "torch", "torchvision", "timm", "numpy", "python", "wall_s", "finished_at"]
+    prov = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in rec.items()}
+            for rec in (df[prov_cols].to_dict("records") if not df.empty else [])]
+    wall = float(pd.to_numeric(df["wall_s"], errors="coerce").fillna(0).sum()) if len(df) else 0
+    view = TableView(spec, rows, columns, counts,
                      synthetic=bool(not df.empty and df["synthetic"].astype(bool).any()),
-                     provenance=prov, assumptions=_assumptions(spec),
-                     page=f"{spec.paper.id}-{spec.table.id}.html")
+                     smoke=smoke, provenance=prov, recipe=_recipe(spec, smoke),
+                     claims=C.check_claims(spec, reproduced, published),
+                     page=f"{spec.paper.id}-{spec.table.id}.html", csv=str(csv), wall_s=wall)
+    if with_plots:
+        view.plots = P.all_plots(view, cell_dir(results_dir, spec.paper.id, spec.table.id))
+    return view
 
 
-def _assumptions(spec: Spec) -> list[tuple[str, str, str]]:
-    out: list[tuple[str, str, str]] = []
-    seen: set[tuple[str, str]] = set()
-    for r in spec.rows:
-        if not r.runnable:
-            continue
-        _, prov = resolved_recipe(spec, r, smoke=False)
-        for key, p in sorted(prov.items()):
-            if "assumed" in p and (key, p["assumed"]) not in seen:
-                seen.add((key, p["assumed"]))
-                out.append((r.name, key, p["assumed"]))
-    return out
+# --------------------------------------------------------------------------------------------
+# Rendering
 
 
 def _fmt(x: float | None, digits: int = 2) -> str:
@@ -146,33 +286,145 @@ def _fmt(x: float | None, digits: int = 2) -> str:
     return f"{x:.{digits}f}"
 
 
+def _signed(x: float | None) -> str:
+    return "–" if x is None else f"{x:+.2f}".replace("-", "−")
+
+
+def _ours(n: Number) -> str:
+    """"mean ± std (n seeds)" as shown in every format."""
+    if n.mean is None:
+        return "–"
+    return _fmt(n.mean) + (f" ± {_fmt(n.std)}" if n.n > 1 else "")
+
+
 def _env() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)),
                              autoescape=jinja2.select_autoescape(["html", "j2"]),
                              undefined=jinja2.StrictUndefined)
     env.filters["fmt"] = _fmt
-    env.filters["signed"] = lambda x: "–" if x is None else f"{x:+.2f}"
+    env.filters["signed"] = _signed
+    env.filters["ours"] = _ours
+    env.filters["svg"] = lambda s: Markup(s)
+    env.filters["short"] = lambda s: s[:10] if isinstance(s, str) else ("" if s is None else s)
+    env.globals["LABELS"] = V.LABELS
+    env.globals["SYMBOLS"] = V.SYMBOLS
+    env.globals["AP_DEFINITIONS"] = AP_DEFINITIONS
+    env.globals["DEFAULT_TOLERANCES"] = V.DEFAULT_TOLERANCES
+    env.globals["tolerance"] = V.tolerance
+    env.globals["Z"] = C.Z
+    env.globals["NO_RESULT"] = NO_RESULT
     return env
 
 
-def build_report(results_dir: Path, out: Path, spec_paths: list[str] | None = None) -> Path:
-    """Render the site for every spec into ``out``; return the index path."""
-    out.mkdir(parents=True, exist_ok=True)
-    env = _env()
+def collect(results_dir: Path, spec_paths: list[str] | None = None, *,
+            with_plots: bool = True) -> tuple[list[TableView], list[tuple[str, str]]]:
+    """Views of every spec (default ``papers/*/table*.yaml``) and ``(file, error)`` for the
+    specs or results files that could not be read."""
     views, broken = [], []
     for f in find_specs(spec_paths):
         try:
-            views.append(table_view(load_spec(f), results_dir))
-        except SpecError as exc:
+            views.append(table_view(load_spec(f), results_dir, with_plots=with_plots))
+        except (SpecError, ResultsError) as exc:
             broken.append((str(f), str(exc)))
+    return views, broken
+
+
+def build_report(results_dir: Path, out: Path, spec_paths: list[str] | None = None,
+                 fmt: str = "html") -> Path:
+    """Render the report for every spec into ``out`` in ``fmt`` (html | markdown | json);
+    return the main file written (index.html, report.md or summary.json)."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown report format {fmt!r}; allowed: {', '.join(FORMATS)}")
+    out.mkdir(parents=True, exist_ok=True)
+    views, broken = collect(Path(results_dir), spec_paths, with_plots=fmt == "html")
     stamp = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    if fmt == "json":
+        path = out / "summary.json"
+        _write(path, json.dumps(summary(views, broken, stamp), indent=1, default=str))
+        return path
+    if fmt == "markdown":
+        path = out / "report.md"
+        _write(path, markdown(views, broken, stamp))
+        return path
+    env = _env()
     for v in views:
-        html = env.get_template("table.html.j2").render(v=v, generated=stamp)
-        _write(out / v.page, html)
+        _write(out / v.page, env.get_template("table.html.j2").render(v=v, generated=stamp))
     index = out / "index.html"
     _write(index, env.get_template("index.html.j2").render(views=views, broken=broken,
                                                            generated=stamp))
     return index
+
+
+def summary(views: list[TableView], broken: list[tuple[str, str]], stamp: str) -> dict:
+    """The JSON summary: every number with its verdict, every claim with its comparisons."""
+    tables = []
+    for v in views:
+        nums = []
+        for rv in v.rows:
+            for (ds, m), n in rv.numbers.items():
+                nums.append({"row": rv.name, "dataset": ds, "metric": m,
+                             "published": n.published, "mean": n.mean, "std": n.std, "n": n.n,
+                             "values": n.values, "delta": n.delta, "band": n.verdict.band,
+                             "verdict": n.verdict.key, "would_be": n.verdict.would_be,
+                             "status": n.status, "reason": n.reason or None,
+                             "synthetic": n.synthetic})
+        tables.append({
+            "paper": v.spec.paper.id, "table": v.spec.table.id, "caption": v.spec.table.caption,
+            "spec": v.spec.path, "results_csv": v.csv, "page": v.page,
+            "synthetic": v.synthetic, "smoke": v.smoke, "row_verdicts": v.counts,
+            "rows": {rv.name: rv.verdict for rv in v.rows},
+            "numbers": nums,
+            "claims": [{"kind": c.claim.kind, "statement": c.statement, "text": c.claim.text,
+                        "source": c.claim.source, "status": c.status,
+                        "published_status": c.published_status, "synthetic": c.synthetic,
+                        "comparisons": [vars(x) for x in c.comparisons]} for c in v.claims],
+            "assumptions": [vars(e) for e in v.assumptions],
+        })
+    return {"generated": stamp, "tolerances_default": V.DEFAULT_TOLERANCES,
+            "claims_z": C.Z, "tables": tables,
+            "errors": [{"file": f, "error": e} for f, e in broken]}
+
+
+def _md_cell(n: Number) -> str:
+    if n.status == "quoted":
+        return _fmt(n.published)
+    if n.mean is None:
+        return f"{_fmt(n.published)} / {V.SYMBOLS[n.verdict.key]} {n.verdict.key}"
+    return (f"{_fmt(n.published)} / {_ours(n)} ({_signed(n.delta)}) "
+            f"{V.SYMBOLS[n.verdict.key]} {n.verdict.label}")
+
+
+def markdown(views: list[TableView], broken: list[tuple[str, str]], stamp: str) -> str:
+    """Every table as markdown: "published / ours ± std (Δ) verdict" per cell, then claims."""
+    legend = ", ".join(f"{V.SYMBOLS[k]} {V.LABELS[k]}" for k in V.SEVERITY)
+    out = [f"# reid-bench: published vs reproduced\n\nGenerated {stamp}. Metrics in percent. "
+           f"Cells read `published / ours ± std over seeds (Δ) verdict`. Legend: {legend}.\n"]
+    for v in views:
+        s = v.spec
+        out.append(f"\n## {s.paper.title} ({s.paper.year}) — {s.table.id}\n\n{s.table.caption}\n")
+        if v.synthetic:
+            out.append("\n> **SYNTHETIC SMOKE RESULTS** — computed with `--smoke` on the "
+                       "synthetic stand-in dataset with shrunk networks. They test the pipeline "
+                       "and are **not comparable** to the paper's numbers.\n")
+        head = ["row", *[f"{s.datasets[ds].label or ds} {m}" for ds, m in v.columns], "verdict"]
+        out.append("\n| " + " | ".join(head) + " |\n|" + "---|" * len(head) + "\n")
+        for rv in v.rows:
+            name = rv.name + (f" *(quoted: {rv.source})*" if not rv.runnable else "")
+            cells = [_md_cell(rv.numbers[c]) for c in v.columns]
+            out.append("| " + " | ".join([name.replace("|", "/"), *cells,
+                                          V.LABELS[rv.verdict]]) + " |\n")
+        if v.claims:
+            out.append("\n**Claims** (checked on our numbers; published shows the paper's):\n\n")
+            for c in v.claims:
+                out.append(f"- {c.statement}: **{c.label}** (published: {c.published_status})"
+                           + (f" — {c.claim.text}" if c.claim.text else "") + "\n")
+        if v.assumptions:
+            out.append("\nAssumed (not stated in the paper): " + "; ".join(
+                f"`{e.key}`{'' if e.scope == 'table' else f' ({e.scope})'} = {e.value} — "
+                f"{e.assumed}" for e in v.assumptions) + "\n")
+    for f, e in broken:
+        out.append(f"\n**{f} could not be read:** {e}\n")
+    return "".join(out)
 
 
 def _write(path: Path, text: str) -> None:

@@ -1,0 +1,65 @@
+"""How cells are launched: in this process (``local``), one cell at a time as a torchrun DDP
+job (``torchrun``), or one Slurm job per pending cell through submitit (``slurm``).
+
+Every launcher funnels into ``worker.run_cells``, which runs cells with the ordinary ``Runner``
+(so results land in the same CSV under its lock, and the per-cell claim lock keeps two jobs off
+one cell). Options travel between processes as the JSON dict of ``options_to_dict``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..runner import Cell, Runner, RunOptions
+
+
+def options_to_dict(opts: RunOptions) -> dict[str, Any]:
+    """The picklable/JSON part of ``opts`` (everything but the log callback)."""
+    accel = opts.accel.model_dump() if opts.accel is not None else None
+    return {"results_dir": str(opts.results_dir),
+            "data_root": str(opts.data_root) if opts.data_root is not None else None,
+            "device": opts.device, "smoke": opts.smoke, "force": opts.force,
+            "num_workers": opts.num_workers, "checkpoint_every": opts.checkpoint_every,
+            "deterministic": opts.deterministic, "accel": accel}
+
+
+def options_from_dict(d: dict[str, Any], **over: Any) -> RunOptions:
+    from ..accel import AccelOptions
+
+    d = dict(d)
+    d["results_dir"] = Path(d["results_dir"])
+    d["data_root"] = Path(d["data_root"]) if d.get("data_root") else None
+    d["accel"] = AccelOptions(**d["accel"]) if d.get("accel") is not None else None
+    return RunOptions(**(d | over))
+
+
+def cell_ref(cell: Cell) -> list:
+    """JSON reference of a cell: [row name, dataset column, seed]."""
+    return [cell.row.name, cell.dataset, cell.seed]
+
+
+def cells_from_refs(spec: Any, refs: list, smoke: bool) -> list[Cell]:
+    rows = {r.name: r for r in spec.rows}
+    return [Cell(rows[name], ds, int(seed), smoke) for name, ds, seed in refs]
+
+
+def pending_cells(runner: Runner, cells: list[Cell]) -> list[Cell]:
+    """The cells not finished ok with their current config (all of them with ``force``).
+    Cells whose config cannot be resolved (dataset without stand-in) stay pending: the worker
+    records why they did not run."""
+    from .. import results as R
+    from ..spec import stable_hash
+
+    if runner.opts.force:
+        return list(cells)
+    finished = R.finished_cells(runner.csv)
+    out = []
+    for c in cells:
+        try:
+            h = stable_hash(runner.cell_config(c))
+        except Exception:  # noqa: BLE001 — recorded by the worker
+            h = None
+        if h is None or finished.get(c.key) != h:
+            out.append(c)
+    return out

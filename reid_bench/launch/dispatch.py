@@ -1,0 +1,91 @@
+"""The ``reid-bench run`` side of the launchers: turn CLI flags into ``AccelOptions`` and
+hand the pending cells to torchrun, Slurm, or several local processes (one per GPU)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from ..accel import AccelOptions
+from ..runner import Cell, Runner, RunOptions
+from . import cell_ref, options_to_dict, pending_cells
+
+
+def accel_options(amp: bool | None, amp_dtype: str | None, channels_last: bool | None,
+                  compile: bool) -> AccelOptions:
+    """``--amp/--no-amp`` (None: the device default), ``--amp-dtype``, ``--channels-last``,
+    ``--compile`` → AccelOptions."""
+    if amp is None:
+        mode = amp_dtype or "auto"
+    elif amp is False:
+        mode = "off"
+    else:
+        import torch
+
+        # --amp: the given dtype; else the device's choice on CUDA, bf16 (the only CPU
+        # autocast dtype) on CPU.
+        mode = amp_dtype or ("auto" if torch.cuda.is_available() else "bf16")
+    return AccelOptions(amp=mode, channels_last=channels_last, compile=compile)
+
+
+def local_pool(spec_path: str, cells: list[Cell], opts: RunOptions, nproc: int,
+               log: Callable[[str], None]) -> int:
+    """Run ``cells`` with ``nproc`` independent local processes, process i on GPU i (via
+    CUDA_VISIBLE_DEVICES); they share the cells through the per-cell claim lock. Returns 0 if
+    every process finished with all its cells ok."""
+    import torch
+
+    refs = json.dumps([cell_ref(c) for c in cells])
+    opt = json.dumps(options_to_dict(opts))
+    procs = []
+    for i in range(nproc):
+        env = dict(os.environ)
+        for k in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
+            env.pop(k, None)
+        if torch.cuda.is_available():
+            env["CUDA_VISIBLE_DEVICES"] = str(i)
+        log(f"local process {i + 1}/{nproc}" + (f" on GPU {i}" if torch.cuda.is_available()
+                                                 else ""))
+        procs.append(subprocess.Popen([sys.executable, "-m", "reid_bench.launch.worker",
+                                       "--spec", str(spec_path), "--cells", refs,
+                                       "--options", opt], env=env))
+    rcs = [p.wait() for p in procs]
+    return 0 if all(rc == 0 for rc in rcs) else 1
+
+
+def dispatch(spec_path: str, spec: Any, cells: list[Cell], opts: RunOptions,
+             slurm: dict[str, Any], log: Callable[[str], None]) -> int:
+    """Run ``cells`` with ``opts.launcher`` (torchrun | slurm | local with nproc > 1); returns
+    the exit code for ``reid-bench run``."""
+    runner = Runner(spec, opts)
+    todo = pending_cells(runner, cells)
+    log(f"{len(todo)} of {len(cells)} cell(s) pending")
+    if not todo:
+        return 0
+    if opts.launcher == "torchrun":
+        from .torchrun import run_torchrun
+
+        results = run_torchrun(spec_path, todo, options_to_dict(opts), opts.nproc, log)
+        bad = [cid for cid, rc in results if rc != 0]
+        for cid in bad:
+            log(f"  not ok: {cid} (see {runner.csv})")
+        return 1 if bad else 0
+    if opts.launcher == "slurm":
+        from .slurm import load_site_config, submit
+
+        cfg = load_site_config(slurm.get("site_config"), partition=slurm.get("partition"),
+                               time=slurm.get("time"), gpus_per_node=slurm.get("gpus"),
+                               array_parallelism=slurm.get("array_parallelism"),
+                               nproc=opts.nproc if opts.nproc > 1 else None)
+        jobs = submit(spec_path, todo, options_to_dict(opts), cfg,
+                      name=f"reid-{spec.paper.id}-{spec.table.id}")
+        ids = [str(j.job_id) for j in jobs]
+        log(f"submitted {len(jobs)} Slurm task(s): {', '.join(ids[:5])}"
+            + (" …" if len(ids) > 5 else ""))
+        log(f"follow with: reid-bench status {spec_path} --results-dir {opts.results_dir}")
+        return 0
+    return local_pool(spec_path, todo, opts, opts.nproc, log)

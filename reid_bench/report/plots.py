@@ -1,0 +1,236 @@
+"""Report figures as inline SVG strings (matplotlib, no pyplot state, text kept as text).
+
+- ``param_sweeps``: rows that differ only in one numeric param (LEDF's ``K``) → one curve of the
+  published numbers and one of ours (mean ± std over seeds) against that param.
+- ``gallery_sweeps``: metrics written ``rank1@N`` (Market-1501 + 500k distractors) → each row's
+  published and reproduced curve against the gallery size N.
+- ``ablation_bars``: every runnable row, published vs reproduced, grouped per metric.
+- ``cmc_curves``: the CMC arrays the runner saves per cell (``<cell_id>.json`` key ``cmc``).
+
+Figures built from synthetic numbers carry a "SYNTHETIC" title and watermark.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+
+PUB_STYLE = {"color": "#555555", "linestyle": "--", "marker": "s"}
+OURS_STYLE = {"color": "#1f5fa8", "linestyle": "-", "marker": "o"}
+RC = {"svg.fonttype": "none", "svg.hashsalt": "reid-bench", "font.size": 9,
+      "axes.spines.top": False, "axes.spines.right": False}
+
+
+@dataclass
+class Plot:
+    """A titled inline SVG figure."""
+
+    kind: str  # sweep | gallery | bars | cmc
+    title: str
+    svg: str
+
+
+def to_svg(fig: Figure) -> str:
+    """Serialise ``fig`` to an ``<svg>`` element (no XML prolog; natural size, the page's CSS
+    shrinks it to fit)."""
+    buf = io.StringIO()
+    with matplotlib.rc_context(RC):
+        fig.savefig(buf, format="svg")
+    text = buf.getvalue()
+    text = text[text.index("<svg"):]
+    # The RDF metadata block (creation date, tool) only adds churn to the page.
+    text = re.sub(r"<metadata>.*?</metadata>\s*", "", text, count=1, flags=re.S)
+    return text
+
+
+def _figure(n_panels: int, synthetic: bool, title: str, width: float = 3.6) -> tuple[Figure, list]:
+    with matplotlib.rc_context(RC):
+        fig = Figure(figsize=(max(width * n_panels, 4.5), 3.2), layout="constrained")
+        axes = [fig.add_subplot(1, n_panels, i + 1) for i in range(n_panels)]
+    if synthetic:
+        title = f"SYNTHETIC smoke data — not comparable to the paper\n{title}"
+        fig.text(0.5, 0.45, "SYNTHETIC", fontsize=40, color="#d9b44a", alpha=0.25,
+                 ha="center", va="center", rotation=20)
+    fig.suptitle(title, fontsize=10)
+    return fig, axes
+
+
+def _num(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def find_param_sweeps(rows: Sequence[Any]) -> list[tuple[str, list[Any]]]:
+    """``(param, rows sorted by it)`` for groups of ≥ 3 rows with the same method that differ
+    only in one numeric param."""
+    out = []
+    keys = sorted({k for r in rows for k, v in (r.params or {}).items() if _num(v)})
+    for k in keys:
+        groups: dict[str, list[Any]] = {}
+        for r in rows:
+            if not _num((r.params or {}).get(k)):
+                continue
+            rest = {kk: vv for kk, vv in r.params.items() if kk != k}
+            sig = json.dumps([r.method, rest, r.datasets], sort_keys=True, default=str)
+            groups.setdefault(sig, []).append(r)
+        for grp in groups.values():
+            if len({r.params[k] for r in grp}) >= 3:
+                out.append((k, sorted(grp, key=lambda r: r.params[k])))
+    return out
+
+
+def param_sweeps(view: Any) -> list[Plot]:
+    plots = []
+    for key, rows in find_param_sweeps([rv.row for rv in view.rows]):
+        by_name = {rv.name: rv for rv in view.rows}
+        cols = [(ds, m) for ds, m in view.columns if "@" not in m]
+        fig, axes = _figure(len(cols), view.synthetic, f"{key} sweep: published vs reproduced")
+        xs = [r.params[key] for r in rows]
+        for ax, (ds, m) in zip(axes, cols, strict=True):
+            nums = [by_name[r.name].numbers[(ds, m)] for r in rows]
+            pub = [n.published if n.published is not None else np.nan for n in nums]
+            ax.plot(xs, pub, label="published", **PUB_STYLE)
+            ours = [n.mean if n.mean is not None else np.nan for n in nums]
+            err = [n.std or 0.0 for n in nums]
+            if not all(np.isnan(ours)):
+                ax.errorbar(xs, ours, yerr=err, label="reproduced", capsize=3, **OURS_STYLE)
+            ax.set_xlabel(key)
+            ax.set_ylabel(f"{m} (%)")
+            ax.set_title(view.spec.datasets[ds].label or ds, fontsize=9)
+            ax.set_xticks(xs)
+            ax.legend(fontsize=8)
+        plots.append(Plot("sweep", f"{key} sweep", to_svg(fig)))
+    return plots
+
+
+def gallery_sweeps(view: Any) -> list[Plot]:
+    """One panel per (column, base metric) with ``@N`` metrics; x = gallery size N."""
+    groups: dict[tuple[str, str], list[tuple[int, str]]] = {}
+    for ds, m in view.columns:
+        if "@" in m:
+            base, n = m.split("@", 1)
+            if n.isdigit():
+                groups.setdefault((ds, base), []).append((int(n), m))
+    plots = []
+    for (ds, base), pts in groups.items():
+        pts.sort()
+        fig, axes = _figure(1, view.synthetic, f"{base} vs gallery size "
+                            f"({view.spec.datasets[ds].label or ds})", width=6.5)
+        ax = axes[0]
+        xs = [n for n, _ in pts]
+        cmap = matplotlib.colormaps["tab10"]
+        for i, rv in enumerate(r for r in view.rows if any(
+                r.numbers[(ds, m)].published is not None for _, m in pts)):
+            c = cmap(i % 10)
+            pub = [rv.numbers[(ds, m)].published for _, m in pts]
+            ax.plot(xs, [np.nan if v is None else v for v in pub], color=c, linestyle="--",
+                    marker="s", alpha=0.6 if rv.runnable else 0.3,
+                    label=f"{rv.name} (published)")
+            ours = [rv.numbers[(ds, m)].mean for _, m in pts]
+            if any(v is not None for v in ours):
+                ax.errorbar(xs, [np.nan if v is None else v for v in ours],
+                            yerr=[rv.numbers[(ds, m)].std or 0.0 for _, m in pts], color=c,
+                            marker="o", capsize=3, label=f"{rv.name} (reproduced)")
+        ax.set_xscale("log")
+        ax.set_xlabel("gallery size (images)")
+        ax.set_ylabel(f"{base} (%)")
+        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
+        plots.append(Plot("gallery", f"{base} vs gallery size", to_svg(fig)))
+    return plots
+
+
+def ablation_bars(view: Any) -> list[Plot]:
+    """Grouped bars (published, reproduced ± std) per runnable row, one panel per metric."""
+    plots = []
+    for ds in view.spec.datasets:
+        metrics = [m for d, m in view.columns if d == ds and "@" not in m]
+        rows = [rv for rv in view.rows if rv.runnable and rv.in_column(ds)]
+        if not rows or not metrics:
+            continue
+        fig, axes = _figure(len(metrics), view.synthetic,
+                            f"{view.spec.datasets[ds].label or ds}: published vs reproduced",
+                            width=max(3.6, 0.45 * len(rows) + 1.5))
+        x = np.arange(len(rows))
+        for ax, m in zip(axes, metrics, strict=True):
+            nums = [rv.numbers[(ds, m)] for rv in rows]
+            pub = [np.nan if n.published is None else n.published for n in nums]
+            ours = [np.nan if n.mean is None else n.mean for n in nums]
+            ax.bar(x - 0.2, pub, 0.4, label="published", color="#bbbbbb", edgecolor="#555555",
+                   hatch="//")
+            ax.bar(x + 0.2, ours, 0.4, yerr=[n.std or 0.0 for n in nums], capsize=2,
+                   label="reproduced", color="#1f5fa8")
+            for xi, n in zip(x, nums, strict=True):
+                if n.mean is None:
+                    ax.text(xi + 0.2, 1, "not run" if n.status != "failed" else "failed",
+                            rotation=90, fontsize=7, ha="center", va="bottom")
+            ax.set_xticks(x)
+            ax.set_xticklabels([rv.name for rv in rows], rotation=45, ha="right", fontsize=7)
+            ax.set_ylabel(f"{m} (%)")
+            ax.legend(fontsize=7)
+        plots.append(Plot("bars", f"{view.spec.datasets[ds].label or ds}: published vs "
+                                  "reproduced", to_svg(fig)))
+    return plots
+
+
+def load_cmc(path: Path) -> list[float] | None:
+    """The CMC array (fractions in [0, 1]) of one per-cell JSON file; None when absent."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    cmc = data.get("cmc")
+    if not isinstance(cmc, list) or not cmc:
+        return None
+    arr = [float(v) for v in cmc]
+    return [v / 100.0 for v in arr] if max(arr) > 1.0 + 1e-6 else arr
+
+
+def cmc_curves(view: Any, cells_dir: Path, max_rank: int = 20) -> list[Plot]:
+    """Mean CMC over seeds per row, one figure per dataset column with saved arrays."""
+    plots = []
+    for ds in view.spec.datasets:
+        curves: list[tuple[str, np.ndarray]] = []
+        for rv in view.rows:
+            arrs = []
+            for c in rv.cells:
+                if c.get("dataset") != ds or c.get("status") != "ok" or not isinstance(
+                        c.get("cell_id"), str):
+                    continue
+                cmc = load_cmc(cells_dir / f"{c['cell_id']}.json")
+                if cmc:
+                    arrs.append(np.asarray(cmc[:max_rank]) * 100.0)
+            if arrs:
+                n = min(len(a) for a in arrs)
+                curves.append((rv.name, np.mean([a[:n] for a in arrs], axis=0)))
+        if not curves:
+            continue
+        fig, axes = _figure(1, view.synthetic, f"CMC ({view.spec.datasets[ds].label or ds})",
+                            width=6.5)
+        ax = axes[0]
+        for name, y in curves:
+            ax.plot(np.arange(1, len(y) + 1), y, marker=".", label=name)
+        ax.set_xlabel("rank")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.set_ylabel("matching rate (%)")
+        ax.legend(fontsize=7, loc="lower right")
+        plots.append(Plot("cmc", f"CMC curves ({view.spec.datasets[ds].label or ds})",
+                          to_svg(fig)))
+    return plots
+
+
+def all_plots(view: Any, cells_dir: Path) -> list[Plot]:
+    """Every figure for one table page, sweeps first."""
+    sweeps = param_sweeps(view)
+    swept = {r.name for _, rows in find_param_sweeps([rv.row for rv in view.rows]) for r in rows}
+    runnable = {rv.name for rv in view.rows if rv.runnable}
+    # A table that is one sweep gets its curve, not a bar chart repeating it.
+    bars = ablation_bars(view) if not runnable <= swept else []
+    return [*sweeps, *gallery_sweeps(view), *bars, *cmc_curves(view, cells_dir)]

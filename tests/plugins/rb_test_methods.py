@@ -1,0 +1,75 @@
+"""Tiny methods for the reliability tests, loaded through REID_BENCH_PLUGINS (also shows that
+methods can live outside the tree). ``test_tiny`` trains a 2-layer CNN for real through the
+shared loop; its params inject slowness, a NaN loss or an out-of-memory error, and append a line
+to ``marker`` every time ``fit`` runs, so a test can count trainings across processes."""
+
+from __future__ import annotations
+
+import time
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict
+from torch import nn
+
+from reid_bench.method import CellContext, Method
+from reid_bench.models._common import (StandardRecipe, shuffled_loader, to_device,
+                                       train_image_dataset)
+from reid_bench.registry import METHODS
+from reid_bench.train import train_stage
+
+
+class TinyParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    sleep: float = 0.0
+    nan_at_step: int | None = None
+    oom: bool = False
+    marker: str | None = None
+
+
+class TinyNet(nn.Module):
+    def __init__(self, num_classes: int):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 16, 3, stride=2, padding=1), nn.ReLU(),
+                                  nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.ReLU())
+        self.drop = nn.Dropout(0.2)
+        self.fc = nn.Linear(32, num_classes)
+
+    def forward(self, x):
+        f = self.body(x).mean(dim=(2, 3))
+        return self.fc(self.drop(f)) if self.training else f
+
+
+@METHODS.register("test_tiny")
+class Tiny(Method):
+    Params = TinyParams
+    Recipe = StandardRecipe
+
+    def build(self, params, recipe, num_classes):
+        return TinyNet(num_classes)
+
+    def fit(self, params: TinyParams, recipe, ctx: CellContext):
+        if params.marker:
+            with open(params.marker, "a") as f:
+                f.write("fit\n")
+        if params.oom:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        ds = train_image_dataset(ctx, recipe.input)
+        model = self.build(params, recipe, ds.num_classes)
+        loader = shuffled_loader(ds, recipe.train.batch_size, ctx)
+        calls = {"n": 0}
+
+        def step(batch):
+            calls["n"] += 1
+            if params.sleep:
+                time.sleep(params.sleep)
+            x, y = to_device(batch[:2], ctx.device)
+            loss = F.cross_entropy(model(x), y)
+            if params.nan_at_step is not None and calls["n"] >= params.nan_at_step:
+                loss = loss * float("nan")
+            return loss, {}
+
+        train_stage(model, loader, step, recipe.train, device=ctx.device, stage="tiny",
+                    checkpoint=ctx.work_dir / "tiny.ckpt", checkpoint_every=ctx.checkpoint_every,
+                    log=ctx.log)
+        return model

@@ -1,0 +1,97 @@
+"""Data-parallel training on CPU (gloo, 2 processes) through ``train_stage`` vs 1 process, and
+the accel switches on CPU."""
+
+import os
+import socket
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+from torch import nn
+from torch.utils.data import TensorDataset
+
+from reid_bench.accel import AccelOptions, use
+from reid_bench.data.samplers import PKBatchSampler, make_loader
+from reid_bench.recipe import OptimRecipe
+from reid_bench.train import train_stage
+
+EPOCHS = 4
+
+
+def _data():
+    g = torch.Generator().manual_seed(0)
+    labels = torch.arange(8).repeat_interleave(6)  # 8 identities × 6 images
+    protos = torch.randn(8, 3, 8, 8, generator=g)
+    x = protos[labels] + 0.5 * torch.randn(len(labels), 3, 8, 8, generator=g)
+    return TensorDataset(x, labels)
+
+
+def _model():
+    torch.manual_seed(1)
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                         nn.Flatten(), nn.Linear(8, 8))
+
+
+def _train(ddp_wrap: bool = False, accel=None):
+    ds = _data()
+    model = _model()
+    net = nn.parallel.DistributedDataParallel(model) if ddp_wrap else model
+    loader = make_loader(ds, 8, shuffle=False, seed=0, drop_last=True,
+                         batch_sampler=PKBatchSampler(ds.tensors[1].tolist(), p=4, k=2, seed=0))
+
+    def step(batch):
+        x, y = batch
+        return nn.functional.cross_entropy(net(x), y), {}
+
+    hist = train_stage(net, loader, step, OptimRecipe(lr=0.1, epochs=EPOCHS, momentum=0.9),
+                       log=lambda m: None, accel=accel)
+    return [h["loss"] for h in hist], torch.cat([p.detach().flatten()
+                                                for p in model.parameters()])
+
+
+def _worker(rank, world, port, out):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                      WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    from reid_bench import distributed as D
+
+    D.init_from_env("cpu")
+    try:
+        losses, params = _train()
+        losses_ddp, params_ddp = _train(ddp_wrap=True)
+        torch.save({"losses": losses, "params": params, "losses_ddp": losses_ddp,
+                    "params_ddp": params_ddp}, f"{out}/rank{rank}.pt")
+    finally:
+        D.destroy()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_process_gloo_matches_one_process(tmp_path):
+    single, _ = _train()
+    mp.spawn(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt") for r in range(2))
+    for key in ("losses", "losses_ddp"):
+        # Same trajectory shape: one averaged loss per epoch on every rank, decreasing, and
+        # close to one process on the same global batches (no BatchNorm: exact up to fp).
+        assert len(r0[key]) == len(r1[key]) == len(single) == EPOCHS
+        assert r0[key] == pytest.approx(r1[key])
+        assert r0[key][-1] < 0.5 * r0[key][0]
+        assert r0[key] == pytest.approx(single, rel=1e-3, abs=1e-4)
+    # Gradients were averaged: both ranks end with the same weights, with either mechanism.
+    assert torch.allclose(r0["params"], r1["params"], atol=1e-6)
+    assert torch.allclose(r0["params_ddp"], r1["params_ddp"], atol=1e-6)
+
+
+def test_accel_path_on_cpu_trains_and_default_is_plain():
+    base, p_base = _train()
+    again, p_again = _train(accel=AccelOptions())  # CPU defaults: nothing on → plain loop
+    assert base == again and torch.equal(p_base, p_again)
+    with use(None):
+        fast, _ = _train(accel=AccelOptions(amp="bf16", channels_last=True))
+    assert len(fast) == EPOCHS and fast[-1] < 0.5 * fast[0]
+    assert fast == pytest.approx(base, rel=0.1, abs=0.05)  # bf16: same curve within noise
