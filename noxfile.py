@@ -53,6 +53,11 @@ def gpu(session: nox.Session) -> None:
                 "import sys, torch; sys.exit(0 if torch.cuda.is_available() else "
                 "'nox -s gpu needs a CUDA GPU: torch.cuda.is_available() is False')")
     session.run("pytest", "-q", "-m", "gpu", "tests", "benchmarks", *session.posargs)
+    # Throughput (ResNet-50 train step / feature extraction, AMP, channels_last, compile); files
+    # named bench_*.py are collected only when passed explicitly. Figures: docs/benchmarks.md.
+    session.run("pytest", "-m", "gpu", "benchmarks/bench_train.py", "--benchmark-only",
+                "--benchmark-columns=min,mean,max", "--benchmark-json=.benchmarks/gpu.json",
+                "-p", "no:cacheprovider", *session.posargs)
 
 
 @nox.session(python=PY)

@@ -28,7 +28,8 @@ def make_embedder(features: Callable[[torch.Tensor], torch.Tensor], model: torch
             return torch.empty(0, 0)
         model.eval()
         ds = ImageDataset(list(samples), transform, relabel=False)
-        loader = make_loader(ds, batch_size, shuffle=False, seed=0, num_workers=num_workers,
+        # Full-size test images differ in size: one per batch.
+        loader = make_loader(ds, 1 if inp.test_full_size else batch_size, shuffle=False, seed=0, num_workers=num_workers,
                              pin_memory=str(device).startswith("cuda"), drop_last=False)
         out = []
         for batch in loader:

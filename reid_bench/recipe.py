@@ -23,7 +23,7 @@ class InputRecipe(_Strict):
     zero-pad ``pad`` pixels, random crop ``height``×``width`` when ``random_crop``, horizontal flip
     with p=0.5 when ``flip``, normalise, then random erasing with probability ``random_erasing``.
     Test: resize to ``resize`` then centre-crop when ``test_center_crop``, else resize straight to
-    ``height``×``width``; normalise.
+    ``height``×``width``; with ``test_full_size`` no resize at all; normalise.
     """
 
     height: int = Field(256, gt=0)
@@ -34,6 +34,9 @@ class InputRecipe(_Strict):
     flip: bool = True
     random_erasing: float = Field(0.0, ge=0.0, le=1.0)
     test_center_crop: bool = False
+    # Test images at their own size (image retrieval, Verif-Identif Sec. IV-C): no test resize;
+    # the embedder then runs one image per batch.
+    test_full_size: bool = False
     # "imagenet": torchvision mean/std (pretrained backbones); "mean_image": subtract the mean
     # colour of the training images (Verif-Identif III-F, MatConvNet style); "none".
     normalize: Literal["imagenet", "mean_image", "none"] = "imagenet"

@@ -124,11 +124,23 @@ class Runner:
         """(registered dataset name, loader options) the column uses in this run."""
         if not self.opts.smoke:
             return col.name, dict(col.options)
+        self._check_standin(col)
+        return col.smoke_standin, dict(self.spec.smoke.dataset_options)
+
+    def train_source(self, col: DatasetColumn) -> tuple[str, dict] | None:
+        """(name, options) of a separate training dataset, or None to train on the column's."""
+        if col.train is None:
+            return None
+        if not self.opts.smoke:
+            return col.train.name, dict(col.train.options)
+        self._check_standin(col)
+        return col.smoke_standin, dict(self.spec.smoke.dataset_options)
+
+    def _check_standin(self, col: DatasetColumn) -> None:
         if col.smoke_standin is None:
             raise DatasetError(f"dataset {col.name!r} has no synthetic stand-in, so --smoke "
                                f"cannot run it; run without --smoke on the real dataset "
                                f"(`reid-bench data check {col.name}`)")
-        return col.smoke_standin, dict(self.spec.smoke.dataset_options)
 
     def load(self, name: str, options: dict) -> ReidDataset:
         key = stable_hash([name, options])
@@ -151,6 +163,8 @@ class Runner:
         return {
             "method": row.method, "params": row.params, "recipe": values,
             "dataset": {"name": name, "options": options},
+            "train_dataset": (dict(zip(("name", "options"), self.train_source(col)))
+                              if col.train is not None else None),
             "eval": {"protocol": ev.protocol, "ap": ev.ap,
                      "distance": row.eval.distance or ev.distance,
                      "rerank": rerank.model_dump() if rerank else None,
@@ -245,21 +259,23 @@ class Runner:
         params = method.Params.model_validate(cell.row.params)
         recipe = method.Recipe.model_validate(config["recipe"])
         ds = self.load(config["dataset"]["name"], config["dataset"]["options"])
+        tsrc = config["train_dataset"]
+        train_ds = self.load(tsrc["name"], tsrc["options"]) if tsrc else ds
         details["dataset_fingerprint"] = ds.fingerprint
-        details["synthetic"] = ds.synthetic
+        details["synthetic"] = ds.synthetic or train_ds.synthetic
         _seed_everything(cell.seed, self.opts.deterministic)
         train_key = {"method": cell.row.method, "params": method.training_key(params),
-                     "recipe": config["recipe"], "dataset": config["dataset"],
-                     "fingerprint": ds.fingerprint, "seed": cell.seed}
+                     "recipe": config["recipe"], "dataset": tsrc or config["dataset"],
+                     "fingerprint": train_ds.fingerprint, "seed": cell.seed}
         thash = stable_hash(train_key)
         details["train_hash"] = thash
         from .accel import resolve as _resolve_accel
 
         details["accel"] = _resolve_accel(self.opts.accel, self.device).as_dict()
-        extras = self._extras(recipe, ds)
+        extras = self._extras(recipe, train_ds)
         model = self._trained.get(thash)
         if model is None:
-            model = self._fit_or_load(method, params, recipe, ds, cell, train_key, extras,
+            model = self._fit_or_load(method, params, recipe, train_ds, cell, train_key, extras,
                                       details)
             self._trained = {thash: model}  # keep only the latest: bounded memory
         embed_inp = method.test_input(recipe)

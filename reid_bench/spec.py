@@ -59,10 +59,20 @@ class EvalSettings(_Strict):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
+class TrainSource(_Strict):
+    """A dataset to train on that is not the one evaluated (Verif-Identif Table VII trains on a
+    landmarks image folder and tests on Oxford5k)."""
+
+    name: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
 class DatasetColumn(_Strict):
     """One dataset column group of the table (a dataset plus how it is evaluated)."""
 
     name: str
+    # Train on another dataset than ``name`` (default: the training split of ``name``).
+    train: TrainSource | None = None
     label: str | None = None
     options: dict[str, Any] = Field(default_factory=dict)
     eval: EvalSettings = EvalSettings()

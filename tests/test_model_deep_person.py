@@ -15,12 +15,20 @@ import torch
 from pydantic import ValidationError
 
 from reid_bench.method import CellContext
-from reid_bench.models.deep_person import (DeepPerson, DeepPersonArch, DeepPersonNet,
-                                           DeepPersonParams, DeepPersonRecipe, PartSequenceLSTM,
-                                           PerPartFC, batch_hard_triplet_loss, pk_loader)
+from reid_bench.models.deep_person import (
+    DeepPerson,
+    DeepPersonArch,
+    DeepPersonNet,
+    DeepPersonParams,
+    DeepPersonRecipe,
+    PartSequenceLSTM,
+    PerPartFC,
+    batch_hard_triplet_loss,
+    pk_loader,
+)
 from reid_bench.recipe import BackboneRecipe
 from reid_bench.registry import METHODS
-from reid_bench.runner import RunOptions, Runner, plan
+from reid_bench.runner import Runner, RunOptions, plan
 from reid_bench.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -228,3 +236,11 @@ def test_table7_smoke_through_runner(tmp_path, shared_data_root):
     summary = runner.run(plan(spec, smoke=True))
     assert summary.ok and len(summary.done) == 2, summary.failed
     assert sum("[deep_person] epoch 1/1" in m for m in logs) == 1  # fc and fm share the training
+
+
+def test_grad_clip_rescales_only_large_gradients():
+    from reid_bench.models.deep_person import _clip_grad
+
+    big, small = torch.tensor([30.0, 40.0]), torch.tensor([0.3, 0.4])
+    torch.testing.assert_close(_clip_grad(10.0, big), torch.tensor([6.0, 8.0]))
+    torch.testing.assert_close(_clip_grad(10.0, small), small)

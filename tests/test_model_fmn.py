@@ -15,8 +15,7 @@ import yaml
 from reid_bench.artifacts import ArtifactCache
 from reid_bench.data.base import load_dataset
 from reid_bench.method import CellContext
-from reid_bench.models.fmn import (FMN, FMNParams, FMNRecipe, fmn_mask, fuse, mix,
-                                   ranking_loss)
+from reid_bench.models.fmn import FMN, FMNParams, FMNRecipe, fmn_mask, fuse, mix, ranking_loss
 
 TINY = {"input": {"height": 64, "width": 32, "resize": [72, 36], "random_crop": True},
         "backbone": {"pretrained": "none", "width": 0.25}}
@@ -97,7 +96,7 @@ def test_ranking_loss_by_hand():
 
 def test_eq6_descriptor_by_hand_and_from_the_model():
     g = torch.tensor([[3., 4.]])
-    l = torch.tensor([[0., 0., 2.]])
+    l = torch.tensor([[0., 0., 2.]])  # noqa: E741 (Eq. 6 notation)
     assert torch.allclose(fuse(g, l, 0.5), torch.tensor([[0.3, 0.4, 0., 0., 0.5]]))
     assert torch.allclose(fuse(g, l, 0.25), torch.tensor([[0.15, 0.2, 0., 0., 0.75]]))
 
@@ -161,7 +160,7 @@ def test_stage2_keeps_grn_frozen_and_stage1_is_trained_once(shared_data_root, tm
 
 
 def test_table5_end_to_end_through_the_runner(repo_root, shared_data_root, tmp_path):
-    from reid_bench.runner import RunOptions, Runner, plan
+    from reid_bench.runner import Runner, RunOptions, plan
     from reid_bench.spec import load_spec
 
     data = yaml.safe_load((repo_root / "papers/fmn/table5.yaml").read_text())

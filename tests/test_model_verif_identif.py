@@ -8,16 +8,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 import yaml
 from pydantic import ValidationError
 
 from reid_bench.data.samplers import PairRatioSchedule
-from reid_bench.models.verif_identif import (LossRecipe, ScheduledPairSampler, VerifIdentif,
-                                             VerifIdentifParams, VerifIdentifRecipe,
-                                             contrastive_loss, pair_loss, square_layer)
+from reid_bench.models.verif_identif import (
+    LossRecipe,
+    ScheduledPairSampler,
+    VerifIdentif,
+    VerifIdentifParams,
+    VerifIdentifRecipe,
+    contrastive_loss,
+    pair_loss,
+    square_layer,
+)
 from reid_bench.registry import METHODS
-from reid_bench.runner import RunOptions, Runner, plan
+from reid_bench.runner import Runner, RunOptions, plan
 from reid_bench.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -171,3 +177,21 @@ def test_table2_smoke_row_end_to_end(tmp_path, shared_data_root):
     summary = runner.run(cells)
     assert summary.ok, summary.failed
     assert len(summary.done) == 1
+
+
+def test_fit_without_training_split_is_not_run(tmp_path):
+    """Oxford5k (Table VII) has no training split: fit stops with a DatasetError (→ 'not run')
+    that names the image-folder training the paper uses."""
+    from reid_bench.artifacts import ArtifactCache
+    from reid_bench.data.base import ReidDataset
+    from reid_bench.errors import DatasetError
+    from reid_bench.method import CellContext
+
+    ds = ReidDataset(name="oxford5k", root=tmp_path, fingerprint="x",
+                     splits={"train": [], "query": [], "gallery": []})
+    ctx = CellContext(dataset=ds, device=torch.device("cpu"), seed=0,
+                      cache=ArtifactCache(tmp_path / "c"), work_dir=tmp_path)
+    recipe = VerifIdentifRecipe.model_validate({"backbone": {"pretrained": "none",
+                                                             "width": 0.25}})
+    with pytest.raises(DatasetError, match="imagefolder"):
+        VerifIdentif().fit(VerifIdentifParams(pooling="mac"), recipe, ctx)

@@ -209,7 +209,18 @@ def test_claim_not_held_and_missing(tmp_path):
     v = table_view(load_spec(spec.path), res, with_plots=False)
     assert v.claims[1].status == C.NOT_HELD and v.claims[1].published_status == C.NOT_HELD
     assert v.claims[2].status == C.UNDECIDED
-    assert v.claims[2].reason.startswith("not run")
+    assert v.claims[2].reason == "not run: no reproduced number for Absent"
+
+
+def test_ordering_checks_every_pair_of_a_partly_run_table(tmp_path):
+    spec, res = write_toy(tmp_path)
+    Path(spec.path).write_text(TOY.replace('rows: ["K=3", "K=1"]', 'rows: ["K=2", "Absent", "K=1"]'))
+    v = table_view(load_spec(spec.path), res, with_plots=False)
+    c = v.claims[1]
+    assert [(x.better, x.worse, x.status) for x in c.comparisons] == [
+        ("K=2", "Absent", C.UNDECIDED), ("K=2", "K=1", C.HELD), ("Absent", "K=1", C.UNDECIDED)]
+    assert c.status == C.UNDECIDED
+    assert c.reason == "2 of 3 comparisons lack a reproduced number (Absent)"
 
 
 # --------------------------------------------------------------------------------------------

@@ -28,8 +28,8 @@ def _data():
 
 def _model():
     torch.manual_seed(1)
-    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
-                         nn.Flatten(), nn.Linear(8, 8))
+    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Flatten(),
+                         nn.Linear(4 * 8 * 8, 8))
 
 
 def _train(ddp_wrap: bool = False, accel=None):
@@ -73,7 +73,12 @@ def _free_port() -> int:
 
 def test_two_process_gloo_matches_one_process(tmp_path):
     single, _ = _train()
-    mp.spawn(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    # DDP's constructor and c10d import torch._dynamo (seconds): import it once here and fork,
+    # so the two ranks do not each pay for it (or for importing torch).
+    import torch._dynamo  # noqa: F401
+
+    mp.start_processes(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True,
+                       start_method="fork")
     r0, r1 = (torch.load(tmp_path / f"rank{r}.pt") for r in range(2))
     for key in ("losses", "losses_ddp"):
         # Same trajectory shape: one averaged loss per epoch on every rank, decreasing, and

@@ -42,7 +42,7 @@ def build_transform(inp: InputRecipe, train: bool,
     normalisation mean colour (ImageNet mean for "imagenet", the training mean colour for
     "mean_image", black for "none").
     Test: Resize(``resize``) → CenterCrop(height, width) if ``test_center_crop``, else
-    Resize(height, width) → ToTensor → Normalize.
+    Resize(height, width) → ToTensor → Normalize; with ``test_full_size`` no resize.
 
     ``mean_image``: RGB mean in [0, 1] (``compute_mean_colour``), required for "mean_image".
     """
@@ -61,6 +61,8 @@ def build_transform(inp: InputRecipe, train: bool,
             steps.append(T.CenterCrop(size))
         if inp.flip:
             steps.append(T.RandomHorizontalFlip(0.5))
+    elif inp.test_full_size:
+        pass
     elif inp.test_center_crop and inp.resize is not None:
         steps += [T.Resize(tuple(inp.resize)), T.CenterCrop(size)]
     else:

@@ -18,17 +18,15 @@ import torch
 from ._tensor import as_tensor
 
 
-def _row_block(qg: torch.Tensor, qq: torch.Tensor, gg: torch.Tensor, s: int, e: int) -> torch.Tensor:
-    """Rows s..e of the full (Q+G)×(Q+G) distance matrix's *columns* (the reference normalises
-    columns and transposes): column i of [[qq, qg], [qgᵀ, gg]], returned as rows, squared and
-    cast to float32 as the reference does."""
+def _column_parts(qg: torch.Tensor, qq: torch.Tensor, gg: torch.Tensor, s: int, e: int):
+    """Columns s..e of the full (Q+G)×(Q+G) matrix [[qq, qg], [qgᵀ, gg]] as two row blocks
+    (its query part and its gallery part). The reference normalises *columns* and transposes,
+    so row i of its matrix is column i here; contiguous copies keep the top-k fast."""
     Q = qq.shape[0]
     if e <= Q:
-        blk = torch.cat([qq[:, s:e].t(), qg[s:e]], 1)
-    else:
-        a, b = s - Q, e - Q
-        blk = torch.cat([qg[:, a:b].t(), gg[:, a:b].t()], 1)
-    return (blk * blk).float()
+        return qq[:, s:e].t().contiguous(), qg[s:e]
+    a, b = s - Q, e - Q
+    return qg[:, a:b].t().contiguous(), gg[:, a:b].t().contiguous()
 
 
 def _pair_values(qg, qq, gg, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
@@ -85,19 +83,24 @@ def re_rank(q_g_dist: Any, q_q_dist: Any, g_g_dist: Any, k1: int = 20, k2: int =
     N = Q + G
     kk = min(k1 + 1, N)
 
-    # 1. Nearest neighbours of every row of the normalised matrix (blockwise top-k, not argsort).
+    # 1. Nearest neighbours of every row of the normalised matrix: a blockwise top-k of each
+    # part (not a full argsort). Squaring and dividing by the row maximum keep the order, so
+    # the top-k runs on the raw distances; the row maximum is kept for the weights.
     nn = torch.empty((N, kk), dtype=torch.long, device=dev)
     rowmax = torch.empty(N, dtype=torch.float32, device=dev)
-    step = max(1, (1 << 25) // N)
-    bounds = list(range(0, Q, step)) + [Q] + list(range(Q + step, N, step)) + [N]
-    bounds = sorted(set(bounds))
+    step = max(1, (1 << 24) // N)
+    bounds = sorted(set(list(range(0, Q, step)) + [Q] + list(range(Q, N, step)) + [N]))
     for s, e in zip(bounds[:-1], bounds[1:]):
-        blk = _row_block(qg, qq, gg, s, e)
-        mx = blk.max(1).values
-        rowmax[s:e] = mx
-        blk = blk / mx[:, None]
-        nn[s:e] = torch.topk(blk, kk, dim=1, largest=False, sorted=True).indices
-        del blk
+        pq, pgal = _column_parts(qg, qq, gg, s, e)
+        mx = torch.maximum(pq.max(1).values, pgal.max(1).values)
+        rowmax[s:e] = (mx * mx).float()
+        vq, iq = torch.topk(pq, min(kk, Q), dim=1, largest=False, sorted=True)
+        vg, ig = torch.topk(pgal, min(kk, G), dim=1, largest=False, sorted=True)
+        v = torch.cat([vq, vg], 1)
+        i = torch.cat([iq, ig + Q], 1)
+        order = torch.topk(v, kk, dim=1, largest=False, sorted=True).indices
+        nn[s:e] = i.gather(1, order)
+        del pq, pgal
 
     # 2. k-reciprocal sets R(i) (k1) and R(c) with k1/2 for the expansion candidates.
     kh = int(np.around(k1 / 2.0))
@@ -194,10 +197,18 @@ def _jaccard_blend(vr, vc, vv, qg, rowmax, Q, G, N, lam, max_pairs):
         e = int(torch.searchsorted(cum, torch.tensor(base + max_pairs, device=dev), right=True))
         e = max(e, s + 1)
         a, b = int(qstart[s]), int(qstart[e])
-        pos, owner = _expand_ranges(cstart, qc[a:b])
-        tmin = torch.minimum(qv[a:b][owner], gv[pos])
-        flat = (qr[a:b][owner] - s) * G + gr[pos]
-        t = torch.zeros((e - s) * G, dtype=torch.float32, device=dev).index_add_(0, flat, tmin).view(e - s, G)
+        col = qc[a:b]
+        cnt = cstart[col + 1] - cstart[col]
+        tot = int(cnt.sum())
+        # every (query entry, gallery entry of the same column) pair, as flat gathers
+        # (index_select: far faster than advanced indexing on CPU)
+        first = cstart[col] - (torch.cumsum(cnt, 0) - cnt)
+        pos = torch.repeat_interleave(first, cnt, output_size=tot) + torch.arange(tot, device=dev)
+        tmin = torch.minimum(torch.repeat_interleave(qv[a:b], cnt, output_size=tot), gv.index_select(0, pos))
+        flat = torch.repeat_interleave((qr[a:b] - s) * G, cnt, output_size=tot) + gr.index_select(0, pos)
+        del pos
+        t = torch.zeros((e - s) * G, dtype=torch.float32, device=dev).scatter_add_(0, flat, tmin).view(e - s, G)
+        del flat, tmin
         jac = 1 - t / (2.0 - t)
         orig = (qg[s:e] * qg[s:e]).float() / rowmax[s:e, None]
         out[s:e] = jac * (1 - lam) + orig * lam

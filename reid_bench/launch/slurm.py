@@ -143,8 +143,8 @@ def run_cell_job(spec_path: str, ref: list, options: dict[str, Any], nproc: int 
 def submit(spec_path: str, cells: Sequence[Cell], options: dict[str, Any], cfg: SlurmConfig,
            *, cluster: str | None = None, name: str = "reid-bench") -> list[Any]:
     """Submit ``cells`` (already filtered to the pending ones) as one job array: one task per
-    cell. ``cluster``: None = Slurm when available (submitit's auto-detection), "local" /
-    "debug" for submitit's local and in-process executors (tests). Returns the submitit jobs,
+    cell. ``cluster``: None = Slurm (or $REID_BENCH_SUBMITIT_CLUSTER), "local" / "debug" for
+    submitit's local and in-process executors (tests). Returns the submitit jobs,
     in the order of ``cells``."""
     if not cells:
         return []
@@ -153,8 +153,16 @@ def submit(spec_path: str, cells: Sequence[Cell], options: dict[str, Any], cfg: 
     except ImportError:
         raise ReidBenchError("--launcher slurm needs submitit: pip install 'reid-bench[slurm]'"
                              ) from None
+    import os
+
     folder = Path(cfg.folder) if cfg.folder else Path(options["results_dir"]) / "_slurm"
-    executor = submitit.AutoExecutor(folder=folder / "%j", cluster=cluster)
+    # Explicitly Slurm: submitit's auto-detection would silently fall back to local processes.
+    cluster = cluster or os.environ.get("REID_BENCH_SUBMITIT_CLUSTER") or "slurm"
+    try:
+        executor = submitit.AutoExecutor(folder=folder / "%j", cluster=cluster)
+    except RuntimeError as exc:
+        raise ReidBenchError(f"--launcher slurm: {exc} Run on a Slurm login node, or use "
+                             "--launcher local / torchrun here.") from None
     executor.update_parameters(**executor_parameters(cfg, name))
     refs = [cell_ref(c) for c in cells]
     n = len(refs)

@@ -124,9 +124,24 @@ def resnet50(width: float = 1.0, pretrained: str = "none", last_stride: int = 2)
         net = timm.create_model("resnet50.tv_in1k", pretrained=True, **kw)
     else:
         net = timm.create_model("resnet50", pretrained=False, **kw)
+        if width != 1.0:
+            _narrow_stem(net, _scaled(64, width))
         if pretrained != "none":
             _load_local(net, pretrained)
     return ResNetBackbone(net, last_stride=last_stride)
+
+
+def _narrow_stem(net: nn.Module, stem: int) -> None:
+    """timm's default 7×7 stem ignores ``stem_width`` (it is fixed at 64), so at width < 1 we
+    rebuild conv1/bn1 and the first block's input convolutions at ``stem`` channels: same
+    kernels and strides, every stage scaled alike."""
+    net.conv1 = nn.Conv2d(3, stem, 7, stride=2, padding=3, bias=False)
+    net.bn1 = nn.BatchNorm2d(stem)
+    block = net.layer1[0]
+    block.conv1 = nn.Conv2d(stem, block.conv1.out_channels, 1, bias=False)
+    out = block.conv3.out_channels
+    # At full width res2's first block projects 64 → 256; timm saw 64 → 4·16 and skipped it.
+    block.downsample = nn.Sequential(nn.Conv2d(stem, out, 1, bias=False), nn.BatchNorm2d(out))
 
 
 class FCBackbone(nn.Module):

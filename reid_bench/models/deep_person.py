@@ -336,8 +336,8 @@ def pk_loader(ds: ImageDataset, recipe: DeepPersonRecipe, ctx: CellContext):
 
 
 def _clip_grad(max_norm: float, grad: torch.Tensor) -> torch.Tensor:
-    norm = grad.norm()
-    return grad * (max_norm / norm) if norm > max_norm else grad
+    """Rescale one parameter's gradient to L2 norm <= ``max_norm`` (no host sync)."""
+    return grad * (max_norm / (grad.norm() + 1e-6)).clamp(max=1.0)
 
 
 # --------------------------------------------------------------------------------------------

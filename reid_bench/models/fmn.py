@@ -116,7 +116,7 @@ def ranking_loss(logits_g: torch.Tensor, logits_l: torch.Tensor, target: torch.T
     return torch.clamp(p_g - p_l + margin, min=0).mean()
 
 
-def fuse(g: torch.Tensor, l: torch.Tensor, alpha: float) -> torch.Tensor:
+def fuse(g: torch.Tensor, l: torch.Tensor, alpha: float) -> torch.Tensor:  # noqa: E741 (Eq. 6)
     """Eq. 6: ``[α·g/‖g‖₂, (1−α)·l/‖l‖₂]`` row-wise (N × (dim g + dim l))."""
     return torch.cat([alpha * F.normalize(g, dim=1), (1 - alpha) * F.normalize(l, dim=1)], 1)
 
@@ -142,7 +142,7 @@ class FMNOutput(NamedTuple):
     logits_g: torch.Tensor
     mask: torch.Tensor     # Eq. 2, N×h×w (≥ 1: exp of a ReLU)
     o: torch.Tensor        # Eq. 3, masked map fed to the LAN
-    l: torch.Tensor        # local feature (pooled LAN output), N×D
+    l: torch.Tensor  # noqa: E741 — local feature (pooled LAN output), N×D
     logits_l: torch.Tensor
 
 
@@ -200,7 +200,7 @@ class FMNNet(nn.Module):
             f, g, logits_g = self._global(x)
         mask = fmn_mask(F.relu(self.mn(g)), *self.mask_hw)   # Eq. 1, Eq. 2
         o = mix(f, mask)                                      # Eq. 3
-        l = self.lan(o).mean(dim=(2, 3))
+        l = self.lan(o).mean(dim=(2, 3))  # noqa: E741 (the paper's l)
         logits_l = self.lan_classifier(self.lan_dropout(l))
         return FMNOutput(f, g, logits_g, mask, o, l, logits_l)
 

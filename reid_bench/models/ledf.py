@@ -1,5 +1,6 @@
-"""LEDF: local embedding deep features (Zhang et al., "Local embedding deep features for person
-re-identification in camera networks", EURASIP J. Wireless Communications and Networking, 2018).
+"""LEDF: local embedding deep features ("Local embedding deep features for person
+re-identification in camera networks"; authors/venue not in the provided text, see
+papers/ledf/README.md).
 
 Two networks, trained one after the other (Sec. 3, Fig. 4):
 
@@ -39,7 +40,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from ..data.samplers import PairSampler
+from ..data.samplers import PairSampler, make_loader
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from ..method import CellContext, Method
 from ..recipe import BackboneRecipe, InputRecipe, OptimRecipe
@@ -367,8 +368,6 @@ class LEDF(Method):
         ds = train_image_dataset(ctx, recipe.input)
         net = VerificationNet(self._backbone(recipe)).to(ctx.device)
         sampler = RegionPairSampler(ds.labels, params.K, recipe.pair_ratio, ctx.seed)
-        from ..data.samplers import make_loader
-
         bs = recipe.verification.batch_size
         loader = make_loader(RegionPairDataset(ds), bs, shuffle=False, seed=ctx.seed,
                              num_workers=ctx.num_workers, sampler=sampler,

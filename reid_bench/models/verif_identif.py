@@ -35,8 +35,8 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch import nn
 
-from ..errors import DatasetError
 from ..data.samplers import PairDataset, PairRatioSchedule, PairSampler, make_loader
+from ..errors import DatasetError
 from ..method import CellContext, Method
 from ..registry import METHODS
 from ..train import train_stage

@@ -419,9 +419,9 @@ def markdown(views: list[TableView], broken: list[tuple[str, str]], stamp: str) 
                 out.append(f"- {c.statement}: **{c.label}** (published: {c.published_status})"
                            + (f" — {c.claim.text}" if c.claim.text else "") + "\n")
         if v.assumptions:
-            out.append("\nAssumed (not stated in the paper): " + "; ".join(
-                f"`{e.key}`{'' if e.scope == 'table' else f' ({e.scope})'} = {e.value} — "
-                f"{e.assumed}" for e in v.assumptions) + "\n")
+            out.append("\n**Assumed** (not stated in the paper):\n\n" + "".join(
+                f"- `{e.key}`{'' if e.scope == 'table' else f' ({e.scope})'} = `{e.value}` — "
+                f"{e.assumed}\n" for e in v.assumptions))
     for f, e in broken:
         out.append(f"\n**{f} could not be read:** {e}\n")
     return "".join(out)

@@ -3,7 +3,8 @@
 Every claim reduces to pairwise comparisons "row A beats row B by more than ``margin``" on each
 covered (dataset column, metric):
 
-- ordering ``[A, B, C]``: A > B and B > C;
+- ordering ``[A, B, C]``: A > B, A > C and B > C (every pair, so a partly run table still
+  checks what it can);
 - best ``row`` among ``among``: row > each other row;
 - improvement ``row`` over ``baseline`` by ``margin``: row − baseline > margin.
 
@@ -60,6 +61,7 @@ class ClaimResult:
     published_status: str
     comparisons: list[Comparison] = field(default_factory=list)
     synthetic: bool = False
+    missing_rows: list[str] = field(default_factory=list)
 
     @property
     def reason(self) -> str:
@@ -69,10 +71,12 @@ class ClaimResult:
         missing = sum(1 for c in self.comparisons if c.diff is None)
         if not self.comparisons:
             return "no comparison covers this claim"
+        rows = ", ".join(self.missing_rows)
         if missing == len(self.comparisons):
-            return "not run: no reproduced numbers for these rows yet"
+            return f"not run: no reproduced number for {rows}"
         if missing:
-            return f"{missing} of {len(self.comparisons)} comparisons lack a reproduced number"
+            return (f"{missing} of {len(self.comparisons)} comparisons lack a reproduced "
+                    f"number ({rows})")
         return "differences within the seed spread"
 
     @property
@@ -107,7 +111,9 @@ def compare_pair(a: Stat | None, b: Stat | None, margin: float = 0.0) -> tuple[s
 
 def _pairs(claim) -> tuple[list[tuple[str, str]], float]:
     if isinstance(claim, OrderingClaim):
-        return list(zip(claim.rows[:-1], claim.rows[1:], strict=True)), 0.0
+        # Every pair, not only neighbours: with some rows not run, A > C is still checkable.
+        rows = claim.rows
+        return [(rows[i], rows[j]) for i in range(len(rows)) for j in range(i + 1, len(rows))], 0.0
     if isinstance(claim, BestClaim):
         return [(claim.row, r) for r in claim.among if r != claim.row], 0.0
     return [(claim.row, claim.baseline)], claim.margin
@@ -142,12 +148,14 @@ def check_claims(spec: Spec, reproduced: Callable[[str, str, str], Stat | None],
         pairs, margin = _pairs(claim)
         comps: list[Comparison] = []
         synthetic = False
+        missing: list[str] = []
         for ds in claim.datasets or list(spec.datasets):
             metrics = [m for m in spec.column_metrics(ds)
                        if claim.metrics is None or m in claim.metrics]
             for m in metrics:
                 for hi, lo in pairs:
                     a, b = reproduced(hi, ds, m), reproduced(lo, ds, m)
+                    missing += [r for r, x in ((hi, a), (lo, b)) if x is None and r not in missing]
                     synthetic |= bool((a and a.synthetic) or (b and b.synthetic))
                     st, diff, thr, note = compare_pair(a, b, margin)
                     pa, pb = published(hi, ds, m), published(lo, ds, m)
@@ -156,5 +164,5 @@ def check_claims(spec: Spec, reproduced: Callable[[str, str, str], Stat | None],
                     comps.append(Comparison(ds, m, hi, lo, margin, diff, thr, st, note, pst))
         out.append(ClaimResult(claim, statement(claim), _aggregate([c.status for c in comps]),
                                _aggregate([c.published_status for c in comps]), comps,
-                               synthetic))
+                               synthetic, missing))
     return out

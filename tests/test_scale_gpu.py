@@ -1,0 +1,50 @@
+"""CUDA checks of the speed switches (``nox -s gpu``; deselected on CPU by ``-m 'not gpu'``)."""
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import TensorDataset
+
+from reid_bench.accel import AccelOptions, resolve
+from reid_bench.data.samplers import make_loader
+from reid_bench.models.backbones import build_backbone
+from reid_bench.recipe import OptimRecipe
+from reid_bench.train import train_stage
+
+pytestmark = pytest.mark.gpu
+
+
+def _need_cuda():
+    if not torch.cuda.is_available():
+        pytest.fail("needs CUDA")
+
+
+@pytest.mark.parametrize("amp", ["bf16", "fp16", "off"])
+def test_train_stage_amp_channels_last_on_cuda(amp):
+    _need_cuda()
+    torch.manual_seed(0)
+    labels = torch.arange(16).repeat_interleave(8)
+    protos = torch.randn(16, 3, 64, 32)
+    ds = TensorDataset(protos[labels] + 0.3 * torch.randn(len(labels), 3, 64, 32), labels)
+    bb = build_backbone("resnet50", width=0.25, pretrained="none")
+    model = nn.Sequential(bb, nn.Linear(bb.feature_dim, 16)).cuda()
+    loader = make_loader(ds, 32, shuffle=True, seed=0, drop_last=True, pin_memory=True)
+
+    def step(batch):
+        x, y = (t.cuda(non_blocking=True) for t in batch)
+        return nn.functional.cross_entropy(model(x), y), {}
+
+    acc = resolve(AccelOptions(amp=amp, channels_last=True), "cuda")
+    assert acc.grad_scaler == (amp == "fp16")
+    hist = train_stage(model, loader, step, OptimRecipe(lr=0.05, epochs=6, momentum=0.9),
+                       device="cuda", log=lambda m: None, accel=acc)
+    assert hist[-1]["loss"] < 0.5 * hist[0]["loss"]
+    conv = next(m for m in model.modules() if isinstance(m, nn.Conv2d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_auto_resolves_to_fast_path_on_cuda():
+    _need_cuda()
+    acc = resolve(AccelOptions(), "cuda")
+    assert acc.amp_dtype in ("bfloat16", "float16") and acc.channels_last
+    assert torch.backends.cudnn.benchmark

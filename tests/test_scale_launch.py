@@ -1,0 +1,168 @@
+"""Slurm job arrays through submitit (debug executor), the torchrun command, and
+``reid-bench status`` on a results folder with done / failed / stale / running / pending cells."""
+
+import sys
+import textwrap
+
+import pytest
+import yaml
+from click.testing import CliRunner
+from filelock import FileLock
+
+from reid_bench import results as R
+from reid_bench.cli import main
+from reid_bench.errors import ReidBenchError
+from reid_bench.launch import cell_ref, options_to_dict, pending_cells
+from reid_bench.launch.slurm import (SlurmConfig, executor_parameters, load_site_config,
+                                     parse_minutes, submit)
+from reid_bench.launch.torchrun import torchrun_command
+from reid_bench.runner import RunOptions, Runner, plan
+from reid_bench.spec import load_spec, stable_hash
+
+SPEC = """\
+paper: {id: demo, title: Demo, authors: [A], venue: V, year: 2020}
+table: {id: table1, caption: tiny IDE table}
+metrics: [rank1, mAP]
+seeds: 3
+datasets:
+  market:
+    name: market1501
+    eval: {protocol: market, ap: standard, distance: euclidean}
+recipe:
+  input:
+    height: {value: 256, source: "x"}
+    width: {value: 128, source: "x"}
+  backbone:
+    pretrained: {value: imagenet, source: "x"}
+  train:
+    lr: {value: 0.01, source: "x"}
+    epochs: {value: 60, source: "x"}
+smoke:
+  recipe:
+    input: {height: 32, width: 16, resize: [32, 16]}
+    backbone: {pretrained: none, width: 0.25}
+    train: {epochs: 1, lr: 0.05, batch_size: 32}
+rows:
+  - name: IDE A
+    method: ide
+    published: {market: {rank1: 70.0, mAP: 50.0}}
+  - name: IDE B
+    method: ide
+    params: {dropout: 0.25}
+    published: {market: {rank1: 71.0, mAP: 51.0}}
+"""
+
+
+@pytest.fixture()
+def setup(tmp_path, shared_data_root):
+    p = tmp_path / "papers" / "demo" / "table1.yaml"
+    p.parent.mkdir(parents=True)
+    p.write_text(textwrap.dedent(SPEC))
+    spec = load_spec(p)
+    opts = RunOptions(results_dir=tmp_path / "results", data_root=shared_data_root, smoke=True,
+                      log=lambda m: None)
+    return p, spec, Runner(spec, opts)
+
+
+def _write(runner, cell, status, chash=None):
+    R.upsert_row(runner.csv, {"paper": "demo", "table": "table1", "row": cell.row.name,
+                              "dataset": cell.dataset, "seed": cell.seed, "smoke": True,
+                              "status": status, "error": "boom" if status != "ok" else None,
+                              "config_hash": chash or stable_hash(runner.cell_config(cell)),
+                              "cell_id": cell.id})
+
+
+def test_slurm_array_one_task_per_pending_cell(setup):
+    path, spec, runner = setup
+    cells = plan(spec, smoke=True)
+    assert len(cells) == 6
+    _write(runner, cells[0], "ok")                   # finished: not resubmitted
+    _write(runner, cells[1], "failed")               # failed: resubmitted
+    _write(runner, cells[2], "ok", chash="old")      # finished with an old config: resubmitted
+    todo = pending_cells(runner, cells)
+    assert [c.id for c in todo] == [c.id for c in cells[1:]]
+    cfg = load_site_config(None, partition="gpu", time="1:30:00", array_parallelism=2)
+    opts = options_to_dict(runner.opts)
+    jobs = submit(str(path), todo, opts, cfg, cluster="debug")
+    assert len(jobs) == 5
+    assert [j.submission().args for j in jobs] == [(str(path), cell_ref(c), opts, 1)
+                                                   for c in todo]
+    # One task really runs its cell and lands in the shared CSV; it is then not pending.
+    out = jobs[0].result()
+    assert out["ok"] and out["done"] == [todo[0].id]
+    df = R.read_results(runner.csv)
+    assert df.loc[df["cell_id"] == todo[0].id, "status"].tolist() == ["ok"]
+    assert df["accel"].notna().sum() == 1 and (df["accel"].dropna() == "fp32").all()
+    assert [c.id for c in pending_cells(runner, cells)] == [c.id for c in todo[1:]]
+
+
+def test_site_config_and_cli_overrides(tmp_path):
+    site = tmp_path / "site.yaml"
+    site.write_text(yaml.safe_dump({"partition": "a100", "time": "2-00:00:00", "gpus_per_node": 4,
+                                    "account": "lab", "setup": ["module load cuda"]}))
+    cfg = load_site_config(site, partition="h100", time=None)
+    assert (cfg.partition, cfg.time, cfg.gpus_per_node) == ("h100", 2880, 4)
+    p = executor_parameters(cfg, "job")
+    assert p["slurm_partition"] == "h100" and p["timeout_min"] == 2880
+    assert p["gpus_per_node"] == 4 and p["slurm_account"] == "lab"
+    assert p["slurm_setup"] == ["module load cuda"] and p["slurm_array_parallelism"] == 16
+    assert parse_minutes("90") == 90 and parse_minutes("1:30:00") == 90
+    site.write_text("partiton: typo\n")
+    with pytest.raises(ReidBenchError, match="partiton"):
+        load_site_config(site)
+    with pytest.raises(ReidBenchError, match="srun|Slurm"):
+        submit("x.yaml", plan(load_spec_text(tmp_path), smoke=True)[:1],
+               {"results_dir": str(tmp_path)}, SlurmConfig())
+
+
+def load_spec_text(tmp_path):
+    p = tmp_path / "papers" / "demo" / "table1.yaml"
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(textwrap.dedent(SPEC))
+    return load_spec(p)
+
+
+def test_cli_slurm_launcher_submits_pending(setup, monkeypatch):
+    path, spec, runner = setup
+    monkeypatch.setenv("REID_BENCH_SUBMITIT_CLUSTER", "debug")
+    _write(runner, plan(spec, smoke=True)[0], "ok")
+    res = CliRunner().invoke(main, ["run", str(path), "--smoke", "--launcher", "slurm",
+                                    "--results-dir", str(runner.opts.results_dir),
+                                    "--slurm-partition", "gpu", "--slurm-time", "30"])
+    assert res.exit_code == 0, res.output
+    assert "5 of 6 cell(s) pending" in res.output and "submitted 5 Slurm task(s)" in res.output
+
+
+def test_torchrun_command(setup):
+    path, spec, runner = setup
+    cell = plan(spec, smoke=True)[4]
+    cmd = torchrun_command(str(path), cell, {"smoke": True}, 4)
+    assert cmd[:5] == [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                       "--nproc-per-node=4"]
+    assert cmd[cmd.index("--cells") + 1] == '[["IDE B", "market", 1]]'
+
+
+def test_status_counts_every_state(setup):
+    path, spec, runner = setup
+    cells = plan(spec, smoke=True)
+    _write(runner, cells[0], "ok")
+    _write(runner, cells[1], "diverged")
+    _write(runner, cells[2], "ok", chash="old")
+    runner.cells_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(runner.cells_dir / f".{cells[3].id}.running.lock"))
+    # a finished runner leaves its (released) lock file behind: not running
+    with FileLock(str(runner.cells_dir / f".{cells[4].id}.running.lock")):
+        pass
+    args = ["status", str(path), "--smoke", "--results-dir", str(runner.opts.results_dir)]
+    with lock:
+        res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    assert lines[0] == ("demo/table1: 6 cell(s) — 1 done, 1 running, 1 failed, 1 stale, "
+                        "2 pending")
+    assert "  failed   IDE A × market (seed 1) — diverged: boom" in lines
+    assert "  running  IDE B × market (seed 0)" in lines
+    assert "  pending  IDE B × market (seed 1)" in lines
+    res = CliRunner().invoke(main, args + ["--brief"])  # lock released: pending again
+    assert res.output.strip() == ("demo/table1: 6 cell(s) — 1 done, 0 running, 1 failed, "
+                                  "1 stale, 3 pending")
