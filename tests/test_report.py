@@ -343,3 +343,30 @@ def test_paper_claims_hold_on_the_published_numbers(path, n_claims, tmp_path):
     assert [c.published_status for c in v.claims] == [C.HELD] * n_claims
     # Nothing run yet: every claim is undecided, not held or failed.
     assert {c.status for c in v.claims} == {C.UNDECIDED}
+
+
+def test_mixed_provenance_is_flagged(tmp_path):
+    """Issue 13: a table whose numbers come from two commits / two dataset fingerprints says so
+    on its page and on the index."""
+    spec = load_spec(ROOT / "papers" / "verif_identif" / "table2.yaml")
+    csv = table_csv(tmp_path, spec.paper.id, spec.table.id)
+    base = {"paper": spec.paper.id, "table": spec.table.id, "dataset": "market", "seed": 0,
+            "smoke": False, "synthetic": False, "status": "ok", "rank1": 50.0, "mAP": 30.0,
+            "torch": "2.14.1", "device_name": "cpu"}
+    upsert_row(csv, base | {"row": "ResNet-50 (I)", "git_commit": "a" * 40,
+                            "dataset_fingerprint": "f1", "cell_id": "x1"})
+    upsert_row(csv, base | {"row": "VGG16 (I)", "git_commit": "b" * 40,
+                            "dataset_fingerprint": "f2", "cell_id": "x2"})
+    from reid_bench.report.build import table_view
+
+    v = table_view(spec, tmp_path, with_plots=False)
+    text = " ".join(v.mixed_provenance)
+    assert "2 code versions" in text and "aaaaaaaa" in text and "bbbbbbbb" in text
+    assert "2 different dataset fingerprints" in text
+    index = build_report(tmp_path, tmp_path / "site", [str(spec.path)])
+    assert "mixed provenance" in index.read_text()
+    assert "Mixed provenance" in (tmp_path / "site" / v.page).read_text()
+    # One commit, one dataset: no warning.
+    upsert_row(csv, base | {"row": "VGG16 (I)", "git_commit": "a" * 40,
+                            "dataset_fingerprint": "f1", "cell_id": "x2"})
+    assert table_view(spec, tmp_path, with_plots=False).mixed_provenance == []

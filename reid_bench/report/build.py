@@ -130,6 +130,31 @@ class TableView:
     def claims_held(self) -> int:
         return sum(1 for c in self.claims if c.status == C.HELD and not c.synthetic)
 
+    @property
+    def mixed_provenance(self) -> list[str]:
+        """Warnings when the numbers of this table do not share one provenance: more than one
+        code version, uncommitted changes, more than one dataset fingerprint per column, more
+        than one torch version or device."""
+        cells = [p for p in self.provenance if p.get("status") == "ok"]
+        out = []
+
+        def distinct(key: str, among=cells) -> list[str]:
+            return sorted({str(p.get(key)) for p in among if p.get(key) not in (None, "")})
+
+        if len(c := distinct("git_commit")) > 1:
+            out.append(f"{len(c)} code versions (commits {', '.join(x[:8] for x in c)})")
+        if any(str(p.get("git_dirty")).lower() == "true" for p in cells):
+            out.append("some cells ran with uncommitted changes (git_dirty)")
+        for ds in self.spec.datasets:
+            f = distinct("dataset_fingerprint", [p for p in cells if p.get("dataset") == ds])
+            if len(f) > 1:
+                out.append(f"column {ds!r}: {len(f)} different dataset fingerprints "
+                           f"({', '.join(f)})")
+        for key, what in (("torch", "torch versions"), ("device_name", "devices")):
+            if len(v := distinct(key)) > 1:
+                out.append(f"{len(v)} {what} ({', '.join(v)})")
+        return out
+
     def protocol(self, ds: str) -> str:
         from ..eval import PROTOCOLS
 

@@ -1,0 +1,256 @@
+"""Evaluation benchmarks: ours vs the peers, side by side, each run in a fresh process.
+
+Run:  pytest benchmarks/bench_eval.py --benchmark-only -s   (or ``nox -s bench``)
+
+Every measurement is a fresh ``python benchmarks/bench_eval.py worker ...`` process that loads
+the cached inputs, times only the call under test (``time.perf_counter``) and reports its peak
+RSS (``ru_maxrss``, inputs included). pytest-benchmark records the process wall time; the
+call time, peak memory and parity go into ``extra_info`` and the side-by-side table printed
+at the end of the session (see conftest.py). Peers come from PyPI into a temporary folder
+(benchmarks/peers.py); a peer that cannot be installed is skipped with the reason.
+
+Environment: REID_BENCH_PEERS_DIR (peer install folder, default <tmp>/reid_bench_peers),
+REID_BENCH_SLOW_PEERS=1 (also time the peers' pure-Python evaluate_rank, ~100 s each, and
+fast-reid's re-ranking, identical to torchreid's), REID_BENCH_SKIP_50K=1,
+REID_BENCH_500K_DIM (feature size of the streamed 500k run, default 2048).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(REPO))
+
+RESULTS: list[dict] = []  # read by conftest.py's terminal summary
+
+
+def _peak_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB → GiB
+
+
+# ---------------------------------------------------------------- worker (fresh process) ----
+
+def _worker(task: str, impl: str, data: str, out: str) -> None:
+    import torch
+
+    d = Path(data)
+    res: dict = {"task": task, "impl": impl}
+    if task == "eval":
+        D = np.load(d / "distmat.npy")
+        ids = np.load(d / "ids.npz")
+        args = (D, ids["qp"], ids["gp"], ids["qc"], ids["gc"])
+        res["rss_inputs_gb"] = _peak_gb()
+        if impl == "ours":
+            from reid_bench.eval import evaluate_rank
+            evaluate_rank(D[:8, :64], *(a[:8] if i % 2 == 0 else a[:64] for i, a in enumerate(args[1:])))  # warm-up
+            t = time.perf_counter()
+            cmc, mAP = evaluate_rank(*args, max_rank=50)
+            res["seconds"] = time.perf_counter() - t
+        else:
+            import peers
+            name, kind = impl.split(":")
+            p = peers.prepare(os.environ["REID_BENCH_PEERS_DIR"])[name]
+            fn = peers.load_rank_cy(p) if kind == "cython" else peers.load_rank_py(p)
+            t = time.perf_counter()
+            out_ = fn(*args, 50) if kind == "cython" else fn(*args, 50)
+            res["seconds"] = time.perf_counter() - t
+            cmc, ap = out_[0], out_[1]
+            mAP = float(np.mean(ap))
+        res["cmc"] = np.asarray(cmc, dtype=np.float64).tolist()
+        res["mAP"] = float(mAP)
+    elif task.startswith("rerank"):
+        qg, qq, gg = (np.load(d / f"{k}.npy") for k in ("qg", "qq", "gg"))
+        res["rss_inputs_gb"] = _peak_gb()
+        if impl == "ours":
+            from reid_bench.eval import re_rank
+            t = time.perf_counter()
+            o = re_rank(qg, qq, gg, k1=20, k2=6, lambda_value=0.3)
+        else:
+            import peers
+            p = peers.prepare(os.environ["REID_BENCH_PEERS_DIR"])[impl.split(":")[0]]
+            fn = peers.load_rerank(p)
+            t = time.perf_counter()
+            o = fn(qg, qq, gg, k1=20, k2=6, lambda_value=0.3)
+        res["seconds"] = time.perf_counter() - t
+        if task == "rerank":
+            np.save(out + ".npy", np.asarray(o, dtype=np.float32))
+    elif task == "stream500k":
+        from benchmarks.data import NUM_G, market_like
+        from reid_bench.eval import StreamingRankEvaluator, compute_distance, relevance_from_ids
+        dim = int(os.environ.get("REID_BENCH_500K_DIM", "2048"))
+        n_dis, chunk = 500_000, 20_000
+        qf, gf, qp, gp, qc, gc = market_like(dim=dim, noise=3.0)
+        res["rss_inputs_gb"] = _peak_gb()
+        t = time.perf_counter()
+        ngal = NUM_G + n_dis
+        allp = torch.cat([torch.from_numpy(gp), torch.zeros(n_dis, dtype=torch.long)])
+        allc = torch.cat([torch.from_numpy(gc), torch.zeros(n_dis, dtype=torch.long)])
+        rel = relevance_from_ids(torch.from_numpy(qp), torch.from_numpy(qc), allp, allc)
+        Dg = compute_distance(qf, gf)
+        ev = StreamingRankEvaluator(rel, Dg[rel.match_q, rel.match_g])
+        ev.add(Dg, 0)
+        del Dg
+        gen = torch.Generator().manual_seed(1)
+        scale = float((3.0 ** 2 + 1.16) ** 0.5)  # same per-dimension spread as real images
+        for s in range(0, n_dis, chunk):
+            cf = torch.randn(min(chunk, n_dis - s), dim, generator=gen) * scale
+            ev.add(compute_distance(qf, cf), NUM_G + s)
+        r = ev.result(50, "standard")
+        res["seconds"] = time.perf_counter() - t
+        res.update(cmc=r.cmc.tolist(), mAP=r.mAP, gallery=ngal, dim=dim)
+    res["peak_gb"] = _peak_gb()
+    Path(out + ".json").write_text(json.dumps(res))
+
+
+# ---------------------------------------------------------------- fixtures / helpers ---------
+
+@pytest.fixture(scope="session")
+def workdir(tmp_path_factory):
+    return tmp_path_factory.mktemp("bench_eval")
+
+
+@pytest.fixture(scope="session")
+def peer_set():
+    from benchmarks import peers
+    root = os.environ.setdefault("REID_BENCH_PEERS_DIR", str(Path(tempfile.gettempdir()) / "reid_bench_peers"))
+    return peers.prepare(root)
+
+
+@pytest.fixture(scope="session")
+def market_eval_data(workdir):
+    """Market-size distance matrix (3,368 × 15,913 from 2048-d features) and ids."""
+    from benchmarks.data import market_like
+    from reid_bench.eval import compute_distance
+    d = workdir / "eval"
+    d.mkdir()
+    qf, gf, qp, gp, qc, gc = market_like(noise=3.0)
+    np.save(d / "distmat.npy", compute_distance(qf, gf).numpy())
+    np.savez(d / "ids.npz", qp=qp, gp=gp, qc=qc, gc=gc)
+    return d
+
+
+def _rerank_data(workdir, name, nq, ng, dim):
+    from benchmarks.data import market_like
+    from reid_bench.eval import compute_distance
+    d = workdir / name
+    d.mkdir()
+    qf, gf, *_ = market_like(num_q=nq, num_g=ng, dim=dim, noise=3.0, num_distractors=ng // 6)
+    for k, (a, b) in {"qg": (qf, gf), "qq": (qf, qf), "gg": (gf, gf)}.items():
+        np.save(d / f"{k}.npy", compute_distance(a, b).numpy())
+    return d
+
+
+@pytest.fixture(scope="session")
+def rerank_data(workdir):
+    return _rerank_data(workdir, "rerank", 3368, 15913, 2048)  # N = 19,281
+
+
+def run_worker(benchmark, task, impl, data, label, **extra):
+    out = str(Path(data) / f"out_{impl.replace(':', '_')}")
+    env = dict(os.environ, PYTHONPATH=f"{REPO}{os.pathsep}{HERE}")
+    cmd = [sys.executable, str(HERE / "bench_eval.py"), "worker", task, impl, str(data), out]
+
+    def call():
+        p = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        if p.returncode:
+            raise RuntimeError(f"{impl} worker failed (rc {p.returncode}):\n{p.stderr[-3000:]}")
+
+    benchmark.pedantic(call, rounds=1, iterations=1)
+    res = json.loads(Path(out + ".json").read_text())
+    res.update(label=label, **extra)
+    benchmark.extra_info.update({k: v for k, v in res.items() if k != "cmc"})
+    RESULTS.append(res)
+    return res
+
+
+# ---------------------------------------------------------------- evaluation ------------------
+
+def test_eval_ours(benchmark, market_eval_data):
+    r = run_worker(benchmark, "eval", "ours", market_eval_data, "reid_bench evaluate_rank")
+    assert 0 < r["mAP"] < 1
+
+
+def test_eval_fastreid_cython(benchmark, market_eval_data, peer_set):
+    p = peer_set["fastreid"]
+    if p.error or p.rank_cy_error:
+        pytest.skip(p.error or p.rank_cy_error)
+    r = run_worker(benchmark, "eval", "fastreid:cython", market_eval_data, "fast-reid 1.4.0 evaluate_cy")
+    ours = next(x for x in RESULTS if x["task"] == "eval" and x["impl"] == "ours")
+    # identical CMC/mAP (the peer keeps float32)
+    assert np.max(np.abs(np.array(ours["cmc"]) - np.array(r["cmc"]))) <= 1e-6
+    assert abs(ours["mAP"] - r["mAP"]) <= 1e-6
+    r["parity"] = "CMC/mAP equal within 1e-6"
+
+
+def test_eval_torchreid_cython(benchmark, peer_set):
+    p = peer_set["torchreid"]
+    pytest.skip(p.error or p.rank_cy_error or "torchreid cython unavailable")
+
+
+@pytest.mark.parametrize("peer", ["fastreid", "torchreid"])
+def test_eval_python_peers(benchmark, market_eval_data, peer_set, peer):
+    if os.environ.get("REID_BENCH_SLOW_PEERS") != "1":
+        pytest.skip("pure-Python peers take ~100 s each; set REID_BENCH_SLOW_PEERS=1")
+    p = peer_set[peer]
+    if p.error:
+        pytest.skip(p.error)
+    r = run_worker(benchmark, "eval", f"{peer}:python", market_eval_data, f"{peer} eval_market1501 (Python)")
+    ours = next(x for x in RESULTS if x["task"] == "eval" and x["impl"] == "ours")
+    assert abs(ours["mAP"] - r["mAP"]) <= 1e-6
+
+
+# ---------------------------------------------------------------- re-ranking ------------------
+
+def test_rerank_ours(benchmark, rerank_data):
+    run_worker(benchmark, "rerank", "ours", rerank_data, "reid_bench re_rank (N=19,281)")
+
+
+@pytest.mark.parametrize("peer", ["torchreid", "fastreid"])
+def test_rerank_reference(benchmark, rerank_data, peer_set, peer):
+    if peer == "fastreid" and os.environ.get("REID_BENCH_SLOW_PEERS") != "1":
+        pytest.skip("fast-reid's re_ranking is the same code as torchreid's; set REID_BENCH_SLOW_PEERS=1")
+    p = peer_set[peer]
+    if p.error:
+        pytest.skip(p.error)
+    r = run_worker(benchmark, "rerank", f"{peer}:reference", rerank_data, f"{peer} re_ranking (N=19,281)")
+    ours = np.load(Path(rerank_data) / "out_ours.npy")
+    ref = np.load(Path(rerank_data) / f"out_{peer}_reference.npy")
+    diff = float(np.abs(ours - ref).max())
+    r["parity"] = f"max |ours - reference| = {diff:.2e}"
+    assert diff <= 1e-5
+
+
+def test_rerank_ours_50k(benchmark, workdir):
+    if os.environ.get("REID_BENCH_SKIP_50K") == "1":
+        pytest.skip("REID_BENCH_SKIP_50K=1")
+    # N = 50,000 (10,000 queries + 40,000 gallery); 256-d features only to keep the input
+    # distance computation short — re-ranking cost does not depend on the feature size.
+    d = _rerank_data(workdir, "rerank50k", 10_000, 40_000, 256)
+    r = run_worker(benchmark, "rerank50k", "ours", d, "reid_bench re_rank (N=50,000)")
+    assert r["peak_gb"] < 24
+
+
+# ---------------------------------------------------------------- Market + 500k ---------------
+
+def test_stream_500k_ours(benchmark, workdir):
+    d = workdir / "s500k"
+    d.mkdir()
+    r = run_worker(benchmark, "stream500k", "ours", d, "reid_bench streamed 3,368 × 515,913")
+    assert r["peak_gb"] < 4
+
+
+if __name__ == "__main__" and len(sys.argv) >= 6 and sys.argv[1] == "worker":
+    sys.path.insert(0, str(HERE))
+    _worker(*sys.argv[2:6])
