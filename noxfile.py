@@ -52,12 +52,12 @@ def gpu(session: nox.Session) -> None:
     session.run("python", "-c",
                 "import sys, torch; sys.exit(0 if torch.cuda.is_available() else "
                 "'nox -s gpu needs a CUDA GPU: torch.cuda.is_available() is False')")
-    session.run("pytest", "-q", "-m", "gpu", "tests", "benchmarks", *session.posargs)
-    # Throughput (ResNet-50 train step / feature extraction, AMP, channels_last, compile); files
-    # named bench_*.py are collected only when passed explicitly. Figures: docs/benchmarks.md.
-    session.run("pytest", "-m", "gpu", "benchmarks/bench_train.py", "--benchmark-only",
+    # CUDA tests, then the GPU benchmarks (benchmarks/conftest.py collects bench_*.py: ResNet-50
+    # train step / feature extraction with AMP, channels_last, compile); their figures land in
+    # .benchmarks/gpu.json for docs/benchmarks.md.
+    session.run("pytest", "-q", "-m", "gpu", "tests", "benchmarks",
                 "--benchmark-columns=min,mean,max", "--benchmark-json=.benchmarks/gpu.json",
-                "-p", "no:cacheprovider", *session.posargs)
+                *session.posargs)
 
 
 @nox.session(python=PY)

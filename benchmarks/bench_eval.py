@@ -12,7 +12,8 @@ at the end of the session (see conftest.py). Peers come from PyPI into a tempora
 Environment: REID_BENCH_PEERS_DIR (peer install folder, default <tmp>/reid_bench_peers),
 REID_BENCH_SLOW_PEERS=1 (also time the peers' pure-Python evaluate_rank, ~100 s each, and
 fast-reid's re-ranking, identical to torchreid's), REID_BENCH_SKIP_50K=1,
-REID_BENCH_500K_DIM (feature size of the streamed 500k run, default 2048).
+REID_BENCH_500K_DIM (feature size of the streamed 500k run, default 2048),
+REID_BENCH_THREADS (torch threads in the workers; default 1, 0 = torch's choice).
 """
 
 from __future__ import annotations
@@ -44,6 +45,12 @@ def _peak_gb() -> float:
 
 def _worker(task: str, impl: str, data: str, out: str) -> None:
     import torch
+
+    # One thread by default: the peers are single-threaded, and on a busy shared machine torch's
+    # spinning worker threads are slower than one thread. REID_BENCH_THREADS=0 keeps torch's choice.
+    threads = int(os.environ.get("REID_BENCH_THREADS", "1"))
+    if threads > 0:
+        torch.set_num_threads(threads)
 
     d = Path(data)
     res: dict = {"task": task, "impl": impl}

@@ -153,7 +153,7 @@ def load_rank_py(peer: Peer):
     spec = importlib.util.spec_from_file_location(f"_peer_rank_{peer.name}", peer.rank_py_file)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    return getattr(mod, "eval_market1501", None) or getattr(mod, "eval_market1501_py")
+    return getattr(mod, "eval_market1501", None) or mod.eval_market1501_py
 
 
 if __name__ == "__main__":

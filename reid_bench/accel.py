@@ -75,7 +75,13 @@ class Accel:
         return "+".join(parts)
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self) | {"grad_scaler": self.grad_scaler, "tag": self.tag}
+        """Provenance: the switches, the data-parallel world size and the compact tag (with
+        ``+ddpN`` when N > 1 processes trained together)."""
+        from .distributed import world_size
+
+        w = world_size()
+        return asdict(self) | {"grad_scaler": self.grad_scaler, "world_size": w,
+                               "tag": self.tag + (f"+ddp{w}" if w > 1 else "")}
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """``torch.autocast`` for this device and dtype, or a no-op context."""

@@ -23,16 +23,26 @@ from .spec import stable_hash
 class ArtifactCache:
     """``get_or_create(kind, config, build)`` → folder holding the artefact."""
 
-    def __init__(self, root: str | os.PathLike, refresh: bool = False):
+    def __init__(self, root: str | os.PathLike, refresh: bool = False, salt: str = ""):
         """``refresh``: rebuild each artefact the first time this process asks for it
         (``run --force``); later requests in the same process reuse the fresh one, so a
-        stage shared by several rows is still trained once per run."""
+        stage shared by several rows is still trained once per run. ``salt`` (the code
+        fingerprint, see ``salted``) is part of every key."""
         self.root = Path(root)
         self.refresh = refresh
+        self.salt = salt
         self._fresh: set[Path] = set()
 
+    def salted(self, salt: str) -> ArtifactCache:
+        """A view of the same cache whose keys also depend on ``salt`` (sharing the refresh
+        bookkeeping), so artefacts built by other code are never reused."""
+        view = ArtifactCache(self.root, self.refresh, salt)
+        view._fresh = self._fresh
+        return view
+
     def path_for(self, kind: str, config: dict) -> Path:
-        return self.root / kind / stable_hash(config)
+        return self.root / kind / stable_hash({"config": config, "code": self.salt}
+                                              if self.salt else config)
 
     def get_or_create(self, kind: str, config: dict, build: Callable[[Path], None]) -> Path:
         """Return the folder of artefact (``kind``, ``config``); if absent, call ``build(tmp)``

@@ -82,7 +82,7 @@ def run(spec_path, rows, seeds, smoke, dry_run, results_dir, data_root, device, 
     """Train and evaluate every runnable row of SPEC_PATH; write results/<paper>/<table>.csv."""
     import torch
 
-    from .runner import RunOptions, Runner, plan
+    from .runner import Runner, RunOptions, plan
     from .spec import load_spec
 
     spec = load_spec(spec_path)

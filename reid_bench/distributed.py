@@ -63,11 +63,17 @@ def init_from_env(device: str | None = None) -> torch.device:
     want_cuda = torch.cuda.is_available() and (device is None or device.startswith("cuda"))
     if env_world_size() <= 1 or (dist.is_initialized()):
         return torch.device(f"cuda:{local_rank()}" if want_cuda else (device or "cpu"))
+    # Ranks > 0 wait in a collective while rank 0 evaluates (minutes on large galleries): a
+    # generous timeout instead of NCCL's 10-minute default.
+    from datetime import timedelta
+
+    timeout = timedelta(minutes=int(os.environ.get("REID_BENCH_DIST_TIMEOUT_MIN", "180")))
     if want_cuda:
         torch.cuda.set_device(local_rank())
-        dist.init_process_group("nccl", device_id=torch.device(f"cuda:{local_rank()}"))
+        dist.init_process_group("nccl", device_id=torch.device(f"cuda:{local_rank()}"),
+                                timeout=timeout)
         return torch.device(f"cuda:{local_rank()}")
-    dist.init_process_group("gloo")
+    dist.init_process_group("gloo", timeout=timeout)
     return torch.device("cpu")
 
 
@@ -189,7 +195,8 @@ def convert_sync_batchnorm(model: nn.Module) -> nn.Module:
     """BatchNorm → SyncBatchNorm (statistics over the global batch) when distributed on CUDA;
     parameters are the same objects, so optimiser groups built before stay valid. Unchanged on
     CPU (SyncBatchNorm needs CUDA) or outside a process group."""
-    if not is_distributed() or not any(p.is_cuda for p in model.parameters()):
+    if (not is_distributed() or is_ddp(model)
+            or not any(p.is_cuda for p in model.parameters())):
         return model
     return nn.SyncBatchNorm.convert_sync_batchnorm(model)
 

@@ -163,7 +163,7 @@ class Runner:
         return {
             "method": row.method, "params": row.params, "recipe": values,
             "dataset": {"name": name, "options": options},
-            "train_dataset": (dict(zip(("name", "options"), self.train_source(col)))
+            "train_dataset": (dict(zip(("name", "options"), self.train_source(col), strict=True))
                               if col.train is not None else None),
             "eval": {"protocol": ev.protocol, "ap": ev.ap,
                      "distance": row.eval.distance or ev.distance,
@@ -307,7 +307,9 @@ class Runner:
                      cell: Cell, train_key: dict, extras: dict, details: dict) -> torch.nn.Module:
         work = self.cells_dir / f".work-{cell.id}"
         work.mkdir(parents=True, exist_ok=True)
-        ctx = CellContext(dataset=ds, device=self.device, seed=cell.seed, cache=self.cache,
+        cache = self.cache.salted(method.code_fingerprint())
+        details["code_fingerprint"] = cache.salt
+        ctx = CellContext(dataset=ds, device=self.device, seed=cell.seed, cache=cache,
                           work_dir=work, num_workers=self.opts.num_workers,
                           checkpoint_every=self.opts.checkpoint_every,
                           deterministic=self.opts.deterministic, log=self.opts.log,
@@ -324,7 +326,7 @@ class Runner:
             torch.save(model.state_dict(), tmp / "model.pt")
             trained["model"] = model
 
-        folder = self.cache.get_or_create("trained", train_key, build)
+        folder = cache.get_or_create("trained", train_key, build)
         if "model" in trained:
             model = trained["model"]
         else:

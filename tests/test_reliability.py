@@ -20,7 +20,7 @@ from reid_bench import results as R
 from reid_bench.cli import main
 from reid_bench.data.samplers import make_loader
 from reid_bench.recipe import OptimRecipe
-from reid_bench.runner import RunOptions, Runner, plan
+from reid_bench.runner import Runner, RunOptions, plan
 from reid_bench.spec import load_spec
 from reid_bench.train import train_stage
 
@@ -114,7 +114,7 @@ def test_resume_mid_stage_is_bit_identical_to_uninterrupted(tmp_path):
         _train_tiny(tmp_path / "b.ckpt", crash_at_step=8 * 2 + 3)  # mid epoch 3
     assert (tmp_path / "b.ckpt").is_file()  # checkpoint of epoch 2 survived the crash
     resumed = _train_tiny(tmp_path / "b.ckpt")
-    for (k, a), b in zip(ref.state_dict().items(), resumed.state_dict().values()):
+    for (k, a), b in zip(ref.state_dict().items(), resumed.state_dict().values(), strict=True):
         assert torch.equal(a, b), k
     assert not (tmp_path / "b.ckpt").exists()  # removed once the stage completed
 
@@ -203,7 +203,7 @@ def test_two_concurrent_runners_run_each_cell_once(tmp_path, shared_data_root):
 def test_same_seed_same_cpu_bit_identical_metrics(tmp_path, shared_data_root):
     spec = load_spec(write_spec(tmp_path, [{"name": "a"}]))
     metrics = []
-    for i in range(2):
+    for _ in range(2):
         runner = Runner(spec, RunOptions(results_dir=tmp_path / "r", data_root=shared_data_root,
                                          smoke=True, force=True, deterministic=True,
                                          log=lambda m: None))

@@ -6,12 +6,11 @@ from pathlib import Path
 
 from reid_bench import results as R
 from reid_bench.data import load_dataset
-from reid_bench.runner import RunOptions, Runner, plan
+from reid_bench.runner import Runner, RunOptions, plan
 from reid_bench.spec import load_spec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "plugins"))
 import rb_test_methods  # noqa: E402,F401  (registers test_tiny)
-
 from test_reliability import spec_text  # noqa: E402
 
 

@@ -13,10 +13,15 @@ from reid_bench import results as R
 from reid_bench.cli import main
 from reid_bench.errors import ReidBenchError
 from reid_bench.launch import cell_ref, options_to_dict, pending_cells
-from reid_bench.launch.slurm import (SlurmConfig, executor_parameters, load_site_config,
-                                     parse_minutes, submit)
+from reid_bench.launch.slurm import (
+    SlurmConfig,
+    executor_parameters,
+    load_site_config,
+    parse_minutes,
+    submit,
+)
 from reid_bench.launch.torchrun import torchrun_command
-from reid_bench.runner import RunOptions, Runner, plan
+from reid_bench.runner import Runner, RunOptions, plan
 from reid_bench.spec import load_spec, stable_hash
 
 SPEC = """\
@@ -96,7 +101,7 @@ def test_slurm_array_one_task_per_pending_cell(setup):
     assert [c.id for c in pending_cells(runner, cells)] == [c.id for c in todo[1:]]
 
 
-def test_site_config_and_cli_overrides(tmp_path):
+def test_site_config_and_cli_overrides(tmp_path, monkeypatch):
     site = tmp_path / "site.yaml"
     site.write_text(yaml.safe_dump({"partition": "a100", "time": "2-00:00:00", "gpus_per_node": 4,
                                     "account": "lab", "setup": ["module load cuda"]}))
@@ -110,6 +115,8 @@ def test_site_config_and_cli_overrides(tmp_path):
     site.write_text("partiton: typo\n")
     with pytest.raises(ReidBenchError, match="partiton"):
         load_site_config(site)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no srun, even on a Slurm login node
+    monkeypatch.delenv("REID_BENCH_SUBMITIT_CLUSTER", raising=False)
     with pytest.raises(ReidBenchError, match="srun|Slurm"):
         submit("x.yaml", plan(load_spec_text(tmp_path), smoke=True)[:1],
                {"results_dir": str(tmp_path)}, SlurmConfig())
@@ -166,3 +173,40 @@ def test_status_counts_every_state(setup):
     res = CliRunner().invoke(main, args + ["--brief"])  # lock released: pending again
     assert res.output.strip() == ("demo/table1: 6 cell(s) — 1 done, 0 running, 1 failed, "
                                   "1 stale, 3 pending")
+
+
+def _rank_main(rank, port, spec_path, refs, options):
+    import os
+
+    import torch
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                      WORLD_SIZE="2", LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    from reid_bench.launch.worker import run_cells
+
+    summary = run_cells(spec_path, refs, options, log=lambda m: None)
+    if rank == 0 and not summary.ok:
+        raise SystemExit(f"rank 0 summary not ok: {summary.failed}")
+
+
+def test_torchrun_worker_two_ranks_rank0_writes(setup):
+    """What `--launcher torchrun --nproc 2` runs in each process (forked here instead of
+    torchrun to skip two interpreter start-ups): both ranks train, rank 0 alone records."""
+    import socket
+
+    import torch._dynamo  # noqa: F401  (imported once before forking; DDP/c10d need it)
+    import torch.multiprocessing as mp
+
+    path, spec, runner = setup
+    cell = plan(spec, smoke=True)[0]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    opts = options_to_dict(runner.opts)
+    mp.start_processes(_rank_main, args=(port, str(path), [cell_ref(cell)], opts), nprocs=2,
+                       join=True, start_method="fork")
+    df = R.read_results(runner.csv)
+    assert df["cell_id"].tolist() == [cell.id] and df["status"].tolist() == ["ok"]
+    assert df["accel"].tolist() == ["fp32+ddp2"]
+    assert pending_cells(runner, [cell]) == []

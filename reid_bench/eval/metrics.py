@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import numpy as np
 import torch
 
 from ._tensor import as_tensor, check_choice
@@ -86,4 +85,3 @@ def evaluate_relevance(D: torch.Tensor, rel, *, max_rank: int = 50, ap: str = "s
 
 
 __all__ = ["evaluate_rank", "evaluate_relevance", "RankResult", "AP_DEFINITIONS", "RANK_PROTOCOLS"]
-_ = np

@@ -289,7 +289,7 @@ def _run_market500k(dataset, embed, *, seed, opts, details, **kw) -> EvalResult:
         mf_index = {int(i) + ng: k for k, i in enumerate(dis_match.tolist())}
     Dg = compute_distance(qf, gf, dist, device=dev, out_device=dev)
     Dm = compute_distance(qf, mf, dist, device=dev) if dis_match.numel() else None
-    for n, slot in evs.items():
+    for slot in evs.values():
         rel = slot[0]
         md = torch.empty(rel.match_q.numel(), dtype=Dg.dtype)
         in_g = rel.match_g < ng

@@ -90,7 +90,7 @@ def re_rank(q_g_dist: Any, q_q_dist: Any, g_g_dist: Any, k1: int = 20, k2: int =
     rowmax = torch.empty(N, dtype=torch.float32, device=dev)
     step = max(1, (1 << 24) // N)
     bounds = sorted(set(list(range(0, Q, step)) + [Q] + list(range(Q, N, step)) + [N]))
-    for s, e in zip(bounds[:-1], bounds[1:]):
+    for s, e in zip(bounds[:-1], bounds[1:], strict=True):
         pq, pgal = _column_parts(qg, qq, gg, s, e)
         mx = torch.maximum(pq.max(1).values, pgal.max(1).values)
         rowmax[s:e] = (mx * mx).float()

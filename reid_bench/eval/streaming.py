@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 import torch
 
-from .ranking import Relevance, RankResult, count_block, metrics_from_hist, new_hist, sort_matches
+from .ranking import RankResult, Relevance, count_block, metrics_from_hist, new_hist, sort_matches
 
 
 class StreamingRankEvaluator:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import distributed as D
-from ..runner import Cell, Runner, RunSummary, _seed_everything
+from ..runner import Cell, Runner, RunSummary
 
 
 class DistributedArtifactCache:
@@ -31,6 +31,14 @@ class DistributedArtifactCache:
     def __init__(self, base: Any):
         self.base = base
         self.root, self.refresh = base.root, base.refresh
+
+    @property
+    def salt(self):
+        return getattr(self.base, "salt", None)
+
+    def salted(self, salt: str) -> DistributedArtifactCache:
+        """The distributed view of ``base.salted(salt)``."""
+        return DistributedArtifactCache(self.base.salted(salt))
 
     def path_for(self, kind: str, config: dict) -> Path:
         return self.base.path_for(kind, config)
@@ -70,35 +78,25 @@ class _LeaderRunner(Runner):
                                     details)
 
 
+class _StopAfterFit(Exception):
+    """Raised by a follower right after training: it does not evaluate."""
+
+
+class _FollowerRunner(Runner):
+    """Rank > 0: the runner's own path up to and including training (same model, data, seed,
+    work dir and cache decisions as rank 0), then stop: nothing is evaluated or written."""
+
+    def _fit_or_load(self, *args, **kwargs):
+        super()._fit_or_load(*args, **kwargs)
+        raise _StopAfterFit
+
+
 def _follow_fit(runner: Runner, cell: Cell) -> None:
-    """Rank > 0: train ``cell`` in lockstep with rank 0 (same model, data, seed, cache
-    decisions); nothing is evaluated or written."""
-    from ..accel import resolve, use
-    from ..method import CellContext
-    from ..registry import METHODS
-
-    config = runner.cell_config(cell)
-    method = METHODS.get(cell.row.method)()
-    params = method.Params.model_validate(cell.row.params)
-    recipe = method.Recipe.model_validate(config["recipe"])
-    ds = runner.load(config["dataset"]["name"], config["dataset"]["options"])
-    _seed_everything(cell.seed, runner.opts.deterministic)
-    train_key = {"method": cell.row.method, "params": method.training_key(params),
-                 "recipe": config["recipe"], "dataset": config["dataset"],
-                 "fingerprint": ds.fingerprint, "seed": cell.seed}
-    # Same work dir as rank 0, so a resumed stage starts from the same checkpoint epoch.
-    ctx = CellContext(dataset=ds, device=runner.device, seed=cell.seed, cache=runner.cache,
-                      work_dir=runner.cells_dir / f".work-{cell.id}",
-                      num_workers=runner.opts.num_workers,
-                      checkpoint_every=runner.opts.checkpoint_every,
-                      deterministic=runner.opts.deterministic, log=runner.opts.log,
-                      extras=runner._extras(recipe, ds))
-
-    def build(tmp: Path) -> None:
-        with use(resolve(runner.opts.accel, runner.device)):
-            method.fit(params, recipe, ctx)
-
-    runner.cache.get_or_create("trained", train_key, build)
+    """Train ``cell`` in lockstep with rank 0."""
+    try:
+        runner._train_and_evaluate(cell, runner.cell_config(cell), {})
+    except _StopAfterFit:
+        pass
 
 
 def run_cells(spec_path: str, refs: list, options: dict[str, Any],
@@ -125,7 +123,7 @@ def run_cells(spec_path: str, refs: list, options: dict[str, Any],
                 return runner.run(cells)
             finally:
                 D.broadcast_object(("done", None))
-        runner = Runner(spec, opts)
+        runner = _FollowerRunner(spec, opts)
         runner.cache = DistributedArtifactCache(runner.cache)
         by_key = {tuple(c.key): c for c in cells}
         while True:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import torch
+import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict
 from torch import nn
 
@@ -52,3 +53,34 @@ def backbone_and_head_groups(backbone: nn.Module, model: nn.Module,
 
 def to_device(batch, device: torch.device):
     return [b.to(device, non_blocking=True) if torch.is_tensor(b) else b for b in batch]
+
+
+class ClassifierNet(nn.Module):
+    """backbone → f → dropout → linear identity classifier (a 1×1 conv on the 1×1 descriptor).
+    Training mode returns logits; eval mode returns the descriptor f. The IDE baseline, and the
+    LEDF identification network on holistic summing maps (LEDF Sec. 3.3)."""
+
+    def __init__(self, backbone: nn.Module, num_classes: int, dropout: float):
+        super().__init__()
+        self.backbone = backbone
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(backbone.feature_dim, num_classes)
+        nn.init.normal_(self.classifier.weight, std=0.001)
+        nn.init.zeros_(self.classifier.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f = self.backbone(x)
+        return f if not self.training else self.classifier(self.dropout(f))
+
+
+def softmax_step(model: nn.Module, device: torch.device):
+    """The ``step`` of a plain identity-classification stage: cross-entropy of ``model``'s
+    logits, with training accuracy as a logged scalar."""
+
+    def step(batch):
+        x, y = to_device(batch[:2], device)
+        logits = model(x)
+        loss = F.cross_entropy(logits, y)
+        return loss, {"acc": float((logits.argmax(1) == y).float().mean())}
+
+    return step

@@ -12,16 +12,19 @@ from __future__ import annotations
 
 from typing import Literal
 
-import torch
-import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
-from torch import nn
 
 from ..method import CellContext, Method
 from ..registry import METHODS
 from ..train import train_stage
-from ._common import (StandardRecipe, backbone_and_head_groups, shuffled_loader, to_device,
-                      train_image_dataset)
+from ._common import (
+    ClassifierNet,
+    StandardRecipe,
+    backbone_and_head_groups,
+    shuffled_loader,
+    softmax_step,
+    train_image_dataset,
+)
 from .backbones import build_backbone
 
 
@@ -31,23 +34,8 @@ class IDEParams(BaseModel):
     dropout: float = Field(0.5, ge=0, lt=1)
 
 
-class IDENet(nn.Module):
-    """backbone → f → dropout → linear classifier. ``forward`` returns logits in training mode
-    and the descriptor f in eval mode."""
-
-    def __init__(self, backbone: nn.Module, num_classes: int, dropout: float):
-        super().__init__()
-        self.backbone = backbone
-        self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(backbone.feature_dim, num_classes)
-        nn.init.normal_(self.classifier.weight, std=0.001)
-        nn.init.zeros_(self.classifier.bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        f = self.backbone(x)
-        if not self.training:
-            return f
-        return self.classifier(self.dropout(f))
+# The IDE network is the shared classifier net: backbone → f → dropout → linear.
+IDENet = ClassifierNet
 
 
 @METHODS.register("ide")
@@ -65,14 +53,7 @@ class IDE(Method):
         model = self.build(params, recipe, ds.num_classes).to(ctx.device)
         loader = shuffled_loader(ds, recipe.train.batch_size, ctx)
 
-        def step(batch):
-            x, y = to_device(batch[:2], ctx.device)
-            logits = model(x)
-            loss = F.cross_entropy(logits, y)
-            acc = (logits.argmax(1) == y).float().mean()
-            return loss, {"acc": float(acc)}
-
-        train_stage(model, loader, step, recipe.train, device=ctx.device, stage="ide",
+        train_stage(model, loader, softmax_step(model, ctx.device), recipe.train, device=ctx.device, stage="ide",
                     groups=backbone_and_head_groups(model.backbone, model,
                                                     recipe.train.backbone_lr_mult),
                     checkpoint=ctx.work_dir / "ide.ckpt", checkpoint_every=ctx.checkpoint_every,

@@ -46,7 +46,13 @@ from ..method import CellContext, Method
 from ..recipe import BackboneRecipe, InputRecipe, OptimRecipe
 from ..registry import METHODS
 from ..train import train_stage
-from ._common import backbone_and_head_groups, shuffled_loader, to_device, train_image_dataset
+from ._common import (
+    ClassifierNet,
+    backbone_and_head_groups,
+    shuffled_loader,
+    to_device,
+    train_image_dataset,
+)
 from .backbones import ResNetBackbone, build_backbone
 
 # --------------------------------------------------------------------------------------------
@@ -222,21 +228,9 @@ class VerificationNet(nn.Module):
         return self.fc((f1 - f2) ** 2)
 
 
-class IdentificationNet(nn.Module):
-    """Sec. 3.1/3.3: ResNet-50 → (dropout) → N-way FC. Training mode returns logits; eval mode
-    returns the 2048·width-dim feature f that feeds the FC (the LEDF descriptor)."""
-
-    def __init__(self, backbone: ResNetBackbone, num_classes: int, dropout: float):
-        super().__init__()
-        self.backbone = backbone
-        self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(backbone.feature_dim, num_classes)
-        nn.init.normal_(self.classifier.weight, std=0.001)
-        nn.init.zeros_(self.classifier.bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        f = self.backbone(x)
-        return f if not self.training else self.classifier(self.dropout(f))
+# Sec. 3.1/3.3: ResNet-50 → (dropout) → N-way FC; eval mode returns the 2048·width-dim feature
+# that feeds the FC (the LEDF descriptor). Same network as the IDE baseline.
+IdentificationNet = ClassifierNet
 
 
 class LEDFNet(nn.Module):

@@ -29,7 +29,6 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
@@ -40,7 +39,7 @@ from ._common import (
     StandardRecipe,
     backbone_and_head_groups,
     shuffled_loader,
-    to_device,
+    softmax_step,
     train_image_dataset,
 )
 from .backbones import build_backbone
@@ -164,12 +163,7 @@ class LGEU(Method):
         model = self.build(params, recipe, ds.num_classes).to(ctx.device)
         loader = shuffled_loader(ds, recipe.train.batch_size, ctx)
 
-        def step(batch):
-            x, y = to_device(batch[:2], ctx.device)
-            logits = model(x)
-            loss = F.cross_entropy(logits, y)  # Sec. 2.2: softmax loss on Y
-            acc = (logits.argmax(1) == y).float().mean()
-            return loss, {"acc": float(acc)}
+        step = softmax_step(model, ctx.device)  # Sec. 2.2: softmax loss on Y
 
         # The unit and the classifier are new layers: full lr; the ImageNet trunk at
         # backbone_lr_mult × lr (the spec says what it assumes).

@@ -13,8 +13,12 @@ from pydantic import BaseModel, ConfigDict
 from torch import nn
 
 from reid_bench.method import CellContext, Method
-from reid_bench.models._common import (StandardRecipe, shuffled_loader, to_device,
-                                       train_image_dataset)
+from reid_bench.models._common import (
+    StandardRecipe,
+    shuffled_loader,
+    to_device,
+    train_image_dataset,
+)
 from reid_bench.registry import METHODS
 from reid_bench.train import train_stage
 
