@@ -38,7 +38,15 @@ RESULTS: list[dict] = []  # read by conftest.py's terminal summary
 
 
 def _peak_gb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB → GiB
+    """Peak RSS of this process in GiB. VmHWM belongs to the address space, so it restarts at
+    exec; ru_maxrss would carry over the forking parent's RSS (Linux keeps it across exec)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 2**20  # kB → GiB
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
 # ---------------------------------------------------------------- worker (fresh process) ----

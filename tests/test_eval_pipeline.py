@@ -97,6 +97,7 @@ def test_market500k_sweep_equals_in_memory_galleries():
     q = [S(f"q{i}", int(p), 0) for i, p in enumerate(rng.integers(1, 6, 12))]
     g = [S(f"g{i}", int(p), 1) for i, p in enumerate(rng.integers(1, 6, 40))]
     dis = [S(f"d{i}", 0, 1) for i in range(95)]
+    dis[20] = S("d20", q[0].pid, 1)  # a true match hidden in the stream must be found up front
     feats = {Path(s.path).stem: rng.normal(size=4).tolist() for s in q + g + dis}
     ds = dataset({"query": q, "gallery": g},
                  streams={"distractors": lambda: iter([dis[i:i + 10] for i in range(0, 95, 10)])})
