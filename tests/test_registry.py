@@ -40,7 +40,10 @@ def test_every_spec_row_builds_and_forwards(spec, row):
 
 def test_every_registered_method_is_used_by_a_spec():
     used = {r.method for f in find_specs(root=PAPERS) for r in load_spec(f).rows}
-    assert set(METHODS.names()) <= used, set(METHODS.names()) - used
+    # test_* methods are the reliability tests' plugins, registered at test time.
+    shipped = {m for m in METHODS.names() if not m.startswith("test_")}
+    assert shipped <= used, shipped - used
+    assert {"ide", "verif_identif", "fmn", "deep_person", "ledf", "lgeu"} <= shipped
 
 
 def test_unknown_name_lists_valid_and_nearest():
