@@ -97,7 +97,9 @@ def run(spec_path, rows, seeds, smoke, dry_run, results_dir, data_root, device, 
     if dry_run:
         for c in cells:
             col = spec.datasets[c.dataset]
-            click.echo(f"  {c.row.name:<28} {c.dataset:<14} seed {c.seed}  method={c.row.method}"
+            split = "" if c.split is None else f"split {c.split:<3}"
+            click.echo(f"  {c.row.name:<28} {c.dataset:<14} {split}seed {c.seed}  "
+                       f"method={c.row.method}"
                        f"  protocol={col.eval.protocol}")
         return
     from .launch.dispatch import accel_options, dispatch

@@ -23,10 +23,10 @@ from .errors import ResultsError
 from .faults import fault_point
 
 STATUSES = ("ok", "failed", "diverged", "not_run")
-KEY = ["row", "dataset", "seed", "smoke"]
+KEY = ["row", "dataset", "split", "seed", "smoke"]
 METRIC_COLUMNS = ["rank1", "rank5", "rank10", "rank20", "mAP"]
 COLUMNS = [
-    "paper", "table", "row", "dataset", "seed", "smoke", "status", "error",
+    "paper", "table", "row", "dataset", "split", "seed", "smoke", "status", "error",
     *METRIC_COLUMNS, "extra_metrics", "num_queries", "skipped_queries",
     "method", "protocol", "ap", "distance", "rerank", "dataset_name", "synthetic",
     "git_commit", "git_dirty", "spec_hash", "config_hash", "train_hash", "dataset_fingerprint",
@@ -47,9 +47,25 @@ def cell_dir(results_dir: Path, paper: str, table: str) -> Path:
     return Path(results_dir) / paper / table
 
 
-def cell_id(row: str, dataset: str, seed: int, smoke: bool) -> str:
+def cell_id(row: str, dataset: str, seed: int, smoke: bool, split: int | None = None) -> str:
     slug = re.sub(r"[^A-Za-z0-9]+", "-", row).strip("-").lower()
-    return f"{slug}__{dataset}__s{seed}" + ("__smoke" if smoke else "")
+    part = "" if split is None else f"__split{split}"
+    return f"{slug}__{dataset}{part}__s{seed}" + ("__smoke" if smoke else "")
+
+
+def _key_text(v: Any) -> str:
+    """A key value as text, the same whether it was written or read back: empty for a missing
+    split, integral floats (pandas reads an int column with blanks as float) without '.0'."""
+    if v is None or (isinstance(v, float) and v != v):
+        return ""
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def split_of(v: Any) -> int | None:
+    """The split index of a results row (None when the column has no split axis)."""
+    return None if _key_text(v) == "" else int(float(v))
 
 
 def read_results(path: Path) -> pd.DataFrame:
@@ -126,7 +142,7 @@ def upsert_row(path: Path, row: dict[str, Any]) -> None:
         df = read_results(path)
         mask = pd.Series(True, index=df.index)
         for k in KEY:
-            mask &= df[k].astype(str) == str(row[k])
+            mask &= df[k].map(_key_text) == _key_text(row.get(k))
         df = df.loc[~mask]
         new = pd.DataFrame([{c: row.get(c) for c in COLUMNS}])
         df = new if df.empty else pd.concat([df, new], ignore_index=True)
@@ -139,11 +155,15 @@ def write_cell_json(path: Path, payload: dict[str, Any]) -> None:
 
 
 def finished_cells(path: Path) -> dict[tuple, str]:
-    """{(row, dataset, seed, smoke): config_hash} of the cells with status ok."""
+    """{(row, dataset, seed, smoke, split): config_hash} of the cells with status ok."""
     df = read_results(path)
     df = df[df["status"] == "ok"]
-    return {(r["row"], r["dataset"], int(r["seed"]), bool(r["smoke"])): str(r["config_hash"])
-            for _, r in df.iterrows()}
+    return {row_key(r): str(r["config_hash"]) for _, r in df.iterrows()}
+
+
+def row_key(r: Any) -> tuple:
+    """The cell key of a results row, as ``runner.Cell.key`` spells it."""
+    return (r["row"], r["dataset"], int(r["seed"]), bool(r["smoke"]), split_of(r["split"]))
 
 
 def all_results(results_dir: Path) -> Iterable[tuple[Path, pd.DataFrame]]:

@@ -39,14 +39,15 @@ class Cell:
     dataset: str  # column id in the spec
     seed: int
     smoke: bool
+    split: int | None = None  # dataset split, for columns with ``splits``
 
     @property
     def key(self) -> tuple:
-        return (self.row.name, self.dataset, self.seed, self.smoke)
+        return (self.row.name, self.dataset, self.seed, self.smoke, self.split)
 
     @property
     def id(self) -> str:
-        return R.cell_id(self.row.name, self.dataset, self.seed, self.smoke)
+        return R.cell_id(self.row.name, self.dataset, self.seed, self.smoke, self.split)
 
 
 @dataclass
@@ -81,7 +82,8 @@ class RunSummary:
 def plan(spec: Spec, *, rows: list[str] | None = None, seeds: int | None = None,
          smoke: bool = False) -> list[Cell]:
     """The cells of ``spec``: every runnable row (or those named in ``rows``) × its dataset
-    columns × seeds 0..n-1. Unknown row names raise KeyError listing the valid ones."""
+    columns × the column's splits (if it has ``splits``; not under ``smoke``) × seeds 0..n-1.
+    Unknown row names raise KeyError listing the valid ones."""
     if rows:
         valid = [r.name for r in spec.rows]
         unknown = [r for r in rows if r not in valid]
@@ -93,8 +95,11 @@ def plan(spec: Spec, *, rows: list[str] | None = None, seeds: int | None = None,
         if not row.runnable or (rows and row.name not in rows):
             continue
         for ds in row.datasets if row.datasets is not None else spec.datasets:
-            for seed in range(n):
-                cells.append(Cell(row, ds, seed, smoke))
+            col = spec.datasets[ds]
+            splits = range(col.splits) if col.splits and not smoke else [None]
+            for split in splits:
+                for seed in range(n):
+                    cells.append(Cell(row, ds, seed, smoke, split))
     return cells
 
 
@@ -158,6 +163,8 @@ class Runner:
         row, col = cell.row, self.spec.datasets[cell.dataset]
         values, prov = resolved_recipe(self.spec, row, smoke=cell.smoke)
         name, options = self.dataset_source(col)
+        if cell.split is not None:
+            options = {**options, "split": cell.split}
         ev = col.eval
         rerank = row.eval.rerank or ev.rerank
         return {
@@ -177,7 +184,8 @@ class Runner:
         summary = RunSummary()
         finished = {} if self.opts.force else R.finished_cells(self.csv)
         for i, cell in enumerate(cells, 1):
-            tag = f"[{i}/{len(cells)}] {cell.row.name} × {cell.dataset} (seed {cell.seed})"
+            split = "" if cell.split is None else f"split {cell.split}, "
+            tag = f"[{i}/{len(cells)}] {cell.row.name} × {cell.dataset} ({split}seed {cell.seed})"
             try:
                 config = self.cell_config(cell)
                 chash = stable_hash(config)
@@ -348,7 +356,8 @@ class Runner:
         extra = {k: v for k, v in metrics.items() if k not in R.METRIC_COLUMNS}
         row = {
             "paper": self.spec.paper.id, "table": self.spec.table.id, "row": cell.row.name,
-            "dataset": cell.dataset, "seed": cell.seed, "smoke": cell.smoke, "status": status,
+            "dataset": cell.dataset, "split": cell.split, "seed": cell.seed, "smoke": cell.smoke,
+            "status": status,
             "error": error or None,
             **{m: metrics.get(m) for m in R.METRIC_COLUMNS},
             "extra_metrics": _json(extra) if extra else None,

@@ -77,6 +77,10 @@ class DatasetColumn(_Strict):
     options: dict[str, Any] = Field(default_factory=dict)
     eval: EvalSettings = EvalSettings()
     metrics: list[str] | None = None  # defaults to the table's metrics
+    # Protocols defined over N random splits, each with its own training set (CUHK03 classic:
+    # 20): one cell per split, the loader gets option ``split=i``, the report shows the mean
+    # over splits (and seeds). Under --smoke the stand-in has no splits: one cell.
+    splits: int | None = Field(None, ge=1)
     # What --smoke trains and evaluates on instead (None: no synthetic stand-in exists; the
     # cell fails fast with the data-check guidance).
     smoke_standin: str | None = "synthetic"

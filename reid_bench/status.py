@@ -54,8 +54,7 @@ def table_status(spec: Spec, results_dir: Path, *, smoke: bool = False,
     runner = Runner(spec, RunOptions(results_dir=Path(results_dir), smoke=smoke,
                                      log=lambda m: None))
     df = R.read_results(runner.csv)
-    rows = {(r["row"], r["dataset"], int(r["seed"]), bool(r["smoke"])): r
-            for _, r in df.iterrows()}
+    rows = {R.row_key(r): r for _, r in df.iterrows()}
     out = []
     for cell in plan(spec, seeds=seeds, smoke=smoke):
         out.append(_one(runner, cell, rows.get(cell.key)))

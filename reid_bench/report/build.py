@@ -285,7 +285,7 @@ def table_view(spec: Spec, results_dir: Path, *, with_plots: bool = True) -> Tab
         n = by_name[row].numbers.get((ds, m))
         return None if n is None else n.published
 
-    prov_cols = ["row", "dataset", "seed", "status", "smoke", "synthetic", "git_commit",
+    prov_cols = ["row", "dataset", "split", "seed", "status", "smoke", "synthetic", "git_commit",
                  "git_dirty", "spec_hash", "config_hash", "dataset_fingerprint", "device_name",
                  "torch", "torchvision", "timm", "numpy", "python", "wall_s", "finished_at"]
     prov = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in rec.items()}
@@ -423,7 +423,7 @@ def markdown(views: list[TableView], broken: list[tuple[str, str]], stamp: str) 
     """Every table as markdown: "published / ours ± std (Δ) verdict" per cell, then claims."""
     legend = ", ".join(f"{V.SYMBOLS[k]} {V.LABELS[k]}" for k in V.SEVERITY)
     out = [f"# reid-bench: published vs reproduced\n\nGenerated {stamp}. Metrics in percent. "
-           f"Cells read `published / ours ± std over seeds (Δ) verdict`. Legend: {legend}.\n"]
+           f"Cells read `published / ours ± std over seeds and splits (Δ) verdict`. Legend: {legend}.\n"]
     for v in views:
         s = v.spec
         out.append(f"\n## {s.paper.title} ({s.paper.year}) — {s.table.id}\n\n{s.table.caption}\n")
