@@ -169,16 +169,7 @@ def published(paths, fmt):
                                  "runnable": r.runnable})
     df = pd.DataFrame(recs, columns=["paper", "table", "row", "dataset", "metric", "value",
                                      "runnable"])
-    click.echo(df.to_markdown(index=False) if fmt == "markdown" and _has_tabulate()
-               else _markdown(df) if fmt == "markdown" else df.to_csv(index=False), nl=False)
-
-
-def _has_tabulate() -> bool:
-    try:
-        import tabulate  # noqa: F401
-        return True
-    except ImportError:
-        return False
+    click.echo(_markdown(df) if fmt == "markdown" else df.to_csv(index=False), nl=False)
 
 
 def _markdown(df) -> str:

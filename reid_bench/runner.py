@@ -23,6 +23,8 @@ import numpy as np
 import torch
 
 from . import results as R
+from .accel import resolve as resolve_accel
+from .accel import use as use_accel
 from .artifacts import ArtifactCache
 from .data.base import ReidDataset, load_dataset, resolve_data_root
 from .errors import DatasetError, DivergedError, RegistryError
@@ -121,31 +123,31 @@ class Runner:
         self.cache = ArtifactCache(Path(opts.results_dir) / "_artifacts", refresh=opts.force)
         self.device = torch.device(opts.device)
         self.data_root = resolve_data_root(opts.data_root)
+        # The speed switches depend only on the options and the device: resolved once.
+        self.accel = resolve_accel(opts.accel, self.device)
         self._datasets: dict[str, ReidDataset] = {}
         self._trained: dict[str, torch.nn.Module] = {}
+        self._mean_colour: dict[str, tuple[float, float, float]] = {}  # by dataset fingerprint
 
     # ---------------------------------------------------------------- resolution
     def dataset_source(self, col: DatasetColumn) -> tuple[str, dict]:
         """(registered dataset name, loader options) the column uses in this run."""
-        if not self.opts.smoke:
-            return col.name, dict(col.options)
-        self._check_standin(col)
-        return col.smoke_standin, dict(self.spec.smoke.dataset_options)
+        return self._source(col, col.name, col.options)
 
     def train_source(self, col: DatasetColumn) -> tuple[str, dict] | None:
         """(name, options) of a separate training dataset, or None to train on the column's."""
-        if col.train is None:
-            return None
-        if not self.opts.smoke:
-            return col.train.name, dict(col.train.options)
-        self._check_standin(col)
-        return col.smoke_standin, dict(self.spec.smoke.dataset_options)
+        return None if col.train is None else self._source(col, col.train.name,
+                                                           col.train.options)
 
-    def _check_standin(self, col: DatasetColumn) -> None:
+    def _source(self, col: DatasetColumn, name: str, options: dict) -> tuple[str, dict]:
+        # Under --smoke every dataset of the column becomes its synthetic stand-in.
+        if not self.opts.smoke:
+            return name, dict(options)
         if col.smoke_standin is None:
             raise DatasetError(f"dataset {col.name!r} has no synthetic stand-in, so --smoke "
                                f"cannot run it; run without --smoke on the real dataset "
                                f"(`reid-bench data check {col.name}`)")
+        return col.smoke_standin, dict(self.spec.smoke.dataset_options)
 
     def load(self, name: str, options: dict) -> ReidDataset:
         key = stable_hash([name, options])
@@ -167,11 +169,11 @@ class Runner:
             options = {**options, "split": cell.split}
         ev = col.eval
         rerank = row.eval.rerank or ev.rerank
+        train = self.train_source(col)
         return {
             "method": row.method, "params": row.params, "recipe": values,
             "dataset": {"name": name, "options": options},
-            "train_dataset": (dict(zip(("name", "options"), self.train_source(col), strict=True))
-                              if col.train is not None else None),
+            "train_dataset": {"name": train[0], "options": train[1]} if train else None,
             "eval": {"protocol": ev.protocol, "ap": ev.ap,
                      "distance": row.eval.distance or ev.distance,
                      "rerank": rerank.model_dump() if rerank else None,
@@ -277,9 +279,7 @@ class Runner:
                      "fingerprint": train_ds.fingerprint, "seed": cell.seed}
         thash = stable_hash(train_key)
         details["train_hash"] = thash
-        from .accel import resolve as _resolve_accel
-
-        details["accel"] = _resolve_accel(self.opts.accel, self.device).as_dict()
+        details["accel"] = self.accel.as_dict()
         extras = self._extras(recipe, train_ds)
         model = self._trained.get(thash)
         if model is None:
@@ -308,7 +308,10 @@ class Runner:
         if inp is not None and inp.normalize == "mean_image":
             from .data.transforms import compute_mean_colour
 
-            extras["mean_image"] = compute_mean_colour(ds.train)
+            # Decodes up to 2,000 training images: once per dataset, not once per cell.
+            if ds.fingerprint not in self._mean_colour:
+                self._mean_colour[ds.fingerprint] = compute_mean_colour(ds.train)
+            extras["mean_image"] = self._mean_colour[ds.fingerprint]
         return extras
 
     def _fit_or_load(self, method: Method, params: Any, recipe: Any, ds: ReidDataset,
@@ -325,11 +328,8 @@ class Runner:
         trained: dict[str, torch.nn.Module] = {}
 
         def build(tmp: Path) -> None:
-            from .accel import resolve as _resolve_accel
-            from .accel import use as _use_accel
-
             # The run's speed switches apply to every train_stage inside fit.
-            with _use_accel(_resolve_accel(self.opts.accel, self.device)):
+            with use_accel(self.accel):
                 model = method.fit(params, recipe, ctx)
             torch.save(model.state_dict(), tmp / "model.pt")
             trained["model"] = model

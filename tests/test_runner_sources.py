@@ -14,15 +14,20 @@ import rb_test_methods  # noqa: E402,F401  (registers test_tiny)
 from test_reliability import spec_text  # noqa: E402
 
 
-def test_train_source_is_used_for_fit_and_keyed(tmp_path, shared_data_root):
+def write_column_spec(tmp_path, column_yaml: str):
+    """The reliability tests' one-row test_tiny spec with its ``market`` column replaced."""
     text = spec_text([{"name": "a"}]).replace(
-        "  market: {name: market1501, eval: {protocol: market}}",
-        "  market:\n    name: synthetic\n    train: {name: synthetic, options: {seed: 7, "
-        "num_train_ids: 12}}\n    eval: {protocol: market}")
+        "  market: {name: market1501, eval: {protocol: market}}", column_yaml)
     p = tmp_path / "papers" / "demo" / "table1.yaml"
     p.parent.mkdir(parents=True)
     p.write_text(text)
-    spec = load_spec(p)
+    return load_spec(p)
+
+
+def test_train_source_is_used_for_fit_and_keyed(tmp_path, shared_data_root):
+    spec = write_column_spec(
+        tmp_path, "  market:\n    name: synthetic\n    train: {name: synthetic, options: {seed: 7, "
+        "num_train_ids: 12}}\n    eval: {protocol: market}")
     runner = Runner(spec, RunOptions(results_dir=tmp_path / "r", data_root=shared_data_root,
                                      log=lambda m: None))
     summary = runner.run(plan(spec))
@@ -40,14 +45,9 @@ def test_train_source_is_used_for_fit_and_keyed(tmp_path, shared_data_root):
 def test_split_axis_one_cell_per_split_and_resume(tmp_path, shared_data_root):
     """A column with ``splits: N`` plans N cells (loader option split=i), records the split in
     the CSV key, and a re-run skips every finished split."""
-    text = spec_text([{"name": "a"}]).replace(
-        "  market: {name: market1501, eval: {protocol: market}}",
-        "  market:\n    name: synthetic\n    splits: 2\n    options: {num_train_ids: 12}\n"
+    spec = write_column_spec(
+        tmp_path, "  market:\n    name: synthetic\n    splits: 2\n    options: {num_train_ids: 12}\n"
         "    eval: {protocol: market}")
-    p = tmp_path / "papers" / "demo" / "table1.yaml"
-    p.parent.mkdir(parents=True)
-    p.write_text(text)
-    spec = load_spec(p)
     cells = plan(spec)
     assert [c.split for c in cells] == [0, 1] and len({c.id for c in cells}) == 2
     assert [c.split for c in plan(spec, smoke=True)] == [None]  # no splits in the stand-in
