@@ -23,10 +23,17 @@ from .errors import ResultsError
 from .faults import fault_point
 
 STATUSES = ("ok", "failed", "diverged", "not_run")
-KEY = ["row", "dataset", "split", "seed", "smoke"]
+# The tier of a run: the paper's recipe on the real data ("full"), the shrunk recipe on the
+# synthetic stand-in ("smoke"), the full recipe for a few steps ("shakedown").
+TIERS = ("full", "smoke", "shakedown")
+# A cell's identity. ``variant`` is "" for the canonical spec as committed; anything that makes
+# the numbers deviate from it (a spec copy, --set overrides, an assumption variant, a subset)
+# is spelled into it, so such results never land in the canonical cells.
+KEY = ["row", "dataset", "split", "seed", "tier", "variant"]
 METRIC_COLUMNS = ["rank1", "rank5", "rank10", "rank20", "mAP"]
 COLUMNS = [
-    "paper", "table", "row", "dataset", "split", "seed", "smoke", "status", "error",
+    "paper", "table", "row", "dataset", "split", "seed", "tier", "variant", "smoke", "status",
+    "error",
     *METRIC_COLUMNS, "extra_metrics", "num_queries", "skipped_queries",
     "method", "protocol", "ap", "distance", "rerank", "dataset_name", "synthetic",
     "git_commit", "git_dirty", "spec_hash", "config_hash", "train_hash", "dataset_fingerprint",
@@ -35,7 +42,8 @@ COLUMNS = [
     "accel",  # speed switches of the training (reid_bench.accel.Accel.tag), e.g. bf16+cl+cudnn
 ]
 _BOOL = ("smoke", "synthetic", "git_dirty")
-_TEXT = ("paper", "table", "row", "dataset", "status", "error", "extra_metrics", "method",
+_TEXT = ("paper", "table", "row", "dataset", "tier", "variant", "status", "error",
+         "extra_metrics", "method",
          "git_commit", "spec_hash", "config_hash", "train_hash", "dataset_fingerprint", "cell_id")
 
 
@@ -47,10 +55,27 @@ def cell_dir(results_dir: Path, paper: str, table: str) -> Path:
     return Path(results_dir) / paper / table
 
 
-def cell_id(row: str, dataset: str, seed: int, smoke: bool, split: int | None = None) -> str:
+def cell_id(row: str, dataset: str, seed: int, tier: str | bool = "full",
+            split: int | None = None, variant: str = "") -> str:
+    """File-name-safe id of a cell, e.g. ``resnet-50-i__market__s0__smoke``. ``tier`` may be
+    given as the old ``smoke`` bool. A non-canonical ``variant`` adds a short hash of it."""
+    tier = _tier(tier)
     slug = re.sub(r"[^A-Za-z0-9]+", "-", row).strip("-").lower()
     part = "" if split is None else f"__split{split}"
-    return f"{slug}__{dataset}{part}__s{seed}" + ("__smoke" if smoke else "")
+    out = f"{slug}__{dataset}{part}__s{seed}" + ("" if tier == "full" else f"__{tier}")
+    if variant:
+        import hashlib
+
+        out += "__v" + hashlib.sha256(variant.encode()).hexdigest()[:8]
+    return out
+
+
+def _tier(tier: str | bool) -> str:
+    if isinstance(tier, bool):
+        return "smoke" if tier else "full"
+    if tier not in TIERS:
+        raise ValueError(f"unknown tier {tier!r}; allowed: {', '.join(TIERS)}")
+    return tier
 
 
 def _key_text(v: Any) -> str:
@@ -91,6 +116,15 @@ def read_results(path: Path) -> pd.DataFrame:
     for c in _BOOL:
         if c in df.columns:
             df[c] = df[c].map(_to_bool)
+    # Files written before the tier/variant key: smoke → tier, canonical variant.
+    if "tier" not in df.columns:
+        df["tier"] = pd.NA
+    smoke = df["smoke"] if "smoke" in df.columns else pd.Series(False, index=df.index)
+    df["tier"] = [t if isinstance(t, str) and t else ("smoke" if s else "full")
+                  for t, s in zip(df["tier"], smoke, strict=True)]
+    if "variant" not in df.columns:
+        df["variant"] = ""
+    df["variant"] = df["variant"].fillna("")
     dup = df.duplicated(KEY, keep=False)
     if dup.any():
         rows = df.loc[dup, KEY].drop_duplicates().to_dict("records")
@@ -129,11 +163,16 @@ def lock_for(path: Path) -> FileLock:
 
 
 def upsert_row(path: Path, row: dict[str, Any]) -> None:
-    """Insert ``row`` or replace the row with the same (row, dataset, seed, smoke) key,
+    """Insert ``row`` or replace the row with the same ``KEY`` (row, dataset, split, seed,
+    tier, variant),
     rewriting the CSV atomically under the lock."""
     unknown = set(row) - set(COLUMNS)
     if unknown:
         raise ValueError(f"unknown results columns {sorted(unknown)}")
+    row = dict(row)
+    row["tier"] = _tier(row.get("tier") or bool(row.get("smoke")))
+    row["smoke"] = row["tier"] == "smoke"
+    row["variant"] = row.get("variant") or ""
     with lock_for(path):
         # Temp files left by a writer killed between write and rename: we hold the lock, so
         # nobody is writing them now.
@@ -155,7 +194,7 @@ def write_cell_json(path: Path, payload: dict[str, Any]) -> None:
 
 
 def finished_cells(path: Path) -> dict[tuple, str]:
-    """{(row, dataset, seed, smoke, split): config_hash} of the cells with status ok."""
+    """{cell key (``row_key``): config_hash} of the cells with status ok."""
     df = read_results(path)
     df = df[df["status"] == "ok"]
     return {row_key(r): str(r["config_hash"]) for _, r in df.iterrows()}
@@ -163,7 +202,8 @@ def finished_cells(path: Path) -> dict[tuple, str]:
 
 def row_key(r: Any) -> tuple:
     """The cell key of a results row, as ``runner.Cell.key`` spells it."""
-    return (r["row"], r["dataset"], int(r["seed"]), bool(r["smoke"]), split_of(r["split"]))
+    return (r["row"], r["dataset"], int(r["seed"]), str(r["tier"]), split_of(r["split"]),
+            _key_text(r["variant"]))
 
 
 def all_results(results_dir: Path) -> Iterable[tuple[Path, pd.DataFrame]]:

@@ -37,19 +37,29 @@ from .spec import DatasetColumn, Row, Spec, resolved_recipe, stable_hash
 
 @dataclass(frozen=True)
 class Cell:
+    """One unit of work: a spec row on one dataset column (and split) with one seed, in one
+    tier (``results.TIERS``) and variant ("" = the canonical spec)."""
+
     row: Row
     dataset: str  # column id in the spec
     seed: int
-    smoke: bool
+    tier: str = "full"
     split: int | None = None  # dataset split, for columns with ``splits``
+    variant: str = ""
+
+    @property
+    def smoke(self) -> bool:
+        return self.tier == "smoke"
 
     @property
     def key(self) -> tuple:
-        return (self.row.name, self.dataset, self.seed, self.smoke, self.split)
+        """Same order as ``results.row_key``."""
+        return (self.row.name, self.dataset, self.seed, self.tier, self.split, self.variant)
 
     @property
     def id(self) -> str:
-        return R.cell_id(self.row.name, self.dataset, self.seed, self.smoke, self.split)
+        return R.cell_id(self.row.name, self.dataset, self.seed, self.tier, self.split,
+                         self.variant)
 
 
 @dataclass
@@ -82,10 +92,13 @@ class RunSummary:
 
 
 def plan(spec: Spec, *, rows: list[str] | None = None, seeds: int | None = None,
-         smoke: bool = False) -> list[Cell]:
+         smoke: bool = False, tier: str | None = None, variant: str = "") -> list[Cell]:
     """The cells of ``spec``: every runnable row (or those named in ``rows``) × its dataset
-    columns × the column's splits (if it has ``splits``; not under ``smoke``) × seeds 0..n-1.
+    columns × the column's splits (if it has ``splits``; not under ``smoke``) × seeds 0..n-1,
+    in ``tier`` (default "smoke" with ``smoke``, else "full") and ``variant``.
     Unknown row names raise KeyError listing the valid ones."""
+    tier = tier or ("smoke" if smoke else "full")
+    smoke = tier == "smoke"
     if rows:
         valid = [r.name for r in spec.rows]
         unknown = [r for r in rows if r not in valid]
@@ -101,7 +114,7 @@ def plan(spec: Spec, *, rows: list[str] | None = None, seeds: int | None = None,
             splits = range(col.splits) if col.splits and not smoke else [None]
             for split in splits:
                 for seed in range(n):
-                    cells.append(Cell(row, ds, seed, smoke, split))
+                    cells.append(Cell(row, ds, seed, tier, split, variant))
     return cells
 
 
@@ -178,7 +191,8 @@ class Runner:
                      "distance": row.eval.distance or ev.distance,
                      "rerank": rerank.model_dump() if rerank else None,
                      "options": {**ev.options, **row.eval.options}},
-            "seed": cell.seed, "smoke": cell.smoke, "_provenance": prov,
+            "seed": cell.seed, "smoke": cell.smoke, "tier": cell.tier,
+            "variant": cell.variant, "_provenance": prov,
         }
 
     # ---------------------------------------------------------------- running
@@ -356,7 +370,8 @@ class Runner:
         extra = {k: v for k, v in metrics.items() if k not in R.METRIC_COLUMNS}
         row = {
             "paper": self.spec.paper.id, "table": self.spec.table.id, "row": cell.row.name,
-            "dataset": cell.dataset, "split": cell.split, "seed": cell.seed, "smoke": cell.smoke,
+            "dataset": cell.dataset, "split": cell.split, "seed": cell.seed,
+            "tier": cell.tier, "variant": cell.variant, "smoke": cell.smoke,
             "status": status,
             "error": error or None,
             **{m: metrics.get(m) for m in R.METRIC_COLUMNS},

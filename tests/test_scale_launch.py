@@ -1,6 +1,7 @@
 """Slurm job arrays through submitit (debug executor), the torchrun command, and
 ``reid-bench status`` on a results folder with done / failed / stale / running / pending cells."""
 
+import json
 import sys
 import textwrap
 
@@ -146,7 +147,10 @@ def test_torchrun_command(setup):
     cmd = torchrun_command(str(path), cell, {"smoke": True}, 4)
     assert cmd[:5] == [sys.executable, "-m", "torch.distributed.run", "--standalone",
                        "--nproc-per-node=4"]
-    assert cmd[cmd.index("--cells") + 1] == '[["IDE B", "market", 1]]'
+    # The full cell key travels (split and tier included), written out by hand here.
+    assert json.loads(cmd[cmd.index("--cells") + 1]) == [
+        {"row": "IDE B", "dataset": "market", "seed": 1, "tier": "smoke", "split": None,
+         "variant": ""}]
 
 
 def test_status_counts_every_state(setup):

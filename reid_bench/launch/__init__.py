@@ -34,14 +34,18 @@ def options_from_dict(d: dict[str, Any], **over: Any) -> RunOptions:
     return RunOptions(**(d | over))
 
 
-def cell_ref(cell: Cell) -> list:
-    """JSON reference of a cell: [row name, dataset column, seed]."""
-    return [cell.row.name, cell.dataset, cell.seed]
+def cell_ref(cell: Cell) -> dict:
+    """JSON reference of a cell: its full key (row, dataset, seed, tier, split, variant)."""
+    return {"row": cell.row.name, "dataset": cell.dataset, "seed": cell.seed,
+            "tier": cell.tier, "split": cell.split, "variant": cell.variant}
 
 
-def cells_from_refs(spec: Any, refs: list, smoke: bool) -> list[Cell]:
+def cells_from_refs(spec: Any, refs: list) -> list[Cell]:
+    """The cells of ``spec`` named by ``cell_ref`` dicts."""
     rows = {r.name: r for r in spec.rows}
-    return [Cell(rows[name], ds, int(seed), smoke) for name, ds, seed in refs]
+    return [Cell(rows[r["row"]], r["dataset"], int(r["seed"]), r["tier"],
+                 None if r.get("split") is None else int(r["split"]), r.get("variant", ""))
+            for r in refs]
 
 
 def pending_cells(runner: Runner, cells: list[Cell]) -> list[Cell]:

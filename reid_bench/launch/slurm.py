@@ -119,9 +119,9 @@ def executor_parameters(cfg: SlurmConfig, name: str) -> dict[str, Any]:
     return params
 
 
-def run_cell_job(spec_path: str, ref: list, options: dict[str, Any], nproc: int = 1) -> dict:
+def run_cell_job(spec_path: str, ref: dict, options: dict[str, Any], nproc: int = 1) -> dict:
     """One array task: run one cell (DDP under torchrun when ``nproc`` > 1). Returns
-    {"cell": [row, dataset, seed], "ok": bool, ...}."""
+    {"cell": <cell_ref>, "ok": bool, ...}."""
     if nproc > 1:
         import subprocess
 
@@ -129,7 +129,7 @@ def run_cell_job(spec_path: str, ref: list, options: dict[str, Any], nproc: int 
         from . import cells_from_refs
         from .torchrun import torchrun_command
 
-        cell = cells_from_refs(load_spec(spec_path), [ref], bool(options.get("smoke")))[0]
+        cell = cells_from_refs(load_spec(spec_path), [ref])[0]
         rc = subprocess.run(torchrun_command(spec_path, cell, options, nproc),
                             check=False).returncode
         return {"cell": ref, "ok": rc == 0, "returncode": rc}

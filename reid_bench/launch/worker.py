@@ -1,6 +1,6 @@
 """Run cells in this process; under torchrun, run them as one data-parallel training.
 
-``python -m reid_bench.launch.worker --spec S --cells '[[row, dataset, seed], ...]'
+``python -m reid_bench.launch.worker --spec S --cells '[<cell_ref dict>, ...]'
 --options '{...}'`` (what the torchrun and Slurm launchers execute). Under torchrun
 (WORLD_SIZE > 1) every rank trains; rank 0 alone claims the cell, decides about cached
 trainings, evaluates and writes the results. The other ranks follow rank 0's commands:
@@ -101,7 +101,7 @@ def _follow_fit(runner: Runner, cell: Cell) -> None:
 
 def run_cells(spec_path: str, refs: list, options: dict[str, Any],
               log: Callable[[str], None] = print) -> RunSummary:
-    """Run the cells ``refs`` ([row, dataset, seed] lists) of ``spec_path`` with ``options``
+    """Run the cells ``refs`` (``cell_ref`` dicts: the full cell key) of ``spec_path`` with ``options``
     (``options_to_dict``); distributed when started by torchrun. Returns rank 0's summary
     (an empty one on other ranks)."""
     from ..spec import load_spec
@@ -109,7 +109,7 @@ def run_cells(spec_path: str, refs: list, options: dict[str, Any],
 
     device = D.init_from_env(options.get("device"))
     spec = load_spec(spec_path)
-    cells = cells_from_refs(spec, refs, bool(options.get("smoke")))
+    cells = cells_from_refs(spec, refs)
     quiet = D.rank() != 0
     opts = options_from_dict(options, device=str(device),
                              log=(lambda m: None) if quiet else log)
@@ -141,7 +141,7 @@ def run_cells(spec_path: str, refs: list, options: dict[str, Any],
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--spec", required=True)
-    ap.add_argument("--cells", required=True, help="JSON list of [row, dataset, seed]")
+    ap.add_argument("--cells", required=True, help="JSON list of cell_ref dicts (full cell keys)")
     ap.add_argument("--options", required=True, help="JSON RunOptions (options_to_dict)")
     a = ap.parse_args(argv)
     summary = run_cells(a.spec, json.loads(a.cells), json.loads(a.options))
