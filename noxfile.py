@@ -47,17 +47,16 @@ def bench(session: nox.Session) -> None:
 
 @nox.session(python=PY)
 def gpu(session: nox.Session) -> None:
-    """Short real-size training + evaluation on CUDA; fails fast without a GPU."""
+    """The prepared GPU check (benchmarks/gpu_check.py): CUDA tests, every table's shakedown,
+    training throughput, precision parity and evaluation speed within a 10-minute budget;
+    writes gpu_check/gpu_check.json, gpu_check.md and the HTML report. Fails fast without a
+    GPU. Arguments after ``--`` go to the script, e.g.
+    ``nox -s gpu -- --parts shakedown --budget-s 5400`` (the nightly shakedown)."""
     _install(session)
     session.run("python", "-c",
                 "import sys, torch; sys.exit(0 if torch.cuda.is_available() else "
                 "'nox -s gpu needs a CUDA GPU: torch.cuda.is_available() is False')")
-    # CUDA tests, then the GPU benchmarks (benchmarks/conftest.py collects bench_*.py: ResNet-50
-    # train step / feature extraction with AMP, channels_last, compile); their figures land in
-    # .benchmarks/gpu.json for docs/benchmarks.md.
-    session.run("pytest", "-q", "-m", "gpu", "tests", "benchmarks",
-                "--benchmark-columns=min,mean,max", "--benchmark-json=.benchmarks/gpu.json",
-                *session.posargs)
+    session.run("python", "benchmarks/gpu_check.py", "--device", "cuda", *session.posargs)
 
 
 @nox.session(python=PY)
