@@ -423,9 +423,11 @@ def market_options(tiny: bool) -> dict[str, int]:
                 queries_per_id=4, mq_per_query=0, num_distractors=2793, num_junk=3819)
 
 
-def load_market_like(a: argparse.Namespace):
+def load_market_like(a: argparse.Namespace, wait: bool = True):
     from reid_bench.data.synthetic import load_synthetic
 
+    if wait and getattr(a, "data_ready", None):  # generated in the background by the orchestrator
+        _wait_for(Path(a.data_ready), a.deadline)
     return load_synthetic(Path(a.data_root), **market_options(a.tiny))
 
 
@@ -731,8 +733,6 @@ def _run_part_inline(a: argparse.Namespace) -> int:
     rec = Recorder(Path(a.part_out))
     rec.flush()
     try:
-        if a.data_ready:
-            _wait_for(Path(a.data_ready), a.deadline)
         _inject_fault(a.run_part)
         PART_FUNCS[a.run_part](rec, a)
         rec.status = "ok"
@@ -760,7 +760,7 @@ def _prepare_data(a: argparse.Namespace) -> int:
     marker = Path(a.data_ready)
     try:
         t = time.perf_counter()
-        ds = load_market_like(a)
+        ds = load_market_like(a, wait=False)
         tmp = marker.with_suffix(".tmp")
         tmp.write_text("ok")
         os.replace(tmp, marker)

@@ -216,3 +216,25 @@ def test_gpu_workflow_runs_nox_gpu_on_gpu_runners_and_uploads_artifacts():
             assert f in paths
     nightly = wf["jobs"]["nightly-shakedown"]
     assert "--parts shakedown" in " ".join(s.get("run", "") for s in nightly["steps"])
+
+
+def test_shakedown_table_cells_read_back_from_the_csv(tmp_path):
+    """Per-table cell counts come from the results CSV's shakedown tier, against the planned
+    cells: a diverged cell counts as diverged, a full-tier row is not a shakedown result, and a
+    missing cell leaves ok < planned."""
+    from reid_bench.results import table_csv, upsert_row
+    from reid_bench.spec import load_spec
+
+    spec = load_spec(REPO / "papers" / "fmn" / "table5.yaml")  # 4 rows × market × 1 seed
+    csv = table_csv(tmp_path, spec.paper.id, spec.table.id)
+    base = {"paper": spec.paper.id, "table": spec.table.id, "dataset": "market", "seed": 0}
+    upsert_row(csv, base | {"row": "Pool1", "tier": "shakedown", "status": "ok"})
+    upsert_row(csv, base | {"row": "Res2", "tier": "shakedown", "status": "diverged",
+                            "error": "loss became nan at step 2\ntraceback"})
+    upsert_row(csv, base | {"row": "Res3", "tier": "full", "status": "ok"})
+    got = gc._table_cells(tmp_path, spec, [])
+    assert got["planned"] == 4
+    assert got["counts"] == {"ok": 1, "diverged": 1}
+    assert [c["error"] for c in got["cells"] if c["status"] == "diverged"] == [
+        "loss became nan at step 2"]
+    assert gc._table_cells(tmp_path, spec, ["Pool1"])["planned"] == 1
