@@ -287,6 +287,13 @@ def part_tests(rec: Recorder, a: argparse.Namespace) -> None:
     if rc is None:
         raise TimeoutError(f"pytest -m gpu did not finish in time; log tail: {_tail(log, 400)}")
     counts, failed = _junit_counts(junit)
+    if not cuda:  # collect-only: the JUnit file lists no test; pytest's summary line does
+        import re
+
+        m = re.search(r"(\d+)(?:/\d+)? tests? collected", _tail(log, 2000))
+        counts = {"collected": int(m.group(1)) if m else 0}
+        if not counts["collected"]:
+            raise RuntimeError(f"no gpu-marked test collected; log tail: {_tail(log, 400)}")
     rec.set("counts", counts)
     rec.set("failed_tests", failed)
     if rc != 0 or failed:
@@ -322,7 +329,7 @@ def part_shakedown(rec: Recorder, a: argparse.Namespace) -> None:
 
     help_log = Path(a.workdir) / "run-help.log"
     rc, _, _ = _run_child([sys.executable, "-m", "reid_bench", "run", "--help"], 60, help_log)
-    missing = [f for f in SHAKEDOWN_FLAGS + (("--max-batch",) if a.tiny else ())
+    missing = [f for f in SHAKEDOWN_FLAGS + (("--max-batch", "--shakedown-steps") if a.tiny else ())
                if f not in _tail(help_log, 100_000)]
     if rc != 0 or missing:
         raise RuntimeError(f"`reid-bench run` has no {' / '.join(missing) or 'help'} flag "
@@ -926,6 +933,11 @@ def markdown(s: dict[str, Any]) -> str:
         reason = (p.get("reason") or "").replace("\n", " ").replace("|", "/")[:160]
         lines.append(f"| {name} | {p.get('status')} | {_fmt(p.get('seconds'))} | {reason} |")
     parts = s["parts"]
+    te = parts.get("tests", {}).get("figures", {})
+    if te.get("counts"):
+        lines += ["", f"Tests ({te.get('mode')}): {te['counts']}"
+                  + (f"; failed: {', '.join(te['failed_tests'])}" if te.get("failed_tests")
+                     else "")]
     sh = parts.get("shakedown", {}).get("figures", {}).get("tables", {})
     if sh:
         lines += ["", "## Shakedown", "", "| table | status | cells ok / planned | other | wall s "
@@ -949,6 +961,11 @@ def markdown(s: dict[str, Any]) -> str:
                          f" | {_fmt(r.get('mfu'))} | {_fmt(r.get('peak_mem_gib'))} | "
                          f"{_fmt(r.get('first_epoch_s'))} | {r.get('status')} "
                          f"{r.get('reason') or ''} |")
+        fa = tp.get("fastest")
+        if fa:
+            lines.append(f"\nFastest: {fa['setting']} at {_fmt(fa['img_per_s'])} img/s "
+                         f"(goal {_fmt(fa['goal_img_per_s'])} img/s on an H100/H200-class GPU; "
+                         f"met: {fa['goal_met']}).")
         dp = tp.get("data_path", {})
         for w, r in dp.get("runs", {}).items():
             lines.append(f"\nData path, {w} worker(s): {_fmt(r['img_per_s'])} img/s "
