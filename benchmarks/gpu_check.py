@@ -600,7 +600,10 @@ PARITY_RUNS = (("fp32", "fp32", False, 0), ("bf16+cl", "bf16", True, 0),
                ("fp32-seed1", "fp32", False, 1))
 
 
-def part_parity(rec: Recorder, a: argparse.Namespace) -> None:
+def _parity_run(name: str, precision: str, cl: bool, seed: int, ds: Any, recipe: Any,
+                workers: int, dev: Any) -> dict[str, Any]:
+    """One IDE training + Market evaluation under ``precision`` (the real train_stage, loader,
+    embedder and evaluate_cell)."""
     import torch
 
     from reid_bench.data.samplers import make_loader
@@ -608,10 +611,42 @@ def part_parity(rec: Recorder, a: argparse.Namespace) -> None:
     from reid_bench.data.transforms import build_transform
     from reid_bench.embed import make_embedder
     from reid_bench.eval.pipeline import evaluate_cell
-    from reid_bench.models._common import StandardRecipe, backbone_and_head_groups, softmax_step
+    from reid_bench.models._common import backbone_and_head_groups, softmax_step
     from reid_bench.models.ide import IDE, IDEParams
-    from reid_bench.recipe import BackboneRecipe, InputRecipe, OptimRecipe
     from reid_bench.train import train_stage
+
+    inp, optim = recipe.input, recipe.train
+    t0 = time.perf_counter()
+    torch.manual_seed(seed)  # same initial weights for the same seed
+    acc = build_accel(precision, cl, False, dev)
+    train = ImageDataset(ds.train, build_transform(inp, train=True), relabel=True)
+    model = IDE().build(IDEParams(), recipe, train.num_classes).to(dev)
+    loader = make_loader(train, optim.batch_size, shuffle=True, seed=seed, num_workers=workers,
+                         pin_memory=dev.type == "cuda", drop_last=True)
+    _reset_peak(dev)
+    hist = train_stage(model, loader, softmax_step(model, dev), optim, device=dev,
+                       stage=name, log=lambda m: None, accel=acc,
+                       groups=backbone_and_head_groups(model.backbone, model, 1.0))
+
+    def features(x):
+        with acc.autocast():
+            return model(acc.prepare_batch(x))
+
+    embed = make_embedder(features, model, inp, device=dev, num_workers=workers)
+    res = evaluate_cell("market", ds, embed, device=str(dev))
+    return {"status": "ok", "precision": precision, "channels_last": cl, "seed": seed,
+            "rank1": round(res.metrics["rank1"], 2), "mAP": round(res.metrics["mAP"], 2),
+            "final_loss": round(hist[-1]["loss"], 4),
+            "losses": [round(h["loss"], 4) for h in hist],
+            "wall_s": round(time.perf_counter() - t0, 1),
+            "peak_mem_gib": _peak_gib(dev), "accel": accel_info(acc)}
+
+
+def part_parity(rec: Recorder, a: argparse.Namespace) -> None:
+    import torch
+
+    from reid_bench.models._common import StandardRecipe
+    from reid_bench.recipe import BackboneRecipe, InputRecipe, OptimRecipe
 
     dev = torch.device(a.device)
     ds = load_market_like(a)
@@ -636,32 +671,17 @@ def part_parity(rec: Recorder, a: argparse.Namespace) -> None:
             runs[name] = {"status": "not_run", "reason": "not enough part time left"}
             rec.flush()
             continue
-        t0 = time.perf_counter()
-        torch.manual_seed(seed)
-        acc = build_accel(precision, cl, False, dev)
-        train = ImageDataset(ds.train, build_transform(inp, train=True), relabel=True)
-        model = IDE().build(IDEParams(), recipe, train.num_classes).to(dev)
-        loader = make_loader(train, optim.batch_size, shuffle=True, seed=seed, num_workers=workers,
-                             pin_memory=dev.type == "cuda", drop_last=True)
-        _reset_peak(dev)
-        hist = train_stage(model, loader, softmax_step(model, dev), optim, device=dev,
-                           stage=name, log=lambda m: None, accel=acc,
-                           groups=backbone_and_head_groups(model.backbone, model, 1.0))
-
-        def features(x, model=model, acc=acc):
-            with acc.autocast():
-                return model(acc.prepare_batch(x))
-
-        embed = make_embedder(features, model, inp, device=dev, num_workers=workers)
-        res = evaluate_cell("market", ds, embed, device=str(dev))
-        runs[name] = {"status": "ok", "precision": precision, "channels_last": cl, "seed": seed,
-                      "rank1": round(res.metrics["rank1"], 2), "mAP": round(res.metrics["mAP"], 2),
-                      "final_loss": round(hist[-1]["loss"], 4),
-                      "losses": [round(h["loss"], 4) for h in hist],
-                      "wall_s": round(time.perf_counter() - t0, 1),
-                      "peak_mem_gib": _peak_gib(dev), "accel": accel_info(acc)}
+        try:
+            runs[name] = _parity_run(name, precision, cl, seed, ds, recipe, workers, dev)
+        except Exception as exc:  # noqa: BLE001 - a diverged bf16 run is itself the finding
+            runs[name] = {"status": "failed", "precision": precision, "seed": seed,
+                          "reason": f"{type(exc).__name__}: {exc}"[:500]}
         rec.flush()
-        del model, loader, embed
+        if dev.type == "cuda":
+            torch.cuda.empty_cache()
+    failed = [k for k, v in runs.items() if v["status"] == "failed"]
+    if failed:
+        raise RuntimeError(f"parity run(s) failed: {', '.join(failed)}")
     f, b = runs["fp32"], runs["bf16+cl"]
     cmp = {"d_rank1": round(b["rank1"] - f["rank1"], 2), "d_mAP": round(b["mAP"] - f["mAP"], 2),
            "d_final_loss": round(b["final_loss"] - f["final_loss"], 4)}
