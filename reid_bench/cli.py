@@ -213,6 +213,27 @@ def report(results_dir, out, spec_paths, fmt):
 
 
 @main.command()
+@click.argument("results_a", type=click.Path(file_okay=False, exists=True))
+@click.argument("results_b", type=click.Path(file_okay=False, exists=True))
+@click.option("--format", "fmt", type=click.Choice(["text", "csv", "json"]), default="text",
+              show_default=True)
+def compare(results_a, results_b, fmt):
+    """Two results folders side by side (two GPUs, two commits): per table, row, dataset and
+    metric the mean ± std over seeds in each, and the delta B − A."""
+    from .compare import compare as compare_folders
+    from .compare import format_text
+
+    a, b = Path(results_a), Path(results_b)
+    df = compare_folders(a, b)
+    if fmt == "csv":
+        click.echo(df.to_csv(index=False), nl=False)
+    elif fmt == "json":
+        click.echo(df.to_json(orient="records", indent=1))
+    else:
+        click.echo(format_text(df, a, b), nl=False)
+
+
+@main.command()
 @click.argument("spec_paths", nargs=-1, type=click.Path())
 @click.option("--results-dir", type=click.Path(file_okay=False), default="results",
               show_default=True)

@@ -5,8 +5,8 @@
 - ``checkpoint_identity``: what a mid-training checkpoint must match to be resumed (the cell's
   full training-config hash and the method's code fingerprint). The runner sets it around a
   cell's training (``use_checkpoint_identity``); ``train_stage`` stores it in every checkpoint
-  and sets a checkpoint with another identity aside (renamed, never deleted) instead of
-  resuming it.
+  and sets a checkpoint with another identity aside (moved to ``<work folder>.set-aside/``,
+  never deleted) instead of resuming it.
 """
 
 from __future__ import annotations
@@ -111,9 +111,11 @@ def identity_mismatch(stored: Any, expected: dict[str, Any]) -> str:
 
 
 def set_aside(path: Path) -> Path:
-    """Rename ``path`` to ``<name>.set-aside-<UTC time>`` next to it (never deleted)."""
+    """Move ``path`` to ``<its folder>.set-aside/<name>.<UTC time>`` (never deleted: a
+    cell's work folder is removed once it finishes ok, the set-aside folder beside it is not)."""
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%f")
-    dest = path.with_name(f"{path.name}.set-aside-{stamp}")
+    dest = path.parent.with_name(path.parent.name + ".set-aside") / f"{path.name}.{stamp}"
+    dest.parent.mkdir(parents=True, exist_ok=True)
     try:
         path.replace(dest)
     except FileNotFoundError:  # another rank of the same DDP job moved it first

@@ -96,7 +96,7 @@ def train_stage(model: nn.Module, loader: Any, step: StepFn, optim: OptimRecipe,
         if why:
             moved = set_aside(checkpoint)
             log(f"[{stage}] not resuming {checkpoint.name}: {why}; set it aside as "
-                f"{moved.name} and training from scratch")
+                f"{moved} and training from scratch")
             state = None
     else:
         state = None
