@@ -53,9 +53,10 @@ def _canon(v: Any) -> str:
 def row_digest(row: Mapping[str, Any]) -> str:
     """16-hex digest over every non-empty field of ``row`` except ``row_digest`` itself.
     Empty fields are left out, so a column added to the schema later (empty in old rows) does
-    not change the digest of the rows written before it."""
+    not change the digest of the rows written before it; so are false ones, because reading
+    turns an empty flag column (``smoke``, ``synthetic``, ``git_dirty``) into False."""
     fields = {str(k): _canon(v) for k, v in row.items() if k != DIGEST_COLUMN}
-    fields = {k: v for k, v in sorted(fields.items()) if v != ""}
+    fields = {k: v for k, v in sorted(fields.items()) if v not in ("", "false")}
     text = json.dumps(fields, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

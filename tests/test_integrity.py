@@ -157,3 +157,103 @@ def test_recipe_changed_checkpoint_is_set_aside_not_resumed(tmp_path):
     assert sum("epoch" in m and "/3" in m for m in logs) == 3  # all epochs of the new recipe
     kept = list(work.parent.glob(".work-*.set-aside/*.ckpt.*"))
     assert kept, "the old checkpoint is set aside, not deleted"
+
+
+# --------------------------------------------------------------------------------------------
+# Hand-edited and stale rows
+
+
+def _edit_csv(csv: Path, where: dict, changes: dict) -> None:
+    """Edit matching lines of a results CSV as text, like a person in an editor would."""
+    import csv as csvmod
+
+    with open(csv, newline="") as f:
+        rows = list(csvmod.DictReader(f))
+    hit = 0
+    for r in rows:
+        if all(r[k] in (v, v + ".0") for k, v in where.items()):
+            r.update(changes)
+            hit += 1
+    assert hit, where
+    with open(csv, "w", newline="") as f:
+        w = csvmod.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
+def test_row_digest_survives_rewrites_and_catches_edits(tmp_path):
+    p = tmp_path / "t.csv"
+    base = {"paper": "p", "table": "table1", "row": "r", "dataset": "c", "seed": 0,
+            "status": "ok", "config_hash": "h", "rank1": 71.25, "mAP": None, "git_dirty": False}
+    for split in (None, 0, 1):
+        R.upsert_row(p, base | {"split": split, "num_queries": 3368 if split else None})
+    R.upsert_row(p, base | {"row": "r2", "status": "failed", "error": "x\nline 2, \"quoted\""})
+    df = R.read_results(p)
+    assert df["row_digest"].notna().all()
+    assert [row_edited(r) for r in df.to_dict("records")] == [""] * 4
+    _edit_csv(p, {"row": "r", "split": "1"}, {"rank1": "80.0"})
+    flags = [bool(row_edited(r)) for r in R.read_results(p).to_dict("records")]
+    assert flags == [False, False, True, False]
+    assert row_digest({"a": 1.0, "b": None}) == row_digest({"a": "1", "c": float("nan")})
+
+
+def test_hand_edited_smoke_row_is_edited_never_reproduced(tmp_path):
+    """The issue's case: a smoke row edited to look real (rank1 → published value, smoke and
+    synthetic → False)."""
+    from test_report import write_toy
+
+    spec, res = write_toy(tmp_path, synthetic=True)
+    csv = R.table_csv(res, "toy", "table1")
+    _edit_csv(csv, {"row": "K=3", "seed": "0"},
+              {"rank1": "75.0", "smoke": "False", "synthetic": "False", "tier": "full"})
+    v = table_view(spec, res, with_plots=False)
+    n = {rv.name: rv for rv in v.rows}["K=3"].numbers[("market", "rank1")]
+    assert n.mean == 75.0
+    assert n.verdict.key == "edited" and n.verdict.would_be == "reproduced"
+    assert "row digest" in n.reason
+    md = (build_report(res, tmp_path / "md", [str(spec.path)], fmt="markdown")).read_text()
+    line = next(x for x in md.splitlines() if x.startswith("| K=3 |"))  # the main table
+    assert "✎ edited" in line and "✓ reproduced" not in line
+
+
+def test_stale_recipe_is_flagged_in_report_like_status(tmp_path):
+    from test_report import write_toy
+
+    spec, res = write_toy(tmp_path)
+    v = table_view(spec, res, with_plots=False)
+    k1 = {rv.name: rv for rv in v.rows}["K=1"].numbers[("market", "rank1")]
+    assert k1.verdict.key == "reproduced"
+    path = Path(spec.path)
+    path.write_text(path.read_text().replace("lr: {value: 0.1,", "lr: {value: 0.2,"))
+    spec = load_spec(path)
+    v = table_view(spec, res, with_plots=False)
+    k1 = {rv.name: rv for rv in v.rows}["K=1"].numbers[("market", "rank1")]
+    assert k1.verdict.key == "stale" and k1.verdict.label.startswith("stale (recipe changed)")
+    assert v.flagged["stale"] == 5 and v.counts["reproduced"] == 0
+    states = {(s.row, s.seed): s.state for s in table_status(spec, res)}
+    assert states[("K=1", 0)] == "stale"  # the same computation as `reid-bench status`
+    html = build_report(res, tmp_path / "html", [str(path)]).parent
+    page = (html / v.page).read_text()
+    assert 'id="flagged-banner"' in page and "stale (recipe changed)" in page
+
+
+# --------------------------------------------------------------------------------------------
+# Smoke beside real
+
+
+def test_smoke_results_stay_visible_beside_real_ones(tmp_path):
+    from test_report import _row, write_toy
+
+    spec, res = write_toy(tmp_path, synthetic=True)
+    csv = R.table_csv(res, "toy", "table1")
+    R.upsert_row(csv, _row(spec, "Absent", "market", 0, status="not_run",
+                           error="dataset market1501 not found under data/"))
+    md = build_report(res, tmp_path / "md", [str(spec.path)], fmt="markdown").read_text()
+    # K=2 smoke seeds 84.0 and 86.0: mean 85.00 ± std 1.41, still listed and labelled.
+    assert "85.00 ± 1.41" in md
+    line = next(x for x in md.splitlines() if "85.00 ± 1.41" in x)
+    assert "synthetic" in line and "reproduced |" not in line
+    v = table_view(spec, res, with_plots=False)
+    assert v.tier == "full" and [o.tier for o in v.others] == ["smoke"]
+    page = (build_report(res, tmp_path / "h", [str(spec.path)]).parent / v.page).read_text()
+    assert 'data-tier="smoke"' in page and "85.00 ± 1.41" in page
