@@ -100,7 +100,8 @@ def run(spec_path, rows, seeds, smoke, dry_run, results_dir, data_root, device, 
         cells = plan(spec, rows=list(rows) or None, seeds=seeds, smoke=smoke, variant=variant)
     except KeyError as exc:
         raise click.UsageError(str(exc.args[0])) from None
-    validate_overrides(spec, list(dict.fromkeys(c.row for c in cells)), overrides, smoke=smoke)
+    validate_overrides(spec, list({c.row.name: c.row for c in cells}.values()), overrides,
+                       smoke=smoke)
     if variant:
         click.echo(f"variant {variant!r}: results are kept apart from the canonical spec's")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")

@@ -65,7 +65,7 @@ def compare(a: Path, b: Path) -> pd.DataFrame:
     splits), the same for B, ``delta`` = mean_b − mean_a (NaN when one side lacks it) and
     ``edited`` (either side has an edited row)."""
     sa, sb = _spread(long_results(a)), _spread(long_results(b))
-    df = sa.join(sb, how="outer", lsuffix="_a", rsuffix="_b")
+    df = sa.add_suffix("_a").join(sb.add_suffix("_b"), how="outer")
     df["delta"] = df["mean_b"] - df["mean_a"]
     df["edited"] = df["edited_a"].fillna(False).astype(bool) | \
         df["edited_b"].fillna(False).astype(bool)

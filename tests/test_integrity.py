@@ -9,7 +9,6 @@ import json
 import textwrap
 from pathlib import Path
 
-import pandas as pd
 import pytest
 import torch
 from click.testing import CliRunner
@@ -257,3 +256,162 @@ def test_smoke_results_stay_visible_beside_real_ones(tmp_path):
     assert v.tier == "full" and [o.tier for o in v.others] == ["smoke"]
     page = (build_report(res, tmp_path / "h", [str(spec.path)]).parent / v.page).read_text()
     assert 'data-tier="smoke"' in page and "85.00 ± 1.41" in page
+
+
+# --------------------------------------------------------------------------------------------
+# Spec copies and --set overrides: their own cells
+
+
+def _cli_run(spec: Path, res: Path, data: Path, *extra: str):
+    out = CliRunner().invoke(main, ["run", str(spec), "--smoke", "--results-dir", str(res),
+                                    "--data-root", str(data), "--device", "cpu", *extra])
+    assert out.exit_code == 0, out.output
+    return out
+
+
+def test_spec_copy_and_set_overrides_get_their_own_cells(tmp_path):
+    canonical = _spec_file(tmp_path, epochs=1)
+    copy = _spec_file(tmp_path, epochs=1, name="my_copies/table1_lr.yaml", lr=0.02)
+    res, data = tmp_path / "res", tmp_path / "data"
+    _cli_run(canonical, res, data)
+    csv = R.table_csv(res, "demo", "table1")
+    before = R.read_results(csv).iloc[0].to_dict()
+    out = _cli_run(copy, res, data)
+    assert "kept apart" in out.output
+    _cli_run(canonical, res, data, "--set", "train.lr=0.02", "--set", "train.epochs=1")
+    df = R.read_results(csv).set_index("variant")
+    copy_spec = load_spec(copy)
+    assert sorted(df.index) == sorted(["", f"spec:{copy_spec.spec_hash}",
+                                       "set:train.epochs=1;set:train.lr=0.02"])
+    # The canonical cell is untouched by either run.
+    after = df.loc[""].to_dict()
+    assert after["row_digest"] == before["row_digest"]
+    assert after["config_hash"] == before["config_hash"]
+    assert len(set(df["config_hash"])) == 3 and len(set(df["cell_id"])) == 3
+    over = df.loc["set:train.epochs=1;set:train.lr=0.02"]
+    assert json.loads(over["overrides"]) == {"train.epochs": 1, "train.lr": 0.02}
+    cells = json.loads(next(res.glob(f"demo/table1/{over['cell_id']}.json")).read_text())
+    assert cells["config"]["recipe"]["train"]["lr"] == 0.02
+
+    # Canonical report: its own numbers in the table; the copy and the override beside it,
+    # labelled, and the copy's recipe is not passed off as the canonical one.
+    spec = load_spec(canonical)
+    v = table_view(spec, res, with_plots=False)
+    assert v.variant == "" and v.rows[0].numbers[("market", "rank1")].n == 1
+    labels = {o.variant: " ".join(o.labels) for o in v.others}
+    assert "deviates from the paper's recipe: train.epochs=1, train.lr=0.02" in \
+        labels["set:train.epochs=1;set:train.lr=0.02"]
+    assert "another spec file" in labels[f"spec:{copy_spec.spec_hash}"]
+    for o in v.others:
+        assert o.rows[0].numbers[("market", "rank1")].verdict.key == "variant"
+    md = build_report(res, tmp_path / "md", [str(canonical)], fmt="markdown").read_text()
+    assert "deviates from the paper's recipe: train.epochs=1, train.lr=0.02" in md
+    # The copy's own page: its results, its recipe, under a banner.
+    vc = table_view(copy_spec, res, with_plots=False)
+    assert vc.variant == f"spec:{copy_spec.spec_hash}" and vc.page != v.page
+    assert vc.rows[0].numbers[("market", "rank1")].verdict.key == "variant"
+    page = (build_report(res, tmp_path / "h", [str(copy)]).parent / vc.page).read_text()
+    assert 'id="variant-banner"' in page
+    # status of the copy looks at the copy's cells.
+    assert [s.state for s in table_status(copy_spec, res, smoke=True)] == ["done"]
+
+
+def test_set_validation_names_the_key_and_allowed_values(tmp_path):
+    spec = load_spec(_spec_file(tmp_path))
+    rows = [r for r in spec.rows if r.runnable]
+    with pytest.raises(OverrideError, match=r"--set train\.lrr .*Did you mean 'lr'"):
+        validate_overrides(spec, rows, parse_sets(["train.lrr=0.1"]), smoke=True)
+    with pytest.raises(OverrideError, match=r"--set train\.optimizer .*'sgd' or 'adam'"):
+        validate_overrides(spec, rows, parse_sets(["train.optimizer=rmsprop"]))
+    with pytest.raises(OverrideError, match=r"--set train\.lr .*greater than 0.*IDE A"):
+        validate_overrides(spec, rows, parse_sets(["train.lr=-1"]))
+    with pytest.raises(OverrideError, match="evaluation settings"):
+        parse_sets(["eval.distance=cosine"])
+    with pytest.raises(OverrideError, match="KEY=VALUE"):
+        parse_sets(["train.lr"])
+    assert parse_sets(["train.lr_steps=[7, 9]", "input.flip=false"]) == \
+        {"train.lr_steps": [7, 9], "input.flip": False}
+    validate_overrides(spec, rows, parse_sets(["train.lr_steps=[7, 9]"]))  # valid: no error
+    out = CliRunner().invoke(main, ["run", str(spec.path), "--smoke", "--dry-run",
+                                    "--set", "train.epoch=3"])
+    assert out.exit_code == 2 and "train.epoch" in out.output and "epochs" in out.output
+    assert compose_variant(["variant:a=1", "set:b=2", "", "spec:x", "set:b=2"]) == \
+        "set:b=2;spec:x;variant:a=1"
+
+
+# --------------------------------------------------------------------------------------------
+# Output errors never touch results
+
+
+def test_broken_pipe_never_touches_results(tmp_path):
+    """`reid-bench run … | head`: once the reader is gone every print raises BrokenPipeError;
+    the cell must still be recorded ok (here over an ok row, recomputed with --force)."""
+    spec = _spec_file(tmp_path, epochs=1)
+    res, data = tmp_path / "res", tmp_path / "data"
+    r = _runner(spec, res, data, lambda m: None)
+    assert r.run(plan(r.spec, smoke=True)).ok
+
+    def closed_pipe(msg):
+        if "epoch" in msg:  # the reader went away during training
+            raise BrokenPipeError(32, "Broken pipe")
+
+    r = _runner(spec, res, data, closed_pipe, force=True)
+    summary = r.run(plan(r.spec, smoke=True))
+    assert summary.ok, summary.failed
+    row = R.read_results(r.csv).iloc[0]
+    assert row["status"] == "ok" and not isinstance(row["error"], str)
+
+
+# --------------------------------------------------------------------------------------------
+# Exports
+
+
+def test_json_report_has_per_cell_provenance(tmp_path):
+    from test_report import write_toy
+
+    spec, res = write_toy(tmp_path)
+    out = build_report(res, tmp_path / "j", [str(spec.path)], fmt="json")
+    table = json.loads(out.read_text())["tables"][0]
+    cells = {(c["row"], c["seed"]): c for c in table["cells"]}
+    assert len(table["cells"]) == 7  # every results row, ok or not
+    c = cells[("K=2", 1)]
+    for key in ("git_commit", "git_dirty", "config_hash", "spec_hash", "seed", "torch",
+                "device_name", "started_at", "finished_at", "tier", "variant", "row_digest"):
+        assert key in c, key
+    assert c["git_commit"] == "test-fixture" and c["tier"] == "full" and c["variant"] == ""
+    assert not c["flag"] and c["config_hash"] == R.read_results(
+        R.table_csv(res, "toy", "table1")).set_index(["row", "seed"]).loc[("K=2", 1),
+                                                                          "config_hash"]
+
+
+def _write_results(res: Path, values: dict, device: str) -> None:
+    csv = R.table_csv(res, "toy", "table1")
+    for (row, seed), (r1, mp) in values.items():
+        R.upsert_row(csv, {"paper": "toy", "table": "table1", "row": row, "dataset": "market",
+                           "seed": seed, "status": "ok", "rank1": r1, "mAP": mp,
+                           "config_hash": "h", "device_name": device, "git_commit": "abc123"})
+
+
+def test_compare_two_results_folders(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    _write_results(a, {("K=1", 0): (70.0, 50.0), ("K=1", 1): (72.0, 52.0),
+                       ("K=2", 0): (80.0, 60.0)}, "GPU A")
+    _write_results(b, {("K=1", 0): (71.0, 50.5), ("K=1", 1): (75.0, 51.5),
+                       ("K=3", 0): (60.0, 40.0)}, "GPU B")
+    out = CliRunner().invoke(main, ["compare", str(a), str(b), "--format", "json"])
+    assert out.exit_code == 0, out.output
+    recs = {(r["row"], r["metric"]): r for r in json.loads(out.output)}
+    k1 = recs[("K=1", "rank1")]
+    assert k1["mean_a"] == 71.0 and k1["mean_b"] == 73.0 and k1["delta"] == 2.0
+    assert k1["std_a"] == pytest.approx(2 ** 0.5) and k1["std_b"] == pytest.approx(8 ** 0.5)
+    assert k1["n_a"] == 2 and k1["n_b"] == 2
+    assert recs[("K=2", "rank1")]["n_b"] == 0 and recs[("K=2", "rank1")]["delta"] is None
+    assert recs[("K=3", "mAP")]["mean_b"] == 40.0
+    text = CliRunner().invoke(main, ["compare", str(a), str(b)]).output
+    assert "GPU A" in text and "GPU B" in text
+    line = next(x for x in text.splitlines() if "K=1 × market rank1" in x)
+    assert "71.00 ± 1.41 (n=2)" in line and "73.00 ± 2.83 (n=2)" in line and "+2.00" in line
+    # A hand-edited row is marked.
+    _edit_csv(R.table_csv(b, "toy", "table1"), {"row": "K=3"}, {"rank1": "90.0"})
+    text = CliRunner().invoke(main, ["compare", str(a), str(b)]).output
+    assert "edited" in next(x for x in text.splitlines() if "K=3 × market rank1" in x)
