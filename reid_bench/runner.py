@@ -32,7 +32,7 @@ from .errors import DatasetError, DivergedError, RegistryError
 from .faults import fault_point
 from .integrity import checkpoint_identity, output_safe, use_checkpoint_identity
 from .method import CellContext, Method
-from .overrides import apply_overrides, overrides_json
+from .overrides import apply_overrides, overrides_json, set_parts, variant_parts
 from .provenance import provenance
 from .registry import METHODS
 from .spec import DatasetColumn, Row, Spec, resolved_recipe, stable_hash
@@ -184,6 +184,10 @@ class Runner:
         row, col = cell.row, self.spec.datasets[cell.dataset]
         values, prov = resolved_recipe(self.spec, row, smoke=cell.smoke)
         if self.opts.overrides:
+            if not set(set_parts(self.opts.overrides)) <= set(variant_parts(cell.variant)):
+                # Overridden numbers must never land in the paper recipe's cells.
+                raise ValueError(f"cell {cell.id}: --set overrides need a variant naming them "
+                                 f"(plan(..., variant=compose_variant(set_parts(...))))")
             values = apply_overrides(values, self.opts.overrides)
             prov = {**prov, **{k: {"override": True} for k in self.opts.overrides}}
         name, options = self.dataset_source(col)
