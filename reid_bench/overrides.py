@@ -74,12 +74,16 @@ def _text(v: Any) -> str:
     return v if isinstance(v, str) else json.dumps(v, separators=(",", ":"))
 
 
-def describe_variant(variant: str) -> list[str]:
+def describe_variant(variant: str, baseline: dict[str, Any] | None = None) -> list[str]:
     """Human-readable lines for a ``variant`` key, e.g. "deviates from the paper's recipe:
-    train.lr=0.02"; [] for the canonical spec."""
+    train.lr=0.02 (spec: 0.01)" where ``baseline`` maps a dotted key to the spec's value;
+    [] for the canonical spec."""
     parts = variant_parts(variant)
     out = []
     sets = [p[4:] for p in parts if p.startswith("set:")]
+    if baseline:
+        sets = [s + (f" (spec: {_text(baseline[k])})" if (k := s.partition("=")[0]) in baseline
+                     else "") for s in sets]
     if sets:
         out.append("deviates from the paper's recipe: " + ", ".join(sets) + " (--set)")
     for p in parts:

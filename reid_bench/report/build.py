@@ -327,6 +327,15 @@ def _row_views(spec: Spec, df: pd.DataFrame, columns: list[tuple[str, str]],
     return rows
 
 
+def _baseline(spec: Spec, smoke: bool) -> dict[str, Any]:
+    """Dotted key → value of the spec's resolved recipe (its first runnable row), the values
+    --set overrides replace."""
+    from ..spec import resolved_recipe
+
+    row = next((r for r in spec.rows if r.runnable), None)
+    return {} if row is None else _flatten(resolved_recipe(spec, row, smoke=smoke)[0])
+
+
 def table_view(spec: Spec, results_dir: Path, *, with_plots: bool = True) -> TableView:
     """Published vs reproduced for every row × column × metric of ``spec``.
 
@@ -352,7 +361,7 @@ def table_view(spec: Spec, results_dir: Path, *, with_plots: bool = True) -> Tab
                   if t == "smoke" else
                   [f"{t} tier: the full recipe for a few steps — not comparable"]
                   if t == "shakedown" else [])
-        labels += describe_variant(var)
+        labels += describe_variant(var, _baseline(spec, t == "smoke"))
         others.append(OtherResults(t, var, labels,
                                    _row_views(spec, sub, columns, "variant" if var else ""),
                                    columns))
