@@ -75,21 +75,35 @@ def main() -> None:
               help="Array tasks running at once.")
 @click.option("--site-config", type=click.Path(dir_okay=False, exists=True), default=None,
               help="YAML of Slurm settings (reid_bench.launch.slurm.SlurmConfig); flags win.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="Override a recipe value by its dotted key, e.g. --set train.lr=0.02 "
+                   "(repeatable; value parsed as YAML). Validated like the spec; the results "
+                   "are keyed and labelled as deviating from the paper's recipe.")
 def run(spec_path, rows, seeds, smoke, dry_run, results_dir, data_root, device, force,
         num_workers, checkpoint_every, deterministic, amp=None, amp_dtype=None,
         channels_last=None, compile_=False, launcher="local", nproc=1, slurm_partition=None,
-        slurm_time=None, slurm_gpus=None, slurm_array_parallelism=None, site_config=None):
+        slurm_time=None, slurm_gpus=None, slurm_array_parallelism=None, site_config=None,
+        sets=()):
     """Train and evaluate every runnable row of SPEC_PATH; write results/<paper>/<table>.csv."""
     import torch
 
+    from .integrity import output_safe, quiet_stdout
+    from .overrides import compose_variant, parse_sets, set_parts, spec_parts, validate_overrides
     from .runner import Runner, RunOptions, plan
     from .spec import load_spec
 
     spec = load_spec(spec_path)
+    overrides = parse_sets(sets)
+    # A spec copy or overrides: own cells, never the canonical ones (reid_bench.overrides).
+    variant = compose_variant(spec_parts(spec) + set_parts(overrides))
     try:
-        cells = plan(spec, rows=list(rows) or None, seeds=seeds, smoke=smoke)
+        cells = plan(spec, rows=list(rows) or None, seeds=seeds, smoke=smoke, variant=variant)
     except KeyError as exc:
         raise click.UsageError(str(exc.args[0])) from None
+    validate_overrides(spec, list({c.row.name: c.row for c in cells}.values()), overrides,
+                       smoke=smoke)
+    if variant:
+        click.echo(f"variant {variant!r}: results are kept apart from the canonical spec's")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     quoted = sum(1 for r in spec.rows if not r.runnable)
     click.echo(f"{spec.paper.id}/{spec.table.id}: {len(cells)} cell(s) to plan "
@@ -107,9 +121,10 @@ def run(spec_path, rows, seeds, smoke, dry_run, results_dir, data_root, device, 
     opts = RunOptions(results_dir=Path(results_dir), data_root=data_root,
                       device=device, smoke=smoke, force=force,
                       num_workers=num_workers, checkpoint_every=checkpoint_every,
-                      deterministic=deterministic, log=click.echo,
+                      deterministic=deterministic,
+                      log=output_safe(click.echo, on_close=quiet_stdout),
                       accel=accel_options(amp, amp_dtype, channels_last, compile_),
-                      launcher=launcher, nproc=nproc)
+                      launcher=launcher, nproc=nproc, overrides=overrides)
     if launcher != "local" or nproc > 1:
         sys.exit(dispatch(spec_path, spec, cells, opts,
                           {"partition": slurm_partition, "time": slurm_time, "gpus": slurm_gpus,
@@ -117,10 +132,10 @@ def run(spec_path, rows, seeds, smoke, dry_run, results_dir, data_root, device, 
                            "site_config": site_config}, click.echo))
     runner = Runner(spec, opts)
     summary = runner.run(cells)
-    click.echo(f"\nsummary: {len(summary.done)} done, {len(summary.skipped)} already done, "
-               f"{len(summary.failed)} not ok → {runner.csv}")
+    opts.log(f"\nsummary: {len(summary.done)} done, {len(summary.skipped)} already done, "
+             f"{len(summary.failed)} not ok → {runner.csv}")
     for cid, status, err in summary.failed:
-        click.echo(f"  {status:<9} {cid}: {err.splitlines()[0] if err else ''}")
+        opts.log(f"  {status:<9} {cid}: {err.splitlines()[0] if err else ''}")
     if not summary.ok:
         sys.exit(1)
 
@@ -196,6 +211,27 @@ def report(results_dir, out, spec_paths, fmt):
     out = Path(out) if out else Path(results_dir) / "report"
     index = build_report(Path(results_dir), out, list(spec_paths) or None, fmt=fmt)
     click.echo(f"report written: {index}")
+
+
+@main.command()
+@click.argument("results_a", type=click.Path(file_okay=False, exists=True))
+@click.argument("results_b", type=click.Path(file_okay=False, exists=True))
+@click.option("--format", "fmt", type=click.Choice(["text", "csv", "json"]), default="text",
+              show_default=True)
+def compare(results_a, results_b, fmt):
+    """Two results folders side by side (two GPUs, two commits): per table, row, dataset and
+    metric the mean ± std over seeds in each, and the delta B − A."""
+    from .compare import compare as compare_folders
+    from .compare import format_text
+
+    a, b = Path(results_a), Path(results_b)
+    df = compare_folders(a, b)
+    if fmt == "csv":
+        click.echo(df.to_csv(index=False), nl=False)
+    elif fmt == "json":
+        click.echo(df.to_json(orient="records", indent=1))
+    else:
+        click.echo(format_text(df, a, b), nl=False)
 
 
 @main.command()

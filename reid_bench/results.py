@@ -21,6 +21,7 @@ from filelock import FileLock
 
 from .errors import ResultsError
 from .faults import fault_point
+from .integrity import row_digest
 
 STATUSES = ("ok", "failed", "diverged", "not_run")
 # The tier of a run: the paper's recipe on the real data ("full"), the shrunk recipe on the
@@ -40,11 +41,14 @@ COLUMNS = [
     "device", "device_name", "hostname", "torch", "torchvision", "timm", "numpy", "python",
     "started_at", "finished_at", "wall_s", "cell_id",
     "accel",  # speed switches of the training (reid_bench.accel.Accel.tag), e.g. bf16+cl+cudnn
+    "overrides",  # --set recipe overrides, JSON {dotted key: value} (reid_bench.overrides)
+    "row_digest",  # digest of the row's other fields: a hand edit shows (reid_bench.integrity)
 ]
 _BOOL = ("smoke", "synthetic", "git_dirty")
 _TEXT = ("paper", "table", "row", "dataset", "tier", "variant", "status", "error",
          "extra_metrics", "method",
-         "git_commit", "spec_hash", "config_hash", "train_hash", "dataset_fingerprint", "cell_id")
+         "git_commit", "spec_hash", "config_hash", "train_hash", "dataset_fingerprint", "cell_id",
+         "overrides", "row_digest")
 
 
 def table_csv(results_dir: Path, paper: str, table: str) -> Path:
@@ -183,6 +187,7 @@ def upsert_row(path: Path, row: dict[str, Any]) -> None:
         for k in KEY:
             mask &= df[k].map(_key_text) == _key_text(row.get(k))
         df = df.loc[~mask]
+        row["row_digest"] = row_digest({c: row.get(c) for c in COLUMNS})
         new = pd.DataFrame([{c: row.get(c) for c in COLUMNS}])
         df = new if df.empty else pd.concat([df, new], ignore_index=True)
         _atomic_write_text(path, df[COLUMNS].to_csv(index=False), fault="csv_before_rename")

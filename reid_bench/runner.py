@@ -9,6 +9,7 @@ finish ok.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import random
 import shutil
@@ -29,7 +30,9 @@ from .artifacts import ArtifactCache
 from .data.base import ReidDataset, load_dataset, resolve_data_root
 from .errors import DatasetError, DivergedError, RegistryError
 from .faults import fault_point
+from .integrity import checkpoint_identity, output_safe, use_checkpoint_identity
 from .method import CellContext, Method
+from .overrides import apply_overrides, overrides_json, set_parts, variant_parts
 from .provenance import provenance
 from .registry import METHODS
 from .spec import DatasetColumn, Row, Spec, resolved_recipe, stable_hash
@@ -78,6 +81,8 @@ class RunOptions:
     accel: Any = None
     launcher: str = "local"
     nproc: int = 1
+    # --set recipe overrides {dotted key: value} (reid_bench.overrides), validated by the CLI.
+    overrides: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -130,7 +135,8 @@ class Runner:
     """Runs the cells of one spec with ``RunOptions``; datasets are loaded once per run."""
 
     def __init__(self, spec: Spec, opts: RunOptions):
-        self.spec, self.opts = spec, opts
+        # An output error (`run … | head`) must never become a cell's failure.
+        self.spec, self.opts = spec, dataclasses.replace(opts, log=output_safe(opts.log))
         self.csv = R.table_csv(opts.results_dir, spec.paper.id, spec.table.id)
         self.cells_dir = R.cell_dir(opts.results_dir, spec.paper.id, spec.table.id)
         self.cache = ArtifactCache(Path(opts.results_dir) / "_artifacts", refresh=opts.force)
@@ -177,13 +183,23 @@ class Runner:
         """Everything that determines the cell's numbers (hashed into ``config_hash``)."""
         row, col = cell.row, self.spec.datasets[cell.dataset]
         values, prov = resolved_recipe(self.spec, row, smoke=cell.smoke)
+        if self.opts.overrides:
+            if not set(set_parts(self.opts.overrides)) <= set(variant_parts(cell.variant)):
+                # Overridden numbers must never land in the paper recipe's cells.
+                raise ValueError(f"cell {cell.id}: --set overrides need a variant naming them "
+                                 f"(plan(..., variant=compose_variant(set_parts(...))))")
+            values = apply_overrides(values, self.opts.overrides)
+            prov = {**prov, **{k: {"override": True} for k in self.opts.overrides}}
         name, options = self.dataset_source(col)
         if cell.split is not None:
             options = {**options, "split": cell.split}
         ev = col.eval
         rerank = row.eval.rerank or ev.rerank
         train = self.train_source(col)
-        return {
+        # Only a run with overrides has the key, so canonical config hashes stay as they were.
+        over = {"overrides": dict(sorted(self.opts.overrides.items()))} \
+            if self.opts.overrides else {}
+        return {**over,
             "method": row.method, "params": row.params, "recipe": values,
             "dataset": {"name": name, "options": options},
             "train_dataset": {"name": train[0], "options": train[1]} if train else None,
@@ -341,9 +357,12 @@ class Runner:
                           extras=extras)
         trained: dict[str, torch.nn.Module] = {}
 
+        identity = checkpoint_identity(details.get("train_hash", ""), cache.salt)
+
         def build(tmp: Path) -> None:
-            # The run's speed switches apply to every train_stage inside fit.
-            with use_accel(self.accel):
+            # The run's speed switches apply to every train_stage inside fit; its checkpoints
+            # resume only this exact training (integrity.checkpoint_identity).
+            with use_accel(self.accel), use_checkpoint_identity(identity):
                 model = method.fit(params, recipe, ctx)
             torch.save(model.state_dict(), tmp / "model.pt")
             trained["model"] = model
@@ -390,6 +409,7 @@ class Runner:
             "started_at": _iso(started), "finished_at": _iso(finished),
             "wall_s": round(finished - started, 2), "cell_id": cell.id,
             "accel": (details.get("accel") or {}).get("tag"),
+            "overrides": overrides_json(self.opts.overrides),
         }
         R.write_cell_json(self.cells_dir / f"{cell.id}.json",
                           {"row": row, **details, "metrics": metrics})

@@ -48,20 +48,52 @@ def is_running(cells_dir: Path, cell_id: str) -> bool:
     return False
 
 
+class ConfigHashes:
+    """The config hash a cell of ``spec`` would be recorded with now: ``status`` and the report
+    compare a results row's ``config_hash`` with it to find stale cells (recipe changed)."""
+
+    def __init__(self, spec: Spec, results_dir: Path):
+        self.spec, self.results_dir = spec, Path(results_dir)
+        self._runners: dict[tuple, Runner] = {}
+
+    def runner(self, smoke: bool, overrides: dict | None = None) -> Runner:
+        key = (smoke, stable_hash(overrides or {}))
+        if key not in self._runners:
+            self._runners[key] = Runner(self.spec, RunOptions(
+                results_dir=self.results_dir, smoke=smoke, log=lambda m: None,
+                overrides=dict(overrides or {})))
+        return self._runners[key]
+
+    def current(self, cell: Cell, overrides: dict | None = None) -> str | None:
+        """The hash, or None when it cannot be resolved now (e.g. no synthetic stand-in)."""
+        try:
+            return stable_hash(self.runner(cell.smoke, overrides).cell_config(cell))
+        except Exception:  # noqa: BLE001 — unresolvable now: the caller trusts the CSV
+            return None
+
+    def is_stale(self, cell: Cell, recorded: str, overrides: dict | None = None) -> bool:
+        """Whether ``recorded`` (a row's config_hash) differs from the current hash."""
+        current = self.current(cell, overrides)
+        return current is not None and str(recorded) != current
+
+
 def table_status(spec: Spec, results_dir: Path, *, smoke: bool = False,
                  seeds: int | None = None) -> list[CellStatus]:
-    """The state of every planned cell of ``spec`` in ``results_dir``."""
-    runner = Runner(spec, RunOptions(results_dir=Path(results_dir), smoke=smoke,
-                                     log=lambda m: None))
+    """The state of every planned cell of ``spec`` in ``results_dir`` (a spec copy: its own
+    ``spec:<hash>`` cells)."""
+    from .overrides import compose_variant, spec_parts
+
+    hashes = ConfigHashes(spec, Path(results_dir))
+    runner = hashes.runner(smoke)
     df = R.read_results(runner.csv)
     rows = {R.row_key(r): r for _, r in df.iterrows()}
     out = []
-    for cell in plan(spec, seeds=seeds, smoke=smoke):
-        out.append(_one(runner, cell, rows.get(cell.key)))
+    for cell in plan(spec, seeds=seeds, smoke=smoke, variant=compose_variant(spec_parts(spec))):
+        out.append(_one(hashes, runner, cell, rows.get(cell.key)))
     return out
 
 
-def _one(runner: Runner, cell: Cell, rec) -> CellStatus:
+def _one(hashes: ConfigHashes, runner: Runner, cell: Cell, rec) -> CellStatus:
     base = dict(cell_id=cell.id, row=cell.row.name, dataset=cell.dataset, seed=cell.seed)
     if is_running(runner.cells_dir, cell.id):
         return CellStatus(**base, state="running")
@@ -71,11 +103,8 @@ def _one(runner: Runner, cell: Cell, rec) -> CellStatus:
         err = rec.get("error")
         return CellStatus(**base, state="failed",
                           error=f"{rec['status']}: {err if isinstance(err, str) else ''}")
-    try:
-        current = stable_hash(runner.cell_config(cell))
-    except Exception:  # noqa: BLE001 — cannot resolve now (e.g. no stand-in): trust the CSV
-        current = str(rec["config_hash"])
-    return CellStatus(**base, state="done" if str(rec["config_hash"]) == current else "stale")
+    stale = hashes.is_stale(cell, str(rec["config_hash"]))
+    return CellStatus(**base, state="stale" if stale else "done")
 
 
 def format_status(spec: Spec, statuses: list[CellStatus], verbose: bool = True) -> str:

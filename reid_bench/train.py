@@ -20,6 +20,7 @@ from torch import nn
 
 from .errors import DivergedError
 from .faults import fault_point
+from .integrity import current_identity, identity_mismatch, set_aside
 from .recipe import OptimRecipe
 
 StepFn = Callable[[Any], tuple[torch.Tensor, dict[str, float]]]
@@ -86,8 +87,20 @@ def train_stage(model: nn.Module, loader: Any, step: StepFn, optim: OptimRecipe,
     opt = build_optimizer(groups, optim)
     history: list[dict[str, float]] = []
     start_epoch, global_step = 0, 0
+    identity = current_identity(stage, optim)
     if checkpoint is not None and checkpoint.is_file():
         state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        # Resume only the same training (config hash, code, stage recipe): a checkpoint of
+        # another recipe would silently stand in for epochs this recipe never trained.
+        why = identity_mismatch(state.get("identity"), identity)
+        if why:
+            moved = set_aside(checkpoint)
+            log(f"[{stage}] not resuming {checkpoint.name}: {why}; set it aside as "
+                f"{moved} and training from scratch")
+            state = None
+    else:
+        state = None
+    if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["rng"])
@@ -148,7 +161,8 @@ def train_stage(model: nn.Module, loader: Any, step: StepFn, optim: OptimRecipe,
                           "loader_rng": (loader.generator.get_state()
                                          if getattr(loader, "generator", None) is not None
                                          else None),
-                          "step": global_step, "history": history}, checkpoint)
+                          "step": global_step, "history": history,
+                          "identity": identity}, checkpoint)
     if fast is not None:
         fast.barrier()  # no rank still reads the checkpoint when rank 0 removes it
     if checkpoint is not None and checkpoint.is_file() and (fast is None or fast.main):

@@ -31,11 +31,13 @@ import pandas as pd
 from markupsafe import Markup
 
 from ..errors import ResultsError, SpecError
-from ..results import cell_dir, read_results, table_csv
+from ..overrides import compose_variant, describe_variant, spec_parts
+from ..results import TIERS, cell_dir, read_results, table_csv
 from ..spec import Row, Spec, find_specs, load_spec, split_traced
 from . import claims as C
 from . import plots as P
 from . import verdicts as V
+from .flags import annotate
 
 TEMPLATES = Path(__file__).parent / "templates"
 FORMATS = ("html", "markdown", "json")
@@ -63,6 +65,7 @@ class Number:
     reason: str = ""
     synthetic: bool = False
     verdict: V.Verdict = V.Verdict("not run")
+    flag: str = ""  # "edited" | "stale" | "variant" | "" (report.flags; never reproduced)
 
     @property
     def delta(self) -> float | None:
@@ -92,7 +95,8 @@ class RowView:
         """Distinct not-run reasons and failure messages of this row's numbers."""
         out: list[str] = []
         for n in self.numbers.values():
-            if n.reason and n.status not in ("ok", "quoted", "n/a") and n.reason not in out:
+            shown = n.status not in ("ok", "quoted", "n/a") or n.flag in ("edited", "stale")
+            if n.reason and shown and n.reason not in out:
                 out.append(n.reason)
         return out
 
@@ -104,6 +108,22 @@ class RecipeEntry:
     value: Any
     source: str | None
     assumed: str | None
+
+
+@dataclass
+class OtherResults:
+    """Results of the table in another tier (smoke, shakedown) or variant (spec copy, --set):
+    shown beside the main table, labelled, never mixed into its numbers."""
+
+    tier: str
+    variant: str
+    labels: list[str]
+    rows: list[RowView]
+    columns: list[tuple[str, str]]
+
+    @property
+    def title(self) -> str:
+        return f"{self.tier}" + (f" · {self.variant}" if self.variant else "")
 
 
 @dataclass
@@ -121,6 +141,23 @@ class TableView:
     csv: str
     plots: list[P.Plot] = field(default_factory=list)
     wall_s: float = 0.0
+    # The results shown in the main table: this tier of this variant ("" = canonical spec;
+    # a spec copy's own ``spec:<hash>``). ``deviation`` describes a non-canonical variant.
+    tier: str = "full"
+    variant: str = ""
+    deviation: list[str] = field(default_factory=list)
+    # Every other (tier, variant) of the table's results, shown beside the main table.
+    others: list[OtherResults] = field(default_factory=list)
+    cells: list[dict[str, Any]] = field(default_factory=list)  # provenance of every row
+
+    @property
+    def flagged(self) -> dict[str, int]:
+        """How many results rows are flagged edited / stale."""
+        out = {"edited": 0, "stale": 0}
+        for c in self.cells:
+            if c.get("flag") in out:
+                out[c["flag"]] += 1
+        return out
 
     @property
     def assumptions(self) -> list[RecipeEntry]:
@@ -135,7 +172,9 @@ class TableView:
         """Warnings when the numbers of this table do not share one provenance: more than one
         code version, uncommitted changes, more than one dataset fingerprint per column, more
         than one torch version or device."""
-        cells = [p for p in self.provenance if p.get("status") == "ok"]
+        cells = [p for p in self.provenance if p.get("status") == "ok"
+                 and p.get("tier", self.tier) == self.tier
+                 and (p.get("variant") or "") == self.variant]
         out = []
 
         def distinct(key: str, among=cells) -> list[str]:
@@ -186,9 +225,9 @@ def _long_metrics(df: pd.DataFrame) -> pd.DataFrame:
             if not math.isnan(x):
                 recs.append({"row": r["row"], "dataset": r["dataset"], "seed": r["seed"],
                              "status": r["status"], "synthetic": bool(r["synthetic"]),
-                             "metric": m, "value": x})
+                             "metric": m, "value": x, "flag": r.get("flag") or ""})
     return pd.DataFrame(recs, columns=["row", "dataset", "seed", "status", "synthetic",
-                                       "metric", "value"])
+                                       "metric", "value", "flag"])
 
 
 def _status_of(cells: pd.DataFrame) -> tuple[str, str]:
@@ -231,16 +270,25 @@ def _recipe(spec: Spec, smoke: bool) -> list[RecipeEntry]:
     return out
 
 
-def table_view(spec: Spec, results_dir: Path, *, with_plots: bool = True) -> TableView:
-    """Published vs reproduced for every row × column × metric of ``spec``."""
-    csv = table_csv(results_dir, spec.paper.id, spec.table.id)
-    df = read_results(csv)
-    # Real results take precedence over smoke results of the same cell.
-    smoke = bool(not df.empty and df["smoke"].astype(bool).all())
-    if not df.empty and not smoke:
-        df = df[~df["smoke"].astype(bool)]
+# Per-cell provenance in the JSON report (and the table view's ``cells``).
+CELL_PROVENANCE = ["row", "dataset", "split", "seed", "tier", "variant", "overrides", "status",
+                   "flag", "flag_reason", "smoke", "synthetic", "git_commit", "git_dirty",
+                   "spec_hash", "config_hash", "train_hash", "dataset_fingerprint", "dataset_name",
+                   "device", "device_name", "hostname", "accel", "torch", "torchvision", "timm",
+                   "numpy", "python", "started_at", "finished_at", "wall_s", "cell_id",
+                   "row_digest"]
+
+
+def _clean(rec: dict[str, Any]) -> dict[str, Any]:
+    return {k: (None if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA
+                else v) for k, v in rec.items()}
+
+
+def _row_views(spec: Spec, df: pd.DataFrame, columns: list[tuple[str, str]],
+               deviates: str) -> list[RowView]:
+    """Row views of ``spec`` over the results ``df`` (one tier and variant); ``deviates``
+    ("variant" or "") flags every number computed off the paper's canonical recipe."""
     long = _long_metrics(df) if not df.empty else _long_metrics(pd.DataFrame())
-    columns = [(ds, m) for ds in spec.datasets for m in spec.column_metrics(ds)]
     rows: list[RowView] = []
     for r in spec.rows:
         rv = RowView(r)
@@ -264,12 +312,59 @@ def table_view(spec: Spec, results_dir: Path, *, with_plots: bool = True) -> Tab
                     num.std = float(ok["value"].std(ddof=1)) if len(ok) > 1 else 0.0
                     num.n = len(ok)
                     num.synthetic = bool(ok["synthetic"].any())
+                    flags = set(ok["flag"])
+                    num.flag = next((f for f in ("edited", "stale") if f in flags), deviates)
+                    why = sorted({str(x) for x in cells.get("flag_reason", []) if x})
+                    if why:
+                        num.reason = "; ".join(why)
                 elif num.status == "ok":
                     num.status, num.reason = "n/a", f"metric {m} was not computed"
-            num.verdict = V.verdict(num.status, num.published, num.mean, band, num.synthetic)
+            num.verdict = V.verdict(num.status, num.published, num.mean, band, num.synthetic,
+                                    num.flag)
             rv.numbers[(ds, m)] = num
         rv.verdict = V.worst([n.verdict.key for n in rv.numbers.values()])
         rows.append(rv)
+    return rows
+
+
+def _baseline(spec: Spec, smoke: bool) -> dict[str, Any]:
+    """Dotted key → value of the spec's resolved recipe (its first runnable row), the values
+    --set overrides replace."""
+    from ..spec import resolved_recipe
+
+    row = next((r for r in spec.rows if r.runnable), None)
+    return {} if row is None else _flatten(resolved_recipe(spec, row, smoke=smoke)[0])
+
+
+def table_view(spec: Spec, results_dir: Path, *, with_plots: bool = True) -> TableView:
+    """Published vs reproduced for every row × column × metric of ``spec``.
+
+    The main table shows one tier of this spec's own variant (the real results if any, else
+    smoke, else shakedown); every other tier and variant of the same CSV (smoke beside real,
+    spec copies, --set overrides) is listed beside it, labelled (``TableView.others``)."""
+    csv = table_csv(results_dir, spec.paper.id, spec.table.id)
+    everything = annotate(spec, results_dir, read_results(csv))
+    home = compose_variant(spec_parts(spec))
+    mine = everything[everything["variant"] == home] if not everything.empty else everything
+    present = set(mine["tier"]) if not mine.empty else set()
+    tier = next((t for t in TIERS if t in present), "full")
+    df = mine[mine["tier"] == tier] if not mine.empty else mine
+    smoke = tier == "smoke"
+    columns = [(ds, m) for ds in spec.datasets for m in spec.column_metrics(ds)]
+    rows = _row_views(spec, df, columns, "variant" if home else "")
+    others = []
+    groups = everything.groupby(["tier", "variant"], sort=True) if not everything.empty else []
+    for (t, var), sub in groups:
+        if (t, var) == (tier, home):
+            continue
+        labels = ([f"{t} tier: synthetic stand-in data, shrunk recipe — not comparable"]
+                  if t == "smoke" else
+                  [f"{t} tier: the full recipe for a few steps — not comparable"]
+                  if t == "shakedown" else [])
+        labels += describe_variant(var, _baseline(spec, t == "smoke"))
+        others.append(OtherResults(t, var, labels,
+                                   _row_views(spec, sub, columns, "variant" if var else ""),
+                                   columns))
     counts = {k: 0 for k in V.SEVERITY}
     for rv in rows:
         counts[rv.verdict] += 1
@@ -277,8 +372,8 @@ def table_view(spec: Spec, results_dir: Path, *, with_plots: bool = True) -> Tab
 
     def reproduced(row: str, ds: str, m: str) -> C.Stat | None:
         n = by_name[row].numbers.get((ds, m))
-        if n is None or n.mean is None:
-            return None
+        if n is None or n.mean is None or n.flag in ("edited", "stale"):
+            return None  # an edited or stale number is no evidence for or against a claim
         return C.Stat(n.mean, n.std or 0.0, n.n, n.synthetic)
 
     def published(row: str, ds: str, m: str) -> float | None:
@@ -288,14 +383,18 @@ def table_view(spec: Spec, results_dir: Path, *, with_plots: bool = True) -> Tab
     prov_cols = ["row", "dataset", "split", "seed", "status", "smoke", "synthetic", "git_commit",
                  "git_dirty", "spec_hash", "config_hash", "dataset_fingerprint", "device_name",
                  "torch", "torchvision", "timm", "numpy", "python", "wall_s", "finished_at"]
-    prov = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in rec.items()}
-            for rec in (df[prov_cols].to_dict("records") if not df.empty else [])]
+    prov = [_clean(rec) for rec in (df[prov_cols].to_dict("records") if not df.empty else [])]
     wall = float(pd.to_numeric(df["wall_s"], errors="coerce").fillna(0).sum()) if len(df) else 0
     view = TableView(spec, rows, columns, counts,
                      synthetic=bool(not df.empty and df["synthetic"].astype(bool).any()),
                      smoke=smoke, provenance=prov, recipe=_recipe(spec, smoke),
                      claims=C.check_claims(spec, reproduced, published),
-                     page=f"{spec.paper.id}-{spec.table.id}.html", csv=str(csv), wall_s=wall)
+                     page=f"{spec.paper.id}-{spec.table.id}"
+                          + (f"-{spec.spec_hash[:8]}" if home else "") + ".html",
+                     csv=str(csv), wall_s=wall, tier=tier, variant=home,
+                     deviation=describe_variant(home), others=others,
+                     cells=[_clean({k: rec.get(k) for k in CELL_PROVENANCE})
+                            for rec in everything.to_dict("records")])
     if with_plots:
         view.plots = P.all_plots(view, cell_dir(results_dir, spec.paper.id, spec.table.id))
     return view
@@ -392,7 +491,7 @@ def summary(views: list[TableView], broken: list[tuple[str, str]], stamp: str) -
                              "values": n.values, "delta": n.delta, "band": n.verdict.band,
                              "verdict": n.verdict.key, "would_be": n.verdict.would_be,
                              "status": n.status, "reason": n.reason or None,
-                             "synthetic": n.synthetic})
+                             "synthetic": n.synthetic, "flag": n.flag or None})
         tables.append({
             "paper": v.spec.paper.id, "table": v.spec.table.id, "caption": v.spec.table.caption,
             "spec": v.spec.path, "results_csv": v.csv, "page": v.page,
@@ -404,10 +503,28 @@ def summary(views: list[TableView], broken: list[tuple[str, str]], stamp: str) -
                         "published_status": c.published_status, "synthetic": c.synthetic,
                         "comparisons": [vars(x) for x in c.comparisons]} for c in v.claims],
             "assumptions": [vars(e) for e in v.assumptions],
+            "tier": v.tier, "variant": v.variant, "deviation": v.deviation,
+            "flagged": v.flagged,
+            "other_results": [{"tier": o.tier, "variant": o.variant, "labels": o.labels,
+                               "numbers": [_json_number(rv.name, ds, m, n) for rv in o.rows
+                                           for (ds, m), n in rv.numbers.items()
+                                           if n.mean is not None or n.status not in
+                                           ("not run", "quoted", "n/a")]}
+                              for o in v.others],
+            # Provenance of every results row (all tiers and variants): commit, dirty, config
+            # hash, seed, versions, device, timestamps, tier, variant, trust flag.
+            "cells": v.cells,
         })
     return {"generated": stamp, "tolerances_default": V.DEFAULT_TOLERANCES,
             "claims_z": C.Z, "tables": tables,
             "errors": [{"file": f, "error": e} for f, e in broken]}
+
+
+def _json_number(row: str, ds: str, m: str, n: Number) -> dict[str, Any]:
+    return {"row": row, "dataset": ds, "metric": m, "published": n.published, "mean": n.mean,
+            "std": n.std, "n": n.n, "values": n.values, "delta": n.delta,
+            "verdict": n.verdict.key, "would_be": n.verdict.would_be, "status": n.status,
+            "reason": n.reason or None, "synthetic": n.synthetic, "flag": n.flag or None}
 
 
 def _md_cell(n: Number) -> str:
@@ -431,6 +548,12 @@ def markdown(views: list[TableView], broken: list[tuple[str, str]], stamp: str) 
             out.append("\n> **SYNTHETIC SMOKE RESULTS** — computed with `--smoke` on the "
                        "synthetic stand-in dataset with shrunk networks. They test the pipeline "
                        "and are **not comparable** to the paper's numbers.\n")
+        for line in v.deviation:
+            out.append(f"\n> **NOT THE CANONICAL SPEC** — {line}.\n")
+        if any(v.flagged.values()):
+            out.append(f"\n> **FLAGGED** — {v.flagged['edited']} row(s) edited by hand, "
+                       f"{v.flagged['stale']} stale (recipe changed): shown, never counted as "
+                       "reproduced.\n")
         head = ["row", *[f"{s.datasets[ds].label or ds} {m}" for ds, m in v.columns], "verdict"]
         out.append("\n| " + " | ".join(head) + " |\n|" + "---|" * len(head) + "\n")
         for rv in v.rows:
@@ -438,6 +561,17 @@ def markdown(views: list[TableView], broken: list[tuple[str, str]], stamp: str) 
             cells = [_md_cell(rv.numbers[c]) for c in v.columns]
             out.append("| " + " | ".join([name.replace("|", "/"), *cells,
                                           V.LABELS[rv.verdict]]) + " |\n")
+        for o in v.others:
+            out.append(f"\n**Other results: {o.title}** — " + "; ".join(o.labels or [o.tier])
+                       + "\n\n| row | column | metric | published | ours | Δ | verdict |\n"
+                       "|---|---|---|---|---|---|---|\n")
+            for rv in o.rows:
+                for (ds, m), n in rv.numbers.items():
+                    if n.mean is None and n.status in ("not run", "quoted", "n/a"):
+                        continue
+                    out.append(f"| {rv.name} | {ds} | {m} | {_fmt(n.published)} | {_ours(n)} "
+                               f"| {_signed(n.delta)} | {V.SYMBOLS[n.verdict.key]} "
+                               f"{n.verdict.label} |\n")
         if v.claims:
             out.append("\n**Claims** (checked on our numbers; published shows the paper's):\n\n")
             for c in v.claims:

@@ -9,6 +9,8 @@ Verdicts: ``reproduced`` (|mean − published| ≤ band), ``better`` (above the 
 failure too), ``quoted`` (a row the paper copies from another paper), ``n/a`` (the row does not
 run on this column or the paper prints "-"). Numbers computed on synthetic data get the verdict
 ``synthetic``: the comparison is still computed (``would_be``) but is never presented as one.
+The same holds for ``edited`` (a row changed by hand since it was written), ``stale`` (recorded
+with another recipe than the current spec's) and ``variant`` (a spec copy or --set overrides).
 """
 
 from __future__ import annotations
@@ -28,7 +30,11 @@ DEFAULT_TOLERANCES: dict[str, float] = {
 }
 
 # Display order from most to least severe: a row's verdict is its most severe number's.
-SEVERITY = ("failed", "not run", "worse", "synthetic", "better", "reproduced", "n/a", "quoted")
+SEVERITY = ("failed", "edited", "stale", "not run", "worse", "synthetic", "variant", "better",
+            "reproduced", "n/a", "quoted")
+# Verdicts that withhold a comparison (shown only as "would read: ..."): the number is not a
+# reproduction of the paper's recipe, or can no longer be trusted as one.
+WITHHELD = ("edited", "stale", "variant", "synthetic")
 
 LABELS: dict[str, str] = {
     "reproduced": "reproduced",
@@ -39,12 +45,15 @@ LABELS: dict[str, str] = {
     "quoted": "quoted",
     "n/a": "n/a",
     "synthetic": "synthetic: not comparable",
+    "edited": "edited: row changed by hand",
+    "stale": "stale (recipe changed)",
+    "variant": "deviates from the paper's recipe",
 }
 
 # Text symbols beside the colour, so the verdict survives grey-scale printing and markdown.
 SYMBOLS: dict[str, str] = {
     "reproduced": "✓", "better": "▲", "worse": "▼", "not run": "○", "failed": "✗",
-    "quoted": "—", "n/a": "·", "synthetic": "⚠",
+    "quoted": "—", "n/a": "·", "synthetic": "⚠", "edited": "✎", "stale": "↻", "variant": "≠",
 }
 
 
@@ -70,8 +79,8 @@ class Verdict:
 
     @property
     def label(self) -> str:
-        if self.key == "synthetic" and self.would_be:
-            return f"{LABELS['synthetic']} (would read: {self.would_be})"
+        if self.key in WITHHELD and self.would_be:
+            return f"{LABELS[self.key]} (would read: {self.would_be})"
         return LABELS[self.key]
 
     @property
@@ -91,9 +100,10 @@ def compare(published: float | None, mean: float | None, band: float) -> str | N
 
 
 def verdict(status: str, published: float | None, mean: float | None, band: float,
-            synthetic: bool) -> Verdict:
+            synthetic: bool, flag: str = "") -> Verdict:
     """The verdict of one number given the cell ``status`` (ok | failed | diverged | not run |
-    quoted | n/a), the published value, our mean over seeds and whether it is synthetic."""
+    quoted | n/a), the published value, our mean over seeds, whether it is synthetic and its
+    trust ``flag`` ("edited", "stale", "variant" or ""; a flag outranks synthetic)."""
     if status in ("quoted", "n/a", "not run"):
         return Verdict(status, band)
     if status in ("failed", "diverged"):
@@ -102,6 +112,8 @@ def verdict(status: str, published: float | None, mean: float | None, band: floa
     if cmp is None:
         # The paper prints "-" here (or the metric was not computed): nothing to compare.
         return Verdict("n/a", band)
+    if flag:
+        return Verdict(flag, band, would_be=cmp)
     if synthetic:
         return Verdict("synthetic", band, would_be=cmp)
     return Verdict(cmp, band)
