@@ -51,12 +51,13 @@ def clip_gradients(params: Iterable[nn.Parameter], clip: GradClip) -> None:
     """Clip the ``.grad`` of ``params`` in place as ``clip`` says: each tensor to L2 norm
     <= ``max_norm`` (``per_parameter``), or all together with ``clip_grad_norm_``. Callers
     pass true-scale gradients (after GradScaler.unscale_ and the gradient all-reduce)."""
-    grads = [p.grad for p in params if p.grad is not None]
-    if not grads:
+    with_grad = [p for p in params if p.grad is not None]
+    if not with_grad:
         return
     if not clip.per_parameter:
-        torch.nn.utils.clip_grad_norm_(grads, clip.max_norm)  # accepts tensors, not only params
+        torch.nn.utils.clip_grad_norm_(with_grad, clip.max_norm)  # reads and scales p.grad
         return
+    grads = [p.grad for p in with_grad]
     # One fused norm per tensor, no host sync: g ← g · min(1, max_norm / (‖g‖ + 1e-6)).
     norms = torch._foreach_norm(grads)
     torch._foreach_mul_(grads, [(clip.max_norm / (n + 1e-6)).clamp(max=1.0) for n in norms])

@@ -171,7 +171,8 @@ def batch_hard_triplet_loss(feats: torch.Tensor, labels: torch.Tensor, margin: f
     # In fp32 even under autocast: the expanded form |a|² + |b|² − 2ab cancels badly in
     # bf16/fp16 (distances between near-duplicate embeddings would be noise).
     with torch.autocast(feats.device.type, enabled=False):
-        feats = feats.float()
+        if feats.dtype not in (torch.float32, torch.float64):
+            feats = feats.float()
         sq = feats.pow(2).sum(1)
         d2 = sq[:, None] + sq[None, :] - 2.0 * feats @ feats.t()
         # clamp: rounding can make d² slightly negative, and sqrt has no gradient at 0.
@@ -352,6 +353,35 @@ def pk_loader(ds: ImageDataset, recipe: DeepPersonRecipe, ctx: CellContext):
                        drop_last=False, batch_sampler=sampler)
 
 
+def training_step(model: DeepPersonNet, params: DeepPersonParams, w: DeepPersonLoss,
+                  device: torch.device):
+    """The ``train_stage`` step of Eq. (3): λ1·L_trp (Eq. 1, batch-hard over the global P×K
+    batch, also under DDP) + λ2·L_cls_p + λ3·L_cls_g (Eq. 2) for the enabled branches."""
+
+    def step(batch):
+        x, y = to_device(batch[:2], device)
+        out = model(x)
+        loss = x.new_zeros(())
+        scalars: dict[str, float] = {}
+        if params.triplet_branch:  # Eq. (1)
+            # Under DDP each rank holds P/N identities: mine over the global P×K batch,
+            # as one process would (gradients flow back to each rank's own rows).
+            fm, labels = gather_with_grad(out["fm"], y)
+            l_trp, prec = batch_hard_triplet_loss(fm, labels, w.margin)
+            loss = loss + w.triplet_weight * l_trp
+            scalars |= {"trp": float(l_trp.detach()), "trp_prec": float(prec)}
+        for name, weight in (("part", w.part_weight), ("global", w.global_weight)):
+            logits = out.get(f"{name}_logits")
+            if logits is not None:  # Eq. (2)
+                l_cls = F.cross_entropy(logits, y)
+                loss = loss + weight * l_cls
+                scalars |= {name: float(l_cls.detach()),
+                            f"{name}_acc": float((logits.argmax(1) == y).float().mean())}
+        return loss, scalars
+
+    return step
+
+
 # --------------------------------------------------------------------------------------------
 # Method
 
@@ -383,29 +413,8 @@ class DeepPerson(Method):
         ds = ImageDataset(ctx.dataset.train, train_transform(recipe.input), relabel=True)
         model = self.build(params, recipe, ds.num_classes).to(ctx.device)
         loader = pk_loader(ds, recipe, ctx)
-        w = recipe.loss
 
-        def step(batch):
-            x, y = to_device(batch[:2], ctx.device)
-            out = model(x)
-            loss = x.new_zeros(())
-            scalars: dict[str, float] = {}
-            if params.triplet_branch:  # Eq. (1)
-                # Under DDP each rank holds P/N identities: mine over the global P×K batch,
-                # as one process would (gradients flow back to each rank's own rows).
-                fm, labels = gather_with_grad(out["fm"], y)
-                l_trp, prec = batch_hard_triplet_loss(fm, labels, w.margin)
-                loss = loss + w.triplet_weight * l_trp
-                scalars |= {"trp": float(l_trp.detach()), "trp_prec": float(prec)}
-            for name, weight in (("part", w.part_weight), ("global", w.global_weight)):
-                logits = out.get(f"{name}_logits")
-                if logits is not None:  # Eq. (2)
-                    l_cls = F.cross_entropy(logits, y)
-                    loss = loss + weight * l_cls
-                    scalars |= {name: float(l_cls.detach()),
-                                f"{name}_acc": float((logits.argmax(1) == y).float().mean())}
-            return loss, scalars
-
+        step = training_step(model, params, recipe.loss, ctx.device)
         train_stage(model, loader, step, recipe.train_optim(), device=ctx.device,
                     stage="deep_person", checkpoint=ctx.work_dir / "deep_person.ckpt",
                     checkpoint_every=ctx.checkpoint_every, log=ctx.log)
