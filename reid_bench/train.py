@@ -174,8 +174,9 @@ def train_stage(model: nn.Module, loader: Any, step: StepFn, optim: OptimRecipe,
         history.append(rec)
         scalars_txt = " ".join(f"{k}={v:.4f}" for k, v in rec.items()
                                if k not in ("epoch", "lr", "seconds") and math.isfinite(v))
-        log(f"[{stage}] epoch {epoch + 1}/{optim.epochs} lr={lr:.2g} {scalars_txt} "
-            f"({rec['seconds']:.1f}s)")
+        where = (f"shakedown: {n} step(s) of epoch 1/{optim.epochs}" if limit is not None
+                 else f"epoch {epoch + 1}/{optim.epochs}")
+        log(f"[{stage}] {where} lr={lr:.2g} {scalars_txt} ({rec['seconds']:.1f}s)")
         if limit is not None:
             break  # shakedown: this stage has run its steps; no checkpoint
         if checkpoint is not None and checkpoint_every and (epoch + 1) % checkpoint_every == 0 \
