@@ -143,3 +143,46 @@ def test_cpu_shakedown_one_row_per_method(repo_root, shared_data_root, tmp_path)
     print(f"\nCPU shakedown seconds per method: {seconds}; "
           f"total {time.perf_counter() - t_all:.0f}s")
     assert time.perf_counter() - t_all < 600
+
+
+def test_report_labels_shakedown_and_non_paper_precision(tmp_path):
+    """A shakedown table carries its own banner (never the smoke one, never a plain
+    reproduction); full results take precedence over shakedown ones of the same cells; a row
+    trained in another precision than the papers' fp32 is flagged."""
+    from test_report import TOY_RESULTS, _row, write_toy
+
+    from reid_bench.report.build import build_report, table_view
+    from reid_bench.results import cell_id, table_csv, upsert_row
+
+    spec, res = write_toy(tmp_path)  # full-tier rows
+    csv = table_csv(res, "toy", "table1")
+    page = tmp_path / "site" / "toy-table1.html"
+    for name, seed in TOY_RESULTS:
+        row = _row(spec, name, "market", seed, metrics={"rank1": 1.0, "mAP": 1.0},
+                   synthetic=True)
+        upsert_row(csv, row | {"smoke": False, "tier": "shakedown",
+                               "cell_id": cell_id(name, "market", seed, "shakedown")})
+    v = table_view(spec, res, with_plots=False)
+    assert v.tier == "full"  # the shakedown's 1.0s are not mixed into the real numbers
+    k1 = next(r for r in v.rows if r.name == "K=1").numbers[("market", "rank1")]
+    assert k1.mean == pytest.approx(71.0) and k1.n == 2
+    # Only shakedown results: the page says so, verdicts are not comparable.
+    df = R.read_results(csv)
+    df = df[df["tier"] == "shakedown"]
+    csv.unlink()
+    for rec in df.to_dict("records"):
+        upsert_row(csv, {k: (None if isinstance(v, float) and v != v else v)
+                         for k, v in rec.items()} | {"precision": "bf16"
+                                                     if rec["row"] == "K=2" else "fp32"})
+    v = table_view(spec, res, with_plots=False)
+    assert v.tier == "shakedown"
+    assert all(n.verdict.key == "synthetic" for r in v.rows if r.name.startswith("K=")
+               for n in r.numbers.values())
+    assert [r.name for r in v.rows if r.precisions] == ["K=2"]
+    build_report(res, tmp_path / "site", [spec.path])
+    html = page.read_text()
+    assert "SHAKEDOWN — NOT A REPRODUCTION" in html and "SYNTHETIC SMOKE" not in html
+    assert "bf16 (paper: fp32)" in html
+    assert "SHAKEDOWN" in (tmp_path / "site" / "index.html").read_text()
+    md = build_report(res, tmp_path / "site", [spec.path], fmt="markdown").read_text()
+    assert "SHAKEDOWN RESULTS" in md and "precision bf16, paper: fp32" in md

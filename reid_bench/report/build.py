@@ -88,6 +88,15 @@ class RowView:
         return self.row.datasets is None or ds in self.row.datasets
 
     @property
+    def precisions(self) -> list[str]:
+        """Precisions of this row's cells that differ from the papers' (fp32), e.g. bf16."""
+        from ..accel import PAPER_PRECISION
+
+        return sorted({str(c["precision"]) for c in self.cells
+                       if isinstance(c.get("precision"), str)
+                       and c["precision"] != PAPER_PRECISION})
+
+    @property
     def reasons(self) -> list[str]:
         """Distinct not-run reasons and failure messages of this row's numbers."""
         out: list[str] = []
@@ -121,6 +130,7 @@ class TableView:
     csv: str
     plots: list[P.Plot] = field(default_factory=list)
     wall_s: float = 0.0
+    tier: str = "full"  # results.TIERS: the one tier this page shows
 
     @property
     def assumptions(self) -> list[RecipeEntry]:
@@ -235,10 +245,12 @@ def table_view(spec: Spec, results_dir: Path, *, with_plots: bool = True) -> Tab
     """Published vs reproduced for every row × column × metric of ``spec``."""
     csv = table_csv(results_dir, spec.paper.id, spec.table.id)
     df = read_results(csv)
-    # Real results take precedence over smoke results of the same cell.
-    smoke = bool(not df.empty and df["smoke"].astype(bool).all())
-    if not df.empty and not smoke:
-        df = df[~df["smoke"].astype(bool)]
+    # One tier per page, never mixed: full runs, else shakedown, else smoke.
+    tier = next((t for t in ("full", "shakedown", "smoke")
+                 if not df.empty and (df["tier"] == t).any()), "full")
+    if not df.empty:
+        df = df[df["tier"] == tier]
+    smoke = tier == "smoke"
     long = _long_metrics(df) if not df.empty else _long_metrics(pd.DataFrame())
     columns = [(ds, m) for ds in spec.datasets for m in spec.column_metrics(ds)]
     rows: list[RowView] = []
@@ -295,7 +307,8 @@ def table_view(spec: Spec, results_dir: Path, *, with_plots: bool = True) -> Tab
                      synthetic=bool(not df.empty and df["synthetic"].astype(bool).any()),
                      smoke=smoke, provenance=prov, recipe=_recipe(spec, smoke),
                      claims=C.check_claims(spec, reproduced, published),
-                     page=f"{spec.paper.id}-{spec.table.id}.html", csv=str(csv), wall_s=wall)
+                     page=f"{spec.paper.id}-{spec.table.id}.html", csv=str(csv), wall_s=wall,
+                     tier=tier)
     if with_plots:
         view.plots = P.all_plots(view, cell_dir(results_dir, spec.paper.id, spec.table.id))
     return view
@@ -427,7 +440,11 @@ def markdown(views: list[TableView], broken: list[tuple[str, str]], stamp: str) 
     for v in views:
         s = v.spec
         out.append(f"\n## {s.paper.title} ({s.paper.year}) — {s.table.id}\n\n{s.table.caption}\n")
-        if v.synthetic:
+        if v.tier == "shakedown":
+            out.append("\n> **SHAKEDOWN RESULTS** — `--shakedown`: the full recipe for a few "
+                       "steps per stage on the synthetic stand-in. They prove the recipe runs; "
+                       "they are **not reproductions** and not comparable to the paper.\n")
+        elif v.synthetic:
             out.append("\n> **SYNTHETIC SMOKE RESULTS** — computed with `--smoke` on the "
                        "synthetic stand-in dataset with shrunk networks. They test the pipeline "
                        "and are **not comparable** to the paper's numbers.\n")
@@ -435,6 +452,8 @@ def markdown(views: list[TableView], broken: list[tuple[str, str]], stamp: str) 
         out.append("\n| " + " | ".join(head) + " |\n|" + "---|" * len(head) + "\n")
         for rv in v.rows:
             name = rv.name + (f" *(quoted: {rv.source})*" if not rv.runnable else "")
+            if rv.precisions:
+                name += f" *(precision {'/'.join(rv.precisions)}, paper: fp32)*"
             cells = [_md_cell(rv.numbers[c]) for c in v.columns]
             out.append("| " + " | ".join([name.replace("|", "/"), *cells,
                                           V.LABELS[rv.verdict]]) + " |\n")
