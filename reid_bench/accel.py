@@ -230,11 +230,11 @@ class TrainFastPath:
         self.main = D.is_main()
         self.model = model
         self.ddp: torch.nn.Module | None = None
-        accel.prepare_model(model)
         if self.distributed:
             if accel.sync_bn:
                 D.convert_sync_batchnorm(model)
             loader = D.shard_loader(loader, D.rank(), D.world_size())
+        accel.prepare_model(model)
         if self.distributed and not D.is_ddp(model):  # a caller's own DDP wrapper is used as is
             dev = next((p.device for p in model.parameters()), torch.device(device))
             # DDP broadcasts rank 0's parameters and buffers at construction; its hooks average
