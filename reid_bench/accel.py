@@ -238,10 +238,13 @@ class TrainFastPath:
         if self.distributed and not D.is_ddp(model):  # a caller's own DDP wrapper is used as is
             dev = next((p.device for p in model.parameters()), torch.device(device))
             # DDP broadcasts rank 0's parameters and buffers at construction; its hooks average
-            # the gradients during backward (bucketed, overlapped with compute).
+            # the gradients during backward (bucketed, overlapped with compute). The "forward"
+            # output is the step's loss, so the unused-parameter search starts from the loss:
+            # trainable parameters a step does not reach (e.g. a backbone's FC layers under MAC
+            # pooling) are reduced as zero instead of stalling the reducer.
             self.ddp = torch.nn.parallel.DistributedDataParallel(
                 _StepModule(model), device_ids=[dev] if dev.type == "cuda" else None,
-                broadcast_buffers=True)
+                broadcast_buffers=True, find_unused_parameters=True)
         self.loader = loader
         self.scaler = accel.grad_scaler_for()
 
