@@ -133,10 +133,12 @@ def _pk_batch():
 
 def _method_model(kind: str):
     torch.manual_seed(7)
-    if kind == "ide":
+    if kind in ("ide", "unused"):
         from reid_bench.models._common import ClassifierNet, softmax_step
 
         model = ClassifierNet(_TinyBackbone(), 4, dropout=0.0)
+        if kind == "unused":  # a trainable layer the step never reaches (DDP must not stall)
+            model.spare = nn.Linear(3, 3)
         return model, softmax_step(model, torch.device("cpu"))
     from reid_bench.models.deep_person import (
         DeepPersonArch,
@@ -152,6 +154,9 @@ def _method_model(kind: str):
     return model, training_step(model, params, DeepPersonLoss(margin=5.0), torch.device("cpu"))
 
 
+KINDS = ("ide", "deep_person", "unused")
+
+
 def _one_step(kind: str):
     ds = _pk_batch()
     model, step = _method_model(kind)
@@ -161,7 +166,8 @@ def _one_step(kind: str):
                                                         weight_decay=0.0),
                        log=lambda m: None)
     assert len(loader) == 1  # exactly one step: the .grad left behind is that step's
-    return hist[0], torch.cat([p.grad.flatten() for p in model.parameters()])
+    return hist[0], torch.cat([p.grad.flatten() if p.grad is not None else torch.full_like(
+        p, float("nan")).flatten() for p in model.parameters()])
 
 
 def _method_worker(rank, world, port, out):
@@ -172,13 +178,13 @@ def _method_worker(rank, world, port, out):
 
     D.init_from_env("cpu")
     try:
-        torch.save({k: _one_step(k) for k in ("ide", "deep_person")}, f"{out}/m{rank}.pt")
+        torch.save({k: _one_step(k) for k in KINDS}, f"{out}/m{rank}.pt")
     finally:
         D.destroy()
 
 
 def test_ddp_two_ranks_equal_one_process_ide_and_deep_person(tmp_path):
-    single = {k: _one_step(k) for k in ("ide", "deep_person")}
+    single = {k: _one_step(k) for k in KINDS}
     # Margin 5 keeps every anchor's hinge active, so every triplet term carries gradient.
     assert single["deep_person"][0]["trp"] > 0
     import torch._dynamo  # noqa: F401  (see above: imported once, before the fork)
@@ -192,7 +198,8 @@ def test_ddp_two_ranks_equal_one_process_ide_and_deep_person(tmp_path):
             assert h["loss"] == pytest.approx(hist["loss"], abs=1e-5), kind
             if kind == "deep_person":  # the triplet term saw the global batch on each rank
                 assert h["trp"] == pytest.approx(hist["trp"], abs=1e-5)
-            torch.testing.assert_close(g, grad, atol=1e-5, rtol=0, msg=kind)
+            # NaN marks a parameter without gradient: the unused layer has none here either.
+            torch.testing.assert_close(g, grad, atol=1e-5, rtol=0, equal_nan=True, msg=kind)
 
 
 def test_triplet_loss_per_rank_would_differ():
