@@ -1,5 +1,5 @@
 """Training-step and feature-extraction throughput of ResNet-50 (IDE head) at 256×128 (re-id)
-and 224×224 (ImageNet), with and without AMP / channels_last / torch.compile (pytest-benchmark).
+and 224×224 (ImageNet), per precision / channels_last / torch.compile (pytest-benchmark).
 
 Run: ``pytest benchmarks/bench_train.py --benchmark-only`` (CPU variants, small batches, < 3
 minutes on 2 cores) and ``nox -s gpu`` / ``pytest -m gpu benchmarks/bench_train.py`` for the
@@ -7,20 +7,33 @@ real-size CUDA variants (batch 128/256, incl. torch.compile). Each benchmark sto
 ``extra_info["img_per_s"]`` and the switches in ``extra_info["accel"]``; the time per round is
 for ``batch × STEPS`` images. Figures and commands: docs/benchmarks.md.
 
-The step is the one ``train_stage`` runs through ``reid_bench.accel`` (autocast forward,
-cross-entropy, GradScaler for fp16, SGD step), on synthetic tensors, so the loader is not
-measured here (benchmarks/bench_data.py does that).
+What is timed is the code a run executes, not a re-implementation: training rounds are one
+``reid_bench.train.train_stage`` epoch with IDE's ``softmax_step`` (autocast, GradScaler for
+fp16, the optimiser from the recipe, per-step loss check) over in-memory tensors (the image
+loader is benchmarks/bench_data.py's subject); extraction rounds are one call of the embedder
+``reid_bench.embed.make_embedder`` returns, over JPEG files at the benchmark size (so they
+include decoding and the test transform, with the data-loader workers a run would use).
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
+from pathlib import Path
+
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import nn
+from torch.utils.data import TensorDataset
 
 from reid_bench.accel import AccelOptions, resolve
+from reid_bench.data.base import Sample
+from reid_bench.data.samplers import make_loader
+from reid_bench.embed import make_embedder
+from reid_bench.models._common import softmax_step
 from reid_bench.models.backbones import build_backbone
+from reid_bench.recipe import InputRecipe, OptimRecipe
+from reid_bench.train import train_stage
 
 SIZES = {"256x128": (256, 128), "224x224": (224, 224)}
 NUM_CLASSES = 751  # Market-1501 training identities
@@ -45,53 +58,62 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _setup(device: str, size: str, opts: AccelOptions, batch: int):
+def _setup(device: str, opts: AccelOptions):
     torch.manual_seed(0)
     dev = torch.device(device)
-    acc = resolve(opts, dev)
-    model = _IDE().to(dev)
-    acc.prepare_model(model)
-    h, w = SIZES[size]
-    x = acc.prepare_batch(torch.randn(batch, 3, h, w)).to(dev)
-    y = torch.randint(0, NUM_CLASSES, (batch,), device=dev)
-    return dev, acc, model, x, y
+    return dev, resolve(opts, dev), _IDE().to(dev)
 
 
 def _train_bench(benchmark, device: str, size: str, opts: AccelOptions, batch: int,
                  steps: int, rounds: int, warmup: int = 1) -> float:
-    dev, acc, model, x, y = _setup(device, size, opts, batch)
-    model.train()
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    scaler = acc.grad_scaler_for()
+    dev, acc, model = _setup(device, opts)
+    h, w = SIZES[size]
+    ds = TensorDataset(torch.randn(batch * steps, 3, h, w),
+                       torch.randint(0, NUM_CLASSES, (batch * steps,)))
+    loader = make_loader(ds, batch, shuffle=True, seed=0, drop_last=True,
+                         pin_memory=dev.type == "cuda")
+    optim = OptimRecipe(lr=0.01, momentum=0.9, epochs=1, batch_size=batch)
+    step = softmax_step(model, dev)
 
     def run():
-        for _ in range(steps):
-            with acc.autocast():
-                loss = F.cross_entropy(model(x), y)
-            opt.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.step(opt)
-                scaler.update()
-            else:
-                loss.backward()
-                opt.step()
+        train_stage(model, loader, step, optim, device=dev, accel=acc, log=lambda m: None)
         _sync(dev)
 
     benchmark.pedantic(run, rounds=rounds, iterations=1, warmup_rounds=warmup)
     return _record(benchmark, batch * steps, acc, dev)
 
 
+_IMAGES: dict[tuple[int, int, int], list[Sample]] = {}
+
+
+def _jpegs(n: int, h: int, w: int) -> list[Sample]:
+    """``n`` random JPEGs of h×w in a temporary folder (made once per size)."""
+    if (n, h, w) not in _IMAGES:
+        import numpy as np
+        from PIL import Image
+
+        folder = Path(tempfile.mkdtemp(prefix="reid-bench-embed-"))
+        rng = np.random.default_rng(0)
+        out = []
+        for i in range(n):
+            path = folder / f"{i:05d}.jpg"
+            Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(path)
+            out.append(Sample(path=str(path), pid=i, camid=0))
+        _IMAGES[(n, h, w)] = out
+    return _IMAGES[(n, h, w)]
+
+
 def _embed_bench(benchmark, device: str, size: str, opts: AccelOptions, batch: int,
                  steps: int, rounds: int, warmup: int = 1) -> float:
-    dev, acc, model, x, _ = _setup(device, size, opts, batch)
-    model.eval()
+    dev, acc, model = _setup(device, opts)
+    h, w = SIZES[size]
+    samples = _jpegs(batch * steps, h, w)
+    workers = min(8, os.cpu_count() or 1) if dev.type == "cuda" else 0
+    embed = make_embedder(model, model, InputRecipe(height=h, width=w), device=dev,
+                          batch_size=batch, num_workers=workers, accel=acc)
 
-    @torch.inference_mode()
     def run():
-        for _ in range(steps):
-            with acc.autocast():
-                model(x).float()
+        embed(samples)
         _sync(dev)
 
     benchmark.pedantic(run, rounds=rounds, iterations=1, warmup_rounds=warmup)
@@ -108,12 +130,12 @@ def _record(benchmark, n: int, acc, dev: torch.device) -> float:
 
 
 CPU_VARIANTS = {
-    "fp32": AccelOptions(amp="off", channels_last=False),
-    "channels_last": AccelOptions(amp="off", channels_last=True),
+    "fp32": AccelOptions(precision="fp32", channels_last=False),
+    "channels_last": AccelOptions(precision="fp32", channels_last=True),
 }
 # CPU bf16 autocast: one small measurement only — without native bf16 (AMX) it runs 10-40×
-# slower than fp32, which is why AMP is off by default on CPU.
-CPU_BF16 = AccelOptions(amp="bf16", channels_last=False)
+# slower than fp32.
+CPU_BF16 = AccelOptions(precision="bf16", channels_last=False)
 
 
 # ---------------------------------------------------------------- CPU (always runnable)
@@ -145,11 +167,13 @@ def test_extract_features_cpu_bf16(benchmark):
 
 # ---------------------------------------------------------------- CUDA (nox -s gpu)
 GPU_VARIANTS = {
-    "fp32": AccelOptions(amp="off", channels_last=False, cudnn_benchmark=True),
-    "amp": AccelOptions(amp="auto", channels_last=False),
-    "amp+channels_last": AccelOptions(amp="auto", channels_last=True),
-    "amp+channels_last+compile": AccelOptions(amp="auto", channels_last=True, compile=True),
-    "fp16+channels_last": AccelOptions(amp="fp16", channels_last=True),
+    "fp32": AccelOptions(precision="fp32"),  # the papers' precision, the default
+    "tf32": AccelOptions(precision="tf32"),
+    "amp": AccelOptions(precision="bf16"),
+    "amp+channels_last": AccelOptions(precision="bf16", channels_last=True),
+    "amp+channels_last+compile": AccelOptions(precision="bf16", channels_last=True,
+                                              compile=True),
+    "fp16+channels_last": AccelOptions(precision="fp16", channels_last=True),
 }
 
 

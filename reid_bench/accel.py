@@ -1,18 +1,43 @@
-"""Speed switches for training and embedding: mixed precision, channels_last, torch.compile,
-cuDNN autotuning.
+"""Numerical precision and speed switches for training and embedding: precision (fp32, TF32,
+bf16 or fp16 autocast), channels_last, torch.compile, cuDNN autotuning; and the data-parallel
+training path (``DistributedDataParallel``) ``train_stage`` takes inside a process group.
 
-``AccelOptions`` is what a user asks for (CLI flags / RunOptions); ``resolve(device)`` turns it
-into the concrete ``Accel`` for one device (e.g. ``amp="auto"`` → bf16 on a GPU that supports
-it, fp16 + GradScaler on an older GPU, off on CPU). The runner makes the resolved switches the
-*current* ones while a method's ``fit`` runs (``use``), so ``train_stage`` applies them to every
+``AccelOptions`` is what a user asks for (``--precision``, ``--channels-last``, ``--compile``);
+``resolve(device)`` turns it into the concrete ``Accel`` for one device and sets the global
+TF32 switches. The runner makes the resolved switches the *current* ones while a method's
+``fit`` runs (``use``), so ``train_stage`` and ``embed.make_embedder`` apply them to every
 method without the methods knowing; a method may also pass ``accel=`` to ``train_stage``.
 
-Defaults: on CUDA, bf16/fp16 autocast + channels_last + cudnn.benchmark (the usual fastest
-setting that leaves re-id metrics unchanged within seed noise; fp16 gets dynamic loss scaling);
-``torch.compile`` is opt-in because its compile time dominates short (smoke-sized) stages. On
-CPU everything is off by default: CPU autocast (bf16) is slower than fp32 on most x86 CPUs
-without AMX, and the fp32 path is the reference. Measured figures: docs/benchmarks.md.
+Precision (``--precision``, recorded per cell in the CSV ``precision`` column):
+
+* ``fp32`` (default): the papers' precision. All of them (2016–2018, Caffe/MatConvNet/PyTorch
+  on Maxwell/Pascal GPUs) trained in IEEE fp32; TF32 did not exist. So fp32 here means IEEE
+  fp32 everywhere: TF32 is switched **off** for matmuls, cuDNN convolutions and RNNs (recent
+  torch enables TF32 for cuDNN convolutions by default, which would silently change the
+  arithmetic). No spec opts into TF32: a paper that predates it cannot say so, and whether
+  TF32 changes a re-id table has not been measured; until it is, TF32 is only ever on when the
+  user asks for it, and the report flags it.
+* ``tf32``: fp32 storage with TF32 tensor-core matmuls/convolutions (CUDA, Ampere+). On CPU
+  there is no TF32: resolves to ``fp32``.
+* ``bf16``: bf16 autocast of the forward pass (fp32 weights, optimiser and loss scaling not
+  needed: bf16 has fp32's exponent range).
+* ``fp16``: fp16 autocast with dynamic loss scaling (``GradScaler``); gradients are unscaled
+  before clipping and before the optimiser step.
+
+Anything but fp32 differs from the papers' setting; the report marks such rows. channels_last
+is a memory layout (the same arithmetic up to rounding order): off by default, recorded per
+cell. ``torch.compile`` is opt-in (its compile time dominates short stages). Measured figures:
+docs/benchmarks.md.
+
+Distributed (torchrun, ``reid_bench.distributed``): the model is wrapped in
+``torch.nn.parallel.DistributedDataParallel`` (bucketed gradient all-reduce overlapped with the
+backward pass; rank 0's initial weights broadcast at construction). The wrapped module is a
+thin adapter whose ``forward`` runs the method's whole ``step`` (batch → loss), so DDP sees
+every parameter use of the step, including heads a loss calls outside the model's
+``forward``. In-batch losses gather the global batch themselves
+(``distributed.gather_with_grad``), so N ranks compute the loss of one process.
 """
+
 
 from __future__ import annotations
 
@@ -25,14 +50,19 @@ from typing import Any, Literal
 import torch
 from pydantic import BaseModel, ConfigDict
 
+Precision = Literal["fp32", "tf32", "bf16", "fp16"]
+PRECISIONS: tuple[str, ...] = ("fp32", "tf32", "bf16", "fp16")
+#: The precision every paper in papers/ trained in (see the module docstring).
+PAPER_PRECISION = "fp32"
+_AMP_DTYPE = {"bf16": "bfloat16", "fp16": "float16"}
+
 
 class AccelOptions(BaseModel):
-    """Requested speed switches. ``None``/``"auto"`` = the device's default."""
+    """Requested switches (CLI flags / RunOptions)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    # auto: bf16 on CUDA with bf16 support, else fp16 (with GradScaler) on CUDA, off on CPU.
-    amp: Literal["auto", "off", "bf16", "fp16"] = "auto"
-    channels_last: bool | None = None  # None: on for CUDA, off for CPU
+    precision: Precision = "fp32"
+    channels_last: bool = False
     compile: bool = False
     cudnn_benchmark: bool = True  # CUDA only; fixed input sizes make autotuning pay off
     # Multi-GPU: BatchNorm statistics over the global batch, as in the paper's single-GPU
@@ -50,6 +80,7 @@ class Accel:
     compile: bool = False
     cudnn_benchmark: bool = False
     sync_bn: bool = True
+    precision: str = "fp32"  # fp32 | tf32 | bf16 | fp16 (resolved for the device)
 
     @property
     def grad_scaler(self) -> bool:
@@ -59,13 +90,13 @@ class Accel:
 
     @property
     def active(self) -> bool:
-        """Whether anything differs from the plain fp32 path."""
+        """Whether ``train_stage`` needs the fast path (autocast, layout or compile)."""
         return bool(self.amp_dtype or self.channels_last or self.compile)
 
     @property
     def tag(self) -> str:
         """Compact provenance string, e.g. ``bf16+cl+cudnn`` or ``fp32``."""
-        parts = [{"bfloat16": "bf16", "float16": "fp16+scaler"}.get(self.amp_dtype or "", "fp32")]
+        parts = ["fp16+scaler" if self.grad_scaler else self.precision]
         if self.channels_last:
             parts.append("cl")
         if self.compile:
@@ -122,34 +153,35 @@ def _cl(t: torch.Tensor) -> torch.Tensor:
     return t
 
 
+def set_tf32(enabled: bool) -> None:
+    """TF32 for CUDA matmuls, cuDNN convolutions and RNNs on (``tf32``) or off (IEEE fp32)."""
+    mode = "tf32" if enabled else "ieee"
+    backends = torch.backends
+    if hasattr(backends.cuda.matmul, "fp32_precision"):  # torch >= 2.9
+        backends.cuda.matmul.fp32_precision = mode
+        backends.cudnn.conv.fp32_precision = mode
+        backends.cudnn.rnn.fp32_precision = mode
+    else:  # pragma: no cover — older torch
+        backends.cuda.matmul.allow_tf32 = enabled
+        backends.cudnn.allow_tf32 = enabled
+
+
 def resolve(opts: AccelOptions | None, device: torch.device | str) -> Accel:
-    """The concrete switches of ``opts`` on ``device`` (and sets cudnn.benchmark on CUDA)."""
+    """The concrete switches of ``opts`` on ``device``; on CUDA also sets cudnn.benchmark and
+    the TF32 switches (on only for ``tf32``)."""
     opts = opts or AccelOptions()
     dev = torch.device(device)
     cuda = dev.type == "cuda"
-    amp: str | None
-    if opts.amp == "off":
-        amp = None
-    elif opts.amp == "auto":
-        if not cuda:
-            amp = None
-        else:
-            amp = "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
-    elif opts.amp == "fp16":
-        amp = "float16"
-    else:
-        amp = "bfloat16"
-    if amp == "float16" and not cuda:
-        amp = "bfloat16"  # CPU autocast supports bf16 only; fp16 on CPU is not a speed-up
-    cl = opts.channels_last if opts.channels_last is not None else cuda
+    precision = opts.precision
+    if precision == "tf32" and not cuda:
+        precision = "fp32"  # TF32 is a tensor-core format: CPU arithmetic stays IEEE fp32
     bench = bool(opts.cudnn_benchmark and cuda)
     if cuda:
         torch.backends.cudnn.benchmark = bench
-        # TF32 matmuls/convs for the fp32 parts (Ampere+): same speed class as AMP's remainder.
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-    return Accel(device_type=dev.type, amp_dtype=amp, channels_last=bool(cl),
-                 compile=opts.compile, cudnn_benchmark=bench, sync_bn=opts.sync_bn)
+        set_tf32(precision == "tf32")
+    return Accel(device_type=dev.type, amp_dtype=_AMP_DTYPE.get(precision),
+                 channels_last=opts.channels_last, compile=opts.compile, cudnn_benchmark=bench,
+                 sync_bn=opts.sync_bn, precision=precision)
 
 
 _CURRENT: contextvars.ContextVar[Accel | None] = contextvars.ContextVar("reid_bench_accel",
@@ -171,10 +203,24 @@ def use(accel: Accel | None) -> Iterator[Accel | None]:
         _CURRENT.reset(token)
 
 
+class _StepModule(torch.nn.Module):
+    """DDP adapter: ``forward(step_fn, batch)`` runs the method's step on the wrapped model, so
+    DDP's forward bookkeeping (buffer broadcast, reducer preparation) brackets everything the
+    step does with the parameters, whichever of the model's methods it calls."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, step_fn: Any, batch: Any) -> Any:
+        return step_fn(batch)
+
+
 class TrainFastPath:
-    """What ``train_stage`` does differently when speed switches are on or training is
-    distributed: the rank's shard of the loader, autocast around the forward, GradScaler for
-    fp16, the gradient all-reduce, loss checks agreed by all ranks, rank-0-only checkpoints."""
+    """What ``train_stage`` does differently when switches are on or training is distributed:
+    the rank's shard of the loader, the DDP wrapper, autocast around the forward, GradScaler
+    for fp16 (unscaled before clipping), loss checks agreed by all ranks, rank-0-only
+    checkpoints."""
 
     def __init__(self, model: torch.nn.Module, loader: Any, accel: Accel, device: Any):
         from . import distributed as D
@@ -183,43 +229,58 @@ class TrainFastPath:
         self.distributed = D.is_distributed()
         self.main = D.is_main()
         self.model = model
+        self.ddp: torch.nn.Module | None = None
         if self.distributed:
             if accel.sync_bn:
                 D.convert_sync_batchnorm(model)
-            D.broadcast_module(model)
             loader = D.shard_loader(loader, D.rank(), D.world_size())
         accel.prepare_model(model)
+        if self.distributed and not D.is_ddp(model):  # a caller's own DDP wrapper is used as is
+            dev = next((p.device for p in model.parameters()), torch.device(device))
+            # DDP broadcasts rank 0's parameters and buffers at construction; its hooks average
+            # the gradients during backward (bucketed, overlapped with compute). The "forward"
+            # output is the step's loss, so the unused-parameter search starts from the loss:
+            # trainable parameters a step does not reach (e.g. a backbone's FC layers under MAC
+            # pooling) are reduced as zero instead of stalling the reducer.
+            self.ddp = torch.nn.parallel.DistributedDataParallel(
+                _StepModule(model), device_ids=[dev] if dev.type == "cuda" else None,
+                broadcast_buffers=True, find_unused_parameters=True)
         self.loader = loader
         self.scaler = accel.grad_scaler_for()
 
     def step(self, step_fn: Any, batch: Any) -> tuple[torch.Tensor, dict[str, float]]:
-        """``step_fn(batch)`` under autocast; the loss comes back as NaN on every rank if it
-        is non-finite on any rank, so all ranks stop together."""
+        """``step_fn(batch)`` under autocast (through DDP when distributed); the loss comes
+        back as NaN on every rank if it is non-finite on any rank, so all ranks stop
+        together."""
         batch = self.accel.prepare_batch(batch)
         with self.accel.autocast():
-            loss, scalars = step_fn(batch)
+            loss, scalars = (step_fn(batch) if self.ddp is None
+                             else self.ddp(step_fn, batch))
         if self.distributed:
             import torch.distributed as dist
 
-            bad = torch.tensor([0.0 if bool(torch.isfinite(loss.detach())) else 1.0])
+            # On the loss's device: NCCL only takes CUDA tensors.
+            bad = (~torch.isfinite(loss.detach())).float().reshape(1)
             dist.all_reduce(bad)
             if bad.item() and bool(torch.isfinite(loss.detach())):
                 loss = loss.detach() * float("nan")
         return loss, scalars
 
-    def backward_step(self, loss: torch.Tensor, opt: torch.optim.Optimizer) -> None:
-        """backward (scaled for fp16), gradient all-reduce (unless the model is DDP-wrapped),
-        optimiser step."""
-        from . import distributed as D
-
+    def backward(self, loss: torch.Tensor) -> None:
+        """backward (loss-scaled for fp16; DDP averages the gradients during it)."""
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
         else:
             loss.backward()
-        if self.distributed and not D.is_ddp(self.model):
-            D.allreduce_gradients(self.model)
+
+    def unscale(self, opt: torch.optim.Optimizer) -> None:
+        """Gradients back to their true scale (fp16), before clipping looks at them."""
         if self.scaler is not None:
-            self.scaler.step(opt)
+            self.scaler.unscale_(opt)
+
+    def optimizer_step(self, opt: torch.optim.Optimizer) -> None:
+        if self.scaler is not None:
+            self.scaler.step(opt)  # skipped when the unscaled gradients hold inf/NaN
             self.scaler.update()
         else:
             opt.step()

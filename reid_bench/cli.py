@@ -40,6 +40,22 @@ def main() -> None:
 @click.option("--smoke", is_flag=True,
               help="Synthetic stand-in dataset and the spec's shrunk recipe (CPU minutes). "
                    "Results are labelled synthetic everywhere.")
+@click.option("--shakedown", is_flag=True,
+              help="Every cell of the real run with the full recipe (input size, width, batch "
+                   "sizes, every stage), each stage stopped after --shakedown-steps steps, on "
+                   "the synthetic stand-in at the recipe's resolution with a small gallery. "
+                   "Records step time, first/last loss and peak memory; labelled shakedown "
+                   "everywhere, never a reproduction.")
+@click.option("--shakedown-steps", type=click.IntRange(1), default=2, show_default=True,
+              help="Optimisation steps per training stage under --shakedown.")
+@click.option("--pretrained", type=click.Choice(["spec", "none"]), default="spec",
+              show_default=True,
+              help="With --shakedown: 'none' starts every backbone from random init instead of "
+                   "the spec's ImageNet weights (machines without the weights); recorded in "
+                   "the CSV.")
+@click.option("--max-batch", type=click.IntRange(1), default=None,
+              help="With --shakedown on CPU only: cap every stage's batch size (P×K samplers "
+                   "keep P >= 2). Refused on CUDA, where the real batch must be proven.")
 @click.option("--dry-run", is_flag=True, help="Print the plan and exit.")
 @click.option("--results-dir", type=click.Path(file_okay=False), default="results",
               show_default=True)
@@ -52,13 +68,13 @@ def main() -> None:
 @click.option("--checkpoint-every", type=click.IntRange(0), default=5, show_default=True,
               help="Save a resumable training checkpoint every N epochs (0: never).")
 @click.option("--deterministic", is_flag=True, help="torch deterministic algorithms.")
-@click.option("--amp/--no-amp", "amp", default=None,
-              help="Mixed precision autocast (default: on for CUDA — bf16, or fp16 with grad "
-                   "scaling on GPUs without bf16 — off on CPU).")
-@click.option("--amp-dtype", type=click.Choice(["bf16", "fp16"]), default=None,
-              help="Autocast dtype (default: the device's best).")
-@click.option("--channels-last/--no-channels-last", "channels_last", default=None,
-              help="channels_last memory format (default: on for CUDA, off on CPU).")
+@click.option("--precision", type=click.Choice(["fp32", "tf32", "bf16", "fp16"]),
+              default="fp32", show_default=True,
+              help="Training and embedding arithmetic. fp32 (the papers'; TF32 off); tf32 "
+                   "(TF32 tensor cores, CUDA); bf16 / fp16 autocast (fp16 with dynamic loss "
+                   "scaling). Recorded per cell; the report flags anything but fp32.")
+@click.option("--channels-last/--no-channels-last", "channels_last", default=False,
+              show_default=True, help="channels_last memory format (recorded per cell).")
 @click.option("--compile/--no-compile", "compile_", default=False, show_default=True,
               help="torch.compile the model (pays off on long real-size runs).")
 @click.option("--launcher", type=click.Choice(["local", "torchrun", "slurm"]), default="local",
@@ -80,8 +96,9 @@ def main() -> None:
                    "(repeatable; value parsed as YAML). Validated like the spec; the results "
                    "are keyed and labelled as deviating from the paper's recipe.")
 def run(spec_path, rows, seeds, smoke, dry_run, results_dir, data_root, device, force,
-        num_workers, checkpoint_every, deterministic, amp=None, amp_dtype=None,
-        channels_last=None, compile_=False, launcher="local", nproc=1, slurm_partition=None,
+        num_workers, checkpoint_every, deterministic, shakedown=False, shakedown_steps=2,
+        pretrained="spec", max_batch=None, precision="fp32", channels_last=False,
+        compile_=False, launcher="local", nproc=1, slurm_partition=None,
         slurm_time=None, slurm_gpus=None, slurm_array_parallelism=None, site_config=None,
         sets=()):
     """Train and evaluate every runnable row of SPEC_PATH; write results/<paper>/<table>.csv."""
@@ -90,14 +107,20 @@ def run(spec_path, rows, seeds, smoke, dry_run, results_dir, data_root, device, 
     from .integrity import output_safe, quiet_stdout
     from .overrides import compose_variant, parse_sets, set_parts, spec_parts, validate_overrides
     from .runner import Runner, RunOptions, plan
+    from .shakedown import ShakedownOptions, check_device
     from .spec import load_spec
 
+    if smoke and shakedown:
+        raise click.UsageError("--smoke and --shakedown are different tiers: choose one")
+    if not shakedown and (pretrained != "spec" or max_batch is not None):
+        raise click.UsageError("--pretrained and --max-batch belong to --shakedown runs")
     spec = load_spec(spec_path)
     overrides = parse_sets(sets)
     # A spec copy or overrides: own cells, never the canonical ones (reid_bench.overrides).
     variant = compose_variant(spec_parts(spec) + set_parts(overrides))
     try:
-        cells = plan(spec, rows=list(rows) or None, seeds=seeds, smoke=smoke, variant=variant)
+        cells = plan(spec, rows=list(rows) or None, seeds=seeds, smoke=smoke,
+                     tier="shakedown" if shakedown else None, variant=variant)
     except KeyError as exc:
         raise click.UsageError(str(exc.args[0])) from None
     validate_overrides(spec, list({c.row.name: c.row for c in cells}.values()), overrides,
@@ -105,9 +128,13 @@ def run(spec_path, rows, seeds, smoke, dry_run, results_dir, data_root, device, 
     if variant:
         click.echo(f"variant {variant!r}: results are kept apart from the canonical spec's")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    shake = (ShakedownOptions(steps=shakedown_steps, pretrained=pretrained,
+                              max_batch=max_batch) if shakedown else None)
+    check_device(shake, device)
     quoted = sum(1 for r in spec.rows if not r.runnable)
     click.echo(f"{spec.paper.id}/{spec.table.id}: {len(cells)} cell(s) to plan "
-               f"({quoted} quoted row(s) not runnable){' — SMOKE, synthetic data' if smoke else ''}")
+               f"({quoted} quoted row(s) not runnable){' — SMOKE, synthetic data' if smoke else ''}"
+               f"{' — SHAKEDOWN, full recipe for a few steps, synthetic data' if shake else ''}")
     if dry_run:
         for c in cells:
             col = spec.datasets[c.dataset]
@@ -123,8 +150,9 @@ def run(spec_path, rows, seeds, smoke, dry_run, results_dir, data_root, device, 
                       num_workers=num_workers, checkpoint_every=checkpoint_every,
                       deterministic=deterministic,
                       log=output_safe(click.echo, on_close=quiet_stdout),
-                      accel=accel_options(amp, amp_dtype, channels_last, compile_),
-                      launcher=launcher, nproc=nproc, overrides=overrides)
+                      accel=accel_options(precision, channels_last, compile_),
+                      launcher=launcher, nproc=nproc, overrides=overrides,
+                      shakedown=shake)
     if launcher != "local" or nproc > 1:
         sys.exit(dispatch(spec_path, spec, cells, opts,
                           {"partition": slurm_partition, "time": slurm_time, "gpus": slurm_gpus,

@@ -1,19 +1,18 @@
 """Data-parallel training across processes (torchrun): process-group setup, rank helpers,
 batch samplers that split each global batch across ranks without splitting an identity, the
-gradient all-reduce ``train_stage`` uses, and SyncBN conversion.
+in-batch gather with gradient for losses over the global batch, and SyncBN conversion.
 
 Design: every rank builds the same model and the same loader (same seed), so every rank's base
 sampler draws the same global batches. ``shard_loader`` re-wraps the loader so rank r takes the
 r-th part of each global batch: a P×K batch is cut between identities (each rank gets P/W whole
 identities with their K images), a pair batch between pairs. The global batch therefore stays
-the recipe's batch size (the paper's), the number of steps per epoch is unchanged, and averaging
-the ranks' gradients gives the gradient of the global batch's mean loss (exact for
-per-sample losses; in-batch triplet mining sees the rank's P/W identities).
+the recipe's batch size (the paper's) and the number of steps per epoch is unchanged.
+``train_stage`` wraps the model in ``DistributedDataParallel`` (``reid_bench.accel``), which
+averages the ranks' gradients: the gradient of the global batch's mean loss for per-sample
+losses. A loss over pairs/triplets mined *within* the batch (Deep-Person's batch-hard triplet)
+calls ``gather_with_grad`` first, so it sees the global P×K batch as one process would.
 
-Methods need no change: ``train_stage`` shards the loader, broadcasts rank 0's initial weights,
-averages gradients after ``backward`` (one coalesced all-reduce; a model already wrapped in
-``DistributedDataParallel`` is left to DDP), averages logged losses, and writes checkpoints on
-rank 0 only.
+Collectives run on the process group's device: CUDA tensors under NCCL, CPU under gloo.
 """
 
 from __future__ import annotations
@@ -205,51 +204,40 @@ def is_ddp(model: nn.Module) -> bool:
     return isinstance(model, nn.parallel.DistributedDataParallel)
 
 
-def broadcast_module(model: nn.Module, src: int = 0) -> None:
-    """Copy rank ``src``'s parameters and buffers to every rank."""
-    if not is_distributed():
-        return
-    with torch.no_grad():
-        for t in list(model.parameters()) + list(model.buffers()):
-            dist.broadcast(t.data, src=src)
+def collective_device() -> torch.device:
+    """Where this process group's collectives take their tensors: the current CUDA device
+    under NCCL (it only accepts CUDA tensors), CPU under gloo or outside a process group."""
+    if dist.is_available() and dist.is_initialized() and dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
 
 
-def allreduce_gradients(model: nn.Module) -> None:
-    """Average ``.grad`` of every parameter across ranks, coalesced into one flat buffer per
-    dtype/device. A parameter with a gradient on some rank but not on this one counts as zero
-    here; one without a gradient on any rank keeps ``grad=None`` (the optimiser then skips it,
-    as in single-process training)."""
+def gather_with_grad(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Each tensor concatenated over ranks in rank order (= the global batch, since rank r
+    holds the r-th part of it), keeping the autograd graph: the backward pass sends every
+    rank's gradient w.r.t. its own rows back to it (all-gather's adjoint sums them), so a loss
+    computed identically on every rank over the gathered batch, averaged by DDP, has the
+    gradient of the same loss computed by one process. Identity when not distributed. Every
+    rank must pass tensors of the same shape."""
     if not is_distributed():
-        return
-    world = dist.get_world_size()
-    params = [p for p in model.parameters() if p.requires_grad]
-    has = torch.tensor([p.grad is not None for p in params], dtype=torch.int32,
-                       device=params[0].device if params else "cpu")
-    dist.all_reduce(has)
-    buckets: dict[tuple, list[nn.Parameter]] = {}
-    for p, h in zip(params, has.tolist(), strict=True):
-        if h:
-            buckets.setdefault((p.dtype, p.device), []).append(p)
-    for plist in buckets.values():
-        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in plist]
-        flat = torch.cat([g.reshape(-1) for g in grads])
-        dist.all_reduce(flat)
-        flat /= world
-        off = 0
-        for p in plist:
-            n = p.numel()
-            g = flat[off:off + n].view_as(p)
-            if p.grad is None:
-                p.grad = g.clone()
-            else:
-                p.grad.copy_(g)
-            off += n
+        return tensors
+    from torch.distributed.nn.functional import all_gather
+
+    out = []
+    for t in tensors:
+        if t.requires_grad:
+            out.append(torch.cat(all_gather(t), dim=0))
+        else:
+            parts = [torch.empty_like(t) for _ in range(dist.get_world_size())]
+            dist.all_gather(parts, t.contiguous())
+            out.append(torch.cat(parts, dim=0))
+    return tuple(out)
 
 
 def allreduce_mean(values: Sequence[float]) -> list[float]:
     """Mean of each value across ranks (identity when not distributed)."""
     if not is_distributed():
         return list(values)
-    t = torch.tensor(list(values), dtype=torch.float64)
+    t = torch.tensor(list(values), dtype=torch.float64, device=collective_device())
     dist.all_reduce(t)
     return (t / dist.get_world_size()).tolist()

@@ -51,6 +51,17 @@ class InputRecipe(_Strict):
         return self
 
 
+class GradClip(_Strict):
+    """Gradient clipping, applied once per optimisation step by ``train_stage``: after the
+    gradients are averaged across ranks and unscaled (fp16 loss scaling), before the optimiser
+    step. ``per_parameter``: each parameter tensor's gradient is rescaled to L2 norm at most
+    ``max_norm`` on its own; otherwise the norm of all gradients together
+    (``torch.nn.utils.clip_grad_norm_``)."""
+
+    max_norm: float = Field(gt=0)
+    per_parameter: bool = False
+
+
 class OptimRecipe(_Strict):
     """One training stage: optimizer, step schedule, epochs and batch size.
 
@@ -70,6 +81,7 @@ class OptimRecipe(_Strict):
     warmup_epochs: int = Field(0, ge=0)
     # Learning-rate multiplier for pretrained backbone parameters (new heads use 1.0).
     backbone_lr_mult: float = Field(1.0, ge=0)
+    grad_clip: GradClip | None = None  # None: no clipping
 
     def lr_at(self, epoch: int) -> float:
         """Learning rate of epoch ``epoch`` (0-based) for a parameter group with multiplier 1."""

@@ -43,6 +43,13 @@ COLUMNS = [
     "accel",  # speed switches of the training (reid_bench.accel.Accel.tag), e.g. bf16+cl+cudnn
     "overrides",  # --set recipe overrides, JSON {dotted key: value} (reid_bench.overrides)
     "row_digest",  # digest of the row's other fields: a hand edit shows (reid_bench.integrity)
+    # Numerics of the training (reid_bench.accel): fp32 | tf32 | bf16 | fp16 (the papers': fp32),
+    # channels_last layout, backbone weights the recipe started from (imagenet | none | file).
+    "precision", "channels_last", "pretrained",
+    # --shakedown cells (reid_bench.shakedown): steps per stage, batch cap (CPU), seconds per
+    # step, first/last training loss, peak memory in MiB and what was measured.
+    "shakedown_steps", "max_batch", "step_s", "first_loss", "last_loss", "peak_mem_mb",
+    "peak_mem_kind",
 ]
 _BOOL = ("smoke", "synthetic", "git_dirty")
 _TEXT = ("paper", "table", "row", "dataset", "tier", "variant", "status", "error",

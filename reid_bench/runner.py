@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from . import results as R
+from . import shakedown as S
 from .accel import resolve as resolve_accel
 from .accel import use as use_accel
 from .artifacts import ArtifactCache
@@ -83,6 +84,8 @@ class RunOptions:
     nproc: int = 1
     # --set recipe overrides {dotted key: value} (reid_bench.overrides), validated by the CLI.
     overrides: dict[str, Any] = field(default_factory=dict)
+    # --shakedown settings (reid_bench.shakedown.ShakedownOptions); None: not a shakedown.
+    shakedown: Any = None
 
 
 @dataclass
@@ -139,7 +142,13 @@ class Runner:
         self.spec, self.opts = spec, dataclasses.replace(opts, log=output_safe(opts.log))
         self.csv = R.table_csv(opts.results_dir, spec.paper.id, spec.table.id)
         self.cells_dir = R.cell_dir(opts.results_dir, spec.paper.id, spec.table.id)
-        self.cache = ArtifactCache(Path(opts.results_dir) / "_artifacts", refresh=opts.force)
+        # Shakedown trainings (a few steps) live apart and are retrained on every run, so they
+        # can never stand in for a real training.
+        self.cache = (ArtifactCache(Path(opts.results_dir) / "_artifacts", refresh=opts.force)
+                      if opts.shakedown is None else
+                      ArtifactCache(Path(opts.results_dir) / "_artifacts" / "_shakedown",
+                                    refresh=True))
+        self._shakedown_stages: dict[str, Any] = {}
         self.device = torch.device(opts.device)
         self.data_root = resolve_data_root(opts.data_root)
         # The speed switches depend only on the options and the device: resolved once.
@@ -193,9 +202,17 @@ class Runner:
         name, options = self.dataset_source(col)
         if cell.split is not None:
             options = {**options, "split": cell.split}
+        train = self.train_source(col)
+        shake = self.opts.shakedown
+        if shake is not None:  # full recipe, synthetic stand-in at its input resolution
+            if col.smoke_standin is None:
+                raise DatasetError(f"dataset {col.name!r} has no synthetic stand-in, so "
+                                   "--shakedown cannot run it")
+            values = S.adjust_recipe(row.method, values, shake)
+            name, options = col.smoke_standin, S.dataset_options(row.method, values)
+            train = None
         ev = col.eval
         rerank = row.eval.rerank or ev.rerank
-        train = self.train_source(col)
         # Only a run with overrides has the key, so canonical config hashes stay as they were.
         over = {"overrides": dict(sorted(self.opts.overrides.items()))} \
             if self.opts.overrides else {}
@@ -209,6 +226,7 @@ class Runner:
                      "options": {**ev.options, **row.eval.options}},
             "seed": cell.seed, "smoke": cell.smoke, "tier": cell.tier,
             "variant": cell.variant, "_provenance": prov,
+            **({"shakedown": shake.model_dump()} if shake is not None else {}),
         }
 
     # ---------------------------------------------------------------- running
@@ -311,22 +329,31 @@ class Runner:
         details["train_hash"] = thash
         details["accel"] = self.accel.as_dict()
         extras = self._extras(recipe, train_ds)
+        S.begin_cell(self.device)
         model = self._trained.get(thash)
         if model is None:
-            model = self._fit_or_load(method, params, recipe, train_ds, cell, train_key, extras,
-                                      details)
+            with S.collect(self.opts.shakedown) as stages:
+                try:
+                    model = self._fit_or_load(method, params, recipe, train_ds, cell, train_key,
+                                              extras, details)
+                finally:
+                    self._shakedown_stages = {thash: stages}
+                    if stages is not None:  # a diverged cell keeps its losses too
+                        details["shakedown"] = S.summary(stages, self.device)
             self._trained = {thash: model}  # keep only the latest: bounded memory
         embed_inp = method.test_input(recipe)
         from .embed import make_embedder
 
         embed = make_embedder(method.features(model, params), model, embed_inp,
                               device=self.device, num_workers=self.opts.num_workers,
-                              mean_image=extras.get("mean_image"))
+                              mean_image=extras.get("mean_image"), accel=self.accel)
         ev = config["eval"]
         fault_point("evaluate")
         res = evaluate_cell(ev["protocol"], ds, embed, distance=ev["distance"], ap=ev["ap"],
                             rerank=ev["rerank"], seed=cell.seed, device=str(self.device),
                             options=ev["options"])
+        if self.opts.shakedown is not None:
+            details["shakedown"] = S.summary(self._shakedown_stages.get(thash), self.device)
         details["cmc"] = res.cmc
         details["eval_details"] = res.details
         return {"metrics": res.metrics, "num_queries": res.num_queries,
@@ -410,6 +437,7 @@ class Runner:
             "wall_s": round(finished - started, 2), "cell_id": cell.id,
             "accel": (details.get("accel") or {}).get("tag"),
             "overrides": overrides_json(self.opts.overrides),
+            **S.cell_fields(details, config, self.opts.shakedown),
         }
         R.write_cell_json(self.cells_dir / f"{cell.id}.json",
                           {"row": row, **details, "metrics": metrics})

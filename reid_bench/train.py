@@ -21,7 +21,7 @@ from torch import nn
 from .errors import DivergedError
 from .faults import fault_point
 from .integrity import current_identity, identity_mismatch, set_aside
-from .recipe import OptimRecipe
+from .recipe import GradClip, OptimRecipe
 
 StepFn = Callable[[Any], tuple[torch.Tensor, dict[str, float]]]
 
@@ -46,6 +46,22 @@ def set_epoch_lr(opt: torch.optim.Optimizer, optim: OptimRecipe, epoch: int) -> 
     for g in opt.param_groups:
         g["lr"] = lr * g.get("lr_mult", 1.0)
     return lr
+
+
+def clip_gradients(params: Iterable[nn.Parameter], clip: GradClip) -> None:
+    """Clip the ``.grad`` of ``params`` in place as ``clip`` says: each tensor to L2 norm
+    <= ``max_norm`` (``per_parameter``), or all together with ``clip_grad_norm_``. Callers
+    pass true-scale gradients (after GradScaler.unscale_ and the gradient all-reduce)."""
+    with_grad = [p for p in params if p.grad is not None]
+    if not with_grad:
+        return
+    if not clip.per_parameter:
+        torch.nn.utils.clip_grad_norm_(with_grad, clip.max_norm)  # reads and scales p.grad
+        return
+    grads = [p.grad for p in with_grad]
+    # One fused norm per tensor, no host sync: g ← g · min(1, max_norm / (‖g‖ + 1e-6)).
+    norms = torch._foreach_norm(grads)
+    torch._foreach_mul_(grads, [(clip.max_norm / (n + 1e-6)).clamp(max=1.0) for n in norms])
 
 
 def _set_epoch(loader: Any, epoch: int) -> None:
@@ -79,9 +95,12 @@ def train_stage(model: nn.Module, loader: Any, step: StepFn, optim: OptimRecipe,
 
     ``accel`` (``reid_bench.accel.Accel``/``AccelOptions``; default: the switches the runner set
     with ``accel.use``, else none) turns on autocast/GradScaler/channels_last/compile; inside a
-    torchrun process group the loader is sharded across ranks and gradients are averaged (see
-    ``reid_bench.distributed``; a DDP-wrapped ``model`` works too). With neither, the loop is
-    the plain fp32 one.
+    torchrun process group the loader is sharded across ranks and the model is wrapped in
+    ``DistributedDataParallel`` (see ``reid_bench.accel``/``reid_bench.distributed``; a model
+    the caller already wrapped in DDP is used as is). With neither, the loop is the plain fp32
+    one. ``optim.grad_clip`` clips once per step, after the gradient all-reduce and the fp16
+    unscaling. Inside a ``--shakedown`` run (``reid_bench.shakedown``) the stage stops after
+    that run's number of optimisation steps and reports its losses, step time and memory.
     """
     groups = groups or [(model.parameters(), 1.0)]
     opt = build_optimizer(groups, optim)
@@ -114,6 +133,11 @@ def train_stage(model: nn.Module, loader: Any, step: StepFn, optim: OptimRecipe,
     fast = train_fast_path(model, loader, accel, device)  # None: plain fp32, one process
     if fast is not None:
         loader = fast.loader
+    from . import shakedown
+
+    limit = shakedown.step_limit()  # None outside a --shakedown run
+    probe = shakedown.StageProbe(stage, device) if limit is not None else None
+    params = [p for g in opt.param_groups for p in g["params"]]
     for epoch in range(start_epoch, optim.epochs):
         model.train()
         lr = set_epoch_lr(opt, optim, epoch)
@@ -122,8 +146,12 @@ def train_stage(model: nn.Module, loader: Any, step: StepFn, optim: OptimRecipe,
         n = 0
         t0 = time.perf_counter()
         for batch in loader:
+            if probe is not None:
+                probe.start()
             loss, scalars = step(batch) if fast is None else fast.step(step, batch)
             global_step += 1
+            if probe is not None:
+                probe.loss(loss)
             if not torch.isfinite(loss):
                 raise DivergedError(f"[{stage}] loss became {loss.item()} at epoch {epoch}, "
                                     f"step {global_step}; lower the learning rate or check the "
@@ -132,13 +160,23 @@ def train_stage(model: nn.Module, loader: Any, step: StepFn, optim: OptimRecipe,
             opt.zero_grad(set_to_none=True)
             if fast is None:
                 loss.backward()
+            else:
+                fast.backward(loss)  # DDP averages the gradients during backward
+                fast.unscale(opt)
+            if optim.grad_clip is not None:
+                clip_gradients(params, optim.grad_clip)
+            if fast is None:
                 opt.step()
             else:
-                fast.backward_step(loss, opt)
+                fast.optimizer_step(opt)
+            if probe is not None:
+                probe.stop()
             n += 1
             sums["loss"] = sums.get("loss", 0.0) + float(loss.detach())
             for k, v in scalars.items():
                 sums[k] = sums.get(k, 0.0) + float(v)
+            if limit is not None and n >= limit:
+                break
         if n == 0:
             raise ValueError(f"[{stage}] the training loader yielded no batch: the training "
                              "split is smaller than one batch (lower batch_size)")
@@ -149,8 +187,11 @@ def train_stage(model: nn.Module, loader: Any, step: StepFn, optim: OptimRecipe,
         history.append(rec)
         scalars_txt = " ".join(f"{k}={v:.4f}" for k, v in rec.items()
                                if k not in ("epoch", "lr", "seconds") and math.isfinite(v))
-        log(f"[{stage}] epoch {epoch + 1}/{optim.epochs} lr={lr:.2g} {scalars_txt} "
-            f"({rec['seconds']:.1f}s)")
+        where = (f"shakedown: {n} step(s) of epoch 1/{optim.epochs}" if limit is not None
+                 else f"epoch {epoch + 1}/{optim.epochs}")
+        log(f"[{stage}] {where} lr={lr:.2g} {scalars_txt} ({rec['seconds']:.1f}s)")
+        if limit is not None:
+            break  # shakedown: this stage has run its steps; no checkpoint
         if checkpoint is not None and checkpoint_every and (epoch + 1) % checkpoint_every == 0 \
                 and epoch + 1 < optim.epochs and (fast is None or fast.main):
             checkpoint.parent.mkdir(parents=True, exist_ok=True)
@@ -163,6 +204,8 @@ def train_stage(model: nn.Module, loader: Any, step: StepFn, optim: OptimRecipe,
                                          else None),
                           "step": global_step, "history": history,
                           "identity": identity}, checkpoint)
+    if probe is not None:
+        probe.finish()
     if fast is not None:
         fast.barrier()  # no rank still reads the checkpoint when rank 0 removes it
     if checkpoint is not None and checkpoint.is_file() and (fast is None or fast.main):

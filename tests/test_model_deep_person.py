@@ -239,8 +239,17 @@ def test_table7_smoke_through_runner(tmp_path, shared_data_root):
 
 
 def test_grad_clip_rescales_only_large_gradients():
-    from reid_bench.models.deep_person import _clip_grad
+    from reid_bench.recipe import GradClip
+    from reid_bench.train import clip_gradients
 
-    big, small = torch.tensor([30.0, 40.0]), torch.tensor([0.3, 0.4])
-    torch.testing.assert_close(_clip_grad(10.0, big), torch.tensor([6.0, 8.0]))
-    torch.testing.assert_close(_clip_grad(10.0, small), small)
+    big, small = torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(2))
+    big.grad, small.grad = torch.tensor([30.0, 40.0]), torch.tensor([0.3, 0.4])
+    clip_gradients([big, small], GradClip(max_norm=10.0, per_parameter=True))
+    torch.testing.assert_close(big.grad, torch.tensor([6.0, 8.0]), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(small.grad, torch.tensor([0.3, 0.4]))
+    # Sec. 4.1's per-parameter threshold reaches train_stage as train.grad_clip.
+    from reid_bench.models.deep_person import DeepPersonRecipe
+
+    clip = DeepPersonRecipe(grad_clip_norm=10.0).train_optim().grad_clip
+    assert clip == GradClip(max_norm=10.0, per_parameter=True)
+    assert DeepPersonRecipe().train_optim().grad_clip is None

@@ -97,6 +97,119 @@ def test_accel_path_on_cpu_trains_and_default_is_plain():
     again, p_again = _train(accel=AccelOptions())  # CPU defaults: nothing on → plain loop
     assert base == again and torch.equal(p_base, p_again)
     with use(None):
-        fast, _ = _train(accel=AccelOptions(amp="bf16", channels_last=True))
+        fast, _ = _train(accel=AccelOptions(precision="bf16", channels_last=True))
     assert len(fast) == EPOCHS and fast[-1] < 0.5 * fast[0]
     assert fast == pytest.approx(base, rel=0.1, abs=0.05)  # bf16: same curve within noise
+
+
+# ------------------------------------------------------------------ DDP == one process, exactly
+# One global P×K batch (4 identities × 2 images) through the real ``train_stage`` and the real
+# training steps of IDE (cross-entropy) and Deep-Person (batch-hard triplet + part softmax).
+# Models without BatchNorm (per-rank statistics on CPU would differ from one process by design;
+# SyncBN is CUDA-only), so two ranks must reproduce one process's loss and gradients to fp
+# rounding. Without the global-batch gather, the triplet loss would mine within each rank's two
+# identities and differ.
+
+
+class _TinyBackbone(nn.Module):
+    feature_dim = 6
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 6, 3, padding=1)
+
+    def feature_map(self, x):
+        return torch.relu(self.conv(x))
+
+    def forward(self, x):
+        return self.feature_map(x).mean(dim=(2, 3))
+
+
+def _pk_batch():
+    g = torch.Generator().manual_seed(3)
+    labels = torch.arange(4).repeat_interleave(2)
+    return TensorDataset(torch.randn(8, 3, 8, 4, generator=g), labels)
+
+
+def _method_model(kind: str):
+    torch.manual_seed(7)
+    if kind in ("ide", "unused"):
+        from reid_bench.models._common import ClassifierNet, softmax_step
+
+        model = ClassifierNet(_TinyBackbone(), 4, dropout=0.0)
+        if kind == "unused":  # a trainable layer the step never reaches (DDP must not stall)
+            model.spare = nn.Linear(3, 3)
+        return model, softmax_step(model, torch.device("cpu"))
+    from reid_bench.models.deep_person import (
+        DeepPersonArch,
+        DeepPersonLoss,
+        DeepPersonNet,
+        DeepPersonParams,
+        training_step,
+    )
+
+    params = DeepPersonParams(global_branch=False, part_branch=True, triplet_branch=True)
+    model = DeepPersonNet(_TinyBackbone(), 4, params,
+                          DeepPersonArch(num_parts=2, lstm_hidden=3))
+    return model, training_step(model, params, DeepPersonLoss(margin=5.0), torch.device("cpu"))
+
+
+KINDS = ("ide", "deep_person", "unused")
+
+
+def _one_step(kind: str):
+    ds = _pk_batch()
+    model, step = _method_model(kind)
+    loader = make_loader(ds, 8, shuffle=False, seed=0, drop_last=True,
+                         batch_sampler=PKBatchSampler(ds.tensors[1].tolist(), p=4, k=2, seed=0))
+    hist = train_stage(model, loader, step, OptimRecipe(lr=1e-9, epochs=1, momentum=0.0,
+                                                        weight_decay=0.0),
+                       log=lambda m: None)
+    assert len(loader) == 1  # exactly one step: the .grad left behind is that step's
+    return hist[0], torch.cat([p.grad.flatten() if p.grad is not None else torch.full_like(
+        p, float("nan")).flatten() for p in model.parameters()])
+
+
+def _method_worker(rank, world, port, out):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                      WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    from reid_bench import distributed as D
+
+    D.init_from_env("cpu")
+    try:
+        torch.save({k: _one_step(k) for k in KINDS}, f"{out}/m{rank}.pt")
+    finally:
+        D.destroy()
+
+
+def test_ddp_two_ranks_equal_one_process_ide_and_deep_person(tmp_path):
+    single = {k: _one_step(k) for k in KINDS}
+    # Margin 5 keeps every anchor's hinge active, so every triplet term carries gradient.
+    assert single["deep_person"][0]["trp"] > 0
+    import torch._dynamo  # noqa: F401  (see above: imported once, before the fork)
+
+    mp.start_processes(_method_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2,
+                       join=True, start_method="fork")
+    ranks = [torch.load(tmp_path / f"m{r}.pt") for r in range(2)]
+    for kind, (hist, grad) in single.items():
+        for r in ranks:
+            h, g = r[kind]
+            assert h["loss"] == pytest.approx(hist["loss"], abs=1e-5), kind
+            if kind == "deep_person":  # the triplet term saw the global batch on each rank
+                assert h["trp"] == pytest.approx(hist["trp"], abs=1e-5)
+            # NaN marks a parameter without gradient: the unused layer has none here either.
+            torch.testing.assert_close(g, grad, atol=1e-5, rtol=0, equal_nan=True, msg=kind)
+
+
+def test_triplet_loss_per_rank_would_differ():
+    """The check above can fail: mined within one rank's half of the batch, the triplet loss
+    is not the global one."""
+    from reid_bench.models.deep_person import batch_hard_triplet_loss
+
+    torch.manual_seed(0)
+    f, y = torch.randn(8, 6), torch.arange(4).repeat_interleave(2)
+    full = batch_hard_triplet_loss(f, y, 5.0)[0]
+    halves = (batch_hard_triplet_loss(f[:4], y[:4], 5.0)[0]
+              + batch_hard_triplet_loss(f[4:], y[4:], 5.0)[0]) / 2
+    assert abs(float(full - halves)) > 1e-3

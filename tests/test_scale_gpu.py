@@ -19,8 +19,8 @@ def _need_cuda():
         pytest.fail("needs CUDA")
 
 
-@pytest.mark.parametrize("amp", ["bf16", "fp16", "off"])
-def test_train_stage_amp_channels_last_on_cuda(amp):
+@pytest.mark.parametrize("precision", ["bf16", "fp16", "fp32", "tf32"])
+def test_train_stage_precision_channels_last_on_cuda(precision):
     _need_cuda()
     torch.manual_seed(0)
     labels = torch.arange(16).repeat_interleave(8)
@@ -34,8 +34,8 @@ def test_train_stage_amp_channels_last_on_cuda(amp):
         x, y = (t.cuda(non_blocking=True) for t in batch)
         return nn.functional.cross_entropy(model(x), y), {}
 
-    acc = resolve(AccelOptions(amp=amp, channels_last=True), "cuda")
-    assert acc.grad_scaler == (amp == "fp16")
+    acc = resolve(AccelOptions(precision=precision, channels_last=True), "cuda")
+    assert acc.grad_scaler == (precision == "fp16") and acc.precision == precision
     hist = train_stage(model, loader, step, OptimRecipe(lr=0.05, epochs=6, momentum=0.9),
                        device="cuda", log=lambda m: None, accel=acc)
     assert hist[-1]["loss"] < 0.5 * hist[0]["loss"]
@@ -43,8 +43,14 @@ def test_train_stage_amp_channels_last_on_cuda(amp):
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)
 
 
-def test_auto_resolves_to_fast_path_on_cuda():
+def test_default_is_the_papers_ieee_fp32_on_cuda():
     _need_cuda()
     acc = resolve(AccelOptions(), "cuda")
-    assert acc.amp_dtype in ("bfloat16", "float16") and acc.channels_last
+    assert acc.amp_dtype is None and not acc.channels_last and acc.tag == "fp32+cudnn"
     assert torch.backends.cudnn.benchmark
+    # TF32 off for matmuls and cuDNN convolutions (torch enables it for convolutions by default).
+    assert torch.backends.cuda.matmul.fp32_precision == "ieee"
+    assert torch.backends.cudnn.conv.fp32_precision == "ieee"
+    resolve(AccelOptions(precision="tf32"), "cuda")
+    assert torch.backends.cudnn.conv.fp32_precision == "tf32"
+    resolve(AccelOptions(), "cuda")

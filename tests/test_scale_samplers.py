@@ -82,10 +82,9 @@ def test_accel_resolution_on_cpu():
     assert (a.amp_dtype, a.channels_last, a.compile, a.cudnn_benchmark) == (None, False,
                                                                              False, False)
     assert a.tag == "fp32" and not a.active
-    b = resolve(AccelOptions(amp="fp16", channels_last=True), "cpu")
-    # CPU autocast has no fp16 speed path: bf16, which needs no GradScaler.
+    b = resolve(AccelOptions(precision="bf16", channels_last=True), "cpu")
     assert b.amp_dtype == "bfloat16" and not b.grad_scaler and b.tag == "bf16+cl"
-    c = Accel(device_type="cuda", amp_dtype="float16", cudnn_benchmark=True)
+    c = Accel(device_type="cuda", amp_dtype="float16", cudnn_benchmark=True, precision="fp16")
     assert c.grad_scaler and c.tag == "fp16+scaler+cudnn"
     x = torch.zeros(2, 3, 4, 4)
     y = b.prepare_batch([x, torch.zeros(2)])

@@ -22,7 +22,8 @@ def options_to_dict(opts: RunOptions) -> dict[str, Any]:
             "device": opts.device, "smoke": opts.smoke, "force": opts.force,
             "num_workers": opts.num_workers, "checkpoint_every": opts.checkpoint_every,
             "deterministic": opts.deterministic, "accel": accel,
-            "overrides": dict(opts.overrides)}
+            "overrides": dict(opts.overrides),
+            "shakedown": opts.shakedown.model_dump() if opts.shakedown is not None else None}
 
 
 def options_from_dict(d: dict[str, Any], **over: Any) -> RunOptions:
@@ -32,6 +33,10 @@ def options_from_dict(d: dict[str, Any], **over: Any) -> RunOptions:
     d["results_dir"] = Path(d["results_dir"])
     d["data_root"] = Path(d["data_root"]) if d.get("data_root") else None
     d["accel"] = AccelOptions(**d["accel"]) if d.get("accel") is not None else None
+    from ..shakedown import ShakedownOptions
+
+    d["shakedown"] = (ShakedownOptions(**d["shakedown"]) if d.get("shakedown") is not None
+                      else None)
     return RunOptions(**(d | over))
 
 

@@ -15,21 +15,9 @@ from ..runner import Cell, Runner, RunOptions
 from . import cell_ref, options_to_dict, pending_cells
 
 
-def accel_options(amp: bool | None, amp_dtype: str | None, channels_last: bool | None,
-                  compile: bool) -> AccelOptions:
-    """``--amp/--no-amp`` (None: the device default), ``--amp-dtype``, ``--channels-last``,
-    ``--compile`` → AccelOptions."""
-    if amp is None:
-        mode = amp_dtype or "auto"
-    elif amp is False:
-        mode = "off"
-    else:
-        import torch
-
-        # --amp: the given dtype; else the device's choice on CUDA, bf16 (the only CPU
-        # autocast dtype) on CPU.
-        mode = amp_dtype or ("auto" if torch.cuda.is_available() else "bf16")
-    return AccelOptions(amp=mode, channels_last=channels_last, compile=compile)
+def accel_options(precision: str, channels_last: bool, compile: bool) -> AccelOptions:
+    """``--precision``, ``--channels-last``, ``--compile`` → AccelOptions."""
+    return AccelOptions(precision=precision, channels_last=channels_last, compile=compile)
 
 
 def local_pool(spec_path: str, cells: list[Cell], opts: RunOptions, nproc: int,

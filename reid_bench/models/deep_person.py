@@ -31,8 +31,9 @@ from torch import nn
 from ..data.samplers import PKBatchSampler, make_loader
 from ..data.torch_dataset import ImageDataset
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from ..distributed import gather_with_grad
 from ..method import CellContext, Method
-from ..recipe import BackboneRecipe, InputRecipe, OptimRecipe
+from ..recipe import BackboneRecipe, GradClip, InputRecipe, OptimRecipe
 from ..registry import METHODS
 from ..train import train_stage
 from ._common import to_device
@@ -130,15 +131,27 @@ class DeepPersonRecipe(BaseModel):
     loss: DeepPersonLoss = DeepPersonLoss()
     sampler: PKRecipe = PKRecipe()
     # Sec. 4.1 "We apply gradient clipping to avoid gradient explosion": every parameter's
-    # gradient is rescaled to at most this L2 norm (None: no clipping).
+    # gradient is rescaled to at most this L2 norm (None: no clipping). ``train_stage`` applies
+    # it as ``train.grad_clip`` (per parameter), once per step on true-scale, all-reduced
+    # gradients (``train_optim``).
     grad_clip_norm: float | None = Field(None, gt=0)
     train: OptimRecipe = OptimRecipe(optimizer="adam", lr=3e-4, batch_size=128, epochs=150)
+
+    def train_optim(self) -> OptimRecipe:
+        """``train`` with ``grad_clip_norm`` as its per-parameter ``grad_clip``."""
+        if self.grad_clip_norm is None:
+            return self.train
+        return self.train.model_copy(update={"grad_clip": GradClip(
+            max_norm=self.grad_clip_norm, per_parameter=True)})
 
     @model_validator(mode="after")
     def _pk_fits(self) -> DeepPersonRecipe:
         if self.train.batch_size % self.sampler.k:
             raise ValueError(f"train.batch_size {self.train.batch_size} must be a multiple of "
                              f"sampler.k {self.sampler.k} (batch = P×K)")
+        if self.grad_clip_norm is not None and self.train.grad_clip is not None:
+            raise ValueError("set grad_clip_norm (Sec. 4.1's per-parameter clipping) or "
+                             "train.grad_clip, not both")
         return self
 
 
@@ -155,14 +168,19 @@ def batch_hard_triplet_loss(feats: torch.Tensor, labels: torch.Tensor, margin: f
     An anchor whose label occurs once has d_ap = 0 (itself); one without any negative
     contributes 0. Returns ``(loss, fraction of anchors with d_an > d_ap)``.
     """
-    sq = feats.pow(2).sum(1)
-    d2 = sq[:, None] + sq[None, :] - 2.0 * feats @ feats.t()
-    # clamp: rounding can make d² slightly negative, and sqrt has no gradient at 0.
-    dist = d2.clamp(min=1e-12).sqrt()
-    same = labels[:, None] == labels[None, :]
-    d_ap = dist.masked_fill(~same, float("-inf")).amax(1)
-    d_an = dist.masked_fill(same, float("inf")).amin(1)
-    loss = F.relu(margin + d_ap - d_an).mean()
+    # In fp32 even under autocast: the expanded form |a|² + |b|² − 2ab cancels badly in
+    # bf16/fp16 (distances between near-duplicate embeddings would be noise).
+    with torch.autocast(feats.device.type, enabled=False):
+        if feats.dtype not in (torch.float32, torch.float64):
+            feats = feats.float()
+        sq = feats.pow(2).sum(1)
+        d2 = sq[:, None] + sq[None, :] - 2.0 * feats @ feats.t()
+        # clamp: rounding can make d² slightly negative, and sqrt has no gradient at 0.
+        dist = d2.clamp(min=1e-12).sqrt()
+        same = labels[:, None] == labels[None, :]
+        d_ap = dist.masked_fill(~same, float("-inf")).amax(1)
+        d_an = dist.masked_fill(same, float("inf")).amin(1)
+        loss = F.relu(margin + d_ap - d_an).mean()
     return loss, (d_an > d_ap).float().mean()
 
 
@@ -335,9 +353,33 @@ def pk_loader(ds: ImageDataset, recipe: DeepPersonRecipe, ctx: CellContext):
                        drop_last=False, batch_sampler=sampler)
 
 
-def _clip_grad(max_norm: float, grad: torch.Tensor) -> torch.Tensor:
-    """Rescale one parameter's gradient to L2 norm <= ``max_norm`` (no host sync)."""
-    return grad * (max_norm / (grad.norm() + 1e-6)).clamp(max=1.0)
+def training_step(model: DeepPersonNet, params: DeepPersonParams, w: DeepPersonLoss,
+                  device: torch.device):
+    """The ``train_stage`` step of Eq. (3): λ1·L_trp (Eq. 1, batch-hard over the global P×K
+    batch, also under DDP) + λ2·L_cls_p + λ3·L_cls_g (Eq. 2) for the enabled branches."""
+
+    def step(batch):
+        x, y = to_device(batch[:2], device)
+        out = model(x)
+        loss = x.new_zeros(())
+        scalars: dict[str, float] = {}
+        if params.triplet_branch:  # Eq. (1)
+            # Under DDP each rank holds P/N identities: mine over the global P×K batch,
+            # as one process would (gradients flow back to each rank's own rows).
+            fm, labels = gather_with_grad(out["fm"], y)
+            l_trp, prec = batch_hard_triplet_loss(fm, labels, w.margin)
+            loss = loss + w.triplet_weight * l_trp
+            scalars |= {"trp": float(l_trp.detach()), "trp_prec": float(prec)}
+        for name, weight in (("part", w.part_weight), ("global", w.global_weight)):
+            logits = out.get(f"{name}_logits")
+            if logits is not None:  # Eq. (2)
+                l_cls = F.cross_entropy(logits, y)
+                loss = loss + weight * l_cls
+                scalars |= {name: float(l_cls.detach()),
+                            f"{name}_acc": float((logits.argmax(1) == y).float().mean())}
+        return loss, scalars
+
+    return step
 
 
 # --------------------------------------------------------------------------------------------
@@ -371,35 +413,9 @@ class DeepPerson(Method):
         ds = ImageDataset(ctx.dataset.train, train_transform(recipe.input), relabel=True)
         model = self.build(params, recipe, ds.num_classes).to(ctx.device)
         loader = pk_loader(ds, recipe, ctx)
-        w = recipe.loss
-        hooks = []
-        if recipe.grad_clip_norm is not None:
-            hooks = [p.register_hook(partial(_clip_grad, recipe.grad_clip_norm))
-                     for p in model.parameters() if p.requires_grad]
 
-        def step(batch):
-            x, y = to_device(batch[:2], ctx.device)
-            out = model(x)
-            loss = x.new_zeros(())
-            scalars: dict[str, float] = {}
-            if params.triplet_branch:  # Eq. (1)
-                l_trp, prec = batch_hard_triplet_loss(out["fm"], y, w.margin)
-                loss = loss + w.triplet_weight * l_trp
-                scalars |= {"trp": float(l_trp.detach()), "trp_prec": float(prec)}
-            for name, weight in (("part", w.part_weight), ("global", w.global_weight)):
-                logits = out.get(f"{name}_logits")
-                if logits is not None:  # Eq. (2)
-                    l_cls = F.cross_entropy(logits, y)
-                    loss = loss + weight * l_cls
-                    scalars |= {name: float(l_cls.detach()),
-                                f"{name}_acc": float((logits.argmax(1) == y).float().mean())}
-            return loss, scalars
-
-        try:
-            train_stage(model, loader, step, recipe.train, device=ctx.device,
-                        stage="deep_person", checkpoint=ctx.work_dir / "deep_person.ckpt",
-                        checkpoint_every=ctx.checkpoint_every, log=ctx.log)
-        finally:
-            for h in hooks:
-                h.remove()
+        step = training_step(model, params, recipe.loss, ctx.device)
+        train_stage(model, loader, step, recipe.train_optim(), device=ctx.device,
+                    stage="deep_person", checkpoint=ctx.work_dir / "deep_person.ckpt",
+                    checkpoint_every=ctx.checkpoint_every, log=ctx.log)
         return model.eval()

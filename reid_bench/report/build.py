@@ -91,6 +91,15 @@ class RowView:
         return self.row.datasets is None or ds in self.row.datasets
 
     @property
+    def precisions(self) -> list[str]:
+        """Precisions of this row's cells that differ from the papers' (fp32), e.g. bf16."""
+        from ..accel import PAPER_PRECISION
+
+        return sorted({str(c["precision"]) for c in self.cells
+                       if isinstance(c.get("precision"), str)
+                       and c["precision"] != PAPER_PRECISION})
+
+    @property
     def reasons(self) -> list[str]:
         """Distinct not-run reasons and failure messages of this row's numbers."""
         out: list[str] = []
@@ -276,7 +285,8 @@ CELL_PROVENANCE = ["row", "dataset", "split", "seed", "tier", "variant", "overri
                    "spec_hash", "config_hash", "train_hash", "dataset_fingerprint", "dataset_name",
                    "device", "device_name", "hostname", "accel", "torch", "torchvision", "timm",
                    "numpy", "python", "started_at", "finished_at", "wall_s", "cell_id",
-                   "row_digest"]
+                   "row_digest", "precision", "channels_last", "pretrained", "step_s",
+                   "peak_mem_mb"]
 
 
 def _clean(rec: dict[str, Any]) -> dict[str, Any]:
@@ -544,7 +554,11 @@ def markdown(views: list[TableView], broken: list[tuple[str, str]], stamp: str) 
     for v in views:
         s = v.spec
         out.append(f"\n## {s.paper.title} ({s.paper.year}) — {s.table.id}\n\n{s.table.caption}\n")
-        if v.synthetic:
+        if v.tier == "shakedown":
+            out.append("\n> **SHAKEDOWN RESULTS** — `--shakedown`: the full recipe for a few "
+                       "steps per stage on the synthetic stand-in. They prove the recipe runs; "
+                       "they are **not reproductions** and not comparable to the paper.\n")
+        elif v.synthetic:
             out.append("\n> **SYNTHETIC SMOKE RESULTS** — computed with `--smoke` on the "
                        "synthetic stand-in dataset with shrunk networks. They test the pipeline "
                        "and are **not comparable** to the paper's numbers.\n")
@@ -558,6 +572,8 @@ def markdown(views: list[TableView], broken: list[tuple[str, str]], stamp: str) 
         out.append("\n| " + " | ".join(head) + " |\n|" + "---|" * len(head) + "\n")
         for rv in v.rows:
             name = rv.name + (f" *(quoted: {rv.source})*" if not rv.runnable else "")
+            if rv.precisions:
+                name += f" *(precision {'/'.join(rv.precisions)}, paper: fp32)*"
             cells = [_md_cell(rv.numbers[c]) for c in v.columns]
             out.append("| " + " | ".join([name.replace("|", "/"), *cells,
                                           V.LABELS[rv.verdict]]) + " |\n")
