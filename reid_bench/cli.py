@@ -41,6 +41,11 @@ def main() -> None:
               help="Synthetic stand-in dataset and the spec's shrunk recipe (CPU minutes). "
                    "Results are labelled synthetic everywhere.")
 @click.option("--dry-run", is_flag=True, help="Print the plan and exit.")
+@click.option("--variant", "variants", multiple=True, metavar="KEY=VALUE",
+              help="Run the rows whose assumed value KEY lists VALUE among its `alternatives`, "
+                   "with VALUE in its place (repeatable); results are stored beside the main "
+                   "ones under variant `variant:KEY=VALUE`. Evaluation-only keys (eval.*) reuse "
+                   "the trained models.")
 @click.option("--results-dir", type=click.Path(file_okay=False), default="results",
               show_default=True)
 @click.option("--data-root", type=click.Path(file_okay=False), default=None,
@@ -78,7 +83,8 @@ def main() -> None:
 def run(spec_path, rows, seeds, smoke, dry_run, results_dir, data_root, device, force,
         num_workers, checkpoint_every, deterministic, amp=None, amp_dtype=None,
         channels_last=None, compile_=False, launcher="local", nproc=1, slurm_partition=None,
-        slurm_time=None, slurm_gpus=None, slurm_array_parallelism=None, site_config=None):
+        slurm_time=None, slurm_gpus=None, slurm_array_parallelism=None, site_config=None,
+        variants=()):
     """Train and evaluate every runnable row of SPEC_PATH; write results/<paper>/<table>.csv."""
     import torch
 
@@ -90,6 +96,12 @@ def run(spec_path, rows, seeds, smoke, dry_run, results_dir, data_root, device, 
         cells = plan(spec, rows=list(rows) or None, seeds=seeds, smoke=smoke)
     except KeyError as exc:
         raise click.UsageError(str(exc.args[0])) from None
+    if variants:
+        from .variants import apply_variants
+
+        if launcher != "local" or nproc > 1:
+            raise click.UsageError("--variant runs with the local launcher (one process) only")
+        spec, cells = apply_variants(spec, list(variants), cells, smoke=smoke)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     quoted = sum(1 for r in spec.rows if not r.runnable)
     click.echo(f"{spec.paper.id}/{spec.table.id}: {len(cells)} cell(s) to plan "
@@ -100,7 +112,8 @@ def run(spec_path, rows, seeds, smoke, dry_run, results_dir, data_root, device, 
             split = "" if c.split is None else f"split {c.split:<3}"
             click.echo(f"  {c.row.name:<28} {c.dataset:<14} {split}seed {c.seed}  "
                        f"method={c.row.method}"
-                       f"  protocol={col.eval.protocol}")
+                       f"  protocol={col.eval.protocol}"
+                       + (f"  variant={c.variant}" if c.variant else ""))
         return
     from .launch.dispatch import accel_options, dispatch
 
