@@ -34,6 +34,7 @@ from ..errors import ResultsError, SpecError
 from ..results import cell_dir, read_results, table_csv
 from ..spec import Row, Spec, find_specs, load_spec, split_traced
 from . import claims as C
+from . import ledger as L
 from . import plots as P
 from . import verdicts as V
 
@@ -121,6 +122,7 @@ class TableView:
     csv: str
     plots: list[P.Plot] = field(default_factory=list)
     wall_s: float = 0.0
+    ledger: L.Ledger | None = None  # assumptions, stated/assumed counts, variant runs
 
     @property
     def assumptions(self) -> list[RecipeEntry]:
@@ -235,6 +237,8 @@ def table_view(spec: Spec, results_dir: Path, *, with_plots: bool = True) -> Tab
     """Published vs reproduced for every row × column × metric of ``spec``."""
     csv = table_csv(results_dir, spec.paper.id, spec.table.id)
     df = read_results(csv)
+    # Assumption-variant runs are shown beside the table's numbers (ledger), never mixed in.
+    df, vdf = L.split_results(df)
     # Real results take precedence over smoke results of the same cell.
     smoke = bool(not df.empty and df["smoke"].astype(bool).all())
     if not df.empty and not smoke:
@@ -296,6 +300,9 @@ def table_view(spec: Spec, results_dir: Path, *, with_plots: bool = True) -> Tab
                      smoke=smoke, provenance=prov, recipe=_recipe(spec, smoke),
                      claims=C.check_claims(spec, reproduced, published),
                      page=f"{spec.paper.id}-{spec.table.id}.html", csv=str(csv), wall_s=wall)
+    vdf = vdf[vdf["smoke"].astype(bool) == smoke] if not vdf.empty else vdf
+    view.ledger = L.ledger_view(spec, vdf, {(rv.name, ds, m): n for rv in rows
+                                            for (ds, m), n in rv.numbers.items()}, _long_metrics)
     if with_plots:
         view.plots = P.all_plots(view, cell_dir(results_dir, spec.paper.id, spec.table.id))
     return view
@@ -338,6 +345,8 @@ def _env() -> jinja2.Environment:
     env.globals["tolerance"] = V.tolerance
     env.globals["Z"] = C.Z
     env.globals["NO_RESULT"] = NO_RESULT
+    env.globals["pubfmt"] = L.fmt_published
+    env.globals["BLOCKS"] = L.BLOCKS
     return env
 
 
@@ -404,6 +413,14 @@ def summary(views: list[TableView], broken: list[tuple[str, str]], stamp: str) -
                         "published_status": c.published_status, "synthetic": c.synthetic,
                         "comparisons": [vars(x) for x in c.comparisons]} for c in v.claims],
             "assumptions": [vars(e) for e in v.assumptions],
+            "ledger": {"counts": v.ledger.counts,
+                       "assumptions": [vars(a) for a in v.ledger.assumptions],
+                       "variants": [{"variant": r.variant, "synthetic": r.synthetic,
+                                     "numbers": [{**vars(x), "move": x.move,
+                                                  "main_verdict": x.main_verdict.key,
+                                                  "verdict": x.verdict.key}
+                                                 for x in r.numbers]}
+                                    for r in v.ledger.variants]} if v.ledger else None,
         })
     return {"generated": stamp, "tolerances_default": V.DEFAULT_TOLERANCES,
             "claims_z": C.Z, "tables": tables,
@@ -443,10 +460,8 @@ def markdown(views: list[TableView], broken: list[tuple[str, str]], stamp: str) 
             for c in v.claims:
                 out.append(f"- {c.statement}: **{c.label}** (published: {c.published_status})"
                            + (f" — {c.claim.text}" if c.claim.text else "") + "\n")
-        if v.assumptions:
-            out.append("\n**Assumed** (not stated in the paper):\n\n" + "".join(
-                f"- `{e.key}`{'' if e.scope == 'table' else f' ({e.scope})'} = `{e.value}` — "
-                f"{e.assumed}\n" for e in v.assumptions))
+        if v.ledger:
+            out.append(L.markdown(v.ledger))
     for f, e in broken:
         out.append(f"\n**{f} could not be read:** {e}\n")
     return "".join(out)
