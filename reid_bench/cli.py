@@ -171,9 +171,10 @@ def published(paths, fmt):
 
     from .spec import find_specs, load_spec
 
-    recs = []
+    recs, captions = [], {}
     for f in find_specs(list(paths) or None):
         s = load_spec(f)
+        captions[(s.paper.id, s.table.id)] = (s.paper, s.table.caption)
         for r in s.rows:
             for ds, metrics in r.published.items():
                 for m, v in metrics.items():
@@ -182,14 +183,12 @@ def published(paths, fmt):
                                  "runnable": r.runnable})
     df = pd.DataFrame(recs, columns=["paper", "table", "row", "dataset", "metric", "value",
                                      "runnable"])
-    click.echo(_markdown(df) if fmt == "markdown" else df.to_csv(index=False), nl=False)
+    if fmt == "markdown":
+        from .report.ledger import published_markdown
 
-
-def _markdown(df) -> str:
-    head = "| " + " | ".join(df.columns) + " |\n| " + " | ".join("---" for _ in df.columns) + " |\n"
-    body = "".join("| " + " | ".join("" if v is None or v != v else str(v) for v in r) + " |\n"
-                   for r in df.itertuples(index=False))
-    return head + body
+        click.echo(published_markdown(df, captions), nl=False)
+        return
+    click.echo(df.to_csv(index=False), nl=False)
 
 
 @main.command()

@@ -229,3 +229,21 @@ def _f(x: float | None) -> str:
 
 def _signed(x: float | None) -> str:
     return "–" if x is None else f"{x:+.2f}".replace("-", "−")
+
+
+def published_markdown(df: pd.DataFrame, captions: dict[tuple[str, str], tuple]) -> str:
+    """``reid-bench published --format markdown``: per table, a heading citing the paper, the
+    table's caption quoted, then its published numbers (long format; quoted rows included)."""
+    out = []
+    cols = [c for c in df.columns if c not in ("paper", "table")]
+    for (paper, table), sub in df.groupby(["paper", "table"], sort=False):
+        info, caption = captions[(paper, table)]
+        out.append(f"### {info.title} ({', '.join(info.authors[:1])}"
+                   f"{' et al.' if len(info.authors) > 1 else ''}, {info.venue}, {info.year})"
+                   f" — {table.replace('table', 'Table ')}\n\n> {caption}\n\n")
+        out.append("| " + " | ".join(cols) + " |\n| " + " | ".join("---" for _ in cols) + " |\n")
+        for r in sub[cols].itertuples(index=False):
+            out.append("| " + " | ".join("" if v is None or v != v else str(v).replace("|", "/")
+                                         for v in r) + " |\n")
+        out.append("\n")
+    return "".join(out)
