@@ -427,12 +427,13 @@ def summary(views: list[TableView], broken: list[tuple[str, str]], stamp: str) -
             "errors": [{"file": f, "error": e} for f, e in broken]}
 
 
-def _md_cell(n: Number) -> str:
+def _md_cell(n: Number, digits: int | None = 2) -> str:
+    pub = L.fmt_published(n.published, digits)  # as the paper prints it
     if n.status == "quoted":
-        return _fmt(n.published)
+        return pub
     if n.mean is None:
-        return f"{_fmt(n.published)} / {V.SYMBOLS[n.verdict.key]} {n.verdict.key}"
-    return (f"{_fmt(n.published)} / {_ours(n)} ({_signed(n.delta)}) "
+        return f"{pub} / {V.SYMBOLS[n.verdict.key]} {n.verdict.key}"
+    return (f"{pub} / {_ours(n)} ({_signed(n.delta)}) "
             f"{V.SYMBOLS[n.verdict.key]} {n.verdict.label}")
 
 
@@ -452,7 +453,8 @@ def markdown(views: list[TableView], broken: list[tuple[str, str]], stamp: str) 
         out.append("\n| " + " | ".join(head) + " |\n|" + "---|" * len(head) + "\n")
         for rv in v.rows:
             name = rv.name + (f" *(quoted: {rv.source})*" if not rv.runnable else "")
-            cells = [_md_cell(rv.numbers[c]) for c in v.columns]
+            cells = [_md_cell(rv.numbers[c], v.ledger.digits.get(c) if v.ledger else 2)
+                     for c in v.columns]
             out.append("| " + " | ".join([name.replace("|", "/"), *cells,
                                           V.LABELS[rv.verdict]]) + " |\n")
         if v.claims:
