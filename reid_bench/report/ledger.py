@@ -93,15 +93,16 @@ def _decimals(x: float) -> int:
 
 
 def published_digits(spec: Spec) -> dict[tuple[str, str], int]:
-    """Per (column, metric): the most decimals any published number of it has (at least 1
-    where any number is fractional), so "85.90" prints as 85.90 when the column has two."""
+    """Per (column, metric): the most decimals any published number of it has, so "85.90"
+    prints as 85.90 when the column has two. A column of whole numbers tells nothing (YAML
+    keeps no trailing zeros): it prints with the report's usual two decimals."""
     out: dict[tuple[str, str], int] = {}
     for r in spec.rows:
         for ds, ms in r.published.items():
             for m, x in ms.items():
                 if x is not None:
                     out[(ds, m)] = max(out.get((ds, m), 0), _decimals(x))
-    return out
+    return {k: d or 2 for k, d in out.items()}
 
 
 def fmt_published(x: float | None, digits: int | None) -> str:
