@@ -140,7 +140,10 @@ def run(spec_path, rows, seeds, smoke, dry_run, results_dir, data_root, device, 
 
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path())
-def validate(paths):
+@click.option("--paper-texts", type=click.Path(file_okay=False, exists=True), default=None,
+              help="Folder of the papers' plain texts (<paper id>.txt): also check that every "
+                   "`source:` quote and `replaces:` text is found in the paper.")
+def validate(paths, paper_texts=None):
     """Validate specs (default: every papers/*/table*.yaml)."""
     from .errors import SpecError
     from .spec import find_specs, load_spec
@@ -152,6 +155,12 @@ def validate(paths):
     for f in files:
         try:
             s = load_spec(f, check_methods=True)
+            if paper_texts:
+                from .quotes import check_quotes, paper_text
+
+                text = paper_text(Path(paper_texts), s)
+                for key, fld, q in check_quotes(s, text) if text is not None else []:
+                    click.echo(f"quote   {f}: {key}: {fld} not found in the paper: {q!r}")
             click.echo(f"ok      {f} ({len(s.rows)} rows)")
         except SpecError as exc:
             bad += 1

@@ -352,3 +352,17 @@ def test_every_spec_still_validates_with_its_ledger():
         spec = load_spec(f, check_methods=True)
         if any(r.runnable for r in spec.rows):
             assert counts(spec)["recipe_stated"] + counts(spec)["recipe_assumed"] > 0, f
+
+
+def test_quote_check_finds_paraphrases_and_accepts_exact_quotes(tmp_path):
+    from reid_bench.quotes import check_quotes
+
+    spec = load_spec(_write(tmp_path))
+    text = ("3.1 Setup\nWe use SGD; Sec. 1 is a locator.\nThe mean average precision is the "
+            "area un-\nder the PR curve.")
+    bad = check_quotes(spec, text)
+    assert bad == []  # sources are bare "Sec. N" locators; replaces is found across a hyphen
+    spec2 = load_spec(_write(tmp_path, SPEC.replace('source: "Sec. 2"',
+                                                    'source: "Sec. 2: lr is 0.01"')))
+    assert check_quotes(spec2, text) == [("recipe.train.lr", "source", "lr is 0.01")]
+    assert check_quotes(spec2, text + " The LR is\n0.01.") == []
