@@ -159,8 +159,13 @@ def validate(paths, paper_texts=None):
                 from .quotes import check_quotes, paper_text
 
                 text = paper_text(Path(paper_texts), s)
-                for key, fld, q in check_quotes(s, text) if text is not None else []:
-                    click.echo(f"quote   {f}: {key}: {fld} not found in the paper: {q!r}")
+                missing = check_quotes(s, text) if text is not None else []
+                if missing:
+                    bad += 1
+                    click.echo(f"invalid {f}\n" + "\n".join(
+                        f"{f}: {key}: {fld} not found in {paper_texts}/{s.paper.id}.txt: {q!r}"
+                        for key, fld, q in missing), err=True)
+                    continue
             click.echo(f"ok      {f} ({len(s.rows)} rows)")
         except SpecError as exc:
             bad += 1

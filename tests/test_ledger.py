@@ -366,3 +366,16 @@ def test_quote_check_finds_paraphrases_and_accepts_exact_quotes(tmp_path):
                                                     'source: "Sec. 2: lr is 0.01"')))
     assert check_quotes(spec2, text) == [("recipe.train.lr", "source", "lr is 0.01")]
     assert check_quotes(spec2, text + " The LR is\n0.01.") == []
+
+
+def test_validate_with_paper_texts_fails_on_a_paraphrase(tmp_path):
+    spec = _write(tmp_path, SPEC.replace('source: "Sec. 2"', 'source: "Sec. 2: lr is 0.01"'))
+    texts = tmp_path / "texts"
+    texts.mkdir()
+    (texts / "demo.txt").write_text("We train with SGD, the LR is 0.01, area under the PR curve.")
+    ok = CliRunner().invoke(main, ["validate", str(spec), "--paper-texts", str(texts)])
+    assert ok.exit_code == 0, ok.output
+    (texts / "demo.txt").write_text("We train with SGD at 0.01; area under the PR curve.")
+    bad = CliRunner().invoke(main, ["validate", str(spec), "--paper-texts", str(texts)])
+    assert bad.exit_code == 1
+    assert "recipe.train.lr: source not found in" in bad.output and "'lr is 0.01'" in bad.output
