@@ -57,6 +57,11 @@ def main() -> None:
               help="With --shakedown on CPU only: cap every stage's batch size (P×K samplers "
                    "keep P >= 2). Refused on CUDA, where the real batch must be proven.")
 @click.option("--dry-run", is_flag=True, help="Print the plan and exit.")
+@click.option("--variant", "variants", multiple=True, metavar="KEY=VALUE",
+              help="Run the rows whose assumed value KEY lists VALUE among its `alternatives`, "
+                   "with VALUE in its place (repeatable); results are stored beside the main "
+                   "ones under variant `variant:KEY=VALUE`. Evaluation-only keys (eval.*) reuse "
+                   "the trained models.")
 @click.option("--results-dir", type=click.Path(file_okay=False), default="results",
               show_default=True)
 @click.option("--data-root", type=click.Path(file_okay=False), default=None,
@@ -100,7 +105,7 @@ def run(spec_path, rows, seeds, smoke, dry_run, results_dir, data_root, device, 
         pretrained="spec", max_batch=None, precision="fp32", channels_last=False,
         compile_=False, launcher="local", nproc=1, slurm_partition=None,
         slurm_time=None, slurm_gpus=None, slurm_array_parallelism=None, site_config=None,
-        sets=()):
+        sets=(), variants=()):
     """Train and evaluate every runnable row of SPEC_PATH; write results/<paper>/<table>.csv."""
     import torch
 
@@ -127,6 +132,12 @@ def run(spec_path, rows, seeds, smoke, dry_run, results_dir, data_root, device, 
                        smoke=smoke)
     if variant:
         click.echo(f"variant {variant!r}: results are kept apart from the canonical spec's")
+    if variants:
+        from .variants import apply_variants
+
+        if launcher != "local" or nproc > 1:
+            raise click.UsageError("--variant runs with the local launcher (one process) only")
+        spec, cells = apply_variants(spec, list(variants), cells, smoke=smoke)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     shake = (ShakedownOptions(steps=shakedown_steps, pretrained=pretrained,
                               max_batch=max_batch) if shakedown else None)
@@ -141,7 +152,8 @@ def run(spec_path, rows, seeds, smoke, dry_run, results_dir, data_root, device, 
             split = "" if c.split is None else f"split {c.split:<3}"
             click.echo(f"  {c.row.name:<28} {c.dataset:<14} {split}seed {c.seed}  "
                        f"method={c.row.method}"
-                       f"  protocol={col.eval.protocol}")
+                       f"  protocol={col.eval.protocol}"
+                       + (f"  variant={c.variant}" if c.variant else ""))
         return
     from .launch.dispatch import accel_options, dispatch
 
@@ -170,7 +182,10 @@ def run(spec_path, rows, seeds, smoke, dry_run, results_dir, data_root, device, 
 
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path())
-def validate(paths):
+@click.option("--paper-texts", type=click.Path(file_okay=False, exists=True), default=None,
+              help="Folder of the papers' plain texts (<paper id>.txt): also check that every "
+                   "`source:` quote and `replaces:` text is found in the paper.")
+def validate(paths, paper_texts=None):
     """Validate specs (default: every papers/*/table*.yaml)."""
     from .errors import SpecError
     from .spec import find_specs, load_spec
@@ -182,6 +197,17 @@ def validate(paths):
     for f in files:
         try:
             s = load_spec(f, check_methods=True)
+            if paper_texts:
+                from .quotes import check_quotes, paper_text
+
+                text = paper_text(Path(paper_texts), s)
+                missing = check_quotes(s, text) if text is not None else []
+                if missing:
+                    bad += 1
+                    click.echo(f"invalid {f}\n" + "\n".join(
+                        f"{f}: {key}: {fld} not found in {paper_texts}/{s.paper.id}.txt: {q!r}"
+                        for key, fld, q in missing), err=True)
+                    continue
             click.echo(f"ok      {f} ({len(s.rows)} rows)")
         except SpecError as exc:
             bad += 1
@@ -201,9 +227,10 @@ def published(paths, fmt):
 
     from .spec import find_specs, load_spec
 
-    recs = []
+    recs, captions = [], {}
     for f in find_specs(list(paths) or None):
         s = load_spec(f)
+        captions[(s.paper.id, s.table.id)] = (s.paper, s.table.caption)
         for r in s.rows:
             for ds, metrics in r.published.items():
                 for m, v in metrics.items():
@@ -212,14 +239,12 @@ def published(paths, fmt):
                                  "runnable": r.runnable})
     df = pd.DataFrame(recs, columns=["paper", "table", "row", "dataset", "metric", "value",
                                      "runnable"])
-    click.echo(_markdown(df) if fmt == "markdown" else df.to_csv(index=False), nl=False)
+    if fmt == "markdown":
+        from .report.ledger import published_markdown
 
-
-def _markdown(df) -> str:
-    head = "| " + " | ".join(df.columns) + " |\n| " + " | ".join("---" for _ in df.columns) + " |\n"
-    body = "".join("| " + " | ".join("" if v is None or v != v else str(v) for v in r) + " |\n"
-                   for r in df.itertuples(index=False))
-    return head + body
+        click.echo(published_markdown(df, captions), nl=False)
+        return
+    click.echo(df.to_csv(index=False), nl=False)
 
 
 @main.command()

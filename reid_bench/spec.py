@@ -3,7 +3,10 @@
 One YAML file per paper table (``papers/<paper>/tableN.yaml``). Validation happens once, here;
 every error names the file, the line, the key path and what is allowed. Unknown keys are errors
 (with the nearest valid key). Recipe values must be traceable: each leaf of a ``recipe:`` block is
-``{value: X, source: "Sec. III-F"}`` or ``{value: X, assumed: "why"}``.
+``{value: X, source: "Sec. III-F"}`` or ``{value: X, assumed: "why"}``; an assumed value may add
+``replaces:`` (the paper text it stands in for) and ``alternatives:`` (other readings that
+``reid-bench run --variant KEY=VALUE`` can try, see reid_bench.variants). ``params``, ``eval``
+and row ``eval`` values may be traced the same way (plain values are allowed there).
 """
 
 from __future__ import annotations
@@ -196,6 +199,8 @@ class Spec(_Strict):
     # Filled by load_spec (not from YAML).
     path: str = ""
     spec_hash: str = ""
+    # Provenance of the traced values of ``params`` and ``eval`` blocks (strip_traced_settings).
+    traced: list[dict[str, Any]] = Field(default_factory=list)
 
     @field_validator("metrics")
     @classmethod
@@ -232,36 +237,111 @@ class Spec(_Strict):
 # Traced recipe values
 
 
-def split_traced(tree: Any, path: KeyPath = ()) -> tuple[Any, dict[str, dict], list[tuple]]:
+TRACED_KEYS = ("value", "source", "assumed", "alternatives", "replaces")
+
+
+def split_traced(tree: Any, path: KeyPath = (), *,
+                 require: bool = True) -> tuple[Any, dict[str, dict], list[tuple]]:
     """Strip provenance from a recipe tree.
 
     Returns ``(values, provenance, errors)``: ``values`` is the same tree with each traced leaf
     replaced by its value; ``provenance`` maps the dotted key to ``{"source": ...}`` or
-    ``{"assumed": ...}``; ``errors`` lists ``(key_path, message)`` for untraced leaves.
+    ``{"assumed": ..., "alternatives": [...], "replaces": "paper text"}`` (the last two only
+    when given); ``errors`` lists ``(key_path, message)`` for malformed traced values and, with
+    ``require``, for untraced leaves (``params`` and ``eval`` may mix plain and traced values).
     """
     prov: dict[str, dict] = {}
     errors: list[tuple] = []
 
     def walk(node: Any, p: KeyPath) -> Any:
         if isinstance(node, dict) and "value" in node:
-            extra = set(node) - {"value", "source", "assumed"}
+            extra = set(node) - set(TRACED_KEYS)
             has = [k for k in ("source", "assumed") if node.get(k)]
             if extra:
                 errors.append((p, f"unknown key(s) {sorted(extra)} in a traced value; allowed: "
-                                  "value, source, assumed"))
+                                  f"{', '.join(TRACED_KEYS)}"))
             if len(has) != 1:
                 errors.append((p, "a traced value needs exactly one of 'source' (the paper "
                                   "section) or 'assumed' (why we chose it)"))
             else:
-                prov[".".join(map(str, p))] = {has[0]: node[has[0]]}
+                entry = {has[0]: node[has[0]]}
+                errors.extend(_check_alternatives(node, p))
+                for k in ("alternatives", "replaces"):
+                    if node.get(k) is not None:
+                        entry[k] = node[k]
+                prov[".".join(map(str, p))] = entry
             return node["value"]
-        if isinstance(node, dict):
+        if isinstance(node, dict) and (require or p == path):
             return {k: walk(v, p + (k,)) for k, v in node.items()}
-        errors.append((p, "recipe values must be traced: write {value: X, source: \"Sec. N\"} "
-                          "or {value: X, assumed: \"reason\"}"))
+        if require:
+            errors.append((p, "recipe values must be traced: write {value: X, source: \"Sec. N\"} "
+                              "or {value: X, assumed: \"reason\"}"))
         return node
 
     return walk(tree, path), prov, errors
+
+
+def _check_alternatives(node: dict, p: KeyPath) -> list[tuple]:
+    """``alternatives`` (other readings a variant run may try) and ``replaces`` (the paper text
+    the assumption stands in for) belong to assumed values only."""
+    errs: list[tuple] = []
+    alts = node.get("alternatives")
+    if alts is not None:
+        if not node.get("assumed"):
+            errs.append((p + ("alternatives",), "only an 'assumed' value may list alternatives "
+                                                "(a paper-stated value has none)"))
+        if not isinstance(alts, list) or not alts:
+            errs.append((p + ("alternatives",), "alternatives must be a non-empty list of "
+                                                "values, e.g. alternatives: [ratio]"))
+        elif node["value"] in alts:
+            errs.append((p + ("alternatives",), f"the assumed value {node['value']!r} is listed "
+                                                "among its own alternatives"))
+    if node.get("replaces") is not None and not node.get("assumed"):
+        errs.append((p + ("replaces",), "'replaces' (the paper text an assumption stands in "
+                                        "for) belongs to an assumed value"))
+    return errs
+
+
+def strip_traced_settings(data: dict) -> tuple[list[dict], list[tuple]]:
+    """Replace traced values in ``datasets.<col>.eval``, ``datasets.<col>.options`` (loader
+    options), ``rows[i].params`` and ``rows[i].eval`` of raw spec ``data`` (in place) by their plain values.
+
+    These blocks take plain values (paper-stated by the spec's comments) or traced ones like
+    the recipe (``{value: standard, assumed: "...", alternatives: [market_matlab]}``). Returns
+    ``(entries, errors)``: one entry per traced value, ``{"scope": "column"|"row", "owner":
+    column id or row name, "key": "eval.ap" | "params.reduction_mode" | "eval.options.x",
+    "value": ..., **provenance}``."""
+    entries: list[dict] = []
+    errors: list[tuple] = []
+
+    def strip(block: Any, kp: KeyPath, scope: str, owner: str, prefix: str) -> None:
+        if not isinstance(block, dict):
+            return
+        for name in list(block):
+            sub = block[name]
+            if name == "options" and prefix == "eval" and isinstance(sub, dict):
+                strip(sub, kp + (name,), scope, owner, "eval.options")
+                continue
+            if not (isinstance(sub, dict) and "value" in sub):
+                continue
+            value, prov, errs = split_traced(sub, kp + (name,), require=False)
+            errors.extend(errs)
+            block[name] = value
+            p = prov.get(".".join(map(str, kp + (name,))))
+            if p:
+                entries.append({"scope": scope, "owner": owner, "key": f"{prefix}.{name}",
+                                "value": value, **p})
+
+    for ds, col in (data.get("datasets") or {}).items():
+        if isinstance(col, dict):
+            strip(col.get("eval"), ("datasets", ds, "eval"), "column", str(ds), "eval")
+            strip(col.get("options"), ("datasets", ds, "options"), "column", str(ds), "options")
+    for i, row in enumerate(data.get("rows") or []):
+        if isinstance(row, dict):
+            name = str(row.get("name", i))
+            strip(row.get("params"), ("rows", i, "params"), "row", name, "params")
+            strip(row.get("eval"), ("rows", i, "eval"), "row", name, "eval")
+    return entries, errors
 
 
 def deep_merge(base: dict, over: dict) -> dict:
@@ -360,15 +440,15 @@ def load_spec(path: str | Path, *, check_methods: bool = False) -> Spec:
     if not isinstance(data, dict):
         raise SpecError(f"{path}:1: a spec must be a YAML mapping with keys "
                         f"{', '.join(k for k in Spec.model_fields if k not in ('path', 'spec_hash'))}")
-    for forbidden in ("path", "spec_hash"):
+    for forbidden in ("path", "spec_hash", "traced"):
         if forbidden in data:
             raise SpecError(_format(path, lines, [((forbidden,), "reserved key; remove it")]))
+    traced, errors = strip_traced_settings(data)
     try:
         spec = Spec.model_validate(data)
     except ValidationError as exc:
-        raise SpecError(_format(path, lines, _pydantic_errors(exc, (), Spec, data))) from None
-
-    errors: list[tuple] = []
+        raise SpecError(_format(path, lines, errors + _pydantic_errors(exc, (), Spec, data))
+                        ) from None
     if spec.table.id != path.stem:
         errors.append((("table", "id"), f"table id {spec.table.id!r} does not match the file "
                                         f"name {path.name!r}"))
@@ -422,6 +502,10 @@ def load_spec(path: str | Path, *, check_methods: bool = False) -> Spec:
         errors += errs
         errors += _check_method(spec, row, rp, check_methods)
     errors += _check_claims(spec, names)
+    spec = spec.model_copy(update={"traced": traced})
+    from .variants import check_alternatives  # lazy: variants imports this module
+
+    errors += check_alternatives(spec)
     if errors:
         raise SpecError(_format(path, lines, errors))
     text = path.read_bytes()

@@ -211,6 +211,33 @@ def test_region_pairs_are_one_to_one_and_cover_every_region(K):
     assert not np.array_equal(first[1], s.pairs()[1])  # epochs draw different partners
 
 
+@pytest.mark.parametrize("K", [1, 5])
+def test_image_pair_epochs_have_n_pairs_whatever_k(K):
+    """Recipe pair_epoch: image_pairs — every K gets the same number of updates per epoch."""
+    pids = np.repeat(np.arange(10), 4)
+    s = RegionPairSampler(pids, K, ratio=1.0, seed=3, per_image=True)
+    a, b, same, k = s.pairs()
+    assert len(s) == len(a) == 40
+    assert np.all((pids[a] == pids[b]) == (same == 1))
+    full = RegionPairSampler(pids, K, ratio=1.0, seed=3)
+    assert len(full) == K * 40
+
+
+def test_pair_batchnorm_separate_normalises_each_branch_on_its_own():
+    torch.manual_seed(0)
+    bb = build_backbone("resnet50", width=0.25, pretrained="none")
+    joint, sep = VerificationNet(bb), VerificationNet(bb, separate_bn=True)
+    sep.fc.load_state_dict(joint.fc.state_dict())
+    a, b = torch.randn(4, 3, 32, 32), torch.randn(4, 3, 32, 32) * 3 + 1
+    joint.train(), sep.train()
+    with torch.no_grad():
+        f1, f2 = bb(a), bb(b)  # each branch alone: BN statistics of its own batch
+        torch.testing.assert_close(sep(a, b), sep.fc((f1 - f2) ** 2))
+        assert not torch.allclose(joint(a, b), sep(a, b))  # stacked: shared statistics
+        joint.eval(), sep.eval()
+        torch.testing.assert_close(joint(a, b), sep(a, b))  # same network at test time
+
+
 # ------------------------------------------------------------------------------ end to end
 
 def test_table4_rows_run_and_share_the_verification_network(tmp_path, shared_data_root,

@@ -97,13 +97,17 @@ def _camid(group: int, view: int) -> int:
 
 @DATASETS.register("cuhk03")
 def load_cuhk03(root: Path, protocol: str = "new", images: str = "detected",
-                split: int = 0) -> ReidDataset:
+                split: int = 0, query_view: int = 1) -> ReidDataset:
     """CUHK03 from data root ``root``.
 
     ``protocol``: "new" (767 train / 700 test ids, Zhong et al. 2017; ``split`` must be 0) or
     "classic" (20 splits of 1,367 train / 100 test ids; ``split`` 0..19; query = the test ids'
-    images from the pair's first camera, gallery = those from its second camera).
+    images from camera view ``query_view`` of the pair, gallery = those from the other view;
+    the papers only say "the other camera", so specs mark the view as assumed).
     ``images``: "detected" (DPM boxes) or "labeled" (hand-drawn boxes)."""
+    if query_view not in (1, 2):
+        raise DatasetError(f"cuhk03 option query_view={query_view!r}: use 1 or 2 (the camera "
+                           "view of each pair the classic protocol queries come from).")
     if protocol not in ("new", "classic"):
         raise DatasetError(f"cuhk03 option protocol={protocol!r}: use 'new' or 'classic'.")
     if images not in ("detected", "labeled"):
@@ -150,7 +154,8 @@ def load_cuhk03(root: Path, protocol: str = "new", images: str = "detected",
             if m is None:
                 continue  # not one of ours (e.g. a stray file); never part of a split
             key = (int(m["group"]), int(m["pid"]))
-            dest = "train" if key not in test else "query" if m["view"] == "1" else "gallery"
+            dest = ("train" if key not in test
+                    else "query" if m["view"] == str(query_view) else "gallery")
             splits[dest].append(sample(name))
     else:
         if split != 0:

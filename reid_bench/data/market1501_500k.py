@@ -5,12 +5,14 @@ looked for as ``bounding_box_distractors/`` or ``images/`` (torchreid's name) in
 folder, or next to it, flat or in sub-folders. All distractors are pid 0; the camera is read
 from a ``_c<digit>`` in the file name when present, else -1.
 
-The distractors are not listed up front: ``dataset.streams["distractors"]()`` walks the folder
-with ``os.scandir`` and yields lists of at most ``CHUNK`` samples, sub-folders in sorted order,
-files in directory order (``os.scandir`` order, which is stable for an unchanged folder on a
-given filesystem). The fingerprint covers the Market fingerprint plus, for every distractor
-folder, its relative path and its number of .jpg entries: one directory walk, no file is opened
-or stat-ed.
+``dataset.streams["distractors"]()`` yields lists of at most ``CHUNK`` samples in one fixed
+order that depends only on the file names: every .jpg path (relative to the distractor folder)
+sorted, then shuffled by a generator seeded with the loader option ``sample_seed``. The
+protocol's smaller galleries take the first n of that order, so "+100k" is a seeded random
+sample of the 500k (and lies inside "+200k") on every filesystem; ``os.scandir`` order, which
+differs between filesystems, never decides it. The fingerprint covers the Market fingerprint,
+the seed and, for every distractor folder, its relative path and its number of .jpg entries:
+one directory walk, no file is opened or stat-ed.
 """
 
 from __future__ import annotations
@@ -67,18 +69,28 @@ def _walk(folder: Path) -> Iterator[tuple[str, Iterator[os.DirEntry]]]:
         yield from _walk(Path(d))
 
 
-def distractor_chunks(folder: Path) -> Iterator[list[Sample]]:
-    """Samples (pid 0) for every .jpg under ``folder``, in lists of at most CHUNK."""
-    buf: list[Sample] = []
-    for _, entries in _walk(folder):
-        for e in entries:
-            m = CAM_RE.search(e.name)
-            buf.append(Sample(e.path, 0, int(m.group(1)) - 1 if m else -1))
-            if len(buf) >= CHUNK:
-                yield buf
-                buf = []
-    if buf:
-        yield buf
+def distractor_order(folder: Path, seed: int) -> list[str]:
+    """Every .jpg path under ``folder`` relative to it, sorted, then permuted by a generator
+    seeded with ``seed``: the order the stream yields (first n = the n-distractor subset)."""
+    import numpy as np
+
+    names = sorted(os.path.relpath(e.path, folder) for _, entries in _walk(folder)
+                   for e in entries)
+    order = np.random.default_rng(seed).permutation(len(names))
+    return [names[i] for i in order]
+
+
+def distractor_chunks(folder: Path, seed: int = 0) -> Iterator[list[Sample]]:
+    """Samples (pid 0) for every .jpg under ``folder`` in ``distractor_order``, in lists of at
+    most CHUNK."""
+    names = distractor_order(folder, seed)
+    for i in range(0, len(names), CHUNK):
+        out = []
+        for rel in names[i:i + CHUNK]:
+            m = CAM_RE.search(os.path.basename(rel))
+            out.append(Sample(os.path.join(str(folder), rel), 0,
+                              int(m.group(1)) - 1 if m else -1))
+        yield out
 
 
 def distractor_listing_hash(folder: Path) -> tuple[str, int]:
@@ -92,9 +104,10 @@ def distractor_listing_hash(folder: Path) -> tuple[str, int]:
 
 
 @DATASETS.register("market1501_500k")
-def load_market1501_500k(root: Path):
-    """Market-1501 plus the 500k distractor stream, from data root ``root`` (no options).
-    ``meta["num_distractors"]`` is the number of distractor files found."""
+def load_market1501_500k(root: Path, sample_seed: int = 0):
+    """Market-1501 plus the 500k distractor stream, from data root ``root``. ``sample_seed``
+    seeds the order of the distractors (see the module docstring). ``meta["num_distractors"]``
+    is the number of distractor files found."""
     market_dir = find_market_dir(root)
     dist_dir = find_distractor_dir(market_dir)
     ds = load_market_layout(market_dir, "market1501_500k", synthetic=False,
@@ -102,9 +115,10 @@ def load_market1501_500k(root: Path):
     listing, count = distractor_listing_hash(dist_dir)
     if count == 0:
         raise DatasetError(f"{dist_dir}: no .jpg files. Extract distractors_500k.zip there again.")
-    ds.fingerprint = hashlib.sha256(f"{ds.fingerprint}\0{listing}".encode()).hexdigest()[:16]
-    ds.streams["distractors"] = lambda: distractor_chunks(dist_dir)
-    ds.meta.update(num_distractors=count, distractor_dir=str(dist_dir),
+    ds.fingerprint = hashlib.sha256(
+        f"{ds.fingerprint}\0{listing}\0seed={sample_seed}".encode()).hexdigest()[:16]
+    ds.streams["distractors"] = lambda: distractor_chunks(dist_dir, sample_seed)
+    ds.meta.update(num_distractors=count, distractor_dir=str(dist_dir), sample_seed=sample_seed,
                    expected={**MARKET1501_EXPECTED,
                              "distractors": {"images_approx": DISTRACTORS_APPROX}})
     return ds

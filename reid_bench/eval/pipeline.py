@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from ..data.base import ReidDataset, Sample
+from ..errors import DatasetError
 from ._tensor import check_choice
 from .distance import DISTANCES, compute_distance
 from .metrics import evaluate_relevance
@@ -260,8 +261,14 @@ def _run_market500k(dataset, embed, *, seed, opts, details, **kw) -> EvalResult:
     dc = torch.cat(d_c) if d_c else torch.zeros(0, dtype=torch.long)
     gp, gc = _ids(g)
     n_dis = dp.numel()
-    sizes = opts["gallery_sizes"]
-    sizes = sorted({min(int(s), n_dis) for s in sizes}) if sizes else []
+    sizes = sorted({int(s) for s in opts["gallery_sizes"] or []})
+    if sizes and sizes[-1] > n_dis:
+        # A short folder would silently turn "+500k" into "+<whatever is there>".
+        where = dataset.meta.get("distractor_dir", "the distractor stream")
+        raise DatasetError(f"market500k: the protocol adds up to {sizes[-1]:,} distractors "
+                           f"(gallery_sizes {sizes}) but {where} holds {n_dis:,}: found "
+                           f"{n_dis:,}, expected at least {sizes[-1]:,}. Extract the complete "
+                           "distractors_500k.zip (`reid-bench data check market1501_500k`).")
     if n_dis not in sizes:
         sizes.append(n_dis)
     qf = _embed(embed, q, dev, "query")

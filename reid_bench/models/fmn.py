@@ -86,6 +86,10 @@ class FMNRecipe(BaseModel):
     # Learning-rate multiplier of the MN weights W in stage 2 (LAN and its classifier: x1).
     # exp(ReLU(Wᵀg)) grows multiplicatively with W, so a smaller rate keeps the mask finite.
     mn_lr_mult: float = Field(1.0, ge=0)
+    # What the MN reads as g (Sec. 3.2: "final fully connected layer in our case"). The only
+    # reading implemented: the pooled res5 feature (2048-d, Table 1's "dim" of the GRN); the
+    # fine-tuned net's last FC outputs one logit per training identity. Specs mark it assumed.
+    global_feature: Literal["pool5"] = "pool5"
 
 
 # ------------------------------------------------------------------------------- functions

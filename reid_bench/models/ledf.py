@@ -89,7 +89,15 @@ class LEDFRecipe(BaseModel):
     verification network (Sec. 4: 224×224); ``id_input``: the size the holistic summing map (or,
     for ``input: image``, the image) is resized to for the identification network;
     ``verification``/``identification``: the two training stages (Sec. 4); ``pair_ratio``:
-    dissimilar pairs per similar pair (Sec. 4: 1:1)."""
+    dissimilar pairs per similar pair (Sec. 4: 1:1).
+
+    ``pair_epoch``: what one verification epoch is (the paper does not say). ``region_pairs``:
+    every training image is an anchor once per region index, K·n region pairs, so a larger K
+    also means K times more updates in "75 epochs". ``image_pairs``: n region pairs (a random
+    n of those K·n each epoch), so every K gets the same number of updates.
+    ``pair_batchnorm``: ``joint`` runs the pair as one stacked batch, so BatchNorm normalises
+    both branches together; ``separate`` runs each branch as its own batch, as the paper's two
+    weight-sharing MatConvNet CNNs do (statistics per branch)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     input: InputRecipe = InputRecipe()
@@ -99,6 +107,8 @@ class LEDFRecipe(BaseModel):
     verification: OptimRecipe = OptimRecipe()
     identification: OptimRecipe = OptimRecipe()
     pair_ratio: float = Field(1.0, gt=0)
+    pair_epoch: Literal["region_pairs", "image_pairs"] = "region_pairs"
+    pair_batchnorm: Literal["joint", "separate"] = "joint"
 
 
 # --------------------------------------------------------------------------------------------
@@ -217,14 +227,18 @@ class VerificationNet(nn.Module):
     f' = (f1 − f2)² (Eq. 1), FC → 2 logits. Logit 0 = similar pair (p1 = 1 for a local similar
     pair, Eq. 2), logit 1 = dissimilar."""
 
-    def __init__(self, backbone: ResNetBackbone):
+    def __init__(self, backbone: ResNetBackbone, separate_bn: bool = False):
         super().__init__()
         self.backbone = backbone
         self.fc = nn.Linear(backbone.feature_dim, 2)
+        # Recipe ``pair_batchnorm``: one stacked batch (joint BN statistics) or one per branch.
+        self.separate_bn = separate_bn
 
     def forward(self, xa: torch.Tensor, xb: torch.Tensor) -> torch.Tensor:
-        f = self.backbone(torch.cat([xa, xb]))
-        f1, f2 = f.chunk(2)
+        if self.separate_bn:
+            f1, f2 = self.backbone(xa), self.backbone(xb)
+        else:
+            f1, f2 = self.backbone(torch.cat([xa, xb])).chunk(2)
         return self.fc((f1 - f2) ** 2)
 
 
@@ -265,10 +279,13 @@ class RegionPairSampler:
     of another (dissimilar) at ``ratio`` dissimilar per similar (Sec. 4: 1:1); the anchor's and
     the partner's region k form the pair. The K × n region pairs are yielded shuffled as
     ``(anchor, partner, same, k)`` keys for ``RegionPairDataset``. Deterministic given
-    (seed, epoch); ``set_epoch`` moves to another epoch."""
+    (seed, epoch); ``set_epoch`` moves to another epoch. With ``per_image`` an epoch is the
+    first n of the shuffled K·n pairs (n = number of images: recipe ``pair_epoch:
+    image_pairs``)."""
 
-    def __init__(self, pids: Sequence[int], K: int, ratio: float, seed: int):
-        self.K, self.seed, self.epoch = K, seed, 0
+    def __init__(self, pids: Sequence[int], K: int, ratio: float, seed: int,
+                 per_image: bool = False):
+        self.K, self.seed, self.epoch, self.per_image = K, seed, 0, per_image
         # One pair draw per region index, so region k of an image gets its own partner.
         self.samplers = [PairSampler(pids, ratio, seed=seed * 1009 + k) for k in range(K)]
 
@@ -278,7 +295,8 @@ class RegionPairSampler:
             s.set_epoch(epoch)
 
     def __len__(self) -> int:
-        return self.K * len(self.samplers[0])
+        n = len(self.samplers[0])
+        return n if self.per_image else self.K * n
 
     def pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """``(anchors, partners, same, k)`` arrays of length K·n in this epoch's order."""
@@ -288,6 +306,7 @@ class RegionPairSampler:
         same = np.concatenate([p[2] for p in parts])
         k = np.repeat(np.arange(self.K), [len(p[0]) for p in parts])
         order = np.random.default_rng([self.seed, self.epoch, 7919]).permutation(len(a))
+        order = order[:len(self)]
         return a[order], b[order], same[order], k[order]
 
     def __iter__(self) -> Iterator[tuple[int, int, int, int]]:
@@ -353,15 +372,18 @@ class LEDF(Method):
                 "region": recipe.region.model_dump(mode="json"),
                 "backbone": recipe.backbone.model_dump(mode="json"),
                 "verification": recipe.verification.model_dump(mode="json"),
-                "pair_ratio": recipe.pair_ratio, "dataset": ctx.dataset.fingerprint,
+                "pair_ratio": recipe.pair_ratio, "pair_epoch": recipe.pair_epoch,
+                "pair_batchnorm": recipe.pair_batchnorm, "dataset": ctx.dataset.fingerprint,
                 "seed": ctx.seed}
 
     def train_verification(self, params: LEDFParams, recipe: LEDFRecipe,
                            ctx: CellContext) -> VerificationNet:
         """Train the verification network on corresponding region pairs (Sec. 3.2, Sec. 4)."""
         ds = train_image_dataset(ctx, recipe.input)
-        net = VerificationNet(self._backbone(recipe)).to(ctx.device)
-        sampler = RegionPairSampler(ds.labels, params.K, recipe.pair_ratio, ctx.seed)
+        net = VerificationNet(self._backbone(recipe),
+                              separate_bn=recipe.pair_batchnorm == "separate").to(ctx.device)
+        sampler = RegionPairSampler(ds.labels, params.K, recipe.pair_ratio, ctx.seed,
+                                    per_image=recipe.pair_epoch == "image_pairs")
         bs = recipe.verification.batch_size
         loader = make_loader(RegionPairDataset(ds), bs, shuffle=False, seed=ctx.seed,
                              num_workers=ctx.num_workers, sampler=sampler,

@@ -35,6 +35,7 @@ from ..overrides import compose_variant, describe_variant, spec_parts
 from ..results import TIERS, cell_dir, read_results, table_csv
 from ..spec import Row, Spec, find_specs, load_spec, split_traced
 from . import claims as C
+from . import ledger as L
 from . import plots as P
 from . import verdicts as V
 from .flags import annotate
@@ -167,6 +168,7 @@ class TableView:
             if c.get("flag") in out:
                 out[c["flag"]] += 1
         return out
+    ledger: L.Ledger | None = None  # assumptions, stated/assumed counts, variant runs
 
     @property
     def assumptions(self) -> list[RecipeEntry]:
@@ -337,6 +339,16 @@ def _row_views(spec: Spec, df: pd.DataFrame, columns: list[tuple[str, str]],
     return rows
 
 
+def _split_assumption_variants(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(results without an assumption variant, results with one) of a results frame."""
+    from ..variants import variant_choices
+
+    if df.empty:
+        return df, df
+    choice = df["variant"].fillna("").astype(str).map(lambda s: bool(variant_choices(s)))
+    return df[~choice], df[choice]
+
+
 def _baseline(spec: Spec, smoke: bool) -> dict[str, Any]:
     """Dotted key → value of the spec's resolved recipe (its first runnable row), the values
     --set overrides replace."""
@@ -354,6 +366,9 @@ def table_view(spec: Spec, results_dir: Path, *, with_plots: bool = True) -> Tab
     spec copies, --set overrides) is listed beside it, labelled (``TableView.others``)."""
     csv = table_csv(results_dir, spec.paper.id, spec.table.id)
     everything = annotate(spec, results_dir, read_results(csv))
+    # Assumption-variant runs (``variant:`` parts) go to the ledger beside the table's numbers;
+    # every other deviation (spec copy, --set, subset) is listed under "Other results".
+    everything, vdf = _split_assumption_variants(everything)
     home = compose_variant(spec_parts(spec))
     mine = everything[everything["variant"] == home] if not everything.empty else everything
     present = set(mine["tier"]) if not mine.empty else set()
@@ -405,6 +420,9 @@ def table_view(spec: Spec, results_dir: Path, *, with_plots: bool = True) -> Tab
                      deviation=describe_variant(home), others=others,
                      cells=[_clean({k: rec.get(k) for k in CELL_PROVENANCE})
                             for rec in everything.to_dict("records")])
+    vdf = vdf[vdf["tier"] == tier] if not vdf.empty else vdf
+    view.ledger = L.ledger_view(spec, vdf, {(rv.name, ds, m): n for rv in rows
+                                            for (ds, m), n in rv.numbers.items()}, _long_metrics)
     if with_plots:
         view.plots = P.all_plots(view, cell_dir(results_dir, spec.paper.id, spec.table.id))
     return view
@@ -447,6 +465,8 @@ def _env() -> jinja2.Environment:
     env.globals["tolerance"] = V.tolerance
     env.globals["Z"] = C.Z
     env.globals["NO_RESULT"] = NO_RESULT
+    env.globals["pubfmt"] = L.fmt_published
+    env.globals["BLOCKS"] = L.BLOCKS
     return env
 
 
@@ -524,6 +544,14 @@ def summary(views: list[TableView], broken: list[tuple[str, str]], stamp: str) -
             # Provenance of every results row (all tiers and variants): commit, dirty, config
             # hash, seed, versions, device, timestamps, tier, variant, trust flag.
             "cells": v.cells,
+            "ledger": {"counts": v.ledger.counts,
+                       "assumptions": [vars(a) for a in v.ledger.assumptions],
+                       "variants": [{"variant": r.variant, "synthetic": r.synthetic,
+                                     "numbers": [{**vars(x), "move": x.move,
+                                                  "main_verdict": x.main_verdict.key,
+                                                  "verdict": x.verdict.key}
+                                                 for x in r.numbers]}
+                                    for r in v.ledger.variants]} if v.ledger else None,
         })
     return {"generated": stamp, "tolerances_default": V.DEFAULT_TOLERANCES,
             "claims_z": C.Z, "tables": tables,
@@ -537,12 +565,13 @@ def _json_number(row: str, ds: str, m: str, n: Number) -> dict[str, Any]:
             "reason": n.reason or None, "synthetic": n.synthetic, "flag": n.flag or None}
 
 
-def _md_cell(n: Number) -> str:
+def _md_cell(n: Number, digits: int | None = 2) -> str:
+    pub = L.fmt_published(n.published, digits)  # as the paper prints it
     if n.status == "quoted":
-        return _fmt(n.published)
+        return pub
     if n.mean is None:
-        return f"{_fmt(n.published)} / {V.SYMBOLS[n.verdict.key]} {n.verdict.key}"
-    return (f"{_fmt(n.published)} / {_ours(n)} ({_signed(n.delta)}) "
+        return f"{pub} / {V.SYMBOLS[n.verdict.key]} {n.verdict.key}"
+    return (f"{pub} / {_ours(n)} ({_signed(n.delta)}) "
             f"{V.SYMBOLS[n.verdict.key]} {n.verdict.label}")
 
 
@@ -574,7 +603,8 @@ def markdown(views: list[TableView], broken: list[tuple[str, str]], stamp: str) 
             name = rv.name + (f" *(quoted: {rv.source})*" if not rv.runnable else "")
             if rv.precisions:
                 name += f" *(precision {'/'.join(rv.precisions)}, paper: fp32)*"
-            cells = [_md_cell(rv.numbers[c]) for c in v.columns]
+            cells = [_md_cell(rv.numbers[c], v.ledger.digits.get(c) if v.ledger else 2)
+                     for c in v.columns]
             out.append("| " + " | ".join([name.replace("|", "/"), *cells,
                                           V.LABELS[rv.verdict]]) + " |\n")
         for o in v.others:
@@ -593,10 +623,8 @@ def markdown(views: list[TableView], broken: list[tuple[str, str]], stamp: str) 
             for c in v.claims:
                 out.append(f"- {c.statement}: **{c.label}** (published: {c.published_status})"
                            + (f" — {c.claim.text}" if c.claim.text else "") + "\n")
-        if v.assumptions:
-            out.append("\n**Assumed** (not stated in the paper):\n\n" + "".join(
-                f"- `{e.key}`{'' if e.scope == 'table' else f' ({e.scope})'} = `{e.value}` — "
-                f"{e.assumed}\n" for e in v.assumptions))
+        if v.ledger:
+            out.append(L.markdown(v.ledger))
     for f, e in broken:
         out.append(f"\n**{f} could not be read:** {e}\n")
     return "".join(out)

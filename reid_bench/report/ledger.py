@@ -1,0 +1,239 @@
+"""The fidelity ledger of a table: what is the paper's, what is ours, and what ours costs.
+
+``ledger_view(spec, variant_results, numbers)`` gives, for one table page:
+
+- ``assumptions``: every assumed value of the recipe (table and row level), the method params,
+  the evaluation settings and the dataset options, with its reason, the paper text it stands
+  in for (``replaces``) and its ``alternatives``; values shared by several rows are listed once
+  with the rows they cover;
+- ``counts``: recipe values stated by the paper vs assumed (the index shows them), and the
+  assumed params / evaluation / dataset values;
+- ``variants``: for each assumption-variant run (results whose ``variant`` names
+  ``variant:KEY=VALUE`` parts, reid_bench.variants) and each row × column × metric it covers,
+  the canonical number and verdict next to the variant's: does the gap move with the reading?
+- ``digits``: decimals the paper prints per column, so published numbers read as printed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from ..spec import Spec
+from ..variants import split_variant, traced_values, variant_choices
+from . import verdicts as V
+
+BLOCKS = {"recipe": "recipe", "params": "method params", "eval": "evaluation",
+          "options": "dataset"}
+
+
+@dataclass
+class Assumption:
+    key: str
+    value: Any
+    where: str  # "table", "rows: A, B", "column market"
+    reason: str
+    replaces: str | None
+    alternatives: tuple
+    block: str
+
+
+@dataclass
+class VariantNumber:
+    """One number of a variant run beside the canonical one."""
+
+    row: str
+    dataset: str
+    metric: str
+    published: float | None
+    main: float | None
+    main_verdict: V.Verdict
+    value: float | None
+    verdict: V.Verdict
+    n: int
+
+    @property
+    def move(self) -> float | None:
+        if self.main is None or self.value is None:
+            return None
+        return self.value - self.main
+
+
+@dataclass
+class VariantRun:
+    variant: str  # the results ``variant`` string
+    choices: list[tuple[str, str]]  # (key, value) of its assumption parts
+    numbers: list[VariantNumber] = field(default_factory=list)
+    synthetic: bool = False
+
+    @property
+    def label(self) -> str:
+        parts = [f"{k} = {v}" for k, v in self.choices]
+        other = [p for p in split_variant(self.variant) if not p.startswith("variant:")]
+        return "; ".join(parts + other)
+
+
+@dataclass
+class Ledger:
+    assumptions: list[Assumption]
+    counts: dict[str, int]
+    variants: list[VariantRun]
+    digits: dict[tuple[str, str], int]
+
+    def by_block(self, block: str) -> list[Assumption]:
+        return [a for a in self.assumptions if a.block == block]
+
+
+def _decimals(x: float) -> int:
+    s = repr(float(x))
+    return 0 if "e" in s else len(s.split(".")[1].rstrip("0")) if "." in s else 0
+
+
+def published_digits(spec: Spec) -> dict[tuple[str, str], int]:
+    """Per (column, metric): the most decimals any published number of it has, so "85.90"
+    prints as 85.90 when the column has two. A column of whole numbers tells nothing (YAML
+    keeps no trailing zeros): it prints with the report's usual two decimals."""
+    out: dict[tuple[str, str], int] = {}
+    for r in spec.rows:
+        for ds, ms in r.published.items():
+            for m, x in ms.items():
+                if x is not None:
+                    out[(ds, m)] = max(out.get((ds, m), 0), _decimals(x))
+    return {k: d or 2 for k, d in out.items()}
+
+
+def fmt_published(x: float | None, digits: int | None) -> str:
+    """A published number with the paper's decimals ("–" for a dash)."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    return f"{x:.{2 if digits is None else digits}f}"
+
+
+def assumptions(spec: Spec) -> list[Assumption]:
+    """Every assumed value of ``spec``, one entry per (key, value, reason), rows merged."""
+    runnable = [r.name for r in spec.rows if r.runnable]
+    groups: dict[tuple, list[str]] = {}
+    first: dict[tuple, Any] = {}
+    for t in traced_values(spec):
+        if not t.assumed:
+            continue
+        g = (t.key, repr(t.value), t.assumed, t.scope == "column" and t.owner)
+        groups.setdefault(g, []).append(t.owner)
+        first.setdefault(g, t)
+    out = []
+    for g, owners in groups.items():
+        t = first[g]
+        if t.scope == "table":
+            where = "table"
+        elif t.scope == "column":
+            where = f"column {t.owner}"
+        elif sorted(owners) == sorted(runnable) and len(owners) > 1:
+            where = "every row"
+        else:
+            where = ("row " if len(owners) == 1 else "rows ") + ", ".join(owners)
+        out.append(Assumption(t.key, t.value, where, t.assumed, t.replaces, t.alternatives,
+                              t.block))
+    return out
+
+
+def counts(spec: Spec) -> dict[str, int]:
+    """``recipe_stated`` / ``recipe_assumed``: traced recipe values (table recipe plus row
+    overrides) citing the paper vs assumed; ``other_assumed``: assumed params, evaluation and
+    dataset values; ``with_alternatives``: assumed values a variant run can try."""
+    tv = traced_values(spec)
+    rec = [t for t in tv if t.block == "recipe"]
+    return {"recipe_stated": sum(1 for t in rec if t.source),
+            "recipe_assumed": sum(1 for t in rec if t.assumed),
+            "other_assumed": sum(1 for t in tv if t.block != "recipe" and t.assumed),
+            "with_alternatives": sum(1 for t in tv if t.assumed and t.alternatives)}
+
+
+def variant_runs(spec: Spec, vdf: pd.DataFrame, numbers: dict[tuple[str, str, str], Any],
+                 long_metrics) -> list[VariantRun]:
+    """Each variant's numbers beside the canonical ones. ``numbers[(row, ds, metric)]`` is the
+    report's canonical ``Number``; ``long_metrics`` turns results into long form."""
+    out: list[VariantRun] = []
+    if vdf.empty:
+        return out
+    for variant, sub in vdf.groupby(vdf["variant"].fillna("").astype(str), sort=True):
+        run = VariantRun(variant, variant_choices(variant),
+                         synthetic=bool(sub["synthetic"].astype(bool).any()))
+        lm = long_metrics(sub)
+        lm = lm[lm["status"] == "ok"]
+        for (row, ds, m), grp in lm.groupby(["row", "dataset", "metric"], sort=False):
+            main = numbers.get((row, ds, m))
+            if main is None:
+                continue  # a metric the table does not print
+            try:
+                band = V.tolerance(m, spec.tolerances)
+            except Exception:  # noqa: BLE001 — unknown metric: no verdict
+                continue
+            mean = float(grp["value"].mean())
+            syn = bool(grp["synthetic"].any())
+            run.numbers.append(VariantNumber(
+                row, ds, m, main.published, main.mean, main.verdict, mean,
+                V.verdict("ok", main.published, mean, band, syn), len(grp)))
+        order = {r.name: i for i, r in enumerate(spec.rows)}
+        run.numbers.sort(key=lambda x: (order.get(x.row, 1 << 30), x.dataset, x.metric))
+        out.append(run)
+    return out
+
+
+def ledger_view(spec: Spec, vdf: pd.DataFrame, numbers: dict[tuple[str, str, str], Any],
+                long_metrics) -> Ledger:
+    return Ledger(assumptions(spec), counts(spec),
+                  variant_runs(spec, vdf, numbers, long_metrics), published_digits(spec))
+
+
+def markdown(ledger: Ledger) -> str:
+    """The ledger of one table as markdown (appended to the report's table section)."""
+    c = ledger.counts
+    out = [f"\n**Assumptions**: recipe {c['recipe_stated']} stated by the paper / "
+           f"{c['recipe_assumed']} assumed; {c['other_assumed']} assumed params, evaluation "
+           "and dataset values.\n\n"]
+    for a in ledger.assumptions:
+        alt = f" (alternatives: {', '.join(f'`{x}`' for x in a.alternatives)})" \
+            if a.alternatives else ""
+        rep = f" Replaces the paper's \"{a.replaces}\"." if a.replaces else ""
+        out.append(f"- {BLOCKS[a.block]} `{a.key}` = `{a.value}` ({a.where}){alt}: "
+                   f"{a.reason}.{rep}\n")
+    for run in ledger.variants:
+        out.append(f"\n**Variant {run.label}**"
+                   + (" (synthetic)" if run.synthetic else "") + ":\n\n"
+                   "| row | column | metric | paper | ours | verdict | variant | verdict | move |"
+                   "\n|---|---|---|---|---|---|---|---|---|\n")
+        for x in run.numbers:
+            out.append(f"| {x.row} | {x.dataset} | {x.metric} | "
+                       f"{fmt_published(x.published, ledger.digits.get((x.dataset, x.metric)))}"
+                       f" | {_f(x.main)} | {x.main_verdict.label} | {_f(x.value)} | "
+                       f"{x.verdict.label} | {_signed(x.move)} |\n")
+    return "".join(out)
+
+
+def _f(x: float | None) -> str:
+    return "–" if x is None else f"{x:.2f}"
+
+
+def _signed(x: float | None) -> str:
+    return "–" if x is None else f"{x:+.2f}".replace("-", "−")
+
+
+def published_markdown(df: pd.DataFrame, captions: dict[tuple[str, str], tuple]) -> str:
+    """``reid-bench published --format markdown``: per table, a heading citing the paper, the
+    table's caption quoted, then its published numbers (long format; quoted rows included)."""
+    out = []
+    cols = [c for c in df.columns if c not in ("paper", "table")]
+    for (paper, table), sub in df.groupby(["paper", "table"], sort=False):
+        info, caption = captions[(paper, table)]
+        out.append(f"### {info.title} ({', '.join(info.authors[:1])}"
+                   f"{' et al.' if len(info.authors) > 1 else ''}, {info.venue}, {info.year})"
+                   f" — {table.replace('table', 'Table ')}\n\n> {caption}\n\n")
+        out.append("| " + " | ".join(cols) + " |\n| " + " | ".join("---" for _ in cols) + " |\n")
+        for r in sub[cols].itertuples(index=False):
+            out.append("| " + " | ".join("" if v is None or v != v else str(v).replace("|", "/")
+                                         for v in r) + " |\n")
+        out.append("\n")
+    return "".join(out)
