@@ -24,8 +24,11 @@ from .faults import fault_point
 
 STATUSES = ("ok", "failed", "diverged", "not_run")
 # The tier of a run: the paper's recipe on the real data ("full"), the shrunk recipe on the
-# synthetic stand-in ("smoke"), the full recipe for a few steps ("shakedown").
-TIERS = ("full", "smoke", "shakedown")
+# synthetic stand-in ("smoke"), the full recipe for a few steps ("shakedown"), the shrunk recipe
+# on the real data ("smoke_recipe", --smoke-recipe).
+TIERS = ("full", "smoke", "shakedown", "smoke_recipe")
+# Tiers that train with the spec's shrunk ``smoke:`` recipe.
+SHRUNK_TIERS = ("smoke", "smoke_recipe")
 # A cell's identity. ``variant`` is "" for the canonical spec as committed; anything that makes
 # the numbers deviate from it (a spec copy, --set overrides, an assumption variant, a subset)
 # is spelled into it, so such results never land in the canonical cells.
@@ -40,8 +43,9 @@ COLUMNS = [
     "device", "device_name", "hostname", "torch", "torchvision", "timm", "numpy", "python",
     "started_at", "finished_at", "wall_s", "cell_id",
     "accel",  # speed switches of the training (reid_bench.accel.Accel.tag), e.g. bf16+cl+cudnn
+    "subset",  # True: --subset, a deliberate subset of the real dataset (counts not checked)
 ]
-_BOOL = ("smoke", "synthetic", "git_dirty")
+_BOOL = ("smoke", "synthetic", "git_dirty", "subset")
 _TEXT = ("paper", "table", "row", "dataset", "tier", "variant", "status", "error",
          "extra_metrics", "method",
          "git_commit", "spec_hash", "config_hash", "train_hash", "dataset_fingerprint", "cell_id")
