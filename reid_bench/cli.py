@@ -33,24 +33,47 @@ def main() -> None:
 
 
 @main.command()
-@click.argument("spec_path", type=click.Path(dir_okay=False))
-@click.option("--rows", "rows", multiple=True, help="Run only this row (repeatable).")
+@click.argument("spec_paths", nargs=-1, required=True, type=click.Path())
+@click.option("--rows", "rows", multiple=True,
+              help="Run only these rows: names, case-insensitive, comma-separated or repeated.")
+@click.option("--datasets", "datasets", multiple=True,
+              help="Run only these dataset columns (column id, dataset name or label; "
+                   "case-insensitive, comma-separated or repeated).")
 @click.option("--seeds", type=click.IntRange(1), default=None,
               help="Number of seeds (0..N-1); default: the spec's `seeds`.")
 @click.option("--smoke", is_flag=True,
               help="Synthetic stand-in dataset and the spec's shrunk recipe (CPU minutes). "
                    "Results are labelled synthetic everywhere.")
-@click.option("--dry-run", is_flag=True, help="Print the plan and exit.")
+@click.option("--smoke-recipe", is_flag=True,
+              help="The spec's shrunk recipe on YOUR real data (tier smoke_recipe; labelled "
+                   "so in CSV and report, never compared as a reproduction).")
+@click.option("--subset", is_flag=True,
+              help="The dataset is a deliberate subset of the real one: its layout is checked, "
+                   "its counts are not; results are labelled subset everywhere.")
+@click.option("--dry-run", is_flag=True,
+              help="Print the plan with epochs, images and (with a throughput) GPU-hours; exit.")
+@click.option("--throughput", type=click.FloatRange(min=0, min_open=True), default=None,
+              metavar="IMG_PER_S",
+              help="Training images per second per GPU, for --dry-run time estimates "
+                   "(a shakedown measurement of the cell wins when present).")
 @click.option("--results-dir", type=click.Path(file_okay=False), default="results",
               show_default=True)
 @click.option("--data-root", type=click.Path(file_okay=False), default=None,
-              help="Dataset root (default: $REID_BENCH_DATA, else ./data).")
+              help="Dataset root (default: $REID_BENCH_DATA, else ./data); only read.")
+@click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
+              help="Folder for derived files: synthetic data, extracted CUHK03 images "
+                   "(default: $REID_BENCH_CACHE, else ~/.cache/reid-bench).")
 @click.option("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if available).")
 @click.option("--force", is_flag=True, help="Recompute finished cells.")
 @click.option("--num-workers", type=click.IntRange(0), default=0, show_default=True,
               help="Data loader worker processes.")
 @click.option("--checkpoint-every", type=click.IntRange(0), default=5, show_default=True,
               help="Save a resumable training checkpoint every N epochs (0: never).")
+@click.option("--checkpoint-minutes", type=click.FloatRange(min=0), default=10.0,
+              show_default=True,
+              help="Also save one at the end of an epoch once this many minutes passed since "
+                   "the last (0: never).")
+@click.option("--quiet", is_flag=True, help="No progress bar within epochs.")
 @click.option("--deterministic", is_flag=True, help="torch deterministic algorithms.")
 @click.option("--amp/--no-amp", "amp", default=None,
               help="Mixed precision autocast (default: on for CUDA — bf16, or fp16 with grad "
@@ -75,33 +98,35 @@ def main() -> None:
               help="Array tasks running at once.")
 @click.option("--site-config", type=click.Path(dir_okay=False, exists=True), default=None,
               help="YAML of Slurm settings (reid_bench.launch.slurm.SlurmConfig); flags win.")
-def run(spec_path, rows, seeds, smoke, dry_run, results_dir, data_root, device, force,
+def run(spec_paths, rows, seeds, smoke, dry_run, results_dir, data_root, device, force,
         num_workers, checkpoint_every, deterministic, amp=None, amp_dtype=None,
         channels_last=None, compile_=False, launcher="local", nproc=1, slurm_partition=None,
-        slurm_time=None, slurm_gpus=None, slurm_array_parallelism=None, site_config=None):
-    """Train and evaluate every runnable row of SPEC_PATH; write results/<paper>/<table>.csv."""
+        slurm_time=None, slurm_gpus=None, slurm_array_parallelism=None, site_config=None,
+        datasets=(), smoke_recipe=False, subset=False, throughput=None, cache_dir=None,
+        checkpoint_minutes=10.0, quiet=False):
+    """Train and evaluate every runnable row of each SPEC (files, or folders of
+    table*.yaml); write results/<paper>/<table>.csv per spec."""
     import torch
 
-    from .runner import Runner, RunOptions, plan
+    from .cache_dir import use_cache_dir
+    from .runner import Runner, RunOptions, indent, plan
+    from .selection import (dataset_choices, expand_spec_paths, match, row_choices,
+                            split_names, variant_of)
     from .spec import load_spec
 
-    spec = load_spec(spec_path)
-    try:
-        cells = plan(spec, rows=list(rows) or None, seeds=seeds, smoke=smoke)
-    except KeyError as exc:
-        raise click.UsageError(str(exc.args[0])) from None
+    if smoke and smoke_recipe:
+        raise click.UsageError("--smoke (synthetic data) and --smoke-recipe (your real data) "
+                               "exclude each other; pick one")
+    if smoke and subset:
+        raise click.UsageError("--subset describes real data; --smoke uses the synthetic one")
+    use_cache_dir(cache_dir)
+    paths = expand_spec_paths(spec_paths)
+    specs = [load_spec(p) for p in paths]
+    want_rows = match(split_names(rows), row_choices(specs), "row") if rows else None
+    want_ds = match(split_names(datasets), dataset_choices(specs), "dataset") if datasets else None
+    tier = "smoke" if smoke else "smoke_recipe" if smoke_recipe else "full"
+    variant = variant_of(["subset" if subset else ""])
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    quoted = sum(1 for r in spec.rows if not r.runnable)
-    click.echo(f"{spec.paper.id}/{spec.table.id}: {len(cells)} cell(s) to plan "
-               f"({quoted} quoted row(s) not runnable){' — SMOKE, synthetic data' if smoke else ''}")
-    if dry_run:
-        for c in cells:
-            col = spec.datasets[c.dataset]
-            split = "" if c.split is None else f"split {c.split:<3}"
-            click.echo(f"  {c.row.name:<28} {c.dataset:<14} {split}seed {c.seed}  "
-                       f"method={c.row.method}"
-                       f"  protocol={col.eval.protocol}")
-        return
     from .launch.dispatch import accel_options, dispatch
 
     opts = RunOptions(results_dir=Path(results_dir), data_root=data_root,
@@ -109,19 +134,52 @@ def run(spec_path, rows, seeds, smoke, dry_run, results_dir, data_root, device, 
                       num_workers=num_workers, checkpoint_every=checkpoint_every,
                       deterministic=deterministic, log=click.echo,
                       accel=accel_options(amp, amp_dtype, channels_last, compile_),
-                      launcher=launcher, nproc=nproc)
-    if launcher != "local" or nproc > 1:
-        sys.exit(dispatch(spec_path, spec, cells, opts,
+                      launcher=launcher, nproc=nproc, subset=subset,
+                      checkpoint_minutes=checkpoint_minutes, quiet=quiet)
+    label = {"smoke": " — SMOKE, synthetic data", "smoke_recipe": " — SMOKE RECIPE on real data",
+             "full": ""}[tier] + (" — SUBSET of the dataset" if subset else "")
+    failed_any, grand, grand_unknown, seen = False, 0.0, False, {}
+    for spec_path, spec in zip(paths, specs, strict=True):
+        names = [r.name for r in spec.rows if want_rows is None or r.name in want_rows]
+        cells = plan(spec, rows=names, seeds=seeds, tier=tier, variant=variant) if names else []
+        if want_ds is not None:
+            cells = [c for c in cells if c.dataset in want_ds]
+        quoted = sum(1 for r in spec.rows if not r.runnable)
+        click.echo(f"{spec.paper.id}/{spec.table.id}: {len(cells)} cell(s) to plan "
+                   f"({quoted} quoted row(s) not runnable){label}")
+        if not cells:
+            continue
+        if dry_run:
+            from .estimate import Estimator, format_estimates
+
+            est = Estimator(Runner(spec, opts), throughput, seen)
+            text, total, unknown = format_estimates(f"  ({spec_path})",
+                                                    [est.cell(c) for c in cells])
+            click.echo(text)
+            grand += total or 0.0
+            grand_unknown |= unknown or total is None
+            continue
+        if launcher != "local" or nproc > 1:
+            rc = dispatch(str(spec_path), spec, cells, opts,
                           {"partition": slurm_partition, "time": slurm_time, "gpus": slurm_gpus,
                            "array_parallelism": slurm_array_parallelism,
-                           "site_config": site_config}, click.echo))
-    runner = Runner(spec, opts)
-    summary = runner.run(cells)
-    click.echo(f"\nsummary: {len(summary.done)} done, {len(summary.skipped)} already done, "
-               f"{len(summary.failed)} not ok → {runner.csv}")
-    for cid, status, err in summary.failed:
-        click.echo(f"  {status:<9} {cid}: {err.splitlines()[0] if err else ''}")
-    if not summary.ok:
+                           "site_config": site_config}, click.echo)
+            failed_any |= rc != 0
+            continue
+        runner = Runner(spec, opts)
+        summary = runner.run(cells)
+        click.echo(f"\nsummary: {len(summary.done)} done, {len(summary.skipped)} already done, "
+                   f"{len(summary.failed)} not ok → {runner.csv}")
+        for cid, status, err in summary.failed:
+            click.echo(f"  {status:<9} {cid}:\n{indent(err, '      ')}")
+        failed_any |= not summary.ok
+    if dry_run:
+        click.echo(f"\ntotal over {len(specs)} table(s): "
+                   + (f"{grand:,.2f} GPU-h" if throughput or grand else "no time estimate "
+                      "(pass --throughput IMG_PER_S)")
+                   + (" (some cells unknown)" if grand_unknown and grand else ""))
+        return
+    if failed_any:
         sys.exit(1)
 
 
