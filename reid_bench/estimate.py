@@ -42,6 +42,7 @@ class CellEstimate:
     throughput_source: str = ""  # "--throughput" | "shakedown" | ""
     shared_with: str | None = None  # id of the cell whose identical training this reuses
     problem: str = ""  # why nothing could be estimated
+    size_note: str = ""  # how the training split size was found, when not published exactly
 
     @property
     def epochs(self) -> int:
@@ -77,26 +78,38 @@ def optim_stages(recipe: BaseModel, prefix: str = "") -> Iterator[tuple[str, Opt
             yield from optim_stages(value, f"{prefix}{name}.")
 
 
-def published_train_images(name: str, options: dict) -> int | None:
-    """Training images of registered dataset ``name`` by its published statistics, or None."""
+# CUHK03 as released: 14,097 images of 1,467 identities. The classic protocol's training split
+# (1,367 ids) has a per-split image count; about the ids' share of the images.
+CUHK03_IMAGES, CUHK03_IDS = 14097, 1467
+
+
+def published_train_images(name: str, options: dict) -> tuple[int | None, str]:
+    """(training images of registered dataset ``name`` by its published statistics, or None;
+    a note when the number is an approximation)."""
     if name in ("market1501", "market1501_500k"):
         from .data.market1501 import MARKET1501_EXPECTED
 
-        return MARKET1501_EXPECTED["train"]["images"]
+        return MARKET1501_EXPECTED["train"]["images"], ""
     if name == "dukemtmc":
         from .data.dukemtmc import DUKEMTMC_EXPECTED
 
-        return DUKEMTMC_EXPECTED["train"]["images"]
+        return DUKEMTMC_EXPECTED["train"]["images"], ""
     if name == "cuhk03":
         from .data.cuhk03 import CUHK03_EXPECTED
 
         key = (options.get("protocol", "new"), options.get("images", "detected"))
-        return CUHK03_EXPECTED.get(key, {}).get("train", {}).get("images")
+        train = CUHK03_EXPECTED.get(key, {}).get("train", {})
+        if "images" in train:
+            return train["images"], ""
+        if "ids" in train:
+            n = round(CUHK03_IMAGES * train["ids"] / CUHK03_IDS)
+            return n, f"≈ {train['ids']:,} of {CUHK03_IDS:,} ids' share of {CUHK03_IMAGES:,} images"
+        return None, ""
     if name == "synthetic":
         from .data.synthetic import SyntheticOptions
 
-        return SyntheticOptions(**options).expected()["train"]["images"]
-    return None
+        return SyntheticOptions(**options).expected()["train"]["images"], ""
+    return None, ""
 
 
 class Estimator:
@@ -107,21 +120,23 @@ class Estimator:
         self.runner = runner
         self.throughput = throughput
         self.seen = {} if seen is None else seen  # training key → first cell id (across specs)
-        self._sizes: dict[str, int | None] = {}
+        self._sizes: dict[str, tuple[int | None, str]] = {}
         self._measured = _shakedown_throughputs(runner.csv)
 
-    def train_images(self, name: str, options: dict) -> int | None:
+    def train_images(self, name: str, options: dict) -> tuple[int | None, str]:
+        """(training split size, note) of dataset ``name`` with loader ``options``."""
         from .spec import stable_hash
 
         key = stable_hash([name, options])
         if key not in self._sizes:
-            n = None if self.runner.opts.subset else published_train_images(name, options)
+            n, note = (None, "") if self.runner.opts.subset else published_train_images(
+                name, options)
             if n is None:
                 try:  # on disk: a subset, or a dataset without published statistics
-                    n = len(self.runner.load(name, options).train)
+                    n, note = len(self.runner.load(name, options).train), "counted on disk"
                 except (DatasetError, OSError, KeyError):
-                    n = None
-            self._sizes[key] = n
+                    n, note = None, f"{name}: not on disk, no published training size"
+            self._sizes[key] = (n, note)
         return self._sizes[key]
 
     def cell(self, cell: Any) -> CellEstimate:
@@ -138,7 +153,7 @@ class Estimator:
             est.problem = str(exc).splitlines()[0]
             return est
         src = config["train_dataset"] or config["dataset"]
-        n = self.train_images(src["name"], src["options"])
+        n, est.size_note = self.train_images(src["name"], src["options"])
         for name, optim in optim_stages(recipe):
             factor = method.epoch_images(recipe, name)
             est.stages.append(Stage(name, optim.epochs,
@@ -200,6 +215,8 @@ def format_estimates(title: str, ests: list[CellEstimate]) -> tuple[str, float |
         note = e.problem or (f"same training as {e.shared_with}" if e.shared_with else
                              (f"{e.throughput:,.0f} img/s ({e.throughput_source})"
                               if e.throughput else "no throughput: pass --throughput"))
+        if e.size_note:
+            note += f"; {e.size_note}"
         if e.stages and len(e.stages) > 1 and e.images_per_epoch is None and e.total_images:
             note += "; stages: " + ", ".join(f"{s.name} {s.epochs}×{_num(s.images_per_epoch)}"
                                              for s in e.stages)
