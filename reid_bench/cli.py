@@ -250,7 +250,12 @@ def _markdown(df) -> str:
 def report(results_dir, out, spec_paths, fmt):
     """Render the report: published vs reproduced, verdicts and claims for every table."""
     from .report.build import build_report
+    from .spec import find_specs
 
+    if not find_specs(list(spec_paths) or None):
+        where = ", ".join(spec_paths) if spec_paths else f"{Path('papers').resolve()}/*/table*.yaml"
+        raise click.UsageError(f"no spec files found (looked for {where}). Run `reid-bench "
+                               "report` from the repository root, or name the specs with --specs.")
     out = Path(out) if out else Path(results_dir) / "report"
     index = build_report(Path(results_dir), out, list(spec_paths) or None, fmt=fmt)
     click.echo(f"report written: {index}")
