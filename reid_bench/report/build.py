@@ -63,6 +63,7 @@ class Number:
     reason: str = ""
     synthetic: bool = False
     verdict: V.Verdict = V.Verdict("not run")
+    flags: list[str] = field(default_factory=list)  # deviations: "subset", "smoke recipe"
 
     @property
     def delta(self) -> float | None:
@@ -96,6 +97,11 @@ class RowView:
                 out.append(n.reason)
         return out
 
+    @property
+    def shown_reasons(self) -> list[str]:
+        """``reasons`` worth a line under the row (not the generic "no result yet")."""
+        return [r for r in self.reasons if not r.startswith(NO_RESULT)]
+
 
 @dataclass
 class RecipeEntry:
@@ -121,6 +127,11 @@ class TableView:
     csv: str
     plots: list[P.Plot] = field(default_factory=list)
     wall_s: float = 0.0
+
+    @property
+    def flags(self) -> list[str]:
+        """Deviation flags of any reproduced number on this page ("subset", "smoke recipe")."""
+        return sorted({f for rv in self.rows for n in rv.numbers.values() for f in n.flags})
 
     @property
     def assumptions(self) -> list[RecipeEntry]:
@@ -186,9 +197,21 @@ def _long_metrics(df: pd.DataFrame) -> pd.DataFrame:
             if not math.isnan(x):
                 recs.append({"row": r["row"], "dataset": r["dataset"], "seed": r["seed"],
                              "status": r["status"], "synthetic": bool(r["synthetic"]),
-                             "metric": m, "value": x})
+                             "metric": m, "value": x, "flags": deviation_flags(r)})
     return pd.DataFrame(recs, columns=["row", "dataset", "seed", "status", "synthetic",
-                                       "metric", "value"])
+                                       "metric", "value", "flags"])
+
+
+def deviation_flags(r: dict) -> tuple[str, ...]:
+    """How a results row on real data deviates from the paper's setup: "subset" (``--subset``:
+    part of the dataset), "smoke recipe" (``--smoke-recipe``: the shrunk recipe)."""
+    out = []
+    variant = r.get("variant") if isinstance(r.get("variant"), str) else ""
+    if "subset" in variant.split(";") or r.get("subset") is True:
+        out.append("subset")
+    if r.get("tier") == "smoke_recipe":
+        out.append("smoke recipe")
+    return tuple(out)
 
 
 def _status_of(cells: pd.DataFrame) -> tuple[str, str]:
@@ -264,9 +287,11 @@ def table_view(spec: Spec, results_dir: Path, *, with_plots: bool = True) -> Tab
                     num.std = float(ok["value"].std(ddof=1)) if len(ok) > 1 else 0.0
                     num.n = len(ok)
                     num.synthetic = bool(ok["synthetic"].any())
+                    num.flags = sorted({f for fl in ok["flags"] for f in fl})
                 elif num.status == "ok":
                     num.status, num.reason = "n/a", f"metric {m} was not computed"
-            num.verdict = V.verdict(num.status, num.published, num.mean, band, num.synthetic)
+            num.verdict = V.verdict(num.status, num.published, num.mean, band, num.synthetic,
+                                    num.flags)
             rv.numbers[(ds, m)] = num
         rv.verdict = V.worst([n.verdict.key for n in rv.numbers.values()])
         rows.append(rv)
@@ -338,6 +363,7 @@ def _env() -> jinja2.Environment:
     env.globals["tolerance"] = V.tolerance
     env.globals["Z"] = C.Z
     env.globals["NO_RESULT"] = NO_RESULT
+    env.globals["flags_text"] = flags_text
     return env
 
 
@@ -392,11 +418,12 @@ def summary(views: list[TableView], broken: list[tuple[str, str]], stamp: str) -
                              "values": n.values, "delta": n.delta, "band": n.verdict.band,
                              "verdict": n.verdict.key, "would_be": n.verdict.would_be,
                              "status": n.status, "reason": n.reason or None,
-                             "synthetic": n.synthetic})
+                             "synthetic": n.synthetic, "flags": n.flags})
         tables.append({
             "paper": v.spec.paper.id, "table": v.spec.table.id, "caption": v.spec.table.caption,
             "spec": v.spec.path, "results_csv": v.csv, "page": v.page,
-            "synthetic": v.synthetic, "smoke": v.smoke, "row_verdicts": v.counts,
+            "synthetic": v.synthetic, "smoke": v.smoke, "flags": v.flags,
+            "row_verdicts": v.counts,
             "rows": {rv.name: rv.verdict for rv in v.rows},
             "numbers": nums,
             "claims": [{"kind": c.claim.kind, "statement": c.statement, "text": c.claim.text,
@@ -410,12 +437,27 @@ def summary(views: list[TableView], broken: list[tuple[str, str]], stamp: str) -
             "errors": [{"file": f, "error": e} for f, e in broken]}
 
 
+FLAG_TEXT = {
+    "subset": "computed with --subset on a deliberate subset of the real dataset",
+    "smoke recipe": "computed with --smoke-recipe: the spec's shrunk recipe on the real data",
+}
+
+
+def flags_text(flags: list[str]) -> str:
+    """Plain sentences saying what the deviation ``flags`` mean for the numbers."""
+    return ("Numbers marked " + " + ".join(flags) + " were "
+            + "; ".join(FLAG_TEXT.get(f, f) for f in flags)
+            + ". They test the setup on your data and are not comparable to the paper's: "
+              "their verdicts read \"not comparable\".")
+
+
 def _md_cell(n: Number) -> str:
     if n.status == "quoted":
         return _fmt(n.published)
     if n.mean is None:
         return f"{_fmt(n.published)} / {V.SYMBOLS[n.verdict.key]} {n.verdict.key}"
-    return (f"{_fmt(n.published)} / {_ours(n)} ({_signed(n.delta)}) "
+    flags = f" [{', '.join(n.flags)}]" if n.flags else ""
+    return (f"{_fmt(n.published)} / {_ours(n)}{flags} ({_signed(n.delta)}) "
             f"{V.SYMBOLS[n.verdict.key]} {n.verdict.label}")
 
 
@@ -431,6 +473,8 @@ def markdown(views: list[TableView], broken: list[tuple[str, str]], stamp: str) 
             out.append("\n> **SYNTHETIC SMOKE RESULTS** — computed with `--smoke` on the "
                        "synthetic stand-in dataset with shrunk networks. They test the pipeline "
                        "and are **not comparable** to the paper's numbers.\n")
+        if v.flags:
+            out.append(f"\n> **{' + '.join(f.upper() for f in v.flags)}** — {flags_text(v.flags)}\n")
         head = ["row", *[f"{s.datasets[ds].label or ds} {m}" for ds, m in v.columns], "verdict"]
         out.append("\n| " + " | ".join(head) + " |\n|" + "---|" * len(head) + "\n")
         for rv in v.rows:

@@ -9,6 +9,8 @@ Verdicts: ``reproduced`` (|mean − published| ≤ band), ``better`` (above the 
 failure too), ``quoted`` (a row the paper copies from another paper), ``n/a`` (the row does not
 run on this column or the paper prints "-"). Numbers computed on synthetic data get the verdict
 ``synthetic``: the comparison is still computed (``would_be``) but is never presented as one.
+Numbers on real data that still deviate from the paper's setup (``--subset`` of the dataset,
+``--smoke-recipe``) get ``not comparable`` the same way, with their flags.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ DEFAULT_TOLERANCES: dict[str, float] = {
 }
 
 # Display order from most to least severe: a row's verdict is its most severe number's.
-SEVERITY = ("failed", "not run", "worse", "synthetic", "better", "reproduced", "n/a", "quoted")
+SEVERITY = ("failed", "not run", "worse", "synthetic", "not comparable", "better", "reproduced",
+            "n/a", "quoted")
 
 LABELS: dict[str, str] = {
     "reproduced": "reproduced",
@@ -39,12 +42,13 @@ LABELS: dict[str, str] = {
     "quoted": "quoted",
     "n/a": "n/a",
     "synthetic": "synthetic: not comparable",
+    "not comparable": "not comparable",
 }
 
 # Text symbols beside the colour, so the verdict survives grey-scale printing and markdown.
 SYMBOLS: dict[str, str] = {
     "reproduced": "✓", "better": "▲", "worse": "▼", "not run": "○", "failed": "✗",
-    "quoted": "—", "n/a": "·", "synthetic": "⚠",
+    "quoted": "—", "n/a": "·", "synthetic": "⚠", "not comparable": "⚠",
 }
 
 
@@ -70,8 +74,8 @@ class Verdict:
 
     @property
     def label(self) -> str:
-        if self.key == "synthetic" and self.would_be:
-            return f"{LABELS['synthetic']} (would read: {self.would_be})"
+        if self.key in ("synthetic", "not comparable") and self.would_be:
+            return f"{LABELS[self.key]} (would read: {self.would_be})"
         return LABELS[self.key]
 
     @property
@@ -91,9 +95,10 @@ def compare(published: float | None, mean: float | None, band: float) -> str | N
 
 
 def verdict(status: str, published: float | None, mean: float | None, band: float,
-            synthetic: bool) -> Verdict:
+            synthetic: bool, flags: tuple[str, ...] | list[str] = ()) -> Verdict:
     """The verdict of one number given the cell ``status`` (ok | failed | diverged | not run |
-    quoted | n/a), the published value, our mean over seeds and whether it is synthetic."""
+    quoted | n/a), the published value, our mean over seeds, whether it is synthetic and its
+    deviation ``flags`` (e.g. "subset", "smoke recipe": then ``not comparable``)."""
     if status in ("quoted", "n/a", "not run"):
         return Verdict(status, band)
     if status in ("failed", "diverged"):
@@ -104,6 +109,8 @@ def verdict(status: str, published: float | None, mean: float | None, band: floa
         return Verdict("n/a", band)
     if synthetic:
         return Verdict("synthetic", band, would_be=cmp)
+    if flags:
+        return Verdict("not comparable", band, would_be=cmp)
     return Verdict(cmp, band)
 
 
