@@ -243,10 +243,10 @@ def _markdown(df) -> str:
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Output folder (default: <results-dir>/report).")
 @click.option("--specs", "spec_paths", multiple=True, help="Spec files/folders (default: papers/).")
-@click.option("--format", "fmt", type=click.Choice(["html", "markdown", "json"]), default="html",
-              show_default=True,
+@click.option("--format", "fmt", type=click.Choice(["html", "markdown", "json", "latex"]),
+              default="html", show_default=True,
               help="html: static site (index.html + one page per table); markdown: report.md; "
-                   "json: summary.json for scripts.")
+                   "json: summary.json for scripts; latex: report.tex (booktabs tables).")
 def report(results_dir, out, spec_paths, fmt):
     """Render the report: published vs reproduced, verdicts and claims for every table."""
     from .report.build import build_report

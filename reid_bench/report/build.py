@@ -12,6 +12,7 @@ spec's claims checked on our numbers (reid_bench.report.claims); the figures
   network, figures inline as SVG.
 - ``markdown``: ``report.md``, every table as a markdown table with verdict symbols.
 - ``json``: ``summary.json``, every number, verdict and claim for scripts.
+- ``latex``: ``report.tex``, one booktabs table per paper table (``reid_bench.report.latex``).
 
 Anything computed on synthetic data is labelled so everywhere: its verdict reads
 "synthetic: not comparable" and its pages carry a banner.
@@ -38,7 +39,7 @@ from . import plots as P
 from . import verdicts as V
 
 TEMPLATES = Path(__file__).parent / "templates"
-FORMATS = ("html", "markdown", "json")
+FORMATS = ("html", "markdown", "json", "latex")
 NO_RESULT = "no result yet: run `reid-bench run` on this spec"
 
 AP_DEFINITIONS = {
@@ -392,6 +393,12 @@ def build_report(results_dir: Path, out: Path, spec_paths: list[str] | None = No
     if fmt == "json":
         path = out / "summary.json"
         _write(path, json.dumps(summary(views, broken, stamp), indent=1, default=str))
+        return path
+    if fmt == "latex":
+        from .latex import render_latex
+
+        path = out / "report.tex"
+        _write(path, render_latex(views, broken, stamp))
         return path
     if fmt == "markdown":
         path = out / "report.md"
