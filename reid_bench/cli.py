@@ -110,8 +110,14 @@ def run(spec_paths, rows, seeds, smoke, dry_run, results_dir, data_root, device,
 
     from .cache_dir import use_cache_dir
     from .runner import Runner, RunOptions, indent, plan
-    from .selection import (dataset_choices, expand_spec_paths, match, row_choices,
-                            split_names, variant_of)
+    from .selection import (
+        dataset_choices,
+        expand_spec_paths,
+        match,
+        row_choices,
+        split_names,
+        variant_of,
+    )
     from .spec import load_spec
 
     if smoke and smoke_recipe:

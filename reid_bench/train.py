@@ -38,8 +38,8 @@ class LoopSettings:
     progress: bool = True
 
 
-_LOOP: contextvars.ContextVar[LoopSettings] = contextvars.ContextVar("loop",
-                                                                     default=LoopSettings())
+_LOOP: contextvars.ContextVar[LoopSettings | None] = contextvars.ContextVar("loop",
+                                                                            default=None)
 
 
 @contextlib.contextmanager
@@ -148,7 +148,7 @@ def train_stage(model: nn.Module, loader: Any, step: StepFn, optim: OptimRecipe,
     fast = train_fast_path(model, loader, accel, device)  # None: plain fp32, one process
     if fast is not None:
         loader = fast.loader
-    settings = _LOOP.get()
+    settings = _LOOP.get() or LoopSettings()
     minutes = settings.checkpoint_minutes if checkpoint_minutes is None else checkpoint_minutes
     last_save = time.monotonic()
     for epoch in range(start_epoch, optim.epochs):
