@@ -179,3 +179,15 @@ def test_report_outside_a_repository_fails(tmp_path, monkeypatch):
 def test_tier_is_part_of_the_cell_id(tier):
     assert R.cell_id("IDE A", "market", 0, tier) == "ide-a__market__s0__smoke_recipe"
     assert R.cell_id("IDE A", "market", 0, tier) != R.cell_id("IDE A", "market", 0, "smoke")
+
+
+def test_fmn_folder_dry_run_prints_per_table_and_total_gpu_hours(repo_root, monkeypatch):
+    monkeypatch.chdir(repo_root)
+    out = cli("run", "papers/fmn/", "--dry-run", "--throughput", "5000")
+    assert out.exit_code == 0, out.output
+    assert out.output.count("table total:") == 5
+    # FMN: GRN stage + MN/LAN stage, 75 epochs in all, over Market's 12,936 training images.
+    assert re.search(r"GRN\s+market\s+0\s+75\s+12,936\s+970,200\s+0\.05", out.output)
+    total = re.search(r"total over 5 table\(s\): ([\d.]+) GPU-h", out.output)
+    tables = [float(x) for x in re.findall(r"table total: ([\d.]+) GPU-h", out.output)]
+    assert total and abs(float(total.group(1)) - sum(tables)) < 0.02
