@@ -33,8 +33,12 @@ def main() -> None:
 
 
 @main.command()
-@click.argument("spec_path", type=click.Path(dir_okay=False))
-@click.option("--rows", "rows", multiple=True, help="Run only this row (repeatable).")
+@click.argument("spec_paths", nargs=-1, required=True, type=click.Path())
+@click.option("--rows", "rows", multiple=True,
+              help="Run only these rows: names, case-insensitive, comma-separated or repeated.")
+@click.option("--datasets", "datasets", multiple=True,
+              help="Run only these dataset columns (column id, dataset name or label; "
+                   "case-insensitive, comma-separated or repeated).")
 @click.option("--seeds", type=click.IntRange(1), default=None,
               help="Number of seeds (0..N-1); default: the spec's `seeds`.")
 @click.option("--smoke", is_flag=True,
@@ -56,22 +60,41 @@ def main() -> None:
 @click.option("--max-batch", type=click.IntRange(1), default=None,
               help="With --shakedown on CPU only: cap every stage's batch size (P×K samplers "
                    "keep P >= 2). Refused on CUDA, where the real batch must be proven.")
-@click.option("--dry-run", is_flag=True, help="Print the plan and exit.")
 @click.option("--variant", "variants", multiple=True, metavar="KEY=VALUE",
               help="Run the rows whose assumed value KEY lists VALUE among its `alternatives`, "
                    "with VALUE in its place (repeatable); results are stored beside the main "
                    "ones under variant `variant:KEY=VALUE`. Evaluation-only keys (eval.*) reuse "
                    "the trained models.")
+@click.option("--smoke-recipe", is_flag=True,
+              help="The spec's shrunk recipe on YOUR real data (tier smoke_recipe; labelled "
+                   "so in CSV and report, never compared as a reproduction).")
+@click.option("--subset", is_flag=True,
+              help="The dataset is a deliberate subset of the real one: its layout is checked, "
+                   "its counts are not; results are labelled subset everywhere.")
+@click.option("--dry-run", is_flag=True,
+              help="Print the plan with epochs, images and (with a throughput) GPU-hours; exit.")
+@click.option("--throughput", type=click.FloatRange(min=0, min_open=True), default=None,
+              metavar="IMG_PER_S",
+              help="Training images per second per GPU, for --dry-run time estimates "
+                   "(a shakedown measurement of the cell wins when present).")
 @click.option("--results-dir", type=click.Path(file_okay=False), default="results",
               show_default=True)
 @click.option("--data-root", type=click.Path(file_okay=False), default=None,
-              help="Dataset root (default: $REID_BENCH_DATA, else ./data).")
+              help="Dataset root (default: $REID_BENCH_DATA, else ./data); only read.")
+@click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
+              help="Folder for derived files: synthetic data, extracted CUHK03 images "
+                   "(default: $REID_BENCH_CACHE, else ~/.cache/reid-bench).")
 @click.option("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if available).")
 @click.option("--force", is_flag=True, help="Recompute finished cells.")
 @click.option("--num-workers", type=click.IntRange(0), default=0, show_default=True,
               help="Data loader worker processes.")
 @click.option("--checkpoint-every", type=click.IntRange(0), default=5, show_default=True,
               help="Save a resumable training checkpoint every N epochs (0: never).")
+@click.option("--checkpoint-minutes", type=click.FloatRange(min=0), default=10.0,
+              show_default=True,
+              help="Also save one at the end of an epoch once this many minutes passed since "
+                   "the last (0: never).")
+@click.option("--quiet", is_flag=True, help="No progress bar within epochs.")
 @click.option("--deterministic", is_flag=True, help="torch deterministic algorithms.")
 @click.option("--precision", type=click.Choice(["fp32", "tf32", "bf16", "fp16"]),
               default="fp32", show_default=True,
@@ -100,61 +123,49 @@ def main() -> None:
               help="Override a recipe value by its dotted key, e.g. --set train.lr=0.02 "
                    "(repeatable; value parsed as YAML). Validated like the spec; the results "
                    "are keyed and labelled as deviating from the paper's recipe.")
-def run(spec_path, rows, seeds, smoke, dry_run, results_dir, data_root, device, force,
+def run(spec_paths, rows, seeds, smoke, dry_run, results_dir, data_root, device, force,
         num_workers, checkpoint_every, deterministic, shakedown=False, shakedown_steps=2,
         pretrained="spec", max_batch=None, precision="fp32", channels_last=False,
         compile_=False, launcher="local", nproc=1, slurm_partition=None,
         slurm_time=None, slurm_gpus=None, slurm_array_parallelism=None, site_config=None,
-        sets=(), variants=()):
-    """Train and evaluate every runnable row of SPEC_PATH; write results/<paper>/<table>.csv."""
+        sets=(), variants=(), datasets=(), smoke_recipe=False, subset=False, throughput=None,
+        cache_dir=None, checkpoint_minutes=10.0, quiet=False):
+    """Train and evaluate every runnable row of each SPEC (files, or folders of
+    table*.yaml); write results/<paper>/<table>.csv per spec."""
     import torch
 
+    from .cache_dir import use_cache_dir
     from .integrity import output_safe, quiet_stdout
     from .overrides import compose_variant, parse_sets, set_parts, spec_parts, validate_overrides
-    from .runner import Runner, RunOptions, plan
+    from .results import SHRUNK_TIERS
+    from .runner import Runner, RunOptions, indent, plan
+    from .selection import dataset_choices, expand_spec_paths, match, row_choices, split_names
     from .shakedown import ShakedownOptions, check_device
     from .spec import load_spec
 
-    if smoke and shakedown:
-        raise click.UsageError("--smoke and --shakedown are different tiers: choose one")
+    chosen = [f for f, on in (("--smoke", smoke), ("--smoke-recipe", smoke_recipe),
+                              ("--shakedown", shakedown)) if on]
+    if len(chosen) > 1:
+        raise click.UsageError(f"{' and '.join(chosen)} are different tiers: choose one")
+    if (smoke or shakedown) and subset:
+        raise click.UsageError("--subset describes real data; --smoke and --shakedown use the "
+                               "synthetic stand-in")
     if not shakedown and (pretrained != "spec" or max_batch is not None):
         raise click.UsageError("--pretrained and --max-batch belong to --shakedown runs")
-    spec = load_spec(spec_path)
+    if variants and (launcher != "local" or nproc > 1):
+        raise click.UsageError("--variant runs with the local launcher (one process) only")
+    use_cache_dir(cache_dir)
+    paths = expand_spec_paths(spec_paths)
+    specs = [load_spec(p) for p in paths]
+    want_rows = match(split_names(rows), row_choices(specs), "row") if rows else None
+    want_ds = match(split_names(datasets), dataset_choices(specs), "dataset") if datasets else None
+    tier = ("smoke" if smoke else "smoke_recipe" if smoke_recipe
+            else "shakedown" if shakedown else "full")
     overrides = parse_sets(sets)
-    # A spec copy or overrides: own cells, never the canonical ones (reid_bench.overrides).
-    variant = compose_variant(spec_parts(spec) + set_parts(overrides))
-    try:
-        cells = plan(spec, rows=list(rows) or None, seeds=seeds, smoke=smoke,
-                     tier="shakedown" if shakedown else None, variant=variant)
-    except KeyError as exc:
-        raise click.UsageError(str(exc.args[0])) from None
-    validate_overrides(spec, list({c.row.name: c.row for c in cells}.values()), overrides,
-                       smoke=smoke)
-    if variant:
-        click.echo(f"variant {variant!r}: results are kept apart from the canonical spec's")
-    if variants:
-        from .variants import apply_variants
-
-        if launcher != "local" or nproc > 1:
-            raise click.UsageError("--variant runs with the local launcher (one process) only")
-        spec, cells = apply_variants(spec, list(variants), cells, smoke=smoke)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     shake = (ShakedownOptions(steps=shakedown_steps, pretrained=pretrained,
                               max_batch=max_batch) if shakedown else None)
     check_device(shake, device)
-    quoted = sum(1 for r in spec.rows if not r.runnable)
-    click.echo(f"{spec.paper.id}/{spec.table.id}: {len(cells)} cell(s) to plan "
-               f"({quoted} quoted row(s) not runnable){' — SMOKE, synthetic data' if smoke else ''}"
-               f"{' — SHAKEDOWN, full recipe for a few steps, synthetic data' if shake else ''}")
-    if dry_run:
-        for c in cells:
-            col = spec.datasets[c.dataset]
-            split = "" if c.split is None else f"split {c.split:<3}"
-            click.echo(f"  {c.row.name:<28} {c.dataset:<14} {split}seed {c.seed}  "
-                       f"method={c.row.method}"
-                       f"  protocol={col.eval.protocol}"
-                       + (f"  variant={c.variant}" if c.variant else ""))
-        return
     from .launch.dispatch import accel_options, dispatch
 
     opts = RunOptions(results_dir=Path(results_dir), data_root=data_root,
@@ -164,19 +175,67 @@ def run(spec_path, rows, seeds, smoke, dry_run, results_dir, data_root, device, 
                       log=output_safe(click.echo, on_close=quiet_stdout),
                       accel=accel_options(precision, channels_last, compile_),
                       launcher=launcher, nproc=nproc, overrides=overrides,
-                      shakedown=shake)
-    if launcher != "local" or nproc > 1:
-        sys.exit(dispatch(spec_path, spec, cells, opts,
+                      shakedown=shake, subset=subset,
+                      checkpoint_minutes=checkpoint_minutes, quiet=quiet)
+    echo = opts.log  # an output error (`run … | head`) never becomes a cell's failure
+    label = {"smoke": " — SMOKE, synthetic data", "smoke_recipe": " — SMOKE RECIPE on real data",
+             "shakedown": " — SHAKEDOWN, full recipe for a few steps, synthetic data",
+             "full": ""}[tier] + (" — SUBSET of the dataset" if subset else "")
+    failed_any, grand, grand_unknown, seen = False, 0.0, False, {}
+    for spec_path, spec in zip(paths, specs, strict=True):
+        # A spec copy, overrides or a subset: own cells, never the canonical ones.
+        variant = compose_variant(spec_parts(spec) + set_parts(overrides)
+                                  + (["subset"] if subset else []))
+        names = [r.name for r in spec.rows if want_rows is None or r.name in want_rows]
+        cells = plan(spec, rows=names, seeds=seeds, tier=tier, variant=variant) if names else []
+        if want_ds is not None:
+            cells = [c for c in cells if c.dataset in want_ds]
+        if cells:
+            validate_overrides(spec, list({c.row.name: c.row for c in cells}.values()),
+                               overrides, smoke=tier in SHRUNK_TIERS)
+        if cells and variants:
+            from .variants import apply_variants
+
+            spec, cells = apply_variants(spec, list(variants), cells,
+                                         smoke=tier in SHRUNK_TIERS)
+        quoted = sum(1 for r in spec.rows if not r.runnable)
+        echo(f"{spec.paper.id}/{spec.table.id}: {len(cells)} cell(s) to plan "
+             f"({quoted} quoted row(s) not runnable){label}")
+        if variant:
+            echo(f"variant {variant!r}: results are kept apart from the canonical spec's")
+        if not cells:
+            continue
+        if dry_run:
+            from .estimate import Estimator, format_estimates
+
+            est = Estimator(Runner(spec, opts), throughput, seen)
+            text, total, unknown = format_estimates(f"  ({spec_path})",
+                                                    [est.cell(c) for c in cells])
+            echo(text)
+            grand += total or 0.0
+            grand_unknown |= unknown or total is None
+            continue
+        if launcher != "local" or nproc > 1:
+            rc = dispatch(str(spec_path), spec, cells, opts,
                           {"partition": slurm_partition, "time": slurm_time, "gpus": slurm_gpus,
                            "array_parallelism": slurm_array_parallelism,
-                           "site_config": site_config}, click.echo))
-    runner = Runner(spec, opts)
-    summary = runner.run(cells)
-    opts.log(f"\nsummary: {len(summary.done)} done, {len(summary.skipped)} already done, "
+                           "site_config": site_config}, echo)
+            failed_any |= rc != 0
+            continue
+        runner = Runner(spec, opts)
+        summary = runner.run(cells)
+        echo(f"\nsummary: {len(summary.done)} done, {len(summary.skipped)} already done, "
              f"{len(summary.failed)} not ok → {runner.csv}")
-    for cid, status, err in summary.failed:
-        opts.log(f"  {status:<9} {cid}: {err.splitlines()[0] if err else ''}")
-    if not summary.ok:
+        for cid, status, err in summary.failed:
+            echo(f"  {status:<9} {cid}:\n{indent(err, '      ')}")
+        failed_any |= not summary.ok
+    if dry_run:
+        echo(f"\ntotal over {len(specs)} table(s): "
+             + (f"{grand:,.2f} GPU-h" if throughput or grand else "no time estimate "
+                "(pass --throughput IMG_PER_S)")
+             + (" (some cells unknown)" if grand_unknown and grand else ""))
+        return
+    if failed_any:
         sys.exit(1)
 
 
@@ -253,14 +312,19 @@ def published(paths, fmt):
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Output folder (default: <results-dir>/report).")
 @click.option("--specs", "spec_paths", multiple=True, help="Spec files/folders (default: papers/).")
-@click.option("--format", "fmt", type=click.Choice(["html", "markdown", "json"]), default="html",
-              show_default=True,
+@click.option("--format", "fmt", type=click.Choice(["html", "markdown", "json", "latex"]),
+              default="html", show_default=True,
               help="html: static site (index.html + one page per table); markdown: report.md; "
-                   "json: summary.json for scripts.")
+                   "json: summary.json for scripts; latex: report.tex (booktabs tables).")
 def report(results_dir, out, spec_paths, fmt):
     """Render the report: published vs reproduced, verdicts and claims for every table."""
     from .report.build import build_report
+    from .spec import find_specs
 
+    if not find_specs(list(spec_paths) or None):
+        where = ", ".join(spec_paths) if spec_paths else f"{Path('papers').resolve()}/*/table*.yaml"
+        raise click.UsageError(f"no spec files found (looked for {where}). Run `reid-bench "
+                               "report` from the repository root, or name the specs with --specs.")
     out = Path(out) if out else Path(results_dir) / "report"
     index = build_report(Path(results_dir), out, list(spec_paths) or None, fmt=fmt)
     click.echo(f"report written: {index}")
@@ -317,11 +381,18 @@ def data():
 @data.command("check")
 @click.argument("names", nargs=-1)
 @click.option("--data-root", type=click.Path(file_okay=False), default=None)
-def data_check(names, data_root):
+@click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
+              help="Folder for derived files (default: $REID_BENCH_CACHE, else "
+                   "~/.cache/reid-bench); the data root is only read.")
+@click.option("--deep", is_flag=True,
+              help="Decode every image fully (progress bar); default: open each header.")
+def data_check(names, data_root, cache_dir=None, deep=False):
     """Find and validate datasets (default: every registered dataset)."""
+    from .cache_dir import use_cache_dir
     from .data_check import check_datasets, format_check_table
 
-    rows, ok = check_datasets(list(names) or None, data_root)
+    use_cache_dir(cache_dir)
+    rows, ok = check_datasets(list(names) or None, data_root, deep=deep, progress=deep)
     click.echo(format_check_table(rows))
     if not ok:
         sys.exit(1)

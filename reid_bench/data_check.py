@@ -1,10 +1,12 @@
 """``reid-bench data check``: find each dataset under the data root and validate it.
 
-A full check loads the dataset (which validates folders and file names), compares ids, images
+A check loads the dataset (which validates folders and file names), compares ids, images
 and cameras per split with the published statistics the loader records in
-``meta["expected"]``, and fully decodes every image of every listed split (PIL's ``verify()``
-does not notice a truncated JPEG, a full decode does); the Market-1501+500k distractors are only
-counted. ``check_dataset_quick`` is the seconds-long version the runner calls before training.
+``meta["expected"]``, and opens every image of every listed split: by default its header (an
+empty or non-image file fails), with ``deep`` a full decode (PIL's ``verify()`` does not notice a
+truncated JPEG, a full decode does) with a progress bar; the Market-1501+500k distractors are
+only counted. Every bad file is counted and the first ``MAX_LISTED`` are named.
+``check_dataset_quick`` is the seconds-long version the runner calls before training.
 
 "ids" counts identities with pid > 0 (Market's distractor label 0 and junk label -1 are not
 identities); "cameras" counts distinct camids >= 0.
@@ -29,7 +31,7 @@ CHECK_VARIANTS: dict[str, list[dict[str, Any]]] = {
     "imagefolder": [],
 }
 STAT_SPLITS = ("train", "query", "gallery")
-MAX_LISTED = 10  # bad files named per row; the rest are counted
+MAX_LISTED = 20  # bad files named per row; the rest are counted
 APPROX_TOLERANCE = 0.01
 
 
@@ -69,12 +71,44 @@ def _decode(path: str) -> str | None:
     return None
 
 
-def _unreadable(paths: Sequence[str]) -> list[tuple[str, str]]:
-    """(path, reason) for every path that does not decode. Threads: PIL releases the GIL while
-    decoding, so this scales with cores."""
+def _header(path: str) -> str | None:
+    """None if the file opens as an image (header only: cheap), else the reason."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            im.size  # noqa: B018 - the header is parsed on open; size proves it was
+    except Exception as e:  # any failure means the file is unusable
+        return f"{type(e).__name__}: {e}"
+    return None
+
+
+def _unreadable(paths: Sequence[str], deep: bool = True,
+                progress: str | None = None) -> list[tuple[str, str]]:
+    """(path, reason) for every path that does not decode fully (``deep``) or whose header does
+    not open. Threads: PIL releases the GIL while decoding, so this scales with cores. With
+    ``progress`` (a label) a progress bar goes to stderr when it is a terminal."""
+    fn = _decode if deep else _header
     with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
-        reasons = list(pool.map(_decode, paths, chunksize=64))
+        it = pool.map(fn, paths, chunksize=64)
+        if progress is not None:
+            import sys
+
+            from tqdm import tqdm
+
+            it = tqdm(it, total=len(paths), desc=progress, unit="img", leave=False,
+                      disable=not sys.stderr.isatty())
+        reasons = list(it)
     return [(p, r) for p, r in zip(paths, reasons, strict=True) if r is not None]
+
+
+def bad_file_lines(bad: Sequence[tuple[str, str]], what: str = "unreadable image") -> list[str]:
+    """Problem lines for ``bad`` (path, reason) files: the count, then the first MAX_LISTED."""
+    if not bad:
+        return []
+    head = f"{len(bad)} {what}(s)" + (f"; the first {MAX_LISTED}:" if len(bad) > MAX_LISTED
+                                       else ":")
+    return [head] + [f"{what} {p} ({r})" for p, r in bad[:MAX_LISTED]]
 
 
 def _label(name: str, options: dict[str, Any]) -> str:
@@ -83,8 +117,10 @@ def _label(name: str, options: dict[str, Any]) -> str:
     return f"{name} ({', '.join(f'{k}={v}' for k, v in options.items())})"
 
 
-def check_one(name: str, data_root: Path, options: dict[str, Any], decode: bool = True) -> dict:
-    """The check row for dataset ``name`` with loader ``options``: keys dataset, name, options,
+def check_one(name: str, data_root: Path, options: dict[str, Any], decode: bool = True,
+              deep: bool = True, progress: bool = False) -> dict:
+    """The check row for dataset ``name`` with loader ``options`` (``decode``: open every image,
+    fully when ``deep``, else its header; ``progress``: a progress bar): keys dataset, name, options,
     status ("ok", "missing" or "invalid"), root (str or None), stats ({split: split_stats}),
     problems (list of str, for "missing"/"invalid" the loader's full message)."""
     row: dict[str, Any] = {"dataset": _label(name, options), "name": name, "options": options,
@@ -102,24 +138,25 @@ def check_one(name: str, data_root: Path, options: dict[str, Any], decode: bool 
     problems = _compare(ds)
     if decode:
         paths = sorted({s.path for samples in ds.splits.values() for s in samples})
-        bad = _unreadable(paths)
-        problems += [f"unreadable image {p} ({r})" for p, r in bad[:MAX_LISTED]]
-        if len(bad) > MAX_LISTED:
-            problems.append(f"... and {len(bad) - MAX_LISTED} more unreadable images")
+        bad = _unreadable(paths, deep=deep,
+                          progress=f"decoding {_label(name, options)}" if progress else None)
+        problems += bad_file_lines(bad)
     if problems:
         row["status"] = "invalid"
         row["problems"] = problems + ["Re-extract the dataset from its original archive."]
     return row
 
 
-def check_datasets(names: list[str] | None, data_root) -> tuple[list[dict], bool]:
+def check_datasets(names: list[str] | None, data_root, deep: bool = False,
+                   progress: bool = False) -> tuple[list[dict], bool]:
     """Check the datasets ``names`` (None = every registered dataset, each with its
     CHECK_VARIANTS option sets) under ``data_root`` (resolved like ``--data-root``).
 
     Returns (rows, ok): one ``check_one`` row per dataset and option set (imagefolder, which
     has no default location, gets a "skipped" row), and ok = no row is "invalid" and, when
     ``names`` were given explicitly, none is "missing" either (unnamed datasets may simply not
-    be installed)."""
+    be installed). ``deep`` decodes every image fully (``progress``: with a progress bar);
+    otherwise each image's header is opened."""
     root = resolve_data_root(data_root)
     explicit = names is not None
     rows = []
@@ -132,7 +169,7 @@ def check_datasets(names: list[str] | None, data_root) -> tuple[list[dict], bool
                          "problems": [f"{name} has no default location; it is checked when a "
                                       f"spec that uses it is run"]})
         for options in variants:
-            rows.append(check_one(name, root, options))
+            rows.append(check_one(name, root, options, deep=deep, progress=progress))
     bad = {"invalid", "missing"} if explicit else {"invalid"}
     return rows, not any(r["status"] in bad for r in rows)
 
@@ -146,19 +183,26 @@ def check_dataset_quick(name: str, data_root, options: dict[str, Any] | None = N
     verify_loaded(load_dataset(name, data_root, **options), name, options)
 
 
-def verify_loaded(ds, name: str, options: dict[str, Any] | None = None) -> None:
+def verify_loaded(ds, name: str, options: dict[str, Any] | None = None,
+                  counts: bool = True) -> None:
     """``check_dataset_quick`` on an already loaded dataset ``ds`` (the runner's pre-training
-    check: counts against the published statistics, first/last image of every split decode)."""
+    check: counts against the published statistics, first/last image of every split decode).
+    ``counts=False`` (``--subset``, a deliberate subset) skips the counts: the layout was
+    checked by the loader, and every split must still hold images."""
     options = options or {}
-    problems = _compare(ds)
+    problems = _compare(ds) if counts else [
+        f"{s}: no images" for s in STAT_SPLITS if s in ds.splits and not ds.splits[s]]
     ends = [s.path for samples in ds.splits.values() if samples for s in (samples[0], samples[-1])]
     problems += [f"unreadable image {p} ({r})" for p, r in _unreadable(ends)]
     if problems:
         listing = "\n".join(f"  - {p}" for p in problems)
+        hint = ("" if not counts else
+                " If you use a deliberate subset of the dataset, run with --subset (results "
+                "are then labelled subset).")
         raise DatasetError(
             f"dataset {_label(name, options)} at {ds.root} does not match what the paper used:\n"
             f"{listing}\nRe-extract it from its original archive; `reid-bench data check "
-            f"{name}` lists every problem.")
+            f"{name}` lists every problem.{hint}")
 
 
 def _cell(stats: dict[str, int] | None) -> str:

@@ -89,6 +89,12 @@ class Method:
             h.update(f.read_bytes())
         return h.hexdigest()[:16]
 
+    def epoch_images(self, recipe: Any, stage: str) -> float:
+        """Images one epoch of training ``stage`` (the recipe field of an ``OptimRecipe``)
+        processes, per training-split image: 1 for a pass over the split (``run --dry-run``
+        estimates; pair stages override it with 2)."""
+        return 1.0
+
     def training_key(self, params: BaseModel) -> dict:
         """The params that determine the trained weights."""
         return {k: v for k, v in params.model_dump(mode="json").items()

@@ -25,8 +25,11 @@ from .integrity import row_digest
 
 STATUSES = ("ok", "failed", "diverged", "not_run")
 # The tier of a run: the paper's recipe on the real data ("full"), the shrunk recipe on the
-# synthetic stand-in ("smoke"), the full recipe for a few steps ("shakedown").
-TIERS = ("full", "smoke", "shakedown")
+# synthetic stand-in ("smoke"), the full recipe for a few steps ("shakedown"), the shrunk recipe
+# on the real data ("smoke_recipe", --smoke-recipe).
+TIERS = ("full", "smoke", "shakedown", "smoke_recipe")
+# Tiers that train with the spec's shrunk ``smoke:`` recipe.
+SHRUNK_TIERS = ("smoke", "smoke_recipe")
 # A cell's identity. ``variant`` is "" for the canonical spec as committed; anything that makes
 # the numbers deviate from it (a spec copy, --set overrides, an assumption variant, a subset)
 # is spelled into it, so such results never land in the canonical cells.
@@ -48,10 +51,12 @@ COLUMNS = [
     "precision", "channels_last", "pretrained",
     # --shakedown cells (reid_bench.shakedown): steps per stage, batch cap (CPU), seconds per
     # step, first/last training loss, peak memory in MiB and what was measured.
-    "shakedown_steps", "max_batch", "step_s", "first_loss", "last_loss", "peak_mem_mb",
+    "shakedown_steps", "max_batch", "step_s", "img_per_s", "first_loss", "last_loss",
+    "peak_mem_mb",
     "peak_mem_kind",
+    "subset",  # True: --subset, a deliberate subset of the real dataset (counts not checked)
 ]
-_BOOL = ("smoke", "synthetic", "git_dirty")
+_BOOL = ("smoke", "synthetic", "git_dirty", "subset")
 _TEXT = ("paper", "table", "row", "dataset", "tier", "variant", "status", "error",
          "extra_metrics", "method",
          "git_commit", "spec_hash", "config_hash", "train_hash", "dataset_fingerprint", "cell_id",

@@ -37,6 +37,7 @@ from .overrides import apply_overrides, overrides_json, set_parts, variant_parts
 from .provenance import provenance
 from .registry import METHODS
 from .spec import DatasetColumn, Row, Spec, resolved_recipe, stable_hash
+from .train import LoopSettings, use_loop_settings
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,11 @@ class Cell:
     @property
     def smoke(self) -> bool:
         return self.tier == "smoke"
+
+    @property
+    def subset(self) -> bool:
+        """A deliberate subset of the real dataset (``--subset``): spelled into the variant."""
+        return "subset" in self.variant.split(";")
 
     @property
     def key(self) -> tuple:
@@ -86,6 +92,9 @@ class RunOptions:
     overrides: dict[str, Any] = field(default_factory=dict)
     # --shakedown settings (reid_bench.shakedown.ShakedownOptions); None: not a shakedown.
     shakedown: Any = None
+    subset: bool = False  # --subset: the dataset's counts are not checked (cells say "subset")
+    checkpoint_minutes: float = 0.0  # also checkpoint when this much time passed (0: never)
+    quiet: bool = False  # no progress bar within epochs
 
 
 @dataclass
@@ -106,7 +115,7 @@ def plan(spec: Spec, *, rows: list[str] | None = None, seeds: int | None = None,
     in ``tier`` (default "smoke" with ``smoke``, else "full") and ``variant``.
     Unknown row names raise KeyError listing the valid ones."""
     tier = tier or ("smoke" if smoke else "full")
-    smoke = tier == "smoke"
+    smoke = tier in R.SHRUNK_TIERS  # the shrunk recipes run one split
     if rows:
         valid = [r.name for r in spec.rows]
         unknown = [r for r in rows if r not in valid]
@@ -184,14 +193,15 @@ class Runner:
 
             ds = load_dataset(name, self.data_root, **options)
             # Fail in seconds on a half-extracted or relabelled dataset, not after an epoch.
-            verify_loaded(ds, name, options)
+            # A deliberate --subset is checked for layout (the loader) and images, not counts.
+            verify_loaded(ds, name, options, counts=not self.opts.subset)
             self._datasets[key] = ds
         return self._datasets[key]
 
     def cell_config(self, cell: Cell) -> dict[str, Any]:
         """Everything that determines the cell's numbers (hashed into ``config_hash``)."""
         row, col = cell.row, self.spec.datasets[cell.dataset]
-        values, prov = resolved_recipe(self.spec, row, smoke=cell.smoke)
+        values, prov = resolved_recipe(self.spec, row, smoke=cell.tier in R.SHRUNK_TIERS)
         if self.opts.overrides:
             if not set(set_parts(self.opts.overrides)) <= set(variant_parts(cell.variant)):
                 # Overridden numbers must never land in the paper recipe's cells.
@@ -243,7 +253,7 @@ class Runner:
                 config, chash = {}, ""
                 self._record(cell, {}, "", "not_run", str(exc), time.time(), None)
                 summary.failed.append((cell.id, "not_run", str(exc)))
-                self.opts.log(f"{tag}: not run — {exc}")
+                self.opts.log(f"{tag}: not run —\n{indent(str(exc))}")
                 continue
             if finished.get(cell.key) == chash:
                 summary.skipped.append(cell.id)
@@ -270,7 +280,7 @@ class Runner:
                 self.opts.log(f"{tag}: ok — " + ", ".join(f"{k} {v:.2f}" for k, v in m.items()))
             else:
                 summary.failed.append((cell.id, status, error))
-                self.opts.log(f"{tag}: {status} — {error.splitlines()[0] if error else ''}")
+                self.opts.log(f"{tag}: {status} —\n{indent(error)}")
         return summary
 
     def _claim(self, cell: Cell):
@@ -387,9 +397,12 @@ class Runner:
         identity = checkpoint_identity(details.get("train_hash", ""), cache.salt)
 
         def build(tmp: Path) -> None:
-            # The run's speed switches apply to every train_stage inside fit; its checkpoints
-            # resume only this exact training (integrity.checkpoint_identity).
-            with use_accel(self.accel), use_checkpoint_identity(identity):
+            # The run's speed switches (and checkpoint timer, progress bar) apply to every
+            # train_stage inside fit; its checkpoints resume only this exact training
+            # (integrity.checkpoint_identity).
+            loop = LoopSettings(self.opts.checkpoint_minutes, progress=not self.opts.quiet)
+            with use_accel(self.accel), use_loop_settings(loop), \
+                    use_checkpoint_identity(identity):
                 model = method.fit(params, recipe, ctx)
             torch.save(model.state_dict(), tmp / "model.pt")
             trained["model"] = model
@@ -438,11 +451,17 @@ class Runner:
             "accel": (details.get("accel") or {}).get("tag"),
             "overrides": overrides_json(self.opts.overrides),
             **S.cell_fields(details, config, self.opts.shakedown),
+            "subset": cell.subset,
         }
         R.write_cell_json(self.cells_dir / f"{cell.id}.json",
                           {"row": row, **details, "metrics": metrics})
         R.upsert_row(self.csv, row)
         return status, error, result
+
+
+def indent(text: str, prefix: str = "    ") -> str:
+    """``text`` with every line indented (a multi-line reason printed in full, under its cell)."""
+    return "\n".join(prefix + ln for ln in (text or "").splitlines()) or prefix + "(no message)"
 
 
 def _json(obj: Any) -> str:

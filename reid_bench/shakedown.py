@@ -169,13 +169,14 @@ class StageProbe:
     def __init__(self, stage: str, device: Any):
         self.device = torch.device(device)
         self.record: dict[str, Any] = {"stage": stage, "steps": 0, "losses": [],
-                                       "step_s": []}
+                                       "step_s": [], "images": []}
         self._t = 0.0
         run = _RUN.get()
         if run is not None:  # filed now, so a diverged stage still leaves its record
             run.stages.append(self.record)
 
-    def start(self) -> None:
+    def start(self, batch: Any = None) -> None:
+        self.record["images"].append(_count_images(batch))
         _sync(self.device)
         self._t = time.perf_counter()
 
@@ -190,6 +191,22 @@ class StageProbe:
     def finish(self) -> None:
         if self.device.type == "cuda":
             self.record["peak_mem_mb"] = torch.cuda.max_memory_allocated(self.device) / 2**20
+
+
+def _count_images(batch: Any) -> int:
+    """Images in a training batch: the leading size of every 4-D (N×C×H×W) or 5-D (pairs:
+    N×2×C×H×W) float tensor in it, pairs counted twice."""
+    if torch.is_tensor(batch):
+        if batch.is_floating_point() and batch.dim() == 4:
+            return int(batch.shape[0])
+        if batch.is_floating_point() and batch.dim() == 5:
+            return int(batch.shape[0] * batch.shape[1])
+        return 0
+    if isinstance(batch, (list, tuple)):
+        return sum(_count_images(b) for b in batch)
+    if isinstance(batch, dict):
+        return sum(_count_images(b) for b in batch.values())
+    return 0
 
 
 # ---------------------------------------------------------------- per-cell record
@@ -222,10 +239,14 @@ def summary(stages: list[dict[str, Any]] | None, device: torch.device) -> dict[s
     stages = [s for s in stages or [] if s["steps"] or s["losses"]]
     losses = [x for s in stages for x in s["losses"]]
     times = [t for s in stages for t in (s["step_s"][1:] or s["step_s"][:1])]
+    # Training images per second over the same steps (the --dry-run estimate reads it).
+    imgs = [n for s in stages for n in (s.get("images", [])[1:] or s.get("images", [])[:1])]
     mem, kind = peak_memory(device)
     return {"stages": stages, "first_loss": losses[0] if losses else None,
             "last_loss": losses[-1] if losses else None,
             "step_s": round(sum(times) / len(times), 4) if times else None,
+            "img_per_s": (round(sum(imgs) / sum(times), 2)
+                          if times and sum(times) > 0 and sum(imgs) else None),
             "peak_mem_mb": mem, "peak_mem_kind": kind}
 
 
@@ -254,6 +275,7 @@ def cell_fields(details: dict, config: dict, opts: ShakedownOptions | None) -> d
         "shakedown_steps": opts.steps if opts is not None else None,
         "max_batch": opts.max_batch if opts is not None else None,
         "step_s": shake.get("step_s"),
+        "img_per_s": shake.get("img_per_s"),
         "first_loss": shake.get("first_loss"),
         "last_loss": shake.get("last_loss"),
         "peak_mem_mb": shake.get("peak_mem_mb"),

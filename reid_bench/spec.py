@@ -365,13 +365,23 @@ def stable_hash(obj: Any, n: int = 16) -> str:
 # Loading
 
 
+_SMOKE_TAG = " (with --smoke overrides)"
+
+
 def _format(path: Path, lines: dict, errors: list[tuple]) -> str:
+    # A table-level mistake is found once per row and again with the smoke overrides: say it
+    # once (the smoke-tagged copy only when the plain recipe is fine at that key).
+    plain = {(tuple(kp), msg) for kp, msg in errors}
     out = []
     for kp, msg in errors:
+        if msg.endswith(_SMOKE_TAG) and (tuple(kp), msg[: -len(_SMOKE_TAG)]) in plain:
+            continue
         ln = line_of(lines, kp)
         loc = f"{path}:{ln}" if ln else str(path)
         key = ".".join(str(k) for k in kp) or "<top level>"
-        out.append(f"{loc}: {key}: {msg}")
+        line = f"{loc}: {key}: {msg}"
+        if line not in out:
+            out.append(line)
     return "\n".join(out)
 
 
@@ -559,7 +569,7 @@ def _check_method(spec: Spec, row: Row, rp: KeyPath, strict: bool) -> list[tuple
         try:
             method.Recipe.model_validate(values)
         except ValidationError as exc:
-            tag = " (with --smoke overrides)" if smoke else ""
+            tag = _SMOKE_TAG if smoke else ""
             for kp, msg in _pydantic_errors(exc, ("recipe",), method.Recipe, values):
                 errs.append((rp + kp[1:] if kp[1:2] and kp[1] in row.recipe else kp, msg + tag))
     return errs

@@ -8,10 +8,13 @@ mid-stage checkpoints that a crashed run resumes from.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +27,47 @@ from .integrity import current_identity, identity_mismatch, set_aside
 from .recipe import GradClip, OptimRecipe
 
 StepFn = Callable[[Any], tuple[torch.Tensor, dict[str, float]]]
+
+
+@dataclass(frozen=True)
+class LoopSettings:
+    """Run-wide switches of the loop that no recipe sets: also checkpoint at the end of an epoch
+    once ``checkpoint_minutes`` passed since the last save (0: only every N epochs), and a
+    progress bar within each epoch (``progress``; shown only when stderr is a terminal)."""
+
+    checkpoint_minutes: float = 0.0
+    progress: bool = True
+
+
+_LOOP: contextvars.ContextVar[LoopSettings | None] = contextvars.ContextVar("loop",
+                                                                            default=None)
+
+
+@contextlib.contextmanager
+def use_loop_settings(settings: LoopSettings):
+    """Apply ``settings`` to every ``train_stage`` called inside (the runner sets them around a
+    method's ``fit``, so methods need not pass them on)."""
+    token = _LOOP.set(settings)
+    try:
+        yield
+    finally:
+        _LOOP.reset(token)
+
+
+def _progress(loader: Any, desc: str, enabled: bool) -> Any:
+    """``loader`` wrapped in a tqdm bar (rate and ETA) when enabled and stderr is a terminal;
+    otherwise the loader itself (logs keep their one line per epoch)."""
+    import sys
+
+    if not enabled or not sys.stderr.isatty():
+        return loader
+    from tqdm import tqdm
+
+    try:
+        total = len(loader)
+    except TypeError:
+        total = None
+    return tqdm(loader, total=total, desc=desc, unit="batch", leave=False, dynamic_ncols=True)
 
 
 def build_optimizer(groups: Sequence[tuple[Iterable[nn.Parameter], float]],
@@ -83,14 +127,17 @@ def train_stage(model: nn.Module, loader: Any, step: StepFn, optim: OptimRecipe,
                 device: torch.device | str = "cpu", stage: str = "train",
                 checkpoint: Path | None = None, checkpoint_every: int = 0,
                 log: Callable[[str], None] = print,
-                accel: Any = None) -> list[dict[str, float]]:
+                accel: Any = None,
+                checkpoint_minutes: float | None = None) -> list[dict[str, float]]:
     """Train ``model`` for ``optim.epochs`` epochs over ``loader``.
 
     ``step(batch)`` moves the batch to the device, runs the forward pass and returns
     ``(loss, scalars)``. ``groups`` are the parameter groups with their lr multipliers
     (default: all parameters, ×1). With ``checkpoint`` set and ``checkpoint_every`` > 0 the
     model/optimiser/RNG state is saved atomically every that many epochs and a re-run resumes
-    from it. Raises ``DivergedError`` (with the global step) on a non-finite loss.
+    from it; also at the end of any epoch once ``checkpoint_minutes`` (default: the runner's
+    ``LoopSettings``) passed since the last save, so a slow first epochs never go unsaved.
+    Raises ``DivergedError`` (with the global step) on a non-finite loss.
     Returns one dict of mean scalars per epoch.
 
     ``accel`` (``reid_bench.accel.Accel``/``AccelOptions``; default: the switches the runner set
@@ -138,6 +185,9 @@ def train_stage(model: nn.Module, loader: Any, step: StepFn, optim: OptimRecipe,
     limit = shakedown.step_limit()  # None outside a --shakedown run
     probe = shakedown.StageProbe(stage, device) if limit is not None else None
     params = [p for g in opt.param_groups for p in g["params"]]
+    settings = _LOOP.get() or LoopSettings()
+    minutes = settings.checkpoint_minutes if checkpoint_minutes is None else checkpoint_minutes
+    last_save = time.monotonic()
     for epoch in range(start_epoch, optim.epochs):
         model.train()
         lr = set_epoch_lr(opt, optim, epoch)
@@ -145,9 +195,11 @@ def train_stage(model: nn.Module, loader: Any, step: StepFn, optim: OptimRecipe,
         sums: dict[str, float] = {}
         n = 0
         t0 = time.perf_counter()
-        for batch in loader:
+        bar = _progress(loader, f"[{stage}] epoch {epoch + 1}/{optim.epochs}",
+                        settings.progress and (fast is None or fast.main) and limit is None)
+        for batch in bar:
             if probe is not None:
-                probe.start()
+                probe.start(batch)
             loss, scalars = step(batch) if fast is None else fast.step(step, batch)
             global_step += 1
             if probe is not None:
@@ -192,8 +244,11 @@ def train_stage(model: nn.Module, loader: Any, step: StepFn, optim: OptimRecipe,
         log(f"[{stage}] {where} lr={lr:.2g} {scalars_txt} ({rec['seconds']:.1f}s)")
         if limit is not None:
             break  # shakedown: this stage has run its steps; no checkpoint
-        if checkpoint is not None and checkpoint_every and (epoch + 1) % checkpoint_every == 0 \
+        due = bool(checkpoint_every and (epoch + 1) % checkpoint_every == 0) or bool(
+            minutes and time.monotonic() - last_save >= minutes * 60)
+        if checkpoint is not None and due \
                 and epoch + 1 < optim.epochs and (fast is None or fast.main):
+            last_save = time.monotonic()
             checkpoint.parent.mkdir(parents=True, exist_ok=True)
             _atomic_save({"model": model.state_dict(), "optimizer": opt.state_dict(),
                           "rng": torch.get_rng_state(), "epoch": epoch + 1,

@@ -17,6 +17,28 @@ def repo_root() -> Path:
     return ROOT
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _session_cache_dir(tmp_path_factory):
+    """Derived files (synthetic data, extracted CUHK03 images) go to one cache folder per test
+    session, never the user's ~/.cache; subprocesses inherit it through the environment. A test
+    that modifies cached files sets its own with monkeypatch."""
+    old = os.environ.get("REID_BENCH_CACHE")
+    os.environ["REID_BENCH_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if old is None:
+        os.environ.pop("REID_BENCH_CACHE", None)
+    else:
+        os.environ["REID_BENCH_CACHE"] = old
+
+
+@pytest.fixture
+def own_cache(tmp_path, monkeypatch) -> Path:
+    """A cache folder of this test only (for tests that modify cached files)."""
+    path = tmp_path / "cache"
+    monkeypatch.setenv("REID_BENCH_CACHE", str(path))
+    return path
+
+
 @pytest.fixture(scope="session")
 def shared_data_root(tmp_path_factory) -> Path:
     """One data root per test session, so the synthetic dataset is generated once."""

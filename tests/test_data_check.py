@@ -37,9 +37,9 @@ def test_synthetic_ok_and_market_mismatch(tmp_path):
     assert "gallery: 7 images, expected 19732" in row["problems"]
 
 
-def test_unreadable_image_found(tmp_path):
+def test_unreadable_image_found(tmp_path, own_cache):
     row = check_one("synthetic", tmp_path, SMALL)
-    victim = sorted((tmp_path / "synthetic").rglob("query/*.jpg"))[1]
+    victim = sorted((own_cache / "synthetic").rglob("query/*.jpg"))[1]
     _truncate(victim)
     row = check_one("synthetic", tmp_path, SMALL)
     assert row["status"] == "invalid"
@@ -47,7 +47,7 @@ def test_unreadable_image_found(tmp_path):
     # The quick check decodes only the first and last image of each split: the middle one
     # passes, the last one fails.
     check_dataset_quick("synthetic", tmp_path, SMALL)
-    last = sorted((tmp_path / "synthetic").rglob("query/*.jpg"))[-1]
+    last = sorted((own_cache / "synthetic").rglob("query/*.jpg"))[-1]
     _truncate(last)
     with pytest.raises(DatasetError, match=last.name):
         check_dataset_quick("synthetic", tmp_path, SMALL)

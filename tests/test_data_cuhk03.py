@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from fixtures_data import CUHK_EMPTY, CUHK_GROUPS, build_cuhk03_mat, build_cuhk03_new, cuhk_image
@@ -29,21 +31,29 @@ def cuhk_root(tmp_path):
     return tmp_path
 
 
-def test_extracts_images_once(cuhk_root):
+def _cached(ds) -> Path:
+    """The folder the dataset's images were extracted to."""
+    return Path(ds.train[0].path).parent
+
+
+def test_extracts_images_once(cuhk_root, own_cache):
     ds = load_dataset("cuhk03", cuhk_root, protocol="classic", images="detected", split=0)
-    img_dir = cuhk_root / "cuhk03" / "images_detected"
+    img_dir = _cached(ds)
+    # Into the cache folder, not the data root.
+    assert img_dir.is_relative_to(own_cache) and img_dir.name == "images_detected"
+    assert sorted(p.name for p in (cuhk_root / "cuhk03").iterdir()) == ["cuhk03_release"]
     assert sorted(p.name for p in img_dir.iterdir()) == sorted(_name(*c) for c in _all_cells())
     g, p, i = 2, 2, 6
     arr = np.asarray(Image.open(img_dir / _name(g, p, i)))
     assert np.array_equal(arr, cuhk_image(g, p, i))  # pixels and orientation preserved
     lab = load_dataset("cuhk03", cuhk_root, protocol="classic", images="labeled", split=0)
-    arr = np.asarray(Image.open(cuhk_root / "cuhk03" / "images_labeled" / _name(g, p, i)))
+    arr = np.asarray(Image.open(img_dir.parent / "images_labeled" / _name(g, p, i)))
     assert np.array_equal(arr, cuhk_image(g, p, i) + 1)
     mtime = (img_dir / _name(g, p, i)).stat().st_mtime_ns
     load_dataset("cuhk03", cuhk_root, protocol="classic", split=1)
     assert (img_dir / _name(g, p, i)).stat().st_mtime_ns == mtime
     assert ds.fingerprint != lab.fingerprint
-    assert not [p for p in (cuhk_root / "cuhk03").iterdir() if p.name.startswith(".tmp")]
+    assert not [p for p in img_dir.parent.iterdir() if p.name.startswith(".tmp")]
 
 
 @pytest.mark.parametrize("split", [0, 1])

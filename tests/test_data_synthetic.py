@@ -71,9 +71,18 @@ def test_deterministic_bytes_and_cached(tmp_path):
     assert {p: p.stat().st_mtime_ns for p in a.rglob("*.jpg")} == mtimes
     # No temporary folder left behind.
     assert [p.name for p in (tmp_path / "a" / "synthetic").iterdir()] == [a.parent.name]
+
     # Another seed → other images, other cache folder.
     c = synthetic_dir(tmp_path / "a", SyntheticOptions(**{**SMALL, "seed": 1}))
     assert c != a and _digest(c) != _digest(a)
+
+
+def test_generated_into_the_cache_not_the_data_root(tmp_path, own_cache):
+    root = tmp_path / "data"
+    root.mkdir()
+    ds = load_dataset("synthetic", root, **SMALL)
+    assert list(root.iterdir()) == []
+    assert Path(ds.train[0].path).is_relative_to(own_cache / "synthetic")
 
 
 def test_identity_signal_beats_camera_signal(tmp_path):

@@ -15,12 +15,23 @@ from pathlib import Path
 from ..errors import DatasetError
 
 
-def missing_dataset_error(name: str, looked: Sequence[Path], expected: str, source: str) -> DatasetError:
+def missing_dataset_error(name: str, looked: Sequence[Path], expected: str, source: str,
+                          missing: Sequence[Path] | None = None) -> DatasetError:
     """A DatasetError listing every path ``looked`` at, what a valid folder contains
-    (``expected``) and where the dataset is officially obtained (``source``)."""
-    paths = "\n".join(f"  - {p}" for p in looked)
+    (``expected``) and where the dataset is officially obtained (``source``). With ``missing``
+    (the needed files that are absent, when others are present) each path is marked found or
+    MISSING, so the user sees which one to add."""
+    if missing is not None and len(missing) < len(looked):
+        gone = {str(p) for p in missing}
+        paths = "\n".join(f"  - {p} ({'MISSING' if str(p) in gone else 'found'})"
+                          for p in looked)
+        head = (f"dataset {name!r} is incomplete: "
+                f"{', '.join(Path(p).name for p in missing)} not found. Looked at:")
+    else:
+        paths = "\n".join(f"  - {p}" for p in looked)
+        head = f"dataset {name!r} not found. Looked at:"
     err = DatasetError(
-        f"dataset {name!r} not found. Looked at:\n{paths}\n"
+        f"{head}\n{paths}\n"
         f"Expected: {expected}\n"
         f"Obtain it from: {source}\n"
         f"Then place it at one of the paths above (the data root is set by --data-root or "

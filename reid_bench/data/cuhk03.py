@@ -12,7 +12,11 @@ On disk (torchreid's layout)::
 empty cells where a view is missing), and ``testsets``: 20 classic test splits, each 100
 (group, person) rows, 1-based. The images are extracted once into
 ``<root>/cuhk03/images_<detected|labeled>/`` as ``<group>_<person:03d>_<view>_<image:02d>.png``
-(torchreid's names, which the new-protocol ``filelist`` uses), built atomically.
+(torchreid's names, which the new-protocol ``filelist`` uses), built atomically. The data root
+is only read: the PNGs go to the cache folder (``reid_bench.cache_dir``), under
+``<cache>/cuhk03/<key>/images_<detected|labeled>/`` with ``key`` a hash of the ``.mat`` file's
+path, size and modification time; a folder ``<root>/cuhk03/images_<...>/`` that already exists
+(extracted by torchreid or an earlier version) is used as it is.
 
 Labels: pid = global 1-based identity (the identity's rank counting group by group, which is
 also what the new protocol's ``labels`` holds); camid = 2·(group−1) + (view−1), 0..9, so the
@@ -27,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..cache_dir import resolve_cache_dir
 from ..errors import DatasetError
 from ..registry import DATASETS
 from ._common import build_atomically, missing_dataset_error
@@ -91,6 +96,19 @@ def _extract(mat, images: str, out: Path) -> None:
                     out / f"{g}_{p + 1:03d}_{view}_{i + 1:02d}.png")
 
 
+def _image_dir(base: Path, mat_path: Path, images: str) -> Path:
+    """Where the extracted PNGs of ``images`` are: an existing ``<base>/images_<images>``
+    (read-only use), else a folder in the cache keyed by the .mat file's identity."""
+    legacy = base / f"images_{images}"
+    if legacy.is_dir():
+        return legacy
+    import hashlib
+
+    st = mat_path.stat()
+    key = hashlib.sha256(f"{mat_path.resolve()}\0{st.st_size}\0{st.st_mtime_ns}".encode())
+    return resolve_cache_dir() / "cuhk03" / key.hexdigest()[:16] / f"images_{images}"
+
+
 def _camid(group: int, view: int) -> int:
     return 2 * (group - 1) + (view - 1)
 
@@ -116,16 +134,21 @@ def load_cuhk03(root: Path, protocol: str = "new", images: str = "detected",
     mat_path = base / "cuhk03_release" / "cuhk-03.mat"
     new_path = base / f"cuhk03_new_protocol_config_{images}.mat"
     needed = [mat_path] + ([new_path] if protocol == "new" else [])
-    if any(not p.is_file() for p in needed):
+    absent = [p for p in needed if not p.is_file()]
+    if absent:
         raise missing_dataset_error(
             "cuhk03", needed,
             "cuhk03_release/cuhk-03.mat (from cuhk03_release.zip) under <data root>/cuhk03/"
             + (f", and {new_path.name} next to cuhk03_release/" if protocol == "new" else ""),
-            CUHK03_SOURCE)
+            CUHK03_SOURCE, missing=absent)
 
-    img_dir = base / f"images_{images}"
+    img_dir = _image_dir(base, mat_path, images)
     with _open_v73(mat_path) as mat:
-        build_atomically(img_dir, lambda tmp: _extract(mat, images, tmp))
+        try:
+            build_atomically(img_dir, lambda tmp: _extract(mat, images, tmp))
+        except OSError as e:
+            raise DatasetError(f"cannot extract the CUHK03 images into {img_dir}: {e}. Point "
+                               f"--cache-dir / $REID_BENCH_CACHE at a writable folder.") from e
         offsets = np.concatenate([[0], np.cumsum(_group_sizes(mat, images))])
         testsets = [mat[ref][:].T.astype(int) for ref in mat["testsets"][0]]
     on_disk = set(os.listdir(img_dir))
@@ -163,7 +186,9 @@ def load_cuhk03(root: Path, protocol: str = "new", images: str = "detected",
         splits = _new_protocol(new_path, sample)
 
     return ReidDataset(name="cuhk03", root=base, splits=splits,
-                       fingerprint=fingerprint_samples(base, splits),
+                       # Relative to the images_<kind> parent: the same files give the same
+                       # fingerprint wherever the cache is.
+                       fingerprint=fingerprint_samples(img_dir.parent, splits),
                        meta={"protocol": protocol, "images": images, "split": split,
                              "expected": CUHK03_EXPECTED[(protocol, images)]})
 

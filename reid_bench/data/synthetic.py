@@ -15,8 +15,10 @@ and ``gt_bbox/`` images for multiple query, and the result is read back by the s
 loader. Images are 128×64 (h×w), Market's native size, so a recipe's resize/crop does the same
 work as on the real data; they are tiny JPEGs, so decoding is not the bottleneck.
 
-Generated once per option set into ``<root>/synthetic/v<version>-<hash>/Market-1501-v15.09.15/``,
-built in a temporary folder and renamed into place (atomic). Same options → same bytes.
+Generated once per option set into ``<cache>/synthetic/v<version>-<hash>/Market-1501-v15.09.15/``
+(the cache folder, ``reid_bench.cache_dir``: the data root is never written), built in a
+temporary folder and renamed into place (atomic). Same options → same bytes. A copy already under
+``<data root>/synthetic/`` (written by earlier versions) is used as it is.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..cache_dir import resolve_cache_dir
 from ..errors import DatasetError
 from ..registry import DATASETS
 from ._common import build_atomically
@@ -226,11 +229,11 @@ def generate(out_dir: Path, opt: SyntheticOptions) -> None:
         shot(-1, "-1", i % opt.num_cams, "bounding_box_test", ident, junk=True)
 
 
-def synthetic_dir(root: Path, opt: SyntheticOptions) -> Path:
-    """The Market-layout folder of the synthetic dataset for ``opt`` under data root ``root``,
-    generating it first (atomically) if it is not cached yet."""
+def synthetic_dir(cache_root: Path, opt: SyntheticOptions) -> Path:
+    """The Market-layout folder of the synthetic dataset for ``opt`` under
+    ``cache_root/synthetic/``, generating it first (atomically) if it is not cached yet."""
     opt.validate()
-    cache = Path(root) / "synthetic" / opt.cache_key()
+    cache = Path(cache_root) / "synthetic" / opt.cache_key()
 
     def build(tmp: Path) -> None:
         generate(tmp / LAYOUT_DIR, opt)
@@ -242,14 +245,15 @@ def synthetic_dir(root: Path, opt: SyntheticOptions) -> Path:
         build_atomically(cache, build)
     except OSError as e:
         raise DatasetError(f"cannot write the synthetic dataset under {cache.parent}: {e}. "
-                           f"Point --data-root / $REID_BENCH_DATA at a writable folder.") from e
+                           f"Point --cache-dir / $REID_BENCH_CACHE at a writable folder.") from e
     return cache / LAYOUT_DIR
 
 
 @DATASETS.register("synthetic")
 def load_synthetic(root: Path, **options) -> ReidDataset:
-    """The synthetic dataset under data root ``root``; ``options`` are SyntheticOptions fields
-    (unknown names raise DatasetError listing the valid ones)."""
+    """The synthetic dataset (generated into the cache folder; an existing copy under data root
+    ``root`` is reused); ``options`` are SyntheticOptions fields (unknown names raise
+    DatasetError listing the valid ones)."""
     valid = set(SyntheticOptions.__dataclass_fields__)
     unknown = set(options) - valid
     if unknown:
@@ -257,7 +261,9 @@ def load_synthetic(root: Path, **options) -> ReidDataset:
                            f"valid: {sorted(valid)}.")
     opt = SyntheticOptions(**options)
     names = NameFormat(MARKET_NAMES.regex, opt.num_cams, MARKET_NAMES.example)
-    ds = load_market_layout(synthetic_dir(root, opt), "synthetic", synthetic=True, names=names,
+    legacy = Path(root) / "synthetic" / opt.cache_key() / LAYOUT_DIR
+    folder = legacy if legacy.is_dir() else synthetic_dir(resolve_cache_dir(), opt)
+    ds = load_market_layout(folder, "synthetic", synthetic=True, names=names,
                             expected=opt.expected())
     ds.meta["options"] = asdict(opt)
     return ds

@@ -23,7 +23,9 @@ def options_to_dict(opts: RunOptions) -> dict[str, Any]:
             "num_workers": opts.num_workers, "checkpoint_every": opts.checkpoint_every,
             "deterministic": opts.deterministic, "accel": accel,
             "overrides": dict(opts.overrides),
-            "shakedown": opts.shakedown.model_dump() if opts.shakedown is not None else None}
+            "shakedown": opts.shakedown.model_dump() if opts.shakedown is not None else None,
+            "subset": opts.subset, "checkpoint_minutes": opts.checkpoint_minutes,
+            "quiet": opts.quiet}
 
 
 def options_from_dict(d: dict[str, Any], **over: Any) -> RunOptions:

@@ -429,6 +429,10 @@ class LEDF(Method):
         return net.to(ctx.device)
 
     # ---------------------------------------------------------------- stage 2
+    def epoch_images(self, recipe, stage: str) -> float:
+        # one region pair (two images) per training image per epoch (RegionPairSampler).
+        return 2.0 if stage == "verification" else 1.0
+
     def fit(self, params: LEDFParams, recipe: LEDFRecipe, ctx: CellContext) -> LEDFNet:
         ds = train_image_dataset(ctx, recipe.input)
         model = self.build(params, recipe, ds.num_classes)

@@ -220,6 +220,10 @@ class VerifIdentif(Method):
                             pretrained=recipe.backbone.pretrained)
         return VerifIdentifNet(bb, num_classes, params.losses, params.dropout, params.pooling)
 
+    def epoch_images(self, recipe, stage: str) -> float:
+        # one pair (two images) per training image per epoch (PairSampler).
+        return 2.0 if stage == "train" else 1.0
+
     def fit(self, params: VerifIdentifParams, recipe: VerifIdentifRecipe,
             ctx: CellContext) -> VerifIdentifNet:
         if len({s.pid for s in ctx.dataset.train}) < 2:

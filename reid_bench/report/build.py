@@ -12,6 +12,7 @@ spec's claims checked on our numbers (reid_bench.report.claims); the figures
   network, figures inline as SVG.
 - ``markdown``: ``report.md``, every table as a markdown table with verdict symbols.
 - ``json``: ``summary.json``, every number, verdict and claim for scripts.
+- ``latex``: ``report.tex``, one booktabs table per paper table (``reid_bench.report.latex``).
 
 Anything computed on synthetic data is labelled so everywhere: its verdict reads
 "synthetic: not comparable" and its pages carry a banner.
@@ -41,7 +42,7 @@ from . import verdicts as V
 from .flags import annotate
 
 TEMPLATES = Path(__file__).parent / "templates"
-FORMATS = ("html", "markdown", "json")
+FORMATS = ("html", "markdown", "json", "latex")
 NO_RESULT = "no result yet: run `reid-bench run` on this spec"
 
 AP_DEFINITIONS = {
@@ -67,6 +68,7 @@ class Number:
     synthetic: bool = False
     verdict: V.Verdict = V.Verdict("not run")
     flag: str = ""  # "edited" | "stale" | "variant" | "" (report.flags; never reproduced)
+    flags: list[str] = field(default_factory=list)  # deviations: "subset", "smoke recipe"
 
     @property
     def delta(self) -> float | None:
@@ -109,6 +111,11 @@ class RowView:
             if n.reason and shown and n.reason not in out:
                 out.append(n.reason)
         return out
+
+    @property
+    def shown_reasons(self) -> list[str]:
+        """``reasons`` worth a line under the row (not the generic "no result yet")."""
+        return [r for r in self.reasons if not r.startswith(NO_RESULT)]
 
 
 @dataclass
@@ -169,6 +176,11 @@ class TableView:
                 out[c["flag"]] += 1
         return out
     ledger: L.Ledger | None = None  # assumptions, stated/assumed counts, variant runs
+
+    @property
+    def flags(self) -> list[str]:
+        """Deviation flags of any reproduced number on this page ("subset", "smoke recipe")."""
+        return sorted({f for rv in self.rows for n in rv.numbers.values() for f in n.flags})
 
     @property
     def assumptions(self) -> list[RecipeEntry]:
@@ -236,9 +248,22 @@ def _long_metrics(df: pd.DataFrame) -> pd.DataFrame:
             if not math.isnan(x):
                 recs.append({"row": r["row"], "dataset": r["dataset"], "seed": r["seed"],
                              "status": r["status"], "synthetic": bool(r["synthetic"]),
-                             "metric": m, "value": x, "flag": r.get("flag") or ""})
+                             "metric": m, "value": x, "flag": r.get("flag") or "",
+                             "flags": deviation_flags(r)})
     return pd.DataFrame(recs, columns=["row", "dataset", "seed", "status", "synthetic",
-                                       "metric", "value", "flag"])
+                                       "metric", "value", "flag", "flags"])
+
+
+def deviation_flags(r: dict) -> tuple[str, ...]:
+    """How a results row on real data deviates from the paper's setup: "subset" (``--subset``:
+    part of the dataset), "smoke recipe" (``--smoke-recipe``: the shrunk recipe)."""
+    out = []
+    variant = r.get("variant") if isinstance(r.get("variant"), str) else ""
+    if "subset" in variant.split(";") or r.get("subset") is True:
+        out.append("subset")
+    if r.get("tier") == "smoke_recipe":
+        out.append("smoke recipe")
+    return tuple(out)
 
 
 def _status_of(cells: pd.DataFrame) -> tuple[str, str]:
@@ -326,13 +351,14 @@ def _row_views(spec: Spec, df: pd.DataFrame, columns: list[tuple[str, str]],
                     num.synthetic = bool(ok["synthetic"].any())
                     flags = set(ok["flag"])
                     num.flag = next((f for f in ("edited", "stale") if f in flags), deviates)
+                    num.flags = sorted({f for fl in ok["flags"] for f in fl})
                     why = sorted({str(x) for x in cells.get("flag_reason", []) if x})
                     if why:
                         num.reason = "; ".join(why)
                 elif num.status == "ok":
                     num.status, num.reason = "n/a", f"metric {m} was not computed"
             num.verdict = V.verdict(num.status, num.published, num.mean, band, num.synthetic,
-                                    num.flag)
+                                    num.flag, num.flags)
             rv.numbers[(ds, m)] = num
         rv.verdict = V.worst([n.verdict.key for n in rv.numbers.values()])
         rows.append(rv)
@@ -369,14 +395,20 @@ def table_view(spec: Spec, results_dir: Path, *, with_plots: bool = True) -> Tab
     # Assumption-variant runs (``variant:`` parts) go to the ledger beside the table's numbers;
     # every other deviation (spec copy, --set, subset) is listed under "Other results".
     everything, vdf = _split_assumption_variants(everything)
-    home = compose_variant(spec_parts(spec))
+    own = home = compose_variant(spec_parts(spec))
+    # A --subset run of this spec is shown in the main table when it is all there is (its
+    # numbers then read "not comparable"); beside canonical results it is listed apart.
+    subset = compose_variant(spec_parts(spec) + ["subset"])
+    if not everything.empty and not (everything["variant"] == home).any() \
+            and (everything["variant"] == subset).any():
+        home = subset
     mine = everything[everything["variant"] == home] if not everything.empty else everything
     present = set(mine["tier"]) if not mine.empty else set()
     tier = next((t for t in TIERS if t in present), "full")
     df = mine[mine["tier"] == tier] if not mine.empty else mine
     smoke = tier == "smoke"
     columns = [(ds, m) for ds in spec.datasets for m in spec.column_metrics(ds)]
-    rows = _row_views(spec, df, columns, "variant" if home else "")
+    rows = _row_views(spec, df, columns, "variant" if own else "")
     others = []
     groups = everything.groupby(["tier", "variant"], sort=True) if not everything.empty else []
     for (t, var), sub in groups:
@@ -415,7 +447,7 @@ def table_view(spec: Spec, results_dir: Path, *, with_plots: bool = True) -> Tab
                      smoke=smoke, provenance=prov, recipe=_recipe(spec, smoke),
                      claims=C.check_claims(spec, reproduced, published),
                      page=f"{spec.paper.id}-{spec.table.id}"
-                          + (f"-{spec.spec_hash[:8]}" if home else "") + ".html",
+                          + (f"-{spec.spec_hash[:8]}" if own else "") + ".html",
                      csv=str(csv), wall_s=wall, tier=tier, variant=home,
                      deviation=describe_variant(home), others=others,
                      cells=[_clean({k: rec.get(k) for k in CELL_PROVENANCE})
@@ -467,6 +499,7 @@ def _env() -> jinja2.Environment:
     env.globals["NO_RESULT"] = NO_RESULT
     env.globals["pubfmt"] = L.fmt_published
     env.globals["BLOCKS"] = L.BLOCKS
+    env.globals["flags_text"] = flags_text
     return env
 
 
@@ -496,6 +529,12 @@ def build_report(results_dir: Path, out: Path, spec_paths: list[str] | None = No
         path = out / "summary.json"
         _write(path, json.dumps(summary(views, broken, stamp), indent=1, default=str))
         return path
+    if fmt == "latex":
+        from .latex import render_latex
+
+        path = out / "report.tex"
+        _write(path, render_latex(views, broken, stamp))
+        return path
     if fmt == "markdown":
         path = out / "report.md"
         _write(path, markdown(views, broken, stamp))
@@ -521,11 +560,12 @@ def summary(views: list[TableView], broken: list[tuple[str, str]], stamp: str) -
                              "values": n.values, "delta": n.delta, "band": n.verdict.band,
                              "verdict": n.verdict.key, "would_be": n.verdict.would_be,
                              "status": n.status, "reason": n.reason or None,
-                             "synthetic": n.synthetic, "flag": n.flag or None})
+                             "synthetic": n.synthetic, "flag": n.flag or None, "flags": n.flags})
         tables.append({
             "paper": v.spec.paper.id, "table": v.spec.table.id, "caption": v.spec.table.caption,
             "spec": v.spec.path, "results_csv": v.csv, "page": v.page,
-            "synthetic": v.synthetic, "smoke": v.smoke, "row_verdicts": v.counts,
+            "synthetic": v.synthetic, "smoke": v.smoke, "flags": v.flags,
+            "row_verdicts": v.counts,
             "rows": {rv.name: rv.verdict for rv in v.rows},
             "numbers": nums,
             "claims": [{"kind": c.claim.kind, "statement": c.statement, "text": c.claim.text,
@@ -562,7 +602,22 @@ def _json_number(row: str, ds: str, m: str, n: Number) -> dict[str, Any]:
     return {"row": row, "dataset": ds, "metric": m, "published": n.published, "mean": n.mean,
             "std": n.std, "n": n.n, "values": n.values, "delta": n.delta,
             "verdict": n.verdict.key, "would_be": n.verdict.would_be, "status": n.status,
-            "reason": n.reason or None, "synthetic": n.synthetic, "flag": n.flag or None}
+            "reason": n.reason or None, "synthetic": n.synthetic, "flag": n.flag or None,
+            "flags": n.flags}
+
+
+FLAG_TEXT = {
+    "subset": "computed with --subset on a deliberate subset of the real dataset",
+    "smoke recipe": "computed with --smoke-recipe: the spec's shrunk recipe on the real data",
+}
+
+
+def flags_text(flags: list[str]) -> str:
+    """Plain sentences saying what the deviation ``flags`` mean for the numbers."""
+    return ("Numbers marked " + " + ".join(flags) + " were "
+            + "; ".join(FLAG_TEXT.get(f, f) for f in flags)
+            + ". They test the setup on your data and are not comparable to the paper's: "
+              "their verdicts read \"not comparable\".")
 
 
 def _md_cell(n: Number, digits: int | None = 2) -> str:
@@ -571,7 +626,8 @@ def _md_cell(n: Number, digits: int | None = 2) -> str:
         return pub
     if n.mean is None:
         return f"{pub} / {V.SYMBOLS[n.verdict.key]} {n.verdict.key}"
-    return (f"{pub} / {_ours(n)} ({_signed(n.delta)}) "
+    flags = f" [{', '.join(n.flags)}]" if n.flags else ""
+    return (f"{pub} / {_ours(n)}{flags} ({_signed(n.delta)}) "
             f"{V.SYMBOLS[n.verdict.key]} {n.verdict.label}")
 
 
@@ -597,6 +653,8 @@ def markdown(views: list[TableView], broken: list[tuple[str, str]], stamp: str) 
             out.append(f"\n> **FLAGGED** — {v.flagged['edited']} row(s) edited by hand, "
                        f"{v.flagged['stale']} stale (recipe changed): shown, never counted as "
                        "reproduced.\n")
+        if v.flags:
+            out.append(f"\n> **{' + '.join(f.upper() for f in v.flags)}** — {flags_text(v.flags)}\n")
         head = ["row", *[f"{s.datasets[ds].label or ds} {m}" for ds, m in v.columns], "verdict"]
         out.append("\n| " + " | ".join(head) + " |\n|" + "---|" * len(head) + "\n")
         for rv in v.rows:

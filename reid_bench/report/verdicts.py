@@ -11,6 +11,8 @@ run on this column or the paper prints "-"). Numbers computed on synthetic data 
 ``synthetic``: the comparison is still computed (``would_be``) but is never presented as one.
 The same holds for ``edited`` (a row changed by hand since it was written), ``stale`` (recorded
 with another recipe than the current spec's) and ``variant`` (a spec copy or --set overrides).
+Numbers on real data that still deviate from the paper's setup (``--subset`` of the dataset,
+``--smoke-recipe``) get ``not comparable`` the same way, with their flags.
 """
 
 from __future__ import annotations
@@ -30,11 +32,11 @@ DEFAULT_TOLERANCES: dict[str, float] = {
 }
 
 # Display order from most to least severe: a row's verdict is its most severe number's.
-SEVERITY = ("failed", "edited", "stale", "not run", "worse", "synthetic", "variant", "better",
-            "reproduced", "n/a", "quoted")
+SEVERITY = ("failed", "edited", "stale", "not run", "worse", "synthetic", "not comparable",
+            "variant", "better", "reproduced", "n/a", "quoted")
 # Verdicts that withhold a comparison (shown only as "would read: ..."): the number is not a
 # reproduction of the paper's recipe, or can no longer be trusted as one.
-WITHHELD = ("edited", "stale", "variant", "synthetic")
+WITHHELD = ("edited", "stale", "variant", "synthetic", "not comparable")
 
 LABELS: dict[str, str] = {
     "reproduced": "reproduced",
@@ -48,12 +50,14 @@ LABELS: dict[str, str] = {
     "edited": "edited: row changed by hand",
     "stale": "stale (recipe changed)",
     "variant": "deviates from the paper's recipe",
+    "not comparable": "not comparable",
 }
 
 # Text symbols beside the colour, so the verdict survives grey-scale printing and markdown.
 SYMBOLS: dict[str, str] = {
     "reproduced": "✓", "better": "▲", "worse": "▼", "not run": "○", "failed": "✗",
     "quoted": "—", "n/a": "·", "synthetic": "⚠", "edited": "✎", "stale": "↻", "variant": "≠",
+    "not comparable": "⚠",
 }
 
 
@@ -100,10 +104,11 @@ def compare(published: float | None, mean: float | None, band: float) -> str | N
 
 
 def verdict(status: str, published: float | None, mean: float | None, band: float,
-            synthetic: bool, flag: str = "") -> Verdict:
+            synthetic: bool, flag: str = "", flags: tuple[str, ...] | list[str] = ()) -> Verdict:
     """The verdict of one number given the cell ``status`` (ok | failed | diverged | not run |
-    quoted | n/a), the published value, our mean over seeds, whether it is synthetic and its
-    trust ``flag`` ("edited", "stale", "variant" or ""; a flag outranks synthetic)."""
+    quoted | n/a), the published value, our mean over seeds, whether it is synthetic, its
+    trust ``flag`` ("edited", "stale", "variant" or ""; a flag outranks synthetic) and its
+    deviation ``flags`` (e.g. "subset", "smoke recipe": then ``not comparable``)."""
     if status in ("quoted", "n/a", "not run"):
         return Verdict(status, band)
     if status in ("failed", "diverged"):
@@ -116,6 +121,8 @@ def verdict(status: str, published: float | None, mean: float | None, band: floa
         return Verdict(flag, band, would_be=cmp)
     if synthetic:
         return Verdict("synthetic", band, would_be=cmp)
+    if flags:
+        return Verdict("not comparable", band, would_be=cmp)
     return Verdict(cmp, band)
 
 

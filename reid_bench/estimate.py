@@ -1,0 +1,242 @@
+"""``run --dry-run``: how much training each planned cell is, and how long it would take.
+
+Per cell: the training stages of the method's recipe (every ``OptimRecipe`` in the validated
+recipe is one stage; its ``epochs``), the images one epoch processes (the training split's size
+× the method's ``epoch_images`` factor, e.g. 2 for pair stages) and their product over stages.
+The split size is the published statistic of the real dataset (what the runner's pre-training
+check holds the data to), or the count on disk for ``--subset`` / datasets without published
+statistics, or the generator's for the synthetic stand-in; "unknown" when none is derivable.
+
+Given a throughput in training images per second per GPU (``--throughput``, or a measured one
+from a shakedown row of the cell in the results CSV, column ``img_per_s``), the time is images /
+throughput, in GPU-hours. Identical trainings (same method training key, recipe, training data
+and seed, which the runner's artefact cache shares) are counted once. Evaluation, data loading
+stalls and cached stage-1 networks shared between rows are not counted.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+
+from .errors import DatasetError
+from .recipe import OptimRecipe
+
+
+@dataclass
+class Stage:
+    name: str
+    epochs: int
+    images_per_epoch: int | None
+
+
+@dataclass
+class CellEstimate:
+    cell: Any
+    stages: list[Stage] = field(default_factory=list)
+    throughput: float | None = None  # training images per second per GPU
+    throughput_source: str = ""  # "--throughput" | "shakedown" | ""
+    shared_with: str | None = None  # id of the cell whose identical training this reuses
+    problem: str = ""  # why nothing could be estimated
+    size_note: str = ""  # how the training split size was found, when not published exactly
+
+    @property
+    def epochs(self) -> int:
+        return sum(s.epochs for s in self.stages)
+
+    @property
+    def images_per_epoch(self) -> int | None:
+        sizes = {s.images_per_epoch for s in self.stages}
+        return sizes.pop() if len(sizes) == 1 else None
+
+    @property
+    def total_images(self) -> int | None:
+        if not self.stages or any(s.images_per_epoch is None for s in self.stages):
+            return None
+        return sum(s.epochs * s.images_per_epoch for s in self.stages)
+
+    @property
+    def gpu_hours(self) -> float | None:
+        if self.shared_with is not None:
+            return 0.0
+        if self.total_images is None or not self.throughput:
+            return None
+        return self.total_images / self.throughput / 3600
+
+
+def optim_stages(recipe: BaseModel, prefix: str = "") -> Iterator[tuple[str, OptimRecipe]]:
+    """(dotted field name, stage) of every ``OptimRecipe`` in ``recipe``, in field order."""
+    for name in type(recipe).model_fields:
+        value = getattr(recipe, name)
+        if isinstance(value, OptimRecipe):
+            yield prefix + name, value
+        elif isinstance(value, BaseModel):
+            yield from optim_stages(value, f"{prefix}{name}.")
+
+
+# CUHK03 as released: 14,097 images of 1,467 identities. The classic protocol's training split
+# (1,367 ids) has a per-split image count; about the ids' share of the images.
+CUHK03_IMAGES, CUHK03_IDS = 14097, 1467
+
+
+def published_train_images(name: str, options: dict) -> tuple[int | None, str]:
+    """(training images of registered dataset ``name`` by its published statistics, or None;
+    a note when the number is an approximation)."""
+    if name in ("market1501", "market1501_500k"):
+        from .data.market1501 import MARKET1501_EXPECTED
+
+        return MARKET1501_EXPECTED["train"]["images"], ""
+    if name == "dukemtmc":
+        from .data.dukemtmc import DUKEMTMC_EXPECTED
+
+        return DUKEMTMC_EXPECTED["train"]["images"], ""
+    if name == "cuhk03":
+        from .data.cuhk03 import CUHK03_EXPECTED
+
+        key = (options.get("protocol", "new"), options.get("images", "detected"))
+        train = CUHK03_EXPECTED.get(key, {}).get("train", {})
+        if "images" in train:
+            return train["images"], ""
+        if "ids" in train:
+            n = round(CUHK03_IMAGES * train["ids"] / CUHK03_IDS)
+            return n, f"≈ {train['ids']:,} of {CUHK03_IDS:,} ids' share of {CUHK03_IMAGES:,} images"
+        return None, ""
+    if name == "synthetic":
+        from .data.synthetic import SyntheticOptions
+
+        return SyntheticOptions(**options).expected()["train"]["images"], ""
+    return None, ""
+
+
+class Estimator:
+    """Estimates for the cells of one spec, resolved as ``runner`` would run them."""
+
+    def __init__(self, runner: Any, throughput: float | None = None,
+                 seen: dict[str, str] | None = None):
+        self.runner = runner
+        self.throughput = throughput
+        self.seen = {} if seen is None else seen  # training key → first cell id (across specs)
+        self._sizes: dict[str, tuple[int | None, str]] = {}
+        self._measured = _shakedown_throughputs(runner.csv)
+
+    def train_images(self, name: str, options: dict) -> tuple[int | None, str]:
+        """(training split size, note) of dataset ``name`` with loader ``options``."""
+        from .spec import stable_hash
+
+        key = stable_hash([name, options])
+        if key not in self._sizes:
+            n, note = (None, "") if self.runner.opts.subset else published_train_images(
+                name, options)
+            if n is None:
+                try:  # on disk: a subset, or a dataset without published statistics
+                    n, note = len(self.runner.load(name, options).train), "counted on disk"
+                except (DatasetError, OSError, KeyError):
+                    n, note = None, f"{name}: not on disk, no published training size"
+            self._sizes[key] = (n, note)
+        return self._sizes[key]
+
+    def cell(self, cell: Any) -> CellEstimate:
+        from .registry import METHODS
+        from .spec import stable_hash
+
+        est = CellEstimate(cell)
+        try:
+            config = self.runner.cell_config(cell)
+            method = METHODS.get(cell.row.method)()
+            params = method.Params.model_validate(cell.row.params)
+            recipe = method.Recipe.model_validate(config["recipe"])
+        except Exception as exc:  # noqa: BLE001 - shown in the table, the run would record it
+            est.problem = str(exc).splitlines()[0]
+            return est
+        src = config["train_dataset"] or config["dataset"]
+        n, est.size_note = self.train_images(src["name"], src["options"])
+        for name, optim in optim_stages(recipe):
+            factor = method.epoch_images(recipe, name)
+            est.stages.append(Stage(name, optim.epochs,
+                                    None if n is None else int(math.ceil(n * factor))))
+        tkey = stable_hash({"method": cell.row.method, "params": method.training_key(params),
+                            "recipe": config["recipe"], "dataset": src, "seed": cell.seed})
+        if tkey in self.seen:
+            est.shared_with = self.seen[tkey]
+        else:
+            self.seen[tkey] = f"{self.runner.spec.table.id}:{cell.id}"
+        measured = self._measured.get((cell.row.name, cell.dataset, cell.split, cell.seed,
+                                       cell.variant))
+        if measured:
+            est.throughput, est.throughput_source = measured, "shakedown"
+        elif self.throughput:
+            est.throughput, est.throughput_source = self.throughput, "--throughput"
+        return est
+
+
+def _shakedown_throughputs(csv) -> dict[tuple, float]:
+    """(row, dataset, split, seed, variant) → training images/s measured by a shakedown run, from
+    the results CSV's ``img_per_s`` column when the shakedown tier records it."""
+    from . import results as R
+
+    try:
+        df = R.read_results(csv)
+    except Exception:  # noqa: BLE001 - an unreadable CSV only means no measurement
+        return {}
+    if df.empty or "img_per_s" not in df.columns:
+        return {}
+    out = {}
+    for r in df[(df["tier"] == "shakedown") & (df["status"] == "ok")].to_dict("records"):
+        try:
+            v = float(r["img_per_s"])
+        except (TypeError, ValueError):
+            continue
+        if v > 0:
+            out[(r["row"], r["dataset"], R.split_of(r["split"]), int(r["seed"]),
+                 r["variant"] or "")] = v
+    return out
+
+
+def _num(x: int | None) -> str:
+    return "unknown" if x is None else f"{x:,}"
+
+
+def _hours(h: float | None) -> str:
+    return "–" if h is None else f"{h:,.2f}"
+
+
+def format_estimates(title: str, ests: list[CellEstimate]) -> tuple[str, float | None, bool]:
+    """A plain-text table of ``ests`` with a per-table total; returns (text, total GPU-hours or
+    None when no cell has an estimate, whether some cell's time is unknown)."""
+    header = ["row", "dataset", "split", "seed", "epochs", "img/epoch", "images", "GPU-h", "note"]
+    body = []
+    total, unknown = 0.0, False
+    for e in ests:
+        c = e.cell
+        note = e.problem or (f"same training as {e.shared_with}" if e.shared_with else
+                             (f"{e.throughput:,.0f} img/s ({e.throughput_source})"
+                              if e.throughput else "no throughput: pass --throughput"))
+        if e.size_note:
+            note += f"; {e.size_note}"
+        if e.stages and len(e.stages) > 1 and e.images_per_epoch is None and e.total_images:
+            note += "; stages: " + ", ".join(f"{s.name} {s.epochs}×{_num(s.images_per_epoch)}"
+                                             for s in e.stages)
+        h = e.gpu_hours
+        if h is None:
+            unknown = True
+        else:
+            total += h
+        body.append([c.row.name, c.dataset, "" if c.split is None else str(c.split), str(c.seed),
+                     str(e.epochs) if e.stages else "unknown",
+                     _num(e.images_per_epoch) if e.stages else "unknown",
+                     _num(e.total_images), _hours(h), note])
+    widths = [max(len(x) for x in col) for col in zip(header, *body, strict=True)]
+    right = {3, 4, 5, 6, 7}
+    lines = [title]
+    for line in [header, ["-" * w for w in widths], *body]:
+        lines.append("  " + "  ".join((x.rjust(w) if i in right else x.ljust(w))
+                                      for i, (x, w) in enumerate(zip(line, widths, strict=True)))
+                     .rstrip())
+    known = any(e.gpu_hours is not None for e in ests)
+    lines.append(f"  table total: {_hours(total if known else None)} GPU-h"
+                 + (" (some cells unknown)" if unknown and known else ""))
+    return "\n".join(lines), (total if known else None), unknown

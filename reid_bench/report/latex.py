@@ -1,0 +1,90 @@
+"""``report --format latex``: one booktabs table per paper table, published vs reproduced.
+
+``report.tex`` is a complete document (article class; booktabs, amssymb, graphicx — all in
+TeX Live's latex-base/recommended sets) that compiles with ``pdflatex``; each table can also be
+copied into a paper. Cells show the published number, ours (mean ± std over seeds and splits)
+and Δ with a verdict mark. Everything from the spec or the results is escaped for LaTeX.
+Synthetic, subset and smoke-recipe numbers carry a mark and a note under their table, like in
+the HTML report.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import jinja2
+
+from . import verdicts as V
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+# Verdict marks in text-mode-safe LaTeX (the HTML's symbols are not in pdflatex's fonts).
+MARKS = {
+    "reproduced": r"$\checkmark$", "better": r"$\blacktriangle$", "worse": r"$\blacktriangledown$",
+    "not run": r"$\circ$", "failed": r"$\times$", "quoted": "--", "n/a": r"$\cdot$",
+    "synthetic": r"$\dagger$", "not comparable": r"$\ddagger$",
+}
+
+_SPECIAL = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
+            "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}",
+            "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}"}
+_SPECIAL_RE = re.compile("|".join(re.escape(k) for k in _SPECIAL))
+# Characters outside pdflatex's default input encoding that appear in specs and results.
+_UNICODE = {"−": "-", "–": "--", "—": "---", "±": r"$\pm$", "×": r"$\times$", "’": "'",
+            "‘": "`", "“": "``", "”": "''", "≈": r"$\approx$", "…": r"\ldots{}", "→": r"$\to$",
+            "Δ": r"$\Delta$", "λ": r"$\lambda$", "µ": r"$\mu$", "é": r"\'e", "ü": r'\"u'}
+
+
+def tex(value: object) -> str:
+    """``value`` as LaTeX text: special characters escaped, ``--`` kept as two hyphens, common
+    Unicode mapped, anything else outside ASCII replaced by '?' (pdflatex would stop on it)."""
+    s = "" if value is None else str(value)
+    s = _SPECIAL_RE.sub(lambda m: _SPECIAL[m.group()], s)
+    s = s.replace("--", "-{}-")  # an option name, not an en dash
+    return "".join(_UNICODE.get(c, c if ord(c) < 128 else "?") for c in s)
+
+
+FLAG_MARKS = {"subset": "sub", "smoke recipe": "sr"}
+
+
+def _num(x: float | None) -> str:
+    return "--" if x is None else f"{x:.2f}"
+
+
+def _ours(n) -> str:
+    if n.mean is None:
+        return "--"
+    out = f"{n.mean:.2f}" + (rf"$\pm${n.std:.2f}" if n.n > 1 and n.std is not None else "")
+    return out
+
+
+def _delta(n) -> str:
+    d = n.delta
+    return "" if d is None else (f"{d:+.2f}".replace("-", "$-$").replace("+", "$+$"))
+
+
+def _env() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=False,
+        undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+        block_start_string="((*", block_end_string="*))",
+        variable_start_string="(((", variable_end_string=")))",
+        comment_start_string="((=", comment_end_string="=))")
+    env.filters["tex"] = tex
+    env.filters["num"] = _num
+    env.filters["ours"] = _ours
+    env.filters["delta"] = _delta
+    env.filters["flagmark"] = lambda f: FLAG_MARKS.get(f, tex(f))
+    env.globals["MARKS"] = MARKS
+    from .build import FLAG_TEXT
+
+    env.globals["FLAG_TEXT"] = FLAG_TEXT
+    env.globals["LABELS"] = V.LABELS
+    return env
+
+
+def render_latex(views: list, broken: list[tuple[str, str]], stamp: str) -> str:
+    """The whole ``report.tex`` for ``views`` (``report.build.TableView``)."""
+    return _env().get_template("report.tex.j2").render(views=views, broken=broken,
+                                                       generated=stamp)
