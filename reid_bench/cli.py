@@ -146,7 +146,7 @@ def run(spec_paths, rows, seeds, smoke, dry_run, results_dir, data_root, device,
     chosen = [f for f, on in (("--smoke", smoke), ("--smoke-recipe", smoke_recipe),
                               ("--shakedown", shakedown)) if on]
     if len(chosen) > 1:
-        raise click.UsageError(f"{' and '.join(chosen)} are different tiers: choose one")
+        raise click.UsageError(f"{' and '.join(chosen)} exclude each other: choose one tier")
     if (smoke or shakedown) and subset:
         raise click.UsageError("--subset describes real data; --smoke and --shakedown use the "
                                "synthetic stand-in")

@@ -56,7 +56,7 @@ COLUMNS = [
     "peak_mem_kind",
     "subset",  # True: --subset, a deliberate subset of the real dataset (counts not checked)
 ]
-_BOOL = ("smoke", "synthetic", "git_dirty", "subset")
+_BOOL = ("smoke", "synthetic", "git_dirty", "subset", "channels_last")
 _TEXT = ("paper", "table", "row", "dataset", "tier", "variant", "status", "error",
          "extra_metrics", "method",
          "git_commit", "spec_hash", "config_hash", "train_hash", "dataset_fingerprint", "cell_id",

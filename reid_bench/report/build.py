@@ -32,7 +32,7 @@ import pandas as pd
 from markupsafe import Markup
 
 from ..errors import ResultsError, SpecError
-from ..overrides import compose_variant, describe_variant, spec_parts
+from ..overrides import compose_variant, describe_variant, spec_parts, variant_parts
 from ..results import TIERS, cell_dir, read_results, table_csv
 from ..spec import Row, Spec, find_specs, load_spec, split_traced
 from . import claims as C
@@ -396,11 +396,13 @@ def table_view(spec: Spec, results_dir: Path, *, with_plots: bool = True) -> Tab
     # every other deviation (spec copy, --set, subset) is listed under "Other results".
     everything, vdf = _split_assumption_variants(everything)
     own = home = compose_variant(spec_parts(spec))
-    # A --subset run of this spec is shown in the main table when it is all there is (its
-    # numbers then read "not comparable"); beside canonical results it is listed apart.
+    # A --subset run of this spec is shown in the main table when the canonical cells have no
+    # finished result (its numbers then read "not comparable"); otherwise it is listed apart.
     subset = compose_variant(spec_parts(spec) + ["subset"])
-    if not everything.empty and not (everything["variant"] == home).any() \
-            and (everything["variant"] == subset).any():
+    def finished(variant: str) -> bool:
+        return bool(((everything["variant"] == variant) & (everything["status"] == "ok")).any())
+
+    if not everything.empty and not finished(home) and finished(subset):
         home = subset
     mine = everything[everything["variant"] == home] if not everything.empty else everything
     present = set(mine["tier"]) if not mine.empty else set()
@@ -419,8 +421,12 @@ def table_view(spec: Spec, results_dir: Path, *, with_plots: bool = True) -> Tab
                   [f"{t} tier: the full recipe for a few steps — not comparable"]
                   if t == "shakedown" else [])
         labels += describe_variant(var, _baseline(spec, t == "smoke"))
+        # A subset alone is flagged by its deviation flags ("not comparable"), not as a recipe
+        # deviation.
+        recipe_dev = [p for p in variant_parts(var) if p != "subset"]
         others.append(OtherResults(t, var, labels,
-                                   _row_views(spec, sub, columns, "variant" if var else ""),
+                                   _row_views(spec, sub, columns,
+                                              "variant" if recipe_dev else ""),
                                    columns))
     counts = {k: 0 for k in V.SEVERITY}
     for rv in rows:
