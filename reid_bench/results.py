@@ -40,11 +40,14 @@ COLUMNS = [
     "device", "device_name", "hostname", "torch", "torchvision", "timm", "numpy", "python",
     "started_at", "finished_at", "wall_s", "cell_id",
     "accel",  # speed switches of the training (reid_bench.accel.Accel.tag), e.g. bf16+cl+cudnn
+    # Provenance of the training that produced the (possibly cached) model: reid_bench.trained
+    "trained_accel", "trained_world_size", "trained_commit", "trained_at", "trained_device",
 ]
 _BOOL = ("smoke", "synthetic", "git_dirty")
 _TEXT = ("paper", "table", "row", "dataset", "tier", "variant", "status", "error",
          "extra_metrics", "method",
-         "git_commit", "spec_hash", "config_hash", "train_hash", "dataset_fingerprint", "cell_id")
+         "git_commit", "spec_hash", "config_hash", "train_hash", "dataset_fingerprint", "cell_id",
+         "trained_accel", "trained_commit", "trained_at", "trained_device")
 
 
 def table_csv(results_dir: Path, paper: str, table: str) -> Path:

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from . import results as R
+from . import trained as trained_prov
 from .accel import resolve as resolve_accel
 from .accel import use as use_accel
 from .artifacts import ArtifactCache
@@ -33,6 +34,7 @@ from .method import CellContext, Method
 from .provenance import provenance
 from .registry import METHODS
 from .spec import DatasetColumn, Row, Spec, resolved_recipe, stable_hash
+from .trained import key_extras as trained_key_extras
 
 
 @dataclass(frozen=True)
@@ -290,7 +292,9 @@ class Runner:
         _seed_everything(cell.seed, self.opts.deterministic)
         train_key = {"method": cell.row.method, "params": method.training_key(params),
                      "recipe": config["recipe"], "dataset": tsrc or config["dataset"],
-                     "fingerprint": train_ds.fingerprint, "seed": cell.seed}
+                     "fingerprint": train_ds.fingerprint, "seed": cell.seed,
+                     # precision/speed switches, world size, global batch (reid_bench.trained)
+                     **trained_key_extras(self.accel, config["recipe"], self.opts)}
         thash = stable_hash(train_key)
         details["train_hash"] = thash
         details["accel"] = self.accel.as_dict()
@@ -346,6 +350,7 @@ class Runner:
             with use_accel(self.accel):
                 model = method.fit(params, recipe, ctx)
             torch.save(model.state_dict(), tmp / "model.pt")
+            trained_prov.write(tmp, self.accel, self.device, cache.salt)
             trained["model"] = model
 
         folder = cache.get_or_create("trained", train_key, build)
@@ -357,6 +362,7 @@ class Runner:
             model.load_state_dict(torch.load(folder / "model.pt", map_location="cpu",
                                              weights_only=True))
         details["trained_artifact"] = str(folder)
+        details["trained"] = trained_prov.read(folder)  # this model's own training
         return model.to(self.device)
 
     def _record(self, cell: Cell, config: dict, chash: str, status: str, error: str,
@@ -390,6 +396,7 @@ class Runner:
             "started_at": _iso(started), "finished_at": _iso(finished),
             "wall_s": round(finished - started, 2), "cell_id": cell.id,
             "accel": (details.get("accel") or {}).get("tag"),
+            **trained_prov.csv_columns(details.get("trained") or {}),
         }
         R.write_cell_json(self.cells_dir / f"{cell.id}.json",
                           {"row": row, **details, "metrics": metrics})
