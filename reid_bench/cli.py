@@ -95,12 +95,9 @@ def run(spec_path, rows, seeds, smoke, dry_run, results_dir, data_root, device, 
     click.echo(f"{spec.paper.id}/{spec.table.id}: {len(cells)} cell(s) to plan "
                f"({quoted} quoted row(s) not runnable){' — SMOKE, synthetic data' if smoke else ''}")
     if dry_run:
-        for c in cells:
-            col = spec.datasets[c.dataset]
-            split = "" if c.split is None else f"split {c.split:<3}"
-            click.echo(f"  {c.row.name:<28} {c.dataset:<14} {split}seed {c.seed}  "
-                       f"method={c.row.method}"
-                       f"  protocol={col.eval.protocol}")
+        from .launch.plan import dry_run_lines
+
+        click.echo("\n".join(dry_run_lines(spec, cells, launcher, nproc)))
         return
     from .launch.dispatch import accel_options, dispatch
 

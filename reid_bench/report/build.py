@@ -63,6 +63,15 @@ class Number:
     reason: str = ""
     synthetic: bool = False
     verdict: V.Verdict = V.Verdict("not run")
+    # Runs (distinct split × seed) planned for this number and finished ok. With fewer than
+    # planned, ``mean`` stays None and the partial mean goes to ``partial_mean``.
+    planned: int = 1
+    runs: int = 0
+    partial_mean: float | None = None
+
+    @property
+    def incomplete(self) -> bool:
+        return 0 < self.runs < self.planned
 
     @property
     def delta(self) -> float | None:
@@ -185,9 +194,10 @@ def _long_metrics(df: pd.DataFrame) -> pd.DataFrame:
                 continue
             if not math.isnan(x):
                 recs.append({"row": r["row"], "dataset": r["dataset"], "seed": r["seed"],
+                             "split": r.get("split"),
                              "status": r["status"], "synthetic": bool(r["synthetic"]),
                              "metric": m, "value": x})
-    return pd.DataFrame(recs, columns=["row", "dataset", "seed", "status", "synthetic",
+    return pd.DataFrame(recs, columns=["row", "dataset", "seed", "split", "status", "synthetic",
                                        "metric", "value"])
 
 
@@ -264,9 +274,14 @@ def table_view(spec: Spec, results_dir: Path, *, with_plots: bool = True) -> Tab
                     num.std = float(ok["value"].std(ddof=1)) if len(ok) > 1 else 0.0
                     num.n = len(ok)
                     num.synthetic = bool(ok["synthetic"].any())
+                    _check_complete(num, ok, spec, ds, smoke)
                 elif num.status == "ok":
                     num.status, num.reason = "n/a", f"metric {m} was not computed"
             num.verdict = V.verdict(num.status, num.published, num.mean, band, num.synthetic)
+            if num.incomplete:
+                num.verdict = V.Verdict("incomplete", band, detail=f"{num.runs}/{num.planned}",
+                                        would_be=V.compare(num.published, num.partial_mean,
+                                                           band))
             rv.numbers[(ds, m)] = num
         rv.verdict = V.worst([n.verdict.key for n in rv.numbers.values()])
         rows.append(rv)
@@ -301,6 +316,21 @@ def table_view(spec: Spec, results_dir: Path, *, with_plots: bool = True) -> Tab
     return view
 
 
+def _check_complete(num: Number, ok: pd.DataFrame, spec: Spec, ds: str, smoke: bool) -> None:
+    """Count the distinct split × seed runs in ``ok`` against the plan (the column's splits,
+    none under --smoke, × the spec's seeds); an incomplete aggregate loses its ``mean``."""
+    from ..results import split_of
+
+    col = spec.datasets[ds]
+    num.planned = (col.splits if col.splits and not smoke else 1) * spec.seeds
+    num.runs = len({(split_of(sp), int(sd)) for sp, sd in zip(ok["split"], ok["seed"],
+                                                             strict=True)})
+    if num.incomplete:
+        num.partial_mean, num.mean, num.std = num.mean, None, None
+        num.reason = (f"incomplete: {num.runs} of {num.planned} planned runs (splits × seeds) "
+                      f"finished ok; the mean is shown once all have")
+
+
 # --------------------------------------------------------------------------------------------
 # Rendering
 
@@ -317,6 +347,8 @@ def _signed(x: float | None) -> str:
 
 def _ours(n: Number) -> str:
     """"mean ± std (n seeds)" as shown in every format."""
+    if n.incomplete:
+        return f"incomplete {n.runs}/{n.planned}"
     if n.mean is None:
         return "–"
     return _fmt(n.mean) + (f" ± {_fmt(n.std)}" if n.n > 1 else "")
@@ -392,7 +424,8 @@ def summary(views: list[TableView], broken: list[tuple[str, str]], stamp: str) -
                              "values": n.values, "delta": n.delta, "band": n.verdict.band,
                              "verdict": n.verdict.key, "would_be": n.verdict.would_be,
                              "status": n.status, "reason": n.reason or None,
-                             "synthetic": n.synthetic})
+                             "synthetic": n.synthetic, "planned": n.planned, "runs": n.runs,
+                             "partial_mean": n.partial_mean})
         tables.append({
             "paper": v.spec.paper.id, "table": v.spec.table.id, "caption": v.spec.table.caption,
             "spec": v.spec.path, "results_csv": v.csv, "page": v.page,
@@ -414,7 +447,7 @@ def _md_cell(n: Number) -> str:
     if n.status == "quoted":
         return _fmt(n.published)
     if n.mean is None:
-        return f"{_fmt(n.published)} / {V.SYMBOLS[n.verdict.key]} {n.verdict.key}"
+        return f"{_fmt(n.published)} / {V.SYMBOLS[n.verdict.key]} {n.verdict.label}"
     return (f"{_fmt(n.published)} / {_ours(n)} ({_signed(n.delta)}) "
             f"{V.SYMBOLS[n.verdict.key]} {n.verdict.label}")
 

@@ -9,6 +9,8 @@ Verdicts: ``reproduced`` (|mean − published| ≤ band), ``better`` (above the 
 failure too), ``quoted`` (a row the paper copies from another paper), ``n/a`` (the row does not
 run on this column or the paper prints "-"). Numbers computed on synthetic data get the verdict
 ``synthetic``: the comparison is still computed (``would_be``) but is never presented as one.
+An aggregate over fewer splits × seeds than planned is ``incomplete k/n``: its partial mean is
+never shown as the table's number (``would_be`` keeps the comparison for reference).
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ DEFAULT_TOLERANCES: dict[str, float] = {
 }
 
 # Display order from most to least severe: a row's verdict is its most severe number's.
-SEVERITY = ("failed", "not run", "worse", "synthetic", "better", "reproduced", "n/a", "quoted")
+SEVERITY = ("failed", "not run", "incomplete", "worse", "synthetic", "better", "reproduced", "n/a",
+            "quoted")
 
 LABELS: dict[str, str] = {
     "reproduced": "reproduced",
@@ -39,12 +42,14 @@ LABELS: dict[str, str] = {
     "quoted": "quoted",
     "n/a": "n/a",
     "synthetic": "synthetic: not comparable",
+    # Fewer splits × seeds finished ok than planned: the partial mean is not the table's number.
+    "incomplete": "incomplete",
 }
 
 # Text symbols beside the colour, so the verdict survives grey-scale printing and markdown.
 SYMBOLS: dict[str, str] = {
     "reproduced": "✓", "better": "▲", "worse": "▼", "not run": "○", "failed": "✗",
-    "quoted": "—", "n/a": "·", "synthetic": "⚠",
+    "quoted": "—", "n/a": "·", "synthetic": "⚠", "incomplete": "◐",
 }
 
 
@@ -67,9 +72,13 @@ class Verdict:
     key: str
     band: float | None = None
     would_be: str | None = None
+    detail: str | None = None  # "k/n" runs of an incomplete aggregate
 
     @property
     def label(self) -> str:
+        if self.key == "incomplete":
+            return f"incomplete {self.detail}" + (f" (partial mean would read: {self.would_be})"
+                                                  if self.would_be else "")
         if self.key == "synthetic" and self.would_be:
             return f"{LABELS['synthetic']} (would read: {self.would_be})"
         return LABELS[self.key]

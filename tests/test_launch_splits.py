@@ -1,0 +1,132 @@
+"""Launchers end to end on a ``splits: 20`` column (full tier, so splits apply): every split
+is planned, shown by ``--dry-run``, run and recorded under torchrun and ``--nproc``; a failing
+follower rank gets its cell recorded failed (with its traceback) within a minute, and the
+cells after it still run."""
+
+import json
+import os
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from reid_bench import results as R
+from reid_bench.cli import main
+
+PLUGINS = Path(__file__).resolve().parent / "plugins"
+ROOT = Path(__file__).resolve().parents[1]
+
+SPEC = """\
+paper: {id: demo, title: Demo, authors: [A], venue: V, year: 2020}
+table: {id: table1, caption: splits}
+metrics: [rank1, mAP]
+datasets:
+  cuhk:
+    name: test_splits
+    splits: SPLITS
+    options: {num_train_ids: 8, num_test_ids: 8, num_cams: 2, images_per_cam: 2,
+              queries_per_id: 1, mq_per_query: 0, num_distractors: 0, num_junk: 0,
+              height: 32, width: 16}
+    eval: {protocol: market}
+recipe:
+  input:
+    height: {value: 32, source: "test"}
+    width: {value: 16, source: "test"}
+    normalize: {value: none, source: "test"}
+  backbone:
+    pretrained: {value: none, source: "test"}
+  train:
+    epochs: {value: 1, source: "test"}
+    lr: {value: 0.05, source: "test"}
+    batch_size: {value: 8, source: "test"}
+rows:
+ROWS"""
+
+
+def write_spec(tmp_path: Path, rows: dict[str, dict], splits: int = 20) -> Path:
+    body = "".join(f"  - name: {name}\n    method: test_tiny\n    params: {json.dumps(params)}\n"
+                   f"    published: {{cuhk: {{rank1: 50.0, mAP: 30.0}}}}\n"
+                   for name, params in rows.items())
+    p = tmp_path / "papers" / "demo" / "table1.yaml"
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(textwrap.dedent(SPEC).replace("SPLITS", str(splits)).replace("ROWS", body))
+    return p
+
+
+@pytest.fixture()
+def plugin_env(monkeypatch):
+    """The subprocesses (torchrun ranks, pool workers) import the test plugin."""
+    sys.path.insert(0, str(PLUGINS))
+    monkeypatch.setenv("REID_BENCH_PLUGINS", "rb_test_methods")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        [str(ROOT), str(PLUGINS), os.environ.get("PYTHONPATH", "")]))
+
+
+def run(spec: Path, tmp_path: Path, data_root: Path, *extra: str):
+    return CliRunner().invoke(main, ["run", str(spec), "--results-dir", str(tmp_path / "r"),
+                                     "--data-root", str(data_root), "--device", "cpu",
+                                     "--checkpoint-every", "0", *extra])
+
+
+def test_dry_run_lists_every_split_for_every_launcher(tmp_path, plugin_env):
+    spec = write_spec(tmp_path, {"tiny": {}})
+    for launcher in (["--launcher", "torchrun", "--nproc", "2"], ["--nproc", "2"],
+                     ["--launcher", "slurm"], []):
+        res = run(spec, tmp_path, tmp_path / "data", "--dry-run", *launcher)
+        assert res.exit_code == 0, res.output
+        lines = [ln for ln in res.output.splitlines() if ln.startswith("  tiny")]
+        assert [int(ln.split("split")[1].split()[0]) for ln in lines] == list(range(20))
+        assert "launch:" in res.output
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("launcher", [["--launcher", "torchrun", "--nproc", "2"],
+                                      ["--nproc", "2"]], ids=["torchrun", "nproc"])
+def test_all_20_splits_run_and_recorded(tmp_path, shared_data_root, plugin_env, launcher):
+    spec = write_spec(tmp_path, {"tiny": {}})
+    res = run(spec, tmp_path, shared_data_root, *launcher)
+    assert res.exit_code == 0, res.output
+    df = R.read_results(R.table_csv(tmp_path / "r", "demo", "table1"))
+    assert sorted(int(s) for s in df["split"]) == list(range(20))
+    assert (df["status"] == "ok").all() and (df["tier"] == "full").all()
+    assert df["cell_id"].is_unique
+    if "torchrun" in launcher:  # trained by two ranks together
+        assert set(df["accel"]) == {"fp32+ddp2"}
+        assert set(df["trained_world_size"].astype(int)) == {2}
+    # status: nothing left, every split counted
+    res = CliRunner().invoke(main, ["status", str(spec), "--results-dir", str(tmp_path / "r")])
+    assert res.output.splitlines()[0].startswith("demo/table1: 20 cell(s) — 20 done"), res.output
+
+
+def test_failing_follower_rank_is_recorded_failed_within_a_minute(tmp_path, shared_data_root,
+                                                                  plugin_env):
+    stamp = tmp_path / "killed_at"
+    spec = write_spec(tmp_path, {
+        "killed": {"kill_rank": 1, "kill_stamp": str(stamp)},   # SIGKILL: no traceback left
+        "raises": {"raise_rank": 1},                           # an exception on rank 1
+        "fine": {}}, splits=1)
+    t0 = time.time()
+    res = run(spec, tmp_path, shared_data_root, "--launcher", "torchrun", "--nproc", "2")
+    wall = time.time() - t0
+    assert res.exit_code == 1, res.output
+    df = R.read_results(R.table_csv(tmp_path / "r", "demo", "table1")).set_index("row")
+    assert df.loc["killed", "status"] == "failed"
+    assert "rank 1 of 2 died" in df.loc["killed", "error"]
+    assert df.loc["raises", "status"] == "failed"
+    assert df.loc["raises", "error"] == ("rank 1 of 2 failed: RuntimeError: injected failure "
+                                         "on rank 1")
+    detail = json.loads((tmp_path / "r" / "demo" / "table1"
+                         / f"{df.loc['raises', 'cell_id']}.json").read_text())
+    assert "_inject_rank_failure" in detail["traceback"]  # the rank's own traceback
+    assert df.loc["fine", "status"] == "ok"  # the job was relaunched for the rest
+    # Recorded within a minute of the kill (not the 180-min process-group timeout).
+    killed_at = float(stamp.read_text())
+    from datetime import datetime
+
+    recorded = datetime.fromisoformat(df.loc["killed", "finished_at"]).timestamp()
+    assert recorded - killed_at < 60
+    assert wall < 180
