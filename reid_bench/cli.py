@@ -47,8 +47,9 @@ def main() -> None:
               help="Dataset root (default: $REID_BENCH_DATA, else ./data).")
 @click.option("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if available).")
 @click.option("--force", is_flag=True, help="Recompute finished cells.")
-@click.option("--num-workers", type=click.IntRange(0), default=0, show_default=True,
-              help="Data loader worker processes.")
+@click.option("--num-workers", type=click.IntRange(0), default=None,
+              help="Data loader worker processes per training process (default: min(8, "
+                   "CPUs per process) on CUDA, 0 on CPU).")
 @click.option("--checkpoint-every", type=click.IntRange(0), default=5, show_default=True,
               help="Save a resumable training checkpoint every N epochs (0: never).")
 @click.option("--deterministic", is_flag=True, help="torch deterministic algorithms.")

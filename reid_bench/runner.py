@@ -28,6 +28,7 @@ from .accel import resolve as resolve_accel
 from .accel import use as use_accel
 from .artifacts import ArtifactCache
 from .data.base import ReidDataset, load_dataset, resolve_data_root
+from .data.samplers import default_num_workers
 from .errors import DatasetError, DivergedError, RegistryError
 from .faults import fault_point
 from .method import CellContext, Method
@@ -71,7 +72,7 @@ class RunOptions:
     device: str = "cpu"
     smoke: bool = False
     force: bool = False
-    num_workers: int = 0
+    num_workers: int | None = 0  # None: data.samplers.default_num_workers for the device
     checkpoint_every: int = 0
     deterministic: bool = False
     log: Callable[[str], None] = print
@@ -140,6 +141,8 @@ class Runner:
         self.data_root = resolve_data_root(opts.data_root)
         # The speed switches depend only on the options and the device: resolved once.
         self.accel = resolve_accel(opts.accel, self.device)
+        self.num_workers = (default_num_workers(self.device) if opts.num_workers is None
+                            else opts.num_workers)
         self._datasets: dict[str, ReidDataset] = {}
         self._trained: dict[str, torch.nn.Module] = {}
         self._mean_colour: dict[str, tuple[float, float, float]] = {}  # by dataset fingerprint
@@ -308,7 +311,7 @@ class Runner:
         from .embed import make_embedder
 
         embed = make_embedder(method.features(model, params), model, embed_inp,
-                              device=self.device, num_workers=self.opts.num_workers,
+                              device=self.device, num_workers=self.num_workers,
                               mean_image=extras.get("mean_image"))
         ev = config["eval"]
         fault_point("evaluate")
@@ -339,7 +342,7 @@ class Runner:
         cache = self.cache.salted(method.code_fingerprint())
         details["code_fingerprint"] = cache.salt
         ctx = CellContext(dataset=ds, device=self.device, seed=cell.seed, cache=cache,
-                          work_dir=work, num_workers=self.opts.num_workers,
+                          work_dir=work, num_workers=self.num_workers,
                           checkpoint_every=self.opts.checkpoint_every,
                           deterministic=self.opts.deterministic, log=self.opts.log,
                           extras=extras)
