@@ -339,8 +339,11 @@ class Runner:
                      cell: Cell, train_key: dict, extras: dict, details: dict) -> torch.nn.Module:
         work = self.cells_dir / f".work-{cell.id}"
         work.mkdir(parents=True, exist_ok=True)
-        cache = self.cache.salted(method.code_fingerprint())
-        details["code_fingerprint"] = cache.salt
+        code = method.code_fingerprint()
+        # Stages cached inside fit (FMN stage 1, LEDF verification nets) were trained under the
+        # same switches and world size as the model: their keys include those too.
+        cache = self.cache.salted(f"{code}+{stable_hash(train_key.get('accel'))[:12]}")
+        details["code_fingerprint"] = code
         ctx = CellContext(dataset=ds, device=self.device, seed=cell.seed, cache=cache,
                           work_dir=work, num_workers=self.num_workers,
                           checkpoint_every=self.opts.checkpoint_every,
@@ -353,7 +356,7 @@ class Runner:
             with use_accel(self.accel):
                 model = method.fit(params, recipe, ctx)
             torch.save(model.state_dict(), tmp / "model.pt")
-            trained_prov.write(tmp, self.accel, self.device, cache.salt)
+            trained_prov.write(tmp, self.accel, self.device, code)
             trained["model"] = model
 
         folder = cache.get_or_create("trained", train_key, build)
