@@ -148,3 +148,28 @@ def test_torchrun_runs_all_20_splits_and_records_failing_ranks(tmp_path, shared_
     recorded = datetime.fromisoformat(df.loc["killed", "finished_at"]).timestamp()
     assert recorded - killed_at < 60
     assert wall < 300
+
+
+def test_root_cause_of_a_failed_job(tmp_path, monkeypatch):
+    """Which rank's account the launcher records, decided by hand for each case."""
+    from reid_bench.launch import jobfiles as J
+    from reid_bench.launch.torchrun import _failure_of
+
+    ref = {"row": "r", "dataset": "d", "seed": 0, "tier": "full", "split": 3, "variant": ""}
+    monkeypatch.setenv(J.JOB_ENV, str(tmp_path))
+    J.write_failure(1, 2, ref, "Traceback ...\nRuntimeError: boom on 1")
+    t1 = json.loads((tmp_path / "rank1.json").read_text())["t"]
+    # The follower failed first; rank 0's record (a broken connection) came after: follower.
+    assert _failure_of(tmp_path, ref, {"t": t1 + 1}, "", 2) == (
+        "rank 1 of 2 failed: RuntimeError: boom on 1", "Traceback ...\nRuntimeError: boom on 1")
+    # Rank 0 recorded its own failure before the follower's error: keep rank 0's record.
+    assert _failure_of(tmp_path, ref, {"t": t1 - 1}, "", 2) is None
+    # Another cell's failure file does not count.
+    assert _failure_of(tmp_path, {**ref, "split": 4}, {"t": t1 + 1}, "", 2) is None
+    # A rank torchrun lists as killed by a signal is the root cause (it left no traceback).
+    summary = ("Failures:\n[1]:\n  rank      : 0 (local_rank: 0)\n  exitcode  : 1 (pid: 9)\n"
+               "------------\nRoot Cause (first observed failure):\n[0]:\n"
+               "  rank      : 1 (local_rank: 1)\n  exitcode  : -9 (pid: 10)\n"
+               "  traceback : Signal 9 (SIGKILL) received by PID 10\n==========\n")
+    msg, text = _failure_of(tmp_path, ref, {"t": t1 - 1}, summary, 2)
+    assert msg.startswith("rank 1 of 2 died (exit code -9") and "SIGKILL" in text
