@@ -167,7 +167,8 @@ def test_root_cause_of_a_failed_job(tmp_path, monkeypatch):
     # Another cell's failure file does not count.
     assert _failure_of(tmp_path, {**ref, "split": 4}, {"t": t1 + 1}, "", 2) is None
     # A rank torchrun lists as killed by a signal is the root cause (it left no traceback).
-    summary = ("Failures:\n[1]:\n  rank      : 0 (local_rank: 0)\n  exitcode  : 1 (pid: 9)\n"
+    # (Rank 0 listed with SIGTERM: torchrun stopping it, not a cause.)
+    summary = ("Failures:\n[1]:\n  rank      : 0 (local_rank: 0)\n  exitcode  : -15 (pid: 9)\n"
                "------------\nRoot Cause (first observed failure):\n[0]:\n"
                "  rank      : 1 (local_rank: 1)\n  exitcode  : -9 (pid: 10)\n"
                "  traceback : Signal 9 (SIGKILL) received by PID 10\n==========\n")

@@ -14,6 +14,7 @@ import collections
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -65,16 +66,16 @@ def _run_job(cmd: list[str], job: Path) -> tuple[int, str]:
 def _failure_of(job: Path, ref: dict, rank0_end: dict | None, output: str, nproc: int,
                 ) -> tuple[str, str] | None:
     """(message, traceback) for the cell ``ref`` that was running when the job failed, or None
-    to keep what rank 0 recorded for it. The root cause is a rank that died by a signal (it
-    left no traceback; torchrun lists only the ranks that failed on their own, not those it
-    stopped), else the earliest of the ranks' tracebacks and rank 0's record (the other
-    ranks' errors, e.g. a broken connection, come after it)."""
+    to keep what rank 0 recorded for it. The root cause is a rank that died by a signal other
+    than SIGTERM (it left no traceback; SIGTERM is how torchrun stops the other ranks, which
+    it may list too), else the earliest of the ranks' tracebacks and rank 0's record (the
+    other ranks' errors, e.g. a broken connection, come after it)."""
     key = J.ref_key(ref)
     files = [f for f in J.read_failures(job)
              if f.get("cell") is not None and J.ref_key(f["cell"]) == key]
     listed = J.failed_ranks(output)
     for r, (code, text) in sorted(listed.items()):
-        if code < 0:
+        if code < 0 and code != -signal.SIGTERM:
             return (f"rank {r} of {nproc} died (exit code {code}, killed by a signal) while "
                     f"training; the job was stopped", text)
     cands = [(f["t"], f) for f in files]
