@@ -35,7 +35,6 @@ from .method import CellContext, Method
 from .provenance import provenance
 from .registry import METHODS
 from .spec import DatasetColumn, Row, Spec, resolved_recipe, stable_hash
-from .trained import key_extras as trained_key_extras
 
 
 @dataclass(frozen=True)
@@ -297,7 +296,7 @@ class Runner:
                      "recipe": config["recipe"], "dataset": tsrc or config["dataset"],
                      "fingerprint": train_ds.fingerprint, "seed": cell.seed,
                      # precision/speed switches, world size, global batch (reid_bench.trained)
-                     **trained_key_extras(self.accel, config["recipe"], self.opts)}
+                     **trained_prov.key_extras(self.accel, config["recipe"], self.opts)}
         thash = stable_hash(train_key)
         details["train_hash"] = thash
         details["accel"] = self.accel.as_dict()

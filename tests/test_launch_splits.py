@@ -98,6 +98,11 @@ def test_dry_run_lists_every_split_for_every_launcher(tmp_path, plugin_env):
         assert [int(ln.split("split")[1].split()[0]) for ln in lines] == list(range(20))
         assert "launch:" in res.output
     assert not (tmp_path / "r").exists()
+    # status names each split: 20 distinct pending lines, and the per-column split count
+    res = CliRunner().invoke(main, ["status", str(spec), "--results-dir", str(tmp_path / "r")])
+    pending = [ln for ln in res.output.splitlines() if ln.startswith("  pending")]
+    assert pending == [f"  pending  tiny × cuhk (split {i}, seed 0)" for i in range(20)]
+    assert "  tiny × cuhk: 0/20 splits done" in res.output.splitlines()
 
 
 def assert_20_splits_ok(df):
