@@ -142,3 +142,19 @@ def test_model_trained_under_other_switches_is_not_reused(tmp_path, shared_data_
     monkeypatch.setattr("reid_bench.distributed.world_size", lambda: 2)
     run()
     assert marker.read_text().count("fit") == 3
+
+
+def test_effective_batch_is_in_the_key():
+    from types import SimpleNamespace
+
+    from reid_bench.accel import resolve
+    from reid_bench.trained import effective_batch, key_extras
+
+    recipe = {"train": {"batch_size": 64, "lr": 0.1}, "stages": [{"batch_size": 32}]}
+    assert effective_batch(recipe) == {"train.batch_size": 64, "stages[0].batch_size": 32}
+    assert effective_batch(recipe, 4) == {"train.batch_size": 4, "stages[0].batch_size": 4}
+    accel = resolve(None, "cpu")
+    full = key_extras(accel, recipe, SimpleNamespace())
+    capped = key_extras(accel, recipe, SimpleNamespace(max_batch=4))
+    assert full["world_size"] == 1 and full["accel"]["amp_dtype"] is None
+    assert full != capped  # a --max-batch run never reuses a full-batch model
