@@ -86,8 +86,9 @@ def main() -> None:
                    "(default: $REID_BENCH_CACHE, else ~/.cache/reid-bench).")
 @click.option("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if available).")
 @click.option("--force", is_flag=True, help="Recompute finished cells.")
-@click.option("--num-workers", type=click.IntRange(0), default=0, show_default=True,
-              help="Data loader worker processes.")
+@click.option("--num-workers", type=click.IntRange(0), default=None,
+              help="Data loader worker processes per training process (default: min(8, "
+                   "CPUs per process) on CUDA, 0 on CPU).")
 @click.option("--checkpoint-every", type=click.IntRange(0), default=5, show_default=True,
               help="Save a resumable training checkpoint every N epochs (0: never).")
 @click.option("--checkpoint-minutes", type=click.FloatRange(min=0), default=10.0,
@@ -207,6 +208,10 @@ def run(spec_paths, rows, seeds, smoke, dry_run, results_dir, data_root, device,
             continue
         if dry_run:
             from .estimate import Estimator, format_estimates
+            from .launch.plan import dry_run_lines
+
+            # The cells as the launcher's workers receive them (every split), then estimates.
+            echo("\n".join(dry_run_lines(spec, cells, launcher, nproc)))
 
             est = Estimator(Runner(spec, opts), throughput, seen)
             text, total, unknown = format_estimates(f"  ({spec_path})",

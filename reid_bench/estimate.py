@@ -233,7 +233,7 @@ def format_estimates(title: str, ests: list[CellEstimate]) -> tuple[str, float |
     right = {3, 4, 5, 6, 7}
     lines = [title]
     for line in [header, ["-" * w for w in widths], *body]:
-        lines.append("  " + "  ".join((x.rjust(w) if i in right else x.ljust(w))
+        lines.append("    " + "  ".join((x.rjust(w) if i in right else x.ljust(w))
                                       for i, (x, w) in enumerate(zip(line, widths, strict=True)))
                      .rstrip())
     known = any(e.gpu_hours is not None for e in ests)

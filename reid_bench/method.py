@@ -72,22 +72,15 @@ class Method:
         return recipe.input
 
     def code_fingerprint(self) -> str:
-        """Hash of the source that determines trained weights: this method's module and the
-        shared model/training/data-pipeline code. Cached artefacts are keyed by it, so editing
-        that code never silently reuses a model trained by the old code."""
-        import hashlib
+        """Hash of the source that determines trained weights: this method's module and every
+        reid_bench module it imports, transitively (``reid_bench.fingerprint``). Cached
+        artefacts are keyed by it, so editing any of that code never silently reuses a model
+        trained by the old code."""
         import inspect
 
-        here = Path(__file__).resolve().parent
-        files = {Path(inspect.getfile(type(self))).resolve(), *(
-            here / f for f in ("train.py", "recipe.py", "models/backbones.py",
-                               "models/_common.py", "data/transforms.py", "data/samplers.py",
-                               "data/torch_dataset.py"))}
-        h = hashlib.sha256()
-        for f in sorted(files):
-            h.update(f.name.encode())
-            h.update(f.read_bytes())
-        return h.hexdigest()[:16]
+        from .fingerprint import cached_fingerprint
+
+        return cached_fingerprint(str(Path(inspect.getfile(type(self))).resolve()))
 
     def epoch_images(self, recipe: Any, stage: str) -> float:
         """Images one epoch of training ``stage`` (the recipe field of an ``OptimRecipe``)

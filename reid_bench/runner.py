@@ -25,10 +25,12 @@ import torch
 
 from . import results as R
 from . import shakedown as S
+from . import trained as trained_prov
 from .accel import resolve as resolve_accel
 from .accel import use as use_accel
 from .artifacts import ArtifactCache
 from .data.base import ReidDataset, load_dataset, resolve_data_root
+from .data.samplers import default_num_workers
 from .errors import DatasetError, DivergedError, RegistryError
 from .faults import fault_point
 from .integrity import checkpoint_identity, output_safe, use_checkpoint_identity
@@ -79,7 +81,7 @@ class RunOptions:
     device: str = "cpu"
     smoke: bool = False
     force: bool = False
-    num_workers: int = 0
+    num_workers: int | None = 0  # None: data.samplers.default_num_workers for the device
     checkpoint_every: int = 0
     deterministic: bool = False
     log: Callable[[str], None] = print
@@ -162,6 +164,8 @@ class Runner:
         self.data_root = resolve_data_root(opts.data_root)
         # The speed switches depend only on the options and the device: resolved once.
         self.accel = resolve_accel(opts.accel, self.device)
+        self.num_workers = (default_num_workers(self.device) if opts.num_workers is None
+                            else opts.num_workers)
         self._datasets: dict[str, ReidDataset] = {}
         self._trained: dict[str, torch.nn.Module] = {}
         self._mean_colour: dict[str, tuple[float, float, float]] = {}  # by dataset fingerprint
@@ -334,7 +338,9 @@ class Runner:
         _seed_everything(cell.seed, self.opts.deterministic)
         train_key = {"method": cell.row.method, "params": method.training_key(params),
                      "recipe": config["recipe"], "dataset": tsrc or config["dataset"],
-                     "fingerprint": train_ds.fingerprint, "seed": cell.seed}
+                     "fingerprint": train_ds.fingerprint, "seed": cell.seed,
+                     # precision/speed switches, world size, global batch (reid_bench.trained)
+                     **trained_prov.key_extras(self.accel, config["recipe"], self.opts)}
         thash = stable_hash(train_key)
         details["train_hash"] = thash
         details["accel"] = self.accel.as_dict()
@@ -355,7 +361,7 @@ class Runner:
         from .embed import make_embedder
 
         embed = make_embedder(method.features(model, params), model, embed_inp,
-                              device=self.device, num_workers=self.opts.num_workers,
+                              device=self.device, num_workers=self.num_workers,
                               mean_image=extras.get("mean_image"), accel=self.accel)
         ev = config["eval"]
         fault_point("evaluate")
@@ -385,10 +391,13 @@ class Runner:
                      cell: Cell, train_key: dict, extras: dict, details: dict) -> torch.nn.Module:
         work = self.cells_dir / f".work-{cell.id}"
         work.mkdir(parents=True, exist_ok=True)
-        cache = self.cache.salted(method.code_fingerprint())
-        details["code_fingerprint"] = cache.salt
+        code = method.code_fingerprint()
+        # Stages cached inside fit (FMN stage 1, LEDF verification nets) were trained under the
+        # same switches and world size as the model: their keys include those too.
+        cache = self.cache.salted(f"{code}+{stable_hash(train_key.get('accel'))[:12]}")
+        details["code_fingerprint"] = code
         ctx = CellContext(dataset=ds, device=self.device, seed=cell.seed, cache=cache,
-                          work_dir=work, num_workers=self.opts.num_workers,
+                          work_dir=work, num_workers=self.num_workers,
                           checkpoint_every=self.opts.checkpoint_every,
                           deterministic=self.opts.deterministic, log=self.opts.log,
                           extras=extras)
@@ -405,6 +414,7 @@ class Runner:
                     use_checkpoint_identity(identity):
                 model = method.fit(params, recipe, ctx)
             torch.save(model.state_dict(), tmp / "model.pt")
+            trained_prov.write(tmp, self.accel, self.device, code)
             trained["model"] = model
 
         folder = cache.get_or_create("trained", train_key, build)
@@ -416,6 +426,7 @@ class Runner:
             model.load_state_dict(torch.load(folder / "model.pt", map_location="cpu",
                                              weights_only=True))
         details["trained_artifact"] = str(folder)
+        details["trained"] = trained_prov.read(folder)  # this model's own training
         return model.to(self.device)
 
     def _record(self, cell: Cell, config: dict, chash: str, status: str, error: str,
@@ -452,6 +463,7 @@ class Runner:
             "overrides": overrides_json(self.opts.overrides),
             **S.cell_fields(details, config, self.opts.shakedown),
             "subset": cell.subset,
+            **trained_prov.csv_columns(details.get("trained") or {}),
         }
         R.write_cell_json(self.cells_dir / f"{cell.id}.json",
                           {"row": row, **details, "metrics": metrics})

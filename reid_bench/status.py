@@ -1,6 +1,6 @@
 """``reid-bench status``: where every cell of a table stands.
 
-A cell (row × dataset column × seed) is
+A cell (row × dataset column × split × seed) is
 ``done``     — the CSV has it with status ok and its current config hash;
 ``failed``   — the CSV has it with status failed / diverged / not_run (the error is shown);
 ``running``  — a runner holds its claim lock ``<table>/.<cell_id>.running.lock`` right now
@@ -30,6 +30,7 @@ class CellStatus:
     seed: int
     state: str
     error: str = ""
+    split: int | None = None  # for columns with ``splits``
 
 
 def is_running(cells_dir: Path, cell_id: str) -> bool:
@@ -94,7 +95,8 @@ def table_status(spec: Spec, results_dir: Path, *, smoke: bool = False,
 
 
 def _one(hashes: ConfigHashes, runner: Runner, cell: Cell, rec) -> CellStatus:
-    base = dict(cell_id=cell.id, row=cell.row.name, dataset=cell.dataset, seed=cell.seed)
+    base = dict(cell_id=cell.id, row=cell.row.name, dataset=cell.dataset, seed=cell.seed,
+                split=cell.split)
     if is_running(runner.cells_dir, cell.id):
         return CellStatus(**base, state="running")
     if rec is None:
@@ -112,10 +114,28 @@ def format_status(spec: Spec, statuses: list[CellStatus], verbose: bool = True) 
     counts = Counter(s.state for s in statuses)
     head = (f"{spec.paper.id}/{spec.table.id}: {len(statuses)} cell(s) — "
             + ", ".join(f"{counts.get(k, 0)} {k}" for k in STATES))
-    lines = [head]
+    lines = [head, *_split_counts(statuses)]
     if verbose:
         for s in statuses:
             if s.state != "done":
-                lines.append(f"  {s.state:<8} {s.row} × {s.dataset} (seed {s.seed})"
+                split = "" if s.split is None else f"split {s.split}, "
+                lines.append(f"  {s.state:<8} {s.row} × {s.dataset} ({split}seed {s.seed})"
                              + (f" — {s.error.splitlines()[0]}" if s.error else ""))
     return "\n".join(lines)
+
+
+def _split_counts(statuses: list[CellStatus]) -> list[str]:
+    """Per row × split column: how many of its splits are done, e.g.
+    ``  IDE × cuhk03: 7/20 splits done``."""
+    groups: dict[tuple[str, str], list[CellStatus]] = {}
+    for s in statuses:
+        if s.split is not None:
+            groups.setdefault((s.row, s.dataset), []).append(s)
+    out = []
+    for (row, ds), ss in groups.items():
+        splits = {s.split for s in ss}
+        # A split is done when all its seeds are.
+        done = {sp for sp in splits
+                if all(s.state == "done" for s in ss if s.split == sp)}
+        out.append(f"  {row} × {ds}: {len(done)}/{len(splits)} splits done")
+    return out

@@ -199,6 +199,27 @@ def _seed_worker(worker_id: int) -> None:
     random.seed(s)
 
 
+def default_num_workers(device: object) -> int:
+    """Loader worker processes when ``--num-workers`` is not given: on CUDA, ``min(8, CPUs
+    available to this process / processes on this node)`` — decoding and augmenting JPEGs in
+    the main process starves a GPU; on CPU 0, since workers would compete with the training
+    threads for the same cores. Processes per node: torchrun's LOCAL_WORLD_SIZE, or the local
+    pool's REID_BENCH_PROCS_PER_NODE."""
+    import os
+
+    import torch
+
+    if torch.device(device).type != "cuda":
+        return 0
+    try:
+        cpus = len(os.sched_getaffinity(0))  # respects Slurm's / taskset's CPU binding
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    procs = int(os.environ.get("LOCAL_WORLD_SIZE")
+                or os.environ.get("REID_BENCH_PROCS_PER_NODE") or 1)
+    return max(1, min(8, cpus // max(1, procs)))
+
+
 def make_loader(dataset, batch_size: int, *, shuffle: bool, seed: int, num_workers: int = 0,
                 pin_memory: bool = False, drop_last: bool, batch_sampler=None, sampler=None):
     """A ``torch.utils.data.DataLoader`` over ``dataset`` whose order and worker seeds depend only

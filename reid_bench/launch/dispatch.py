@@ -36,6 +36,7 @@ def local_pool(spec_path: str, cells: list[Cell], opts: RunOptions, nproc: int,
             env.pop(k, None)
         if torch.cuda.is_available():
             env["CUDA_VISIBLE_DEVICES"] = str(i)
+        env["REID_BENCH_PROCS_PER_NODE"] = str(nproc)  # shares the CPUs' loader workers
         log(f"local process {i + 1}/{nproc}" + (f" on GPU {i}" if torch.cuda.is_available()
                                                  else ""))
         procs.append(subprocess.Popen([sys.executable, "-m", "reid_bench.launch.worker",

@@ -123,15 +123,14 @@ def run_cell_job(spec_path: str, ref: dict, options: dict[str, Any], nproc: int 
     """One array task: run one cell (DDP under torchrun when ``nproc`` > 1). Returns
     {"cell": <cell_ref>, "ok": bool, ...}."""
     if nproc > 1:
-        import subprocess
-
         from ..spec import load_spec
         from . import cells_from_refs
-        from .torchrun import torchrun_command
+        from .torchrun import run_torchrun
 
+        # run_torchrun records the cell failed, with the failing rank's traceback, if a rank
+        # dies (docs/reliability.md).
         cell = cells_from_refs(load_spec(spec_path), [ref])[0]
-        rc = subprocess.run(torchrun_command(spec_path, cell, options, nproc),
-                            check=False).returncode
+        [(_, rc)] = run_torchrun(spec_path, [cell], options, nproc)
         return {"cell": ref, "ok": rc == 0, "returncode": rc}
     from .worker import run_cells
 

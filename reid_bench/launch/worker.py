@@ -5,6 +5,12 @@
 (WORLD_SIZE > 1) every rank trains; rank 0 alone claims the cell, decides about cached
 trainings, evaluates and writes the results. The other ranks follow rank 0's commands:
 ``("fit", cell key)`` → train the same cell in lockstep; ``("done", None)`` → exit.
+
+Failure (docs/reliability.md): a rank whose cell raises writes its traceback for the launcher
+(``jobfiles``) and exits non-zero at once; torchrun then tears down the other ranks, and the
+launcher records the cell ``failed`` with that traceback and relaunches the remaining cells.
+Rank 0 ends the job the same way after recording a failed cell, since the other ranks may be
+stuck in that cell's collectives.
 """
 
 from __future__ import annotations
@@ -19,7 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from .. import distributed as D
+from ..errors import DivergedError
 from ..runner import Cell, Runner, RunSummary
+from . import jobfiles as J
 
 
 class DistributedArtifactCache:
@@ -55,22 +63,43 @@ class DistributedArtifactCache:
         hit = D.broadcast_object(hit)
         if hit:
             return final
+        # The barrier only after a successful build: a rank whose build raised must not wait
+        # in a collective (the others may be mid-training); it exits and torchrun stops the job.
         if D.is_main():
-            try:
-                return self.base.get_or_create(kind, config, build)
-            finally:
-                D.barrier()
+            out = self.base.get_or_create(kind, config, build)
+            D.barrier()
+            return out
         tmp = Path(tempfile.mkdtemp(prefix=f".rank{D.rank()}-"))
         try:
             build(tmp)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-            D.barrier()
+        D.barrier()
         return final
 
 
+class _AbortJob(Exception):
+    """Raised by rank 0 after a cell failed in a distributed job: the other ranks may be stuck
+    in that cell's collectives, so the job ends (the launcher relaunches the other cells)."""
+
+
 class _LeaderRunner(Runner):
-    """Rank 0: the ordinary runner, telling the other ranks when a training starts."""
+    """Rank 0: the ordinary runner, telling the other ranks when a training starts and logging
+    each cell's start and end for the launcher (``jobfiles``)."""
+
+    current: dict | None = None  # cell_ref of the cell being run
+
+    def _run_cell(self, cell, config, chash):
+        from . import cell_ref
+
+        self.current = cell_ref(cell)
+        J.log_event("start", self.current)
+        status, error, result = super()._run_cell(cell, config, chash)
+        J.log_event("end", self.current, status=status)
+        self.current = None
+        if status == "failed" and D.is_distributed():
+            raise _AbortJob(f"{cell.id}: {error}")
+        return status, error, result
 
     def _fit_or_load(self, method, params, recipe, ds, cell, train_key, extras, details):
         D.broadcast_object(("fit", list(cell.key)))
@@ -92,11 +121,28 @@ class _FollowerRunner(Runner):
 
 
 def _follow_fit(runner: Runner, cell: Cell) -> None:
-    """Train ``cell`` in lockstep with rank 0."""
+    """Train ``cell`` in lockstep with rank 0. A divergence is seen by every rank at the same
+    step (the loss check is all-reduced) and rank 0 records it: the ranks stay in step."""
     try:
         runner._train_and_evaluate(cell, runner.cell_config(cell), {})
-    except _StopAfterFit:
+    except (_StopAfterFit, DivergedError):
         pass
+
+
+def _die(current: dict | None) -> None:
+    """A rank's exception in a distributed job: write its traceback for the launcher and exit
+    at once, non-zero. torchrun then stops the other ranks (the process group goes with them),
+    so no rank is left waiting in a collective for the process-group timeout. ``os._exit``:
+    a normal shutdown could block in ``destroy_process_group`` or in atexit handlers while
+    peers are mid-collective."""
+    import os
+    import traceback
+
+    tb = traceback.format_exc()
+    print(f"[rank {D.rank()}] {tb}", file=sys.stderr, flush=True)
+    J.write_failure(D.rank(), D.world_size(), current, tb)
+    sys.stdout.flush()
+    os._exit(1)
 
 
 def run_cells(spec_path: str, refs: list, options: dict[str, Any],
@@ -114,28 +160,38 @@ def run_cells(spec_path: str, refs: list, options: dict[str, Any],
     opts = options_from_dict(options, device=str(device),
                              log=(lambda m: None) if quiet else log)
     if not D.is_distributed():
+        if J.job_dir() is not None:  # under a launcher: log progress for it
+            return _LeaderRunner(spec, opts).run(cells)
         return Runner(spec, opts).run(cells)
+    from . import cell_ref
+
+    current: dict | None = None
     try:
         if D.is_main():
             runner = _LeaderRunner(spec, opts)
             runner.cache = DistributedArtifactCache(runner.cache)
             try:
-                return runner.run(cells)
-            finally:
-                D.broadcast_object(("done", None))
+                summary = runner.run(cells)
+            except BaseException:  # noqa: BLE001 — incl. _AbortJob: end the whole job now
+                _die(runner.current)
+            D.broadcast_object(("done", None))
+            D.destroy()
+            return summary
         runner = _FollowerRunner(spec, opts)
         runner.cache = DistributedArtifactCache(runner.cache)
         by_key = {tuple(c.key): c for c in cells}
         while True:
             cmd, key = D.broadcast_object(None)
             if cmd == "done":
+                D.destroy()
                 return RunSummary()
-            try:
-                _follow_fit(runner, by_key[tuple(key)])
-            except Exception as exc:  # noqa: BLE001 — rank 0 records the cell's failure
-                print(f"[rank {D.rank()}] {type(exc).__name__}: {exc}", file=sys.stderr)
-    finally:
-        D.destroy()
+            cell = by_key[tuple(key)]
+            current = cell_ref(cell)
+            _follow_fit(runner, cell)
+            current = None
+    except BaseException:  # noqa: BLE001 — any rank's failure ends the job, with its traceback
+        _die(current)
+        raise  # unreachable: _die exits
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -145,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--options", required=True, help="JSON RunOptions (options_to_dict)")
     a = ap.parse_args(argv)
     summary = run_cells(a.spec, json.loads(a.cells), json.loads(a.options))
+    if J.job_dir() is not None:
+        return 0  # went through every cell: the launcher reads their outcomes from the CSV
     return 0 if summary.ok else 1
 
 

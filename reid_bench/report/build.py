@@ -69,6 +69,15 @@ class Number:
     verdict: V.Verdict = V.Verdict("not run")
     flag: str = ""  # "edited" | "stale" | "variant" | "" (report.flags; never reproduced)
     flags: list[str] = field(default_factory=list)  # deviations: "subset", "smoke recipe"
+    # Runs (distinct split × seed) planned for this number and finished ok. With fewer than
+    # planned, ``mean`` stays None and the partial mean goes to ``partial_mean``.
+    planned: int = 1
+    runs: int = 0
+    partial_mean: float | None = None
+
+    @property
+    def incomplete(self) -> bool:
+        return 0 < self.runs < self.planned
 
     @property
     def delta(self) -> float | None:
@@ -247,10 +256,11 @@ def _long_metrics(df: pd.DataFrame) -> pd.DataFrame:
                 continue
             if not math.isnan(x):
                 recs.append({"row": r["row"], "dataset": r["dataset"], "seed": r["seed"],
+                             "split": r.get("split"),
                              "status": r["status"], "synthetic": bool(r["synthetic"]),
                              "metric": m, "value": x, "flag": r.get("flag") or "",
                              "flags": deviation_flags(r)})
-    return pd.DataFrame(recs, columns=["row", "dataset", "seed", "status", "synthetic",
+    return pd.DataFrame(recs, columns=["row", "dataset", "seed", "split", "status", "synthetic",
                                        "metric", "value", "flag", "flags"])
 
 
@@ -313,7 +323,8 @@ CELL_PROVENANCE = ["row", "dataset", "split", "seed", "tier", "variant", "overri
                    "device", "device_name", "hostname", "accel", "torch", "torchvision", "timm",
                    "numpy", "python", "started_at", "finished_at", "wall_s", "cell_id",
                    "row_digest", "precision", "channels_last", "pretrained", "step_s",
-                   "peak_mem_mb"]
+                   "peak_mem_mb", "weights_source", "weights_sha256", "trained_accel",
+                   "trained_world_size", "trained_commit", "trained_at"]
 
 
 def _clean(rec: dict[str, Any]) -> dict[str, Any]:
@@ -325,6 +336,10 @@ def _row_views(spec: Spec, df: pd.DataFrame, columns: list[tuple[str, str]],
                deviates: str) -> list[RowView]:
     """Row views of ``spec`` over the results ``df`` (one tier and variant); ``deviates``
     ("variant" or "") flags every number computed off the paper's canonical recipe."""
+    from ..results import SHRUNK_TIERS
+
+    # The shrunk tiers run one split per column (no split axis), like --smoke.
+    shrunk = bool(not df.empty and df["tier"].iloc[0] in SHRUNK_TIERS)
     long = _long_metrics(df) if not df.empty else _long_metrics(pd.DataFrame())
     rows: list[RowView] = []
     for r in spec.rows:
@@ -355,10 +370,15 @@ def _row_views(spec: Spec, df: pd.DataFrame, columns: list[tuple[str, str]],
                     why = sorted({str(x) for x in cells.get("flag_reason", []) if x})
                     if why:
                         num.reason = "; ".join(why)
+                    _check_complete(num, ok, spec, ds, shrunk)
                 elif num.status == "ok":
                     num.status, num.reason = "n/a", f"metric {m} was not computed"
             num.verdict = V.verdict(num.status, num.published, num.mean, band, num.synthetic,
                                     num.flag, num.flags)
+            if num.incomplete:
+                num.verdict = V.Verdict("incomplete", band, detail=f"{num.runs}/{num.planned}",
+                                        would_be=V.compare(num.published, num.partial_mean,
+                                                           band))
             rv.numbers[(ds, m)] = num
         rv.verdict = V.worst([n.verdict.key for n in rv.numbers.values()])
         rows.append(rv)
@@ -466,6 +486,21 @@ def table_view(spec: Spec, results_dir: Path, *, with_plots: bool = True) -> Tab
     return view
 
 
+def _check_complete(num: Number, ok: pd.DataFrame, spec: Spec, ds: str, smoke: bool) -> None:
+    """Count the distinct split × seed runs in ``ok`` against the plan (the column's splits,
+    none under --smoke, × the spec's seeds); an incomplete aggregate loses its ``mean``."""
+    from ..results import split_of
+
+    col = spec.datasets[ds]
+    num.planned = (col.splits if col.splits and not smoke else 1) * spec.seeds
+    num.runs = len({(split_of(sp), int(sd)) for sp, sd in zip(ok["split"], ok["seed"],
+                                                             strict=True)})
+    if num.incomplete:
+        num.partial_mean, num.mean, num.std = num.mean, None, None
+        num.reason = (f"incomplete: {num.runs} of {num.planned} planned runs (splits × seeds) "
+                      f"finished ok; the mean is shown once all have")
+
+
 # --------------------------------------------------------------------------------------------
 # Rendering
 
@@ -482,6 +517,8 @@ def _signed(x: float | None) -> str:
 
 def _ours(n: Number) -> str:
     """"mean ± std (n seeds)" as shown in every format."""
+    if n.incomplete:
+        return f"incomplete {n.runs}/{n.planned}"
     if n.mean is None:
         return "–"
     return _fmt(n.mean) + (f" ± {_fmt(n.std)}" if n.n > 1 else "")
@@ -566,7 +603,9 @@ def summary(views: list[TableView], broken: list[tuple[str, str]], stamp: str) -
                              "values": n.values, "delta": n.delta, "band": n.verdict.band,
                              "verdict": n.verdict.key, "would_be": n.verdict.would_be,
                              "status": n.status, "reason": n.reason or None,
-                             "synthetic": n.synthetic, "flag": n.flag or None, "flags": n.flags})
+                             "synthetic": n.synthetic, "flag": n.flag or None, "flags": n.flags,
+                             "planned": n.planned, "runs": n.runs,
+                             "partial_mean": n.partial_mean})
         tables.append({
             "paper": v.spec.paper.id, "table": v.spec.table.id, "caption": v.spec.table.caption,
             "spec": v.spec.path, "results_csv": v.csv, "page": v.page,
@@ -631,7 +670,7 @@ def _md_cell(n: Number, digits: int | None = 2) -> str:
     if n.status == "quoted":
         return pub
     if n.mean is None:
-        return f"{pub} / {V.SYMBOLS[n.verdict.key]} {n.verdict.key}"
+        return f"{pub} / {V.SYMBOLS[n.verdict.key]} {n.verdict.label}"
     flags = f" [{', '.join(n.flags)}]" if n.flags else ""
     return (f"{pub} / {_ours(n)}{flags} ({_signed(n.delta)}) "
             f"{V.SYMBOLS[n.verdict.key]} {n.verdict.label}")

@@ -13,6 +13,8 @@ The same holds for ``edited`` (a row changed by hand since it was written), ``st
 with another recipe than the current spec's) and ``variant`` (a spec copy or --set overrides).
 Numbers on real data that still deviate from the paper's setup (``--subset`` of the dataset,
 ``--smoke-recipe``) get ``not comparable`` the same way, with their flags.
+An aggregate over fewer splits × seeds than planned is ``incomplete k/n``: its partial mean is
+never shown as the table's number (``would_be`` keeps the comparison for reference).
 """
 
 from __future__ import annotations
@@ -32,8 +34,8 @@ DEFAULT_TOLERANCES: dict[str, float] = {
 }
 
 # Display order from most to least severe: a row's verdict is its most severe number's.
-SEVERITY = ("failed", "edited", "stale", "not run", "worse", "synthetic", "not comparable",
-            "variant", "better", "reproduced", "n/a", "quoted")
+SEVERITY = ("failed", "edited", "stale", "not run", "incomplete", "worse", "synthetic",
+            "not comparable", "variant", "better", "reproduced", "n/a", "quoted")
 # Verdicts that withhold a comparison (shown only as "would read: ..."): the number is not a
 # reproduction of the paper's recipe, or can no longer be trusted as one.
 WITHHELD = ("edited", "stale", "variant", "synthetic", "not comparable")
@@ -51,13 +53,15 @@ LABELS: dict[str, str] = {
     "stale": "stale (recipe changed)",
     "variant": "deviates from the paper's recipe",
     "not comparable": "not comparable",
+    # Fewer splits × seeds finished ok than planned: the partial mean is not the table's number.
+    "incomplete": "incomplete",
 }
 
 # Text symbols beside the colour, so the verdict survives grey-scale printing and markdown.
 SYMBOLS: dict[str, str] = {
     "reproduced": "✓", "better": "▲", "worse": "▼", "not run": "○", "failed": "✗",
     "quoted": "—", "n/a": "·", "synthetic": "⚠", "edited": "✎", "stale": "↻", "variant": "≠",
-    "not comparable": "⚠",
+    "not comparable": "⚠", "incomplete": "◐",
 }
 
 
@@ -80,9 +84,13 @@ class Verdict:
     key: str
     band: float | None = None
     would_be: str | None = None
+    detail: str | None = None  # "k/n" runs of an incomplete aggregate
 
     @property
     def label(self) -> str:
+        if self.key == "incomplete":
+            return f"incomplete {self.detail}" + (f" (partial mean would read: {self.would_be})"
+                                                  if self.would_be else "")
         if self.key in WITHHELD and self.would_be:
             return f"{LABELS[self.key]} (would read: {self.would_be})"
         return LABELS[self.key]

@@ -1,10 +1,17 @@
 """Tiny methods for the reliability tests, loaded through REID_BENCH_PLUGINS (also shows that
 methods can live outside the tree). ``test_tiny`` trains a 2-layer CNN for real through the
 shared loop; its params inject slowness, a NaN loss or an out-of-memory error, and append a line
-to ``marker`` every time ``fit`` runs, so a test can count trainings across processes."""
+to ``marker`` every time ``fit`` runs, so a test can count trainings across processes. Under a
+distributed launch, ``kill_rank``/``raise_rank`` make that rank die by SIGKILL / raise at step
+``fail_at_step`` (writing the time to ``kill_stamp`` first).
+
+``test_splits`` is a dataset with a ``split`` option (the synthetic dataset; the split only
+changes the cell key), for launcher tests of ``splits: N`` columns outside ``--smoke``."""
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 
 import torch
@@ -19,7 +26,7 @@ from reid_bench.models._common import (
     to_device,
     train_image_dataset,
 )
-from reid_bench.registry import METHODS
+from reid_bench.registry import DATASETS, METHODS
 from reid_bench.train import train_stage
 
 
@@ -29,6 +36,10 @@ class TinyParams(BaseModel):
     nan_at_step: int | None = None
     oom: bool = False
     marker: str | None = None
+    kill_rank: int | None = None
+    raise_rank: int | None = None
+    fail_at_step: int = 2
+    kill_stamp: str | None = None
 
 
 class TinyNet(nn.Module):
@@ -67,6 +78,8 @@ class Tiny(Method):
             calls["n"] += 1
             if params.sleep:
                 time.sleep(params.sleep)
+            if calls["n"] == params.fail_at_step:
+                _inject_rank_failure(params)
             x, y = to_device(batch[:2], ctx.device)
             loss = F.cross_entropy(model(x), y)
             if params.nan_at_step is not None and calls["n"] >= params.nan_at_step:
@@ -77,3 +90,26 @@ class Tiny(Method):
                     checkpoint=ctx.work_dir / "tiny.ckpt", checkpoint_every=ctx.checkpoint_every,
                     log=ctx.log)
         return model
+
+
+def _inject_rank_failure(params: TinyParams) -> None:
+    from reid_bench import distributed as D
+
+    r = D.rank()
+    if r not in (params.kill_rank, params.raise_rank):
+        return
+    if params.kill_stamp:
+        with open(params.kill_stamp, "w") as f:
+            f.write(str(time.time()))
+    if r == params.kill_rank:
+        os.kill(os.getpid(), signal.SIGKILL)
+    raise RuntimeError(f"injected failure on rank {r}")
+
+
+@DATASETS.register("test_splits")
+def load_test_splits(root, split: int = 0, **options):
+    from reid_bench.data.synthetic import load_synthetic
+
+    if not 0 <= int(split) < 20:
+        raise ValueError(f"split {split} outside 0..19")
+    return load_synthetic(root, **options)
