@@ -13,14 +13,15 @@ from .recipe import InputRecipe
 def make_embedder(features: Callable[[torch.Tensor], torch.Tensor], model: torch.nn.Module,
                   inp: InputRecipe, *, device: torch.device | str = "cpu", batch_size: int = 128,
                   num_workers: int = 0, mean_image: tuple[float, float, float] | None = None,
-                  ) -> Callable[[Sequence[Sample]], torch.Tensor]:
+                  weights: str = "resnet50") -> Callable[[Sequence[Sample]], torch.Tensor]:
     """Return ``embed(samples)`` → float32 CPU tensor (N × D) of ``features(images)`` with
-    ``model`` in eval mode and the test-time transform of ``inp``."""
+    ``model`` in eval mode and the test-time transform of ``inp`` for the input the backbone
+    ``weights`` expect."""
     from .data.samplers import make_loader
     from .data.torch_dataset import ImageDataset
     from .data.transforms import build_transform
 
-    transform = build_transform(inp, train=False, mean_image=mean_image)
+    transform = build_transform(inp, train=False, mean_image=mean_image, weights=weights)
 
     @torch.no_grad()
     def embed(samples: Sequence[Sample]) -> torch.Tensor:

@@ -71,6 +71,12 @@ class Method:
         """The input pipeline used to embed test images (default: the recipe's ``input``)."""
         return recipe.input
 
+    def backbone_name(self, params: Any) -> str:
+        """The backbone (``models.backbones``) whose pretrained weights define the input
+        preprocessing: ``params.backbone`` where the method lets a row choose, else ResNet-50
+        (the backbone of every method that does not)."""
+        return getattr(params, "backbone", "resnet50")
+
     def code_fingerprint(self) -> str:
         """Hash of the source that determines trained weights: this method's module and the
         shared model/training/data-pipeline code. Cached artefacts are keyed by it, so editing
@@ -82,7 +88,8 @@ class Method:
         files = {Path(inspect.getfile(type(self))).resolve(), *(
             here / f for f in ("train.py", "recipe.py", "models/backbones.py",
                                "models/_common.py", "data/transforms.py", "data/samplers.py",
-                               "data/torch_dataset.py"))}
+                               "data/torch_dataset.py", "weights/registry.py",
+                               "weights/load.py"))}
         h = hashlib.sha256()
         for f in sorted(files):
             h.update(f.name.encode())

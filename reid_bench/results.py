@@ -40,11 +40,15 @@ COLUMNS = [
     "device", "device_name", "hostname", "torch", "torchvision", "timm", "numpy", "python",
     "started_at", "finished_at", "wall_s", "cell_id",
     "accel",  # speed switches of the training (reid_bench.accel.Accel.tag), e.g. bf16+cl+cudnn
+    # pretrained weights the model started from: "<backbone>: <library tag | file> (<how found>)
+    # <path>", and the file's sha256 ("; "-joined when a method loads several files)
+    "weights_source", "weights_sha256",
 ]
 _BOOL = ("smoke", "synthetic", "git_dirty")
 _TEXT = ("paper", "table", "row", "dataset", "tier", "variant", "status", "error",
          "extra_metrics", "method",
-         "git_commit", "spec_hash", "config_hash", "train_hash", "dataset_fingerprint", "cell_id")
+         "git_commit", "spec_hash", "config_hash", "train_hash", "dataset_fingerprint", "cell_id",
+         "weights_source", "weights_sha256")
 
 
 def table_csv(results_dir: Path, paper: str, table: str) -> Path:

@@ -10,6 +10,7 @@ finish ok.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import random
 import shutil
 import time
@@ -33,6 +34,7 @@ from .method import CellContext, Method
 from .provenance import provenance
 from .registry import METHODS
 from .spec import DatasetColumn, Row, Spec, resolved_recipe, stable_hash
+from .weights.store import WeightsError
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,8 @@ class RunOptions:
     accel: Any = None
     launcher: str = "local"
     nproc: int = 1
+    # --weights NAME=PATH: backbone name → weights file used instead of its ImageNet set.
+    weights: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -140,6 +144,7 @@ class Runner:
         self.accel = resolve_accel(opts.accel, self.device)
         self._datasets: dict[str, ReidDataset] = {}
         self._trained: dict[str, torch.nn.Module] = {}
+        self._trained_weights: list[dict] = []  # weights provenance of the model in _trained
         self._mean_colour: dict[str, tuple[float, float, float]] = {}  # by dataset fingerprint
 
     # ---------------------------------------------------------------- resolution
@@ -193,7 +198,22 @@ class Runner:
                      "options": {**ev.options, **row.eval.options}},
             "seed": cell.seed, "smoke": cell.smoke, "tier": cell.tier,
             "variant": cell.variant, "_provenance": prov,
+            **self._weights_key(row, values),
         }
+
+    def _weights_key(self, row: Row, recipe: dict) -> dict[str, Any]:
+        """``{"weights": {name: sha256}}`` when ``--weights`` replaces the ImageNet file of this
+        row's backbone (other weights, other numbers), else {} (config hashes unchanged)."""
+        if not self.opts.weights:
+            return {}
+        from .weights.store import sha256
+
+        method = METHODS.get(row.method)()
+        name = method.backbone_name(method.Params.model_validate(row.params))
+        pretrained = (recipe.get("backbone") or {}).get("pretrained", "imagenet")
+        if name not in self.opts.weights or pretrained != "imagenet":
+            return {}
+        return {"weights": {name: sha256(Path(self.opts.weights[name]))}}
 
     # ---------------------------------------------------------------- running
     def run(self, cells: list[Cell]) -> RunSummary:
@@ -261,7 +281,7 @@ class Runner:
         except DivergedError as exc:
             return self._record(cell, config, chash, "diverged", f"{exc} (step {exc.step})",
                                 started, None, details)
-        except (RegistryError, DatasetError) as exc:
+        except (RegistryError, DatasetError, WeightsError) as exc:
             return self._record(cell, config, chash, "not_run", str(exc), started, None, details)
         except (KeyboardInterrupt, SystemExit):
             raise
@@ -290,22 +310,29 @@ class Runner:
         _seed_everything(cell.seed, self.opts.deterministic)
         train_key = {"method": cell.row.method, "params": method.training_key(params),
                      "recipe": config["recipe"], "dataset": tsrc or config["dataset"],
-                     "fingerprint": train_ds.fingerprint, "seed": cell.seed}
+                     "fingerprint": train_ds.fingerprint, "seed": cell.seed,
+                     **({"weights": config["weights"]} if "weights" in config else {})}
         thash = stable_hash(train_key)
         details["train_hash"] = thash
         details["accel"] = self.accel.as_dict()
-        extras = self._extras(recipe, train_ds)
+        extras = self._extras(recipe, train_ds, method.backbone_name(params))
         model = self._trained.get(thash)
         if model is None:
-            model = self._fit_or_load(method, params, recipe, train_ds, cell, train_key, extras,
-                                      details)
+            from .weights import use_overrides
+
+            with use_overrides(self.opts.weights):
+                model = self._fit_or_load(method, params, recipe, train_ds, cell, train_key,
+                                          extras, details)
             self._trained = {thash: model}  # keep only the latest: bounded memory
+            self._trained_weights = details.get("weights", [])
+        else:
+            details["weights"] = self._trained_weights
         embed_inp = method.test_input(recipe)
         from .embed import make_embedder
 
         embed = make_embedder(method.features(model, params), model, embed_inp,
                               device=self.device, num_workers=self.opts.num_workers,
-                              mean_image=extras.get("mean_image"))
+                              mean_image=extras.get("mean_image"), weights=extras["weights"])
         ev = config["eval"]
         fault_point("evaluate")
         res = evaluate_cell(ev["protocol"], ds, embed, distance=ev["distance"], ap=ev["ap"],
@@ -316,8 +343,9 @@ class Runner:
         return {"metrics": res.metrics, "num_queries": res.num_queries,
                 "skipped_queries": res.num_skipped_queries}
 
-    def _extras(self, recipe: Any, ds: ReidDataset) -> dict[str, Any]:
-        extras: dict[str, Any] = {}
+    def _extras(self, recipe: Any, ds: ReidDataset, backbone: str) -> dict[str, Any]:
+        # The backbone's weights own the input preprocessing (reid_bench.weights).
+        extras: dict[str, Any] = {"weights": backbone}
         inp = getattr(recipe, "input", None)
         if inp is not None and inp.normalize == "mean_image":
             from .data.transforms import compute_mean_colour
@@ -332,7 +360,10 @@ class Runner:
                      cell: Cell, train_key: dict, extras: dict, details: dict) -> torch.nn.Module:
         work = self.cells_dir / f".work-{cell.id}"
         work.mkdir(parents=True, exist_ok=True)
-        cache = self.cache.salted(method.code_fingerprint())
+        # Stage artefacts inside fit (LEDF, FMN) must not be shared across --weights files.
+        weights = train_key.get("weights")
+        cache = self.cache.salted(method.code_fingerprint()
+                                  + (f"+weights:{stable_hash(weights)}" if weights else ""))
         details["code_fingerprint"] = cache.salt
         ctx = CellContext(dataset=ds, device=self.device, seed=cell.seed, cache=cache,
                           work_dir=work, num_workers=self.opts.num_workers,
@@ -340,12 +371,14 @@ class Runner:
                           deterministic=self.opts.deterministic, log=self.opts.log,
                           extras=extras)
         trained: dict[str, torch.nn.Module] = {}
+        from .weights import recording, skip_pretrained
 
         def build(tmp: Path) -> None:
             # The run's speed switches apply to every train_stage inside fit.
-            with use_accel(self.accel):
+            with use_accel(self.accel), recording() as loads:
                 model = method.fit(params, recipe, ctx)
             torch.save(model.state_dict(), tmp / "model.pt")
+            (tmp / "weights.json").write_text(json.dumps([w.as_dict() for w in loads], indent=1))
             trained["model"] = model
 
         folder = cache.get_or_create("trained", train_key, build)
@@ -353,10 +386,15 @@ class Runner:
             model = trained["model"]
         else:
             self.opts.log(f"  reusing trained model {folder.name} (same training config)")
-            model = method.build(params, recipe, ds.num_train_pids)
+            # Architecture only: the trained state replaces every weight, so the ImageNet
+            # file is neither needed nor downloaded (a cached model evaluates offline).
+            with skip_pretrained():
+                model = method.build(params, recipe, ds.num_train_pids)
             model.load_state_dict(torch.load(folder / "model.pt", map_location="cpu",
                                              weights_only=True))
         details["trained_artifact"] = str(folder)
+        wfile = folder / "weights.json"
+        details["weights"] = json.loads(wfile.read_text()) if wfile.is_file() else []
         return model.to(self.device)
 
     def _record(self, cell: Cell, config: dict, chash: str, status: str, error: str,
@@ -390,6 +428,7 @@ class Runner:
             "started_at": _iso(started), "finished_at": _iso(finished),
             "wall_s": round(finished - started, 2), "cell_id": cell.id,
             "accel": (details.get("accel") or {}).get("tag"),
+            **_weights_columns(details.get("weights")),
         }
         R.write_cell_json(self.cells_dir / f"{cell.id}.json",
                           {"row": row, **details, "metrics": metrics})
@@ -397,8 +436,15 @@ class Runner:
         return status, error, result
 
 
+def _weights_columns(loads: list[dict] | None) -> dict[str, str | None]:
+    """CSV provenance of the pretrained weights a cell's model started from (each distinct
+    file once; several when a method loads more than one backbone)."""
+    seen = list({(w["source"], w["sha256"]): w for w in loads or []}.values())
+    return {"weights_source": "; ".join(w["source"] for w in seen) or None,
+            "weights_sha256": "; ".join(w["sha256"] for w in seen) or None}
+
+
 def _json(obj: Any) -> str:
-    import json
 
     return json.dumps(obj, sort_keys=True, default=str)
 

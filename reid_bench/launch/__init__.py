@@ -21,7 +21,8 @@ def options_to_dict(opts: RunOptions) -> dict[str, Any]:
             "data_root": str(opts.data_root) if opts.data_root is not None else None,
             "device": opts.device, "smoke": opts.smoke, "force": opts.force,
             "num_workers": opts.num_workers, "checkpoint_every": opts.checkpoint_every,
-            "deterministic": opts.deterministic, "accel": accel}
+            "deterministic": opts.deterministic, "accel": accel,
+            "weights": dict(opts.weights)}
 
 
 def options_from_dict(d: dict[str, Any], **over: Any) -> RunOptions:
