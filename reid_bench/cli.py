@@ -73,12 +73,16 @@ def main() -> None:
 @click.option("--slurm-gpus", type=click.IntRange(0), default=None, help="GPUs per cell job.")
 @click.option("--slurm-array-parallelism", type=click.IntRange(1), default=None,
               help="Array tasks running at once.")
+@click.option("--weights", "weights", multiple=True, metavar="NAME=PATH",
+              help="Start backbone NAME (caffenet, vgg16, resnet50) from this file instead of "
+                   "its ImageNet weights (repeatable). See `reid-bench weights list`.")
 @click.option("--site-config", type=click.Path(dir_okay=False, exists=True), default=None,
               help="YAML of Slurm settings (reid_bench.launch.slurm.SlurmConfig); flags win.")
 def run(spec_path, rows, seeds, smoke, dry_run, results_dir, data_root, device, force,
         num_workers, checkpoint_every, deterministic, amp=None, amp_dtype=None,
         channels_last=None, compile_=False, launcher="local", nproc=1, slurm_partition=None,
-        slurm_time=None, slurm_gpus=None, slurm_array_parallelism=None, site_config=None):
+        slurm_time=None, slurm_gpus=None, slurm_array_parallelism=None, site_config=None,
+        weights=()):
     """Train and evaluate every runnable row of SPEC_PATH; write results/<paper>/<table>.csv."""
     import torch
 
@@ -103,13 +107,14 @@ def run(spec_path, rows, seeds, smoke, dry_run, results_dir, data_root, device, 
                        f"  protocol={col.eval.protocol}")
         return
     from .launch.dispatch import accel_options, dispatch
+    from .weights import parse_overrides
 
     opts = RunOptions(results_dir=Path(results_dir), data_root=data_root,
                       device=device, smoke=smoke, force=force,
                       num_workers=num_workers, checkpoint_every=checkpoint_every,
                       deterministic=deterministic, log=click.echo,
                       accel=accel_options(amp, amp_dtype, channels_last, compile_),
-                      launcher=launcher, nproc=nproc)
+                      launcher=launcher, nproc=nproc, weights=parse_overrides(weights))
     if launcher != "local" or nproc > 1:
         sys.exit(dispatch(spec_path, spec, cells, opts,
                           {"partition": slurm_partition, "time": slurm_time, "gpus": slurm_gpus,
@@ -218,6 +223,15 @@ def status(spec_paths, results_dir, smoke, seeds, brief):
         spec = load_spec(f)
         click.echo(format_status(spec, table_status(spec, Path(results_dir), smoke=smoke,
                                                     seeds=seeds), verbose=not brief))
+
+
+def _register_weights() -> None:
+    from .weights.cli import weights
+
+    main.add_command(weights)
+
+
+_register_weights()
 
 
 @main.group()
