@@ -56,7 +56,9 @@ class Preprocess:
         return replace(self, mean=None, std=None, source=f"{self.source}; no normalisation")
 
     def describe(self) -> str:
-        fmt = (lambda v: "-" if v is None else "(" + ", ".join(f"{x:.4g}" for x in v) + ")")
+        def fmt(v):
+            return "-" if v is None else "(" + ", ".join(f"{x:.4g}" for x in v) + ")"
+
         return (f"{self.order}, 0..{self.scale:g}, mean {fmt(self.mean)}, std {fmt(self.std)}")
 
 

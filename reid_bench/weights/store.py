@@ -32,7 +32,7 @@ from ..errors import ReidBenchError
 from . import registry
 
 ENV_DIR = "REID_BENCH_WEIGHTS_DIR"
-_overrides: ContextVar[dict[str, str]] = ContextVar("weights_overrides", default={})
+_overrides: ContextVar[dict[str, str] | None] = ContextVar("weights_overrides", default=None)
 
 
 class WeightsError(ReidBenchError):
@@ -115,8 +115,9 @@ def candidates(name: str) -> list[tuple[str, Path]]:
     not the file is there (``weights list`` shows them)."""
     ws = registry.get(name)
     out: list[tuple[str, Path]] = []
-    if name in _overrides.get():
-        out.append(("--weights", Path(_overrides.get()[name])))
+    over = _overrides.get() or {}
+    if name in over:
+        out.append(("--weights", Path(over[name])))
     d = os.environ.get(ENV_DIR)
     if d:
         out += [(ENV_DIR, Path(d).expanduser() / f) for f in ws.file_names]
@@ -124,9 +125,11 @@ def candidates(name: str) -> list[tuple[str, Path]]:
         out.append(("torch hub cache", _torch_hub_file(ws.library_file)))
     if ws.library == "timm":
         hf = _hf_cached(ws.tag)
-        if hf is None:
-            from huggingface_hub.constants import HF_HUB_CACHE
-
+        if hf is None:  # where timm would put it (for `weights list`)
+            try:
+                from huggingface_hub.constants import HF_HUB_CACHE
+            except ImportError:  # pragma: no cover - timm depends on huggingface_hub
+                HF_HUB_CACHE = "~/.cache/huggingface/hub"
             repo = registry._timm_cfg(ws.tag).hf_hub_id or ws.tag
             hf = Path(HF_HUB_CACHE) / ("models--" + repo.replace("/", "--"))
         out.append(("Hugging Face cache", hf))
@@ -140,8 +143,9 @@ def locate(name: str) -> Located | None:
     for how, path in candidates(name):
         if path.is_file():
             return Located(name, path, how)
-    if name in _overrides.get():
-        raise WeightsError(f"--weights {name}={_overrides.get()[name]}: no such file")
+    over = _overrides.get() or {}
+    if name in over:
+        raise WeightsError(f"--weights {name}={over[name]}: no such file")
     return None
 
 
