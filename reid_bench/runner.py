@@ -208,7 +208,10 @@ class Runner:
             return {}
         from .weights.store import sha256
 
-        method = METHODS.get(row.method)()
+        try:
+            method = METHODS.get(row.method)()
+        except RegistryError:  # recorded as not_run when the cell runs
+            return {}
         name = method.backbone_name(method.Params.model_validate(row.params))
         pretrained = (recipe.get("backbone") or {}).get("pretrained", "imagenet")
         if name not in self.opts.weights or pretrained != "imagenet":
