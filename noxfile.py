@@ -1,10 +1,14 @@
-"""nox sessions: tests, lint, smoke (the README's main command), bench, gpu, browser.
+"""nox sessions: tests, lint, smoke (the README's main command), bench, gpu, browser, minimum.
 
 Every session installs with ``constraints.txt`` so torch/torchvision are the builds that lie on
 our machines' disk (any other version is a multi-GB download).
 """
 
+import re
+from pathlib import Path
+
 import nox
+import tomllib
 
 nox.options.sessions = ["lint", "tests"]
 nox.options.reuse_existing_virtualenvs = True
@@ -64,3 +68,30 @@ def browser(session: nox.Session) -> None:
     """Render the report in headless Chromium and check it (needs Debian's chromium)."""
     _install(session)
     session.run("pytest", "-q", "-m", "browser", "tests", *session.posargs)
+
+
+# Heavy wheels stay at constraints.txt in the `minimum` session (multi-GB downloads); their
+# lower bounds in pyproject.toml are the versions the suite was run with.
+HEAVY = {"torch", "torchvision"}
+
+
+def lower_bounds() -> list[str]:
+    """``name==X`` for every runtime dependency of pyproject.toml with a ``>=X`` bound, except
+    ``HEAVY``: the lowest versions the project claims to support."""
+    deps = tomllib.loads(Path("pyproject.toml").read_text())["project"]["dependencies"]
+    pins = []
+    for dep in deps:
+        m = re.match(r"^([A-Za-z0-9_.-]+)\s*>=\s*([0-9][^,;\s]*)", dep)
+        if m and m.group(1).lower() not in HEAVY:
+            pins.append(f"{m.group(1)}=={m.group(2)}")
+    return pins
+
+
+@nox.session(python=PY)
+def minimum(session: nox.Session) -> None:
+    """The suite on the lowest versions pyproject.toml allows (timm, numpy, pandas, pydantic,
+    click, jinja2, matplotlib and the other light dependencies), torch/torchvision from
+    constraints.txt. Every lower bound must pass here."""
+    session.install("-c", "constraints.txt", "-e", ".[dev]", *lower_bounds())
+    session.run("python", "-m", "pip", "list")
+    session.run("pytest", "-q", *session.posargs)

@@ -118,6 +118,9 @@ def main() -> None:
 @click.option("--slurm-gpus", type=click.IntRange(0), default=None, help="GPUs per cell job.")
 @click.option("--slurm-array-parallelism", type=click.IntRange(1), default=None,
               help="Array tasks running at once.")
+@click.option("--weights", "weights", multiple=True, metavar="NAME=PATH",
+              help="Start backbone NAME (caffenet, vgg16, resnet50) from this file instead of "
+                   "its ImageNet weights (repeatable). See `reid-bench weights list`.")
 @click.option("--site-config", type=click.Path(dir_okay=False, exists=True), default=None,
               help="YAML of Slurm settings (reid_bench.launch.slurm.SlurmConfig); flags win.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
@@ -130,7 +133,7 @@ def run(spec_paths, rows, seeds, smoke, dry_run, results_dir, data_root, device,
         compile_=False, launcher="local", nproc=1, slurm_partition=None,
         slurm_time=None, slurm_gpus=None, slurm_array_parallelism=None, site_config=None,
         sets=(), variants=(), datasets=(), smoke_recipe=False, subset=False, throughput=None,
-        cache_dir=None, checkpoint_minutes=10.0, quiet=False):
+        cache_dir=None, checkpoint_minutes=10.0, quiet=False, weights=()):
     """Train and evaluate every runnable row of each SPEC (files, or folders of
     table*.yaml); write results/<paper>/<table>.csv per spec."""
     import torch
@@ -168,6 +171,7 @@ def run(spec_paths, rows, seeds, smoke, dry_run, results_dir, data_root, device,
                               max_batch=max_batch) if shakedown else None)
     check_device(shake, device)
     from .launch.dispatch import accel_options, dispatch
+    from .weights import parse_overrides
 
     opts = RunOptions(results_dir=Path(results_dir), data_root=data_root,
                       device=device, smoke=smoke, force=force,
@@ -177,7 +181,8 @@ def run(spec_paths, rows, seeds, smoke, dry_run, results_dir, data_root, device,
                       accel=accel_options(precision, channels_last, compile_),
                       launcher=launcher, nproc=nproc, overrides=overrides,
                       shakedown=shake, subset=subset,
-                      checkpoint_minutes=checkpoint_minutes, quiet=quiet)
+                      checkpoint_minutes=checkpoint_minutes, quiet=quiet,
+                      weights=parse_overrides(weights))
     echo = opts.log  # an output error (`run … | head`) never becomes a cell's failure
     label = {"smoke": " — SMOKE, synthetic data", "smoke_recipe": " — SMOKE RECIPE on real data",
              "shakedown": " — SHAKEDOWN, full recipe for a few steps, synthetic data",
@@ -376,6 +381,15 @@ def status(spec_paths, results_dir, smoke, seeds, brief):
         spec = load_spec(f)
         click.echo(format_status(spec, table_status(spec, Path(results_dir), smoke=smoke,
                                                     seeds=seeds), verbose=not brief))
+
+
+def _register_weights() -> None:
+    from .weights.cli import weights
+
+    main.add_command(weights)
+
+
+_register_weights()
 
 
 @main.group()

@@ -71,6 +71,12 @@ class Method:
         """The input pipeline used to embed test images (default: the recipe's ``input``)."""
         return recipe.input
 
+    def backbone_name(self, params: Any) -> str:
+        """The backbone (``models.backbones``) whose pretrained weights define the input
+        preprocessing: ``params.backbone`` where the method lets a row choose, else ResNet-50
+        (the backbone of every method that does not)."""
+        return getattr(params, "backbone", "resnet50")
+
     def code_fingerprint(self) -> str:
         """Hash of the source that determines trained weights: this method's module and every
         reid_bench module it imports, transitively (``reid_bench.fingerprint``). Cached

@@ -57,13 +57,16 @@ COLUMNS = [
     "subset",  # True: --subset, a deliberate subset of the real dataset (counts not checked)
     # Provenance of the training that produced the (possibly cached) model: reid_bench.trained
     "trained_accel", "trained_world_size", "trained_commit", "trained_at", "trained_device",
+    # pretrained weights the model started from: "<backbone>: <library tag | file> (<how found>)
+    # <path>", and the file's sha256 ("; "-joined when a method loads several files)
+    "weights_source", "weights_sha256",
 ]
 _BOOL = ("smoke", "synthetic", "git_dirty", "subset", "channels_last")
 _TEXT = ("paper", "table", "row", "dataset", "tier", "variant", "status", "error",
          "extra_metrics", "method",
          "git_commit", "spec_hash", "config_hash", "train_hash", "dataset_fingerprint", "cell_id",
          "overrides", "row_digest", "trained_accel", "trained_commit", "trained_at",
-         "trained_device")
+         "trained_device", "weights_source", "weights_sha256")
 
 
 def table_csv(results_dir: Path, paper: str, table: str) -> Path:

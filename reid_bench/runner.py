@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import random
 import shutil
 import time
@@ -40,6 +41,7 @@ from .provenance import provenance
 from .registry import METHODS
 from .spec import DatasetColumn, Row, Spec, resolved_recipe, stable_hash
 from .train import LoopSettings, use_loop_settings
+from .weights.store import WeightsError
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,8 @@ class RunOptions:
     subset: bool = False  # --subset: the dataset's counts are not checked (cells say "subset")
     checkpoint_minutes: float = 0.0  # also checkpoint when this much time passed (0: never)
     quiet: bool = False  # no progress bar within epochs
+    # --weights NAME=PATH: backbone name → weights file used instead of its ImageNet set.
+    weights: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -168,6 +172,7 @@ class Runner:
                             else opts.num_workers)
         self._datasets: dict[str, ReidDataset] = {}
         self._trained: dict[str, torch.nn.Module] = {}
+        self._trained_weights: list[dict] = []  # weights provenance of the model in _trained
         self._mean_colour: dict[str, tuple[float, float, float]] = {}  # by dataset fingerprint
 
     # ---------------------------------------------------------------- resolution
@@ -241,7 +246,25 @@ class Runner:
             "seed": cell.seed, "smoke": cell.smoke, "tier": cell.tier,
             "variant": cell.variant, "_provenance": prov,
             **({"shakedown": shake.model_dump()} if shake is not None else {}),
+            **self._weights_key(row, values),
         }
+
+    def _weights_key(self, row: Row, recipe: dict) -> dict[str, Any]:
+        """``{"weights": {name: sha256}}`` when ``--weights`` replaces the ImageNet file of this
+        row's backbone (other weights, other numbers), else {} (config hashes unchanged)."""
+        if not self.opts.weights:
+            return {}
+        from .weights.store import sha256
+
+        try:
+            method = METHODS.get(row.method)()
+        except RegistryError:  # recorded as not_run when the cell runs
+            return {}
+        name = method.backbone_name(method.Params.model_validate(row.params))
+        pretrained = (recipe.get("backbone") or {}).get("pretrained", "imagenet")
+        if name not in self.opts.weights or pretrained != "imagenet":
+            return {}
+        return {"weights": {name: sha256(Path(self.opts.weights[name]))}}
 
     # ---------------------------------------------------------------- running
     def run(self, cells: list[Cell]) -> RunSummary:
@@ -309,7 +332,7 @@ class Runner:
         except DivergedError as exc:
             return self._record(cell, config, chash, "diverged", f"{exc} (step {exc.step})",
                                 started, None, details)
-        except (RegistryError, DatasetError) as exc:
+        except (RegistryError, DatasetError, WeightsError) as exc:
             return self._record(cell, config, chash, "not_run", str(exc), started, None, details)
         except (KeyboardInterrupt, SystemExit):
             raise
@@ -340,15 +363,18 @@ class Runner:
                      "recipe": config["recipe"], "dataset": tsrc or config["dataset"],
                      "fingerprint": train_ds.fingerprint, "seed": cell.seed,
                      # precision/speed switches, world size, global batch (reid_bench.trained)
-                     **trained_prov.key_extras(self.accel, config["recipe"], self.opts)}
+                     **trained_prov.key_extras(self.accel, config["recipe"], self.opts),
+                     **({"weights": config["weights"]} if "weights" in config else {})}
         thash = stable_hash(train_key)
         details["train_hash"] = thash
         details["accel"] = self.accel.as_dict()
-        extras = self._extras(recipe, train_ds)
+        extras = self._extras(recipe, train_ds, method.backbone_name(params))
         S.begin_cell(self.device)
         model = self._trained.get(thash)
         if model is None:
-            with S.collect(self.opts.shakedown) as stages:
+            from .weights import use_overrides
+
+            with S.collect(self.opts.shakedown) as stages, use_overrides(self.opts.weights):
                 try:
                     model = self._fit_or_load(method, params, recipe, train_ds, cell, train_key,
                                               extras, details)
@@ -357,12 +383,16 @@ class Runner:
                     if stages is not None:  # a diverged cell keeps its losses too
                         details["shakedown"] = S.summary(stages, self.device)
             self._trained = {thash: model}  # keep only the latest: bounded memory
+            self._trained_weights = details.get("weights", [])
+        else:
+            details["weights"] = self._trained_weights
         embed_inp = method.test_input(recipe)
         from .embed import make_embedder
 
         embed = make_embedder(method.features(model, params), model, embed_inp,
                               device=self.device, num_workers=self.num_workers,
-                              mean_image=extras.get("mean_image"), accel=self.accel)
+                              mean_image=extras.get("mean_image"), accel=self.accel,
+                              weights=extras["weights"])
         ev = config["eval"]
         fault_point("evaluate")
         res = evaluate_cell(ev["protocol"], ds, embed, distance=ev["distance"], ap=ev["ap"],
@@ -375,8 +405,9 @@ class Runner:
         return {"metrics": res.metrics, "num_queries": res.num_queries,
                 "skipped_queries": res.num_skipped_queries}
 
-    def _extras(self, recipe: Any, ds: ReidDataset) -> dict[str, Any]:
-        extras: dict[str, Any] = {}
+    def _extras(self, recipe: Any, ds: ReidDataset, backbone: str) -> dict[str, Any]:
+        # The backbone's weights own the input preprocessing (reid_bench.weights).
+        extras: dict[str, Any] = {"weights": backbone}
         inp = getattr(recipe, "input", None)
         if inp is not None and inp.normalize == "mean_image":
             from .data.transforms import compute_mean_colour
@@ -393,8 +424,11 @@ class Runner:
         work.mkdir(parents=True, exist_ok=True)
         code = method.code_fingerprint()
         # Stages cached inside fit (FMN stage 1, LEDF verification nets) were trained under the
-        # same switches and world size as the model: their keys include those too.
-        cache = self.cache.salted(f"{code}+{stable_hash(train_key.get('accel'))[:12]}")
+        # same switches and world size as the model, from the same --weights files: their keys
+        # include those too.
+        weights = train_key.get("weights")
+        cache = self.cache.salted(f"{code}+{stable_hash(train_key.get('accel'))[:12]}"
+                                  + (f"+weights:{stable_hash(weights)}" if weights else ""))
         details["code_fingerprint"] = code
         ctx = CellContext(dataset=ds, device=self.device, seed=cell.seed, cache=cache,
                           work_dir=work, num_workers=self.num_workers,
@@ -402,6 +436,7 @@ class Runner:
                           deterministic=self.opts.deterministic, log=self.opts.log,
                           extras=extras)
         trained: dict[str, torch.nn.Module] = {}
+        from .weights import recording, skip_pretrained
 
         identity = checkpoint_identity(details.get("train_hash", ""), cache.salt)
 
@@ -411,9 +446,10 @@ class Runner:
             # (integrity.checkpoint_identity).
             loop = LoopSettings(self.opts.checkpoint_minutes, progress=not self.opts.quiet)
             with use_accel(self.accel), use_loop_settings(loop), \
-                    use_checkpoint_identity(identity):
+                    use_checkpoint_identity(identity), recording() as loads:
                 model = method.fit(params, recipe, ctx)
             torch.save(model.state_dict(), tmp / "model.pt")
+            (tmp / "weights.json").write_text(json.dumps([w.as_dict() for w in loads], indent=1))
             trained_prov.write(tmp, self.accel, self.device, code)
             trained["model"] = model
 
@@ -422,11 +458,16 @@ class Runner:
             model = trained["model"]
         else:
             self.opts.log(f"  reusing trained model {folder.name} (same training config)")
-            model = method.build(params, recipe, ds.num_train_pids)
+            # Architecture only: the trained state replaces every weight, so the ImageNet
+            # file is neither needed nor downloaded (a cached model evaluates offline).
+            with skip_pretrained():
+                model = method.build(params, recipe, ds.num_train_pids)
             model.load_state_dict(torch.load(folder / "model.pt", map_location="cpu",
                                              weights_only=True))
         details["trained_artifact"] = str(folder)
         details["trained"] = trained_prov.read(folder)  # this model's own training
+        wfile = folder / "weights.json"
+        details["weights"] = json.loads(wfile.read_text()) if wfile.is_file() else []
         return model.to(self.device)
 
     def _record(self, cell: Cell, config: dict, chash: str, status: str, error: str,
@@ -464,6 +505,7 @@ class Runner:
             **S.cell_fields(details, config, self.opts.shakedown),
             "subset": cell.subset,
             **trained_prov.csv_columns(details.get("trained") or {}),
+            **_weights_columns(details.get("weights")),
         }
         R.write_cell_json(self.cells_dir / f"{cell.id}.json",
                           {"row": row, **details, "metrics": metrics})
@@ -476,8 +518,15 @@ def indent(text: str, prefix: str = "    ") -> str:
     return "\n".join(prefix + ln for ln in (text or "").splitlines()) or prefix + "(no message)"
 
 
+def _weights_columns(loads: list[dict] | None) -> dict[str, str | None]:
+    """CSV provenance of the pretrained weights a cell's model started from (each distinct
+    file once; several when a method loads more than one backbone)."""
+    seen = list({(w["source"], w["sha256"]): w for w in loads or []}.values())
+    return {"weights_source": "; ".join(w["source"] for w in seen) or None,
+            "weights_sha256": "; ".join(w["sha256"] for w in seen) or None}
+
+
 def _json(obj: Any) -> str:
-    import json
 
     return json.dumps(obj, sort_keys=True, default=str)
 

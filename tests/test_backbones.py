@@ -50,5 +50,5 @@ def test_last_stride_one_doubles_res5_map():
 def test_pretrained_needs_full_width():
     with pytest.raises(ValueError, match="width 1.0"):
         build_backbone("resnet50", width=0.25, pretrained="imagenet")
-    with pytest.raises(ValueError, match="CaffeNet"):
-        build_backbone("caffenet", pretrained="imagenet")
+    with pytest.raises(ValueError, match="width 1.0"):
+        build_backbone("caffenet", width=0.5, pretrained="imagenet")

@@ -51,14 +51,16 @@ def test_train_pipeline_shape_flip_erasing():
     torch.manual_seed(0)
     x = t(img)
     assert x.shape == (3, 32, 16)
-    # Mean subtraction: 200/255 - 0.5 everywhere except zero padding (-0.5) and erased (0).
-    v = x.numpy().ravel()
-    assert np.isclose(v, 200 / 255 - 0.5, atol=1e-5).any()
+    # Mean subtraction in the ResNet-50 weights' scale: (200/255 - 0.5) / std everywhere except
+    # zero padding and the erased region (0).
+    want = ((200 / 255 - 0.5) / np.array(IMAGENET_STD))[:, None]
+    v = x.numpy().reshape(3, -1)
+    assert np.isclose(v, want, atol=1e-5).any()
     assert (v == 0).any()  # erased region (fill 0 = the mean colour)
-    assert np.isclose(v, 200 / 255 - 0.5, atol=1e-5).mean() < 1
+    assert np.isclose(v, want, atol=1e-5).mean() < 1
     names = [type(s).__name__ for s in t.transforms]
     assert names == ["Resize", "Pad", "RandomCrop", "RandomHorizontalFlip", "ToTensor",
-                     "Normalize", "RandomErasing"]
+                     "Preprocess", "RandomErasing"]
 
 
 def test_train_without_crop_still_recipe_size():

@@ -1,36 +1,39 @@
-"""Image → tensor pipelines built from an ``InputRecipe``, and the mean colour used by the
-``normalize: mean_image`` option."""
+"""Image → tensor pipelines built from an ``InputRecipe`` and the input the backbone's
+pretrained weights expect, and the mean colour used by the ``normalize: mean_image`` option."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 import numpy as np
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
 from ..recipe import InputRecipe
 from .base import Sample
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+# torchvision/timm ImageNet statistics (RGB in [0, 1]), for code that feeds a ResNet-50 maps
+# rather than images (LEDF); image pipelines take theirs from the weights (``normalize_step``).
+IMAGENET_MEAN = tuple(IMAGENET_DEFAULT_MEAN)
+IMAGENET_STD = tuple(IMAGENET_DEFAULT_STD)
 
 
-def _normalize(inp: InputRecipe, mean_image: tuple[float, float, float] | None):
-    """The Normalize step for ``inp.normalize``, or None for "none"."""
-    from torchvision import transforms as T
+def normalize_step(inp: InputRecipe, mean_image: tuple[float, float, float] | None = None,
+                   weights: str = "resnet50"):
+    """The step after ``ToTensor`` that makes the tensor the backbone's weights expect
+    (``reid_bench.weights.input_preprocess``): channel order, scale, then ``inp.normalize``'s
+    mean/std — the weights' ImageNet ones ("imagenet"), the training mean colour ``mean_image``
+    (RGB in [0, 1]) in the weights' order and scale ("mean_image"), or none ("none")."""
+    from ..weights import input_preprocess
 
-    if inp.normalize == "imagenet":
-        return T.Normalize(IMAGENET_MEAN, IMAGENET_STD)
-    if inp.normalize == "mean_image":
-        if mean_image is None:
-            raise ValueError("normalize='mean_image' needs mean_image: pass "
-                             "compute_mean_colour(train_samples) to build_transform")
-        # Mean subtraction only (MatConvNet style): std 1 keeps the [0, 1] pixel scale.
-        return T.Normalize(tuple(mean_image), (1.0, 1.0, 1.0))
-    return None
+    if inp.normalize == "mean_image" and mean_image is None:
+        raise ValueError("normalize='mean_image' needs mean_image: pass "
+                         "compute_mean_colour(train_samples) to build_transform")
+    return input_preprocess(weights, inp.normalize, mean_image)
 
 
 def build_transform(inp: InputRecipe, train: bool,
-                    mean_image: tuple[float, float, float] | None = None):
+                    mean_image: tuple[float, float, float] | None = None,
+                    weights: str = "resnet50"):
     """A torchvision transform taking an RGB PIL image to a float C×H×W tensor, as the
     ``InputRecipe`` docstring specifies.
 
@@ -39,11 +42,13 @@ def build_transform(inp: InputRecipe, train: bool,
     RandomErasing(p=``random_erasing``). Without ``random_crop``, a resize/pad that does not
     already give height×width is followed by a CenterCrop so train tensors always have the
     recipe's size. Random erasing runs after normalisation and fills with 0, i.e. with the
-    normalisation mean colour (ImageNet mean for "imagenet", the training mean colour for
+    normalisation mean colour (the weights' mean for "imagenet", the training mean colour for
     "mean_image", black for "none").
     Test: Resize(``resize``) → CenterCrop(height, width) if ``test_center_crop``, else
     Resize(height, width) → ToTensor → Normalize; with ``test_full_size`` no resize.
 
+    "Normalize" is ``normalize_step``: the input the ``weights`` (a backbone name) expect,
+    e.g. BGR in 0..255 minus the mean for CaffeNet.
     ``mean_image``: RGB mean in [0, 1] (``compute_mean_colour``), required for "mean_image".
     """
     from torchvision import transforms as T
@@ -68,9 +73,7 @@ def build_transform(inp: InputRecipe, train: bool,
     else:
         steps.append(T.Resize(size))
     steps.append(T.ToTensor())
-    norm = _normalize(inp, mean_image)
-    if norm is not None:
-        steps.append(norm)
+    steps.append(normalize_step(inp, mean_image, weights))
     if train and inp.random_erasing > 0:
         steps.append(T.RandomErasing(p=inp.random_erasing, value=0))
     return T.Compose(steps)

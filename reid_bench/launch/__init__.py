@@ -25,7 +25,7 @@ def options_to_dict(opts: RunOptions) -> dict[str, Any]:
             "overrides": dict(opts.overrides),
             "shakedown": opts.shakedown.model_dump() if opts.shakedown is not None else None,
             "subset": opts.subset, "checkpoint_minutes": opts.checkpoint_minutes,
-            "quiet": opts.quiet}
+            "quiet": opts.quiet, "weights": dict(opts.weights)}
 
 
 def options_from_dict(d: dict[str, Any], **over: Any) -> RunOptions:

@@ -30,8 +30,12 @@ class StandardRecipe(BaseModel):
 
 def train_image_dataset(ctx: CellContext, inp: InputRecipe) -> ImageDataset:
     """The training split with the train-time transform and contiguous 0-based labels."""
+    # The runner puts the backbone's name in extras: the weights it starts from own the
+    # input's channel order, scale and mean/std.
     return ImageDataset(ctx.dataset.train, build_transform(inp, train=True,
-                                                          mean_image=ctx.extras.get("mean_image")),
+                                                          mean_image=ctx.extras.get("mean_image"),
+                                                          weights=ctx.extras.get("weights",
+                                                                                 "resnet50")),
                         relabel=True)
 
 

@@ -5,20 +5,24 @@ descriptor the papers call the final activation ``f`` (N × ``feature_dim``) and
 stages for methods that tap or mask intermediate maps. ``width`` < 1 keeps the topology (same
 layers, kernels, strides) and scales channel counts; pretrained weights only load at width 1.
 
-Pretrained weights: ``"imagenet"`` goes through the libraries' normal API (timm for ResNet-50 —
-the ``tv_in1k`` tag is torchvision's original ImageNet weights; torchvision for VGG16); a path
-loads a local state dict (CaffeNet has no library weights: convert the BVLC model and name the
-file); ``"none"`` is random init (smoke and tests).
+Pretrained weights (``reid_bench.weights``): ``"imagenet"`` loads the backbone's weight set —
+timm's ``resnet50.tv_in1k`` (torchvision's original ImageNet ResNet-50), torchvision's VGG16
+``IMAGENET1K_V1``, the BVLC CaffeNet converted by ``reid-bench weights convert`` — found in
+``--weights``/``$REID_BENCH_WEIGHTS_DIR``/the library caches or downloaded; a path loads that
+file; ``"none"`` is random init (smoke and tests). Loading is strict: every key must fit
+except the ImageNet classifier head the method replaces. The input each weight set expects
+(channel order, scale, mean, std) is ``reid_bench.weights.input_preprocess``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 import timm
 import torch
 from torch import nn
+
+from ..weights import load_pretrained
 
 BackboneBuilder = Callable[..., nn.Module]
 BACKBONES: dict[str, BackboneBuilder] = {}
@@ -48,21 +52,6 @@ def build_backbone(name: str, *, width: float = 1.0, pretrained: str = "none",
 
 def _scaled(c: int, width: float) -> int:
     return max(8, int(round(c * width)))
-
-
-def _load_local(module: nn.Module, path: str) -> None:
-    p = Path(path).expanduser()
-    if not p.is_file():
-        raise FileNotFoundError(f"pretrained weights file {p} not found; name an existing "
-                                "state-dict file, 'imagenet' or 'none'")
-    state = torch.load(p, map_location="cpu", weights_only=True)
-    if isinstance(state, dict) and "state_dict" in state:
-        state = state["state_dict"]
-    missing, unexpected = module.load_state_dict(state, strict=False)
-    # A classifier head that is replaced anyway may be missing; anything else is a wrong file.
-    bad = [k for k in missing if not k.startswith(("fc.", "classifier.6", "fc8"))]
-    if bad:
-        raise ValueError(f"{p}: state dict does not fit this backbone; missing keys e.g. {bad[:5]}")
 
 
 class ResNetBackbone(nn.Module):
@@ -120,14 +109,11 @@ def resnet50(width: float = 1.0, pretrained: str = "none", last_stride: int = 2)
     """ResNet-50 (He et al. 2016) through timm; width scales every stage (and the stem)."""
     channels = tuple(_scaled(c, width) for c in (64, 128, 256, 512))
     kw = dict(num_classes=0, global_pool="", channels=channels, stem_width=_scaled(64, width))
-    if pretrained == "imagenet":
-        net = timm.create_model("resnet50.tv_in1k", pretrained=True, **kw)
-    else:
-        net = timm.create_model("resnet50", pretrained=False, **kw)
-        if width != 1.0:
-            _narrow_stem(net, _scaled(64, width))
-        if pretrained != "none":
-            _load_local(net, pretrained)
+    # timm's ResNet uses torchvision's key names, so both libraries' files load into it.
+    net = timm.create_model("resnet50", pretrained=False, **kw)
+    if width != 1.0:
+        _narrow_stem(net, _scaled(64, width))
+    load_pretrained(net, "resnet50", pretrained)
     return ResNetBackbone(net, last_stride=last_stride)
 
 
@@ -164,25 +150,23 @@ class FCBackbone(nn.Module):
 
 @register_backbone("vgg16")
 def vgg16(width: float = 1.0, pretrained: str = "none") -> FCBackbone:
-    """VGG16 (Simonyan & Zisserman 2015), torchvision layer layout, final FC (fc8) removed."""
+    """VGG16 (Simonyan & Zisserman 2015), torchvision layer layout, final FC (fc8) removed and
+    with it the dropout after fc7: the methods insert their own single dropout before the new
+    classifier (Verif-Identif Sec. III-F), so fc7 is dropped once, not twice. fc6's dropout
+    stays, as in the ImageNet network."""
     from torchvision.models import vgg as tvvgg
 
     cfg = [v if v == "M" else _scaled(v, width) for v in tvvgg.cfgs["D"]]
     fc_dim = _scaled(4096, width)
     net = tvvgg.VGG(tvvgg.make_layers(cfg, batch_norm=False), num_classes=1000, init_weights=True)
     c_last = cfg[-2]
+    # Same indices as torchvision's classifier (fc6 = classifier.0, fc7 = classifier.3), so its
+    # ImageNet file loads with only fc8 (classifier.6) dropped.
     net.classifier = nn.Sequential(
         nn.Linear(c_last * 7 * 7, fc_dim), nn.ReLU(True), nn.Dropout(0.5),
-        nn.Linear(fc_dim, fc_dim), nn.ReLU(True), nn.Dropout(0.5),
+        nn.Linear(fc_dim, fc_dim), nn.ReLU(True),
     )
-    if pretrained == "imagenet":
-        from torchvision.models import VGG16_Weights
-
-        state = VGG16_Weights.IMAGENET1K_V1.get_state_dict(progress=True)
-        state = {k: v for k, v in state.items() if not k.startswith("classifier.6")}
-        net.load_state_dict(state)
-    elif pretrained != "none":
-        _load_local(net, pretrained)
+    load_pretrained(net, "vgg16", pretrained)
     return FCBackbone(net.features, net.avgpool, net.classifier, fc_dim, c_last)
 
 
@@ -201,11 +185,9 @@ class _LRN(nn.Module):
 def caffenet(width: float = 1.0, pretrained: str = "none") -> FCBackbone:
     """CaffeNet (BVLC reference, Jia et al. 2014): AlexNet with pooling before normalisation,
     grouped conv2/4/5, 227×227 input, fc6/fc7 4096. Written to the original layer layout
-    (torchvision's AlexNet differs: no LRN, no groups, other widths). ImageNet weights must be a
-    local converted state dict (``pretrained: /path/caffenet.pth``)."""
-    if pretrained == "imagenet":
-        raise ValueError("no library ships CaffeNet ImageNet weights; convert the BVLC "
-                         "bvlc_reference_caffenet model to a state dict and name the file")
+    (torchvision's AlexNet differs: no LRN, no groups, other widths). ImageNet weights: the
+    BVLC model converted by ``reid-bench weights convert caffenet`` (``weights/caffe.py`` maps
+    conv1..5 → features.0/4/8/10/12, fc6 → fc.0, fc7 → fc.3; fc8 is dropped)."""
     c = [_scaled(n, width) for n in (96, 256, 384, 384, 256)]
     c = [x + x % 2 for x in c]  # grouped convs need even channels
     fc_dim = _scaled(4096, width)
@@ -224,6 +206,5 @@ def caffenet(width: float = 1.0, pretrained: str = "none") -> FCBackbone:
     fc = nn.Sequential(nn.Linear(c[4] * 36, fc_dim), nn.ReLU(True), nn.Dropout(0.5),
                        nn.Linear(fc_dim, fc_dim), nn.ReLU(True))
     net = FCBackbone(features, pool, fc, fc_dim, c[4])
-    if pretrained != "none":
-        _load_local(net, pretrained)
+    load_pretrained(net, "caffenet", pretrained)
     return net

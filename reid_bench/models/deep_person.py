@@ -30,7 +30,7 @@ from torch import nn
 
 from ..data.samplers import PKBatchSampler, make_loader
 from ..data.torch_dataset import ImageDataset
-from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from ..data.transforms import normalize_step
 from ..distributed import gather_with_grad
 from ..method import CellContext, Method
 from ..recipe import BackboneRecipe, GradClip, InputRecipe, OptimRecipe
@@ -310,8 +310,8 @@ def train_transform(inp: DeepPersonInput):
     if inp.flip:
         steps.append(T.RandomHorizontalFlip(0.5))
     steps.append(T.ToTensor())
-    if inp.normalize == "imagenet":
-        steps.append(T.Normalize(IMAGENET_MEAN, IMAGENET_STD))
+    # The ResNet-50 weights' own normalisation (or none), as every image pipeline.
+    steps.append(normalize_step(inp))
     return T.Compose(steps)
 
 
