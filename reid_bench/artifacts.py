@@ -17,7 +17,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from .spec import stable_hash
+from .hashing import stable_hash
 
 
 class ArtifactCache:

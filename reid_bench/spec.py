@@ -14,13 +14,13 @@ from __future__ import annotations
 import copy
 import difflib
 import hashlib
-import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import SpecError
+from .hashing import stable_hash  # noqa: F401  (re-exported: spec.stable_hash)
 from .yamlio import KeyPath, line_of, load_yaml_with_lines
 
 METRIC_NAMES = ("rank1", "rank5", "rank10", "rank20", "mAP")
@@ -355,10 +355,6 @@ def deep_merge(base: dict, over: dict) -> dict:
     return out
 
 
-def stable_hash(obj: Any, n: int = 16) -> str:
-    """Deterministic short hash of a JSON-serialisable object (keys sorted)."""
-    blob = json.dumps(obj, sort_keys=True, default=str, separators=(",", ":"))
-    return hashlib.sha256(blob.encode()).hexdigest()[:n]
 
 
 # --------------------------------------------------------------------------------------------

@@ -180,10 +180,10 @@ def train_stage(model: nn.Module, loader: Any, step: StepFn, optim: OptimRecipe,
     fast = train_fast_path(model, loader, accel, device)  # None: plain fp32, one process
     if fast is not None:
         loader = fast.loader
-    from . import shakedown
+    from . import step_probe
 
-    limit = shakedown.step_limit()  # None outside a --shakedown run
-    probe = shakedown.StageProbe(stage, device) if limit is not None else None
+    limit = step_probe.step_limit()  # None outside a --shakedown run
+    probe = step_probe.StageProbe(stage, device) if limit is not None else None
     params = [p for g in opt.param_groups for p in g["params"]]
     settings = _LOOP.get() or LoopSettings()
     minutes = settings.checkpoint_minutes if checkpoint_minutes is None else checkpoint_minutes

@@ -135,7 +135,7 @@ def test_model_trained_under_other_switches_is_not_reused(tmp_path, shared_data_
     # The reused model reports the provenance of its own training, not this run's.
     assert again["trained_at"] == first["trained_at"]
     assert again["finished_at"] >= first["finished_at"]
-    bf16 = run(AccelOptions(amp="bf16"))
+    bf16 = run(AccelOptions(precision="bf16"))
     assert marker.read_text().count("fit") == 2  # other precision: retrained
     assert bf16["trained_accel"] == "bf16" and bf16["accel"] == "bf16"
     # Another world size is another key (as the DDP launch sees it).

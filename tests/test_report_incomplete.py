@@ -22,12 +22,23 @@ rows:
 """
 
 
-def _row(name, ds, split, seed, r1):
+def _hash(spec, name, ds, split, seed):
+    """The config hash `run` would record for the cell now, so the rows are not flagged stale."""
+    from pathlib import Path
+
+    from reid_bench.runner import Cell
+    from reid_bench.status import ConfigHashes
+
+    return ConfigHashes(spec, Path("results")).current(
+        Cell(spec.row(name), ds, seed, "full", split)) or "fx"
+
+
+def _row(name, ds, split, seed, r1, spec):
     return {"paper": "toy", "table": "table1", "row": name, "dataset": ds, "split": split,
             "seed": seed, "smoke": False, "status": "ok", "rank1": r1, "method": "ide",
             "protocol": "market", "ap": "standard", "distance": "euclidean",
             "dataset_name": ds, "synthetic": False, "git_commit": "test-fixture",
-            "git_dirty": False, "config_hash": "fx", "cell_id": cell_id(name, ds, seed,
+            "git_dirty": False, "config_hash": _hash(spec, name, ds, split, seed), "cell_id": cell_id(name, ds, seed,
                                                                        "full", split)}
 
 
@@ -40,12 +51,12 @@ def test_partial_splits_or_seeds_are_incomplete_not_a_mean(tmp_path):
     csv = table_csv(res, "toy", "table1")
     for split in range(3):                     # "full": 3 splits × 2 seeds on cuhk
         for seed in range(2):
-            upsert_row(csv, _row("full", "cuhk", split, seed, 60.0 + split))
+            upsert_row(csv, _row("full", "cuhk", split, seed, 60.0 + split, spec))
     for seed in range(2):
-        upsert_row(csv, _row("full", "market", None, seed, 70.0))
-    upsert_row(csv, _row("part", "cuhk", 0, 0, 90.0))      # 1 of 6 runs
-    upsert_row(csv, _row("part", "cuhk", 1, 0, 92.0))      # 2 of 6 runs
-    upsert_row(csv, _row("part", "market", None, 0, 70.0))  # 1 of 2 seeds
+        upsert_row(csv, _row("full", "market", None, seed, 70.0, spec))
+    upsert_row(csv, _row("part", "cuhk", 0, 0, 90.0, spec))      # 1 of 6 runs
+    upsert_row(csv, _row("part", "cuhk", 1, 0, 92.0, spec))      # 2 of 6 runs
+    upsert_row(csv, _row("part", "market", None, 0, 70.0, spec))  # 1 of 2 seeds
     rows = {r.name: r for r in table_view(spec, res, with_plots=False).rows}
     full = rows["full"].numbers[("cuhk", "rank1")]
     assert (full.runs, full.planned, full.incomplete) == (6, 6, False)
