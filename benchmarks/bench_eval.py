@@ -74,36 +74,39 @@ def _worker(task: str, impl: str, data: str, out: str) -> None:
             t = time.perf_counter()
             evaluate_rank(D[:8, :64], *(a[:8] if i % 2 == 0 else a[:64] for i, a in enumerate(args[1:])))
             res["warmup_s"] = time.perf_counter() - t
-            t = time.perf_counter()
-            cmc, mAP = evaluate_rank(*args, max_rank=50)
-            res["seconds"] = time.perf_counter() - t
+            t, c = time.perf_counter(), time.process_time()
+            r = evaluate_rank(*args, max_rank=50, return_details=True)
+            res["seconds"], res["cpu_seconds"] = time.perf_counter() - t, time.process_time() - c
+            cmc, mAP, ap = r.cmc, r.mAP, r.ap[~np.isnan(r.ap)]
         else:
             import peers
             name, kind = impl.split(":")
             p = peers.prepare(os.environ["REID_BENCH_PEERS_DIR"])[name]
             fn = peers.load_rank_cy(p) if kind == "cython" else peers.load_rank_py(p)
-            t = time.perf_counter()
-            out_ = fn(*args, 50) if kind == "cython" else fn(*args, 50)
-            res["seconds"] = time.perf_counter() - t
+            t, c = time.perf_counter(), time.process_time()
+            out_ = fn(*args, 50)
+            res["seconds"], res["cpu_seconds"] = time.perf_counter() - t, time.process_time() - c
             cmc, ap = out_[0], out_[1]
             mAP = float(np.mean(ap))
         res["cmc"] = np.asarray(cmc, dtype=np.float64).tolist()
         res["mAP"] = float(mAP)
         res["threads"] = torch.get_num_threads()
+        np.save(out + "_ap.npy", np.asarray(ap, dtype=np.float64))  # per valid query, in order
     elif task.startswith("rerank"):
         qg, qq, gg = (np.load(d / f"{k}.npy") for k in ("qg", "qq", "gg"))
         res["rss_inputs_gb"] = _peak_gb()
         if impl == "ours":
             from reid_bench.eval import re_rank
-            t = time.perf_counter()
+            re_rank(qg[:4, :40], qq[:4, :4], gg[:40, :40])  # warm-up: load the compiled kernels
+            t, c = time.perf_counter(), time.process_time()
             o = re_rank(qg, qq, gg, k1=20, k2=6, lambda_value=0.3)
         else:
             import peers
             p = peers.prepare(os.environ["REID_BENCH_PEERS_DIR"])[impl.split(":")[0]]
             fn = peers.load_rerank(p)
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             o = fn(qg, qq, gg, k1=20, k2=6, lambda_value=0.3)
-        res["seconds"] = time.perf_counter() - t
+        res["seconds"], res["cpu_seconds"] = time.perf_counter() - t, time.process_time() - c
         if task == "rerank":
             np.save(out + ".npy", np.asarray(o, dtype=np.float32))
     elif task == "stream500k":
@@ -180,7 +183,7 @@ def _rerank_data(workdir, name, nq, ng, dim):
 
 @pytest.fixture(scope="session")
 def rerank_data(workdir):
-    return _rerank_data(workdir, "rerank", 3368, 15913, 2048)  # N = 19,281
+    return _rerank_data(workdir, "rerank", 3368, 15913, 256)  # N = 19,281; 256-d: see the 50k note
 
 
 def _spawn(task, impl, data, threads: int | None = None) -> dict:
@@ -223,6 +226,42 @@ def _same_metrics(a: dict, b: dict) -> float:
     return max(float(np.max(np.abs(np.array(a["cmc"]) - np.array(b["cmc"])))), abs(a["mAP"] - b["mAP"]))
 
 
+def _tied_queries(data: Path, rows: np.ndarray) -> np.ndarray:
+    """Of the valid-query positions ``rows``, those whose distance row has an exact tie between
+    a true match and another valid (non-junk) item: the only place where the tie rules differ
+    (ours: stable, lower gallery index first; fast-reid: np.argsort's unstable default)."""
+    D = np.load(data / "distmat.npy", mmap_mode="r")
+    ids = np.load(data / "ids.npz")
+    qp, gp, qc, gc = ids["qp"], ids["gp"], ids["qc"], ids["gc"]
+    valid_q = np.flatnonzero([((gp == p) & (gc != c)).any() for p, c in zip(qp, qc, strict=True)])
+    tied = []
+    for v in rows:
+        q = valid_q[v]
+        row = np.asarray(D[q])
+        keep = ~(((gp == qp[q]) & (gc == qc[q])) | (gp == -1))
+        match_d = row[(gp == qp[q]) & keep]
+        vals, counts = np.unique(row[keep], return_counts=True)
+        if np.isin(match_d, vals[counts > 1]).any():
+            tied.append(v)
+    return np.asarray(tied, dtype=np.int64)
+
+
+def _check_eval_parity(data: Path, peer: dict, ours: dict) -> dict:
+    """CMC/mAP of ours against the peer's: per query AP equal within 1e-6 except on queries with
+    an exact match/non-match distance tie (where only the order among equal distances differs);
+    the aggregate difference is bounded by those queries. Returns the parity figures."""
+    a = np.load(str(data / "out_fastreid_cython") + "_ap.npy")
+    b = np.load(str(data / "out_ours") + "_ap.npy")
+    assert a.shape == b.shape, "different numbers of valid queries"
+    differ = np.flatnonzero(np.abs(a - b) > 1e-6)
+    tied = _tied_queries(data, differ) if differ.size else differ
+    assert set(differ.tolist()) <= set(tied.tolist()), \
+        f"queries {sorted(set(differ.tolist()) - set(tied.tolist()))[:10]} differ without a tie"
+    diff = _same_metrics(peer, ours)
+    assert diff <= 1e-6 + differ.size / a.size, f"CMC/mAP differ by {diff:.2e}"
+    return {"max_diff": diff, "tie_queries": int(differ.size), "valid_queries": int(a.size)}
+
+
 @pytest.mark.parametrize("quality", ["strong", "mid", "weak", "near_random"])
 def test_eval_quality_sweep(benchmark, workdir, peer_set, quality):
     """Ours (1 and 2 threads) against fast-reid's single-threaded Cython ``evaluate_cy`` on one
@@ -235,17 +274,18 @@ def test_eval_quality_sweep(benchmark, workdir, peer_set, quality):
     data = _eval_data(workdir, quality)
     runs = []
 
+    parity = []
+
     def sweep():
         for _ in range(QUALITY_PAIRS):
             peer = _spawn("eval", "fastreid:cython", data, threads=1)
             one = _spawn("eval", "ours", data, threads=1)
+            parity.append(_check_eval_parity(data, peer, one))
             two = _spawn("eval", "ours", data, threads=2)
+            assert _same_metrics(one, two) == 0.0, "threads changed the result"
             runs.append((peer, one, two))
 
     benchmark.pedantic(sweep, rounds=1, iterations=1)
-    for peer, one, two in runs:
-        assert _same_metrics(peer, one) <= 1e-6, "CMC/mAP differ from fast-reid's"
-        assert _same_metrics(one, two) == 0.0, "threads changed the result"
     ratio1 = [pr["seconds"] / o["seconds"] for pr, o, _ in runs]
     ratio2 = [pr["seconds"] / t["seconds"] for pr, _, t in runs]
     peer, one, two = runs[-1]
@@ -255,11 +295,16 @@ def test_eval_quality_sweep(benchmark, workdir, peer_set, quality):
         "rank1": one["cmc"][0], "mAP": one["mAP"],
         "peer_s": [r[0]["seconds"] for r in runs], "ours1_s": [r[1]["seconds"] for r in runs],
         "ours2_s": [r[2]["seconds"] for r in runs], "ratio1": ratio1, "ratio2": ratio2,
+        "peer_cpu_s": [r[0]["cpu_seconds"] for r in runs],
+        "ours1_cpu_s": [r[1]["cpu_seconds"] for r in runs],
         "warmup_s": [r[1]["warmup_s"] for r in runs],
         "load1": [r[0]["load1"] for r in runs], "peak_gb": one["peak_gb"],
         "peer_peak_gb": peer["peak_gb"], "rss_inputs_gb": one["rss_inputs_gb"],
         "seconds": min(r[1]["seconds"] for r in runs),
-        "parity": f"CMC/mAP equal within 1e-6 (max diff {max(_same_metrics(a, b) for a, b, _ in runs):.1e})",
+        "parity": (f"per-query AP equal within 1e-6 on {parity[-1]['valid_queries'] - parity[-1]['tie_queries']}"
+                   f" of {parity[-1]['valid_queries']} queries; {parity[-1]['tie_queries']} differ only by the "
+                   f"order of exactly tied distances; CMC/mAP max diff {max(p['max_diff'] for p in parity):.1e}"),
+        "tie_queries": parity[-1]["tie_queries"],
     }
     benchmark.extra_info.update(res)
     RESULTS.append(res)
@@ -284,23 +329,37 @@ def test_eval_python_peers(benchmark, market_eval_data, peer_set, peer):
 
 # ---------------------------------------------------------------- re-ranking ------------------
 
-def test_rerank_ours(benchmark, rerank_data):
-    run_worker(benchmark, "rerank", "ours", rerank_data, "reid_bench re_rank (N=19,281)")
-
-
 @pytest.mark.parametrize("peer", ["torchreid", "fastreid"])
-def test_rerank_reference(benchmark, rerank_data, peer_set, peer):
+def test_rerank_vs_reference(benchmark, rerank_data, peer_set, peer):
+    """Ours at 1 thread, the reference (single-threaded numpy), ours at 2 threads: interleaved
+    fresh processes on the same inputs; the outputs must agree within 1e-5."""
     if peer == "fastreid" and os.environ.get("REID_BENCH_SLOW_PEERS") != "1":
         pytest.skip("fast-reid's re_ranking is the same code as torchreid's; set REID_BENCH_SLOW_PEERS=1")
     p = peer_set[peer]
     if p.error:
         pytest.skip(p.error)
-    r = run_worker(benchmark, "rerank", f"{peer}:reference", rerank_data, f"{peer} re_ranking (N=19,281)")
-    ours = np.load(Path(rerank_data) / "out_ours.npy")
-    ref = np.load(Path(rerank_data) / f"out_{peer}_reference.npy")
-    diff = float(np.abs(ours - ref).max())
-    r["parity"] = f"max |ours - reference| = {diff:.2e}"
-    assert diff <= 1e-5
+    box = {}
+
+    def run():
+        box["one"] = _spawn("rerank", "ours", rerank_data, threads=1)
+        ours = np.load(Path(rerank_data) / "out_ours.npy")
+        box["ref"] = _spawn("rerank", f"{peer}:reference", rerank_data, threads=1)
+        ref = np.load(Path(rerank_data) / f"out_{peer}_reference.npy")
+        box["diff"] = float(np.abs(ours - ref).max())
+        box["two"] = _spawn("rerank", "ours", rerank_data, threads=2)
+
+    benchmark.pedantic(run, rounds=1, iterations=1)
+    one, ref, two = box["one"], box["ref"], box["two"]
+    assert box["diff"] <= 1e-5, f"re-ranked distances differ from {peer}'s by {box['diff']:.2e}"
+    for r, label in ((one, "reid_bench re_rank, 1 thread"), (ref, f"{peer} re_ranking (reference)"),
+                     (two, "reid_bench re_rank, 2 threads")):
+        r.update(label=f"{label} (N=19,281)", ratio=ref["seconds"] / r["seconds"],
+                 cpu_ratio=ref["cpu_seconds"] / r["cpu_seconds"],
+                 parity=f"max |ours - reference| = {box['diff']:.2e}")
+        RESULTS.append(r)
+    benchmark.extra_info.update(ours1_s=one["seconds"], ours2_s=two["seconds"], ref_s=ref["seconds"],
+                                ours_peak_gb=one["peak_gb"], ref_peak_gb=ref["peak_gb"],
+                                max_abs_diff=box["diff"], load1=[one["load1"], ref["load1"], two["load1"]])
 
 
 def test_rerank_ours_50k(benchmark, workdir):

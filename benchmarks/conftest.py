@@ -51,5 +51,7 @@ def pytest_terminal_summary(terminalreporter):
         if r["task"] == "eval_q":
             continue
         res = r.get("parity") or (f"mAP={r['mAP']:.6f}" if "mAP" in r else "")
+        if "ratio" in r:
+            res += f"; reference/this: {r['ratio']:.1f}× wall, {r['cpu_ratio']:.1f}× CPU"
         w(f"{r['task']:11s} {r['label']:40s} {r['seconds']:8.2f} {r['peak_gb']:9.2f} "
           f"{r.get('rss_inputs_gb', float('nan')):10.2f}  {res}")
