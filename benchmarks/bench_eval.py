@@ -9,11 +9,17 @@ call time, peak memory and parity go into ``extra_info`` and the side-by-side ta
 at the end of the session (see conftest.py). Peers come from PyPI into a temporary folder
 (benchmarks/peers.py); a peer that cannot be installed is skipped with the reason.
 
+Evaluation is measured over a model-quality sweep (``benchmarks.data.QUALITIES``): per quality,
+fast-reid's Cython ``evaluate_cy`` (1 thread), ours at 1 and at 2 threads run interleaved,
+``REID_BENCH_PAIRS`` times, with parity asserted in every run. Re-ranking runs ours (1 thread),
+the reference and ours (2 threads) interleaved, parity asserted.
+
 Environment: REID_BENCH_PEERS_DIR (peer install folder, default <tmp>/reid_bench_peers),
 REID_BENCH_SLOW_PEERS=1 (also time the peers' pure-Python evaluate_rank, ~100 s each, and
 fast-reid's re-ranking, identical to torchreid's), REID_BENCH_SKIP_50K=1,
 REID_BENCH_500K_DIM (feature size of the streamed 500k run, default 2048),
-REID_BENCH_THREADS (torch threads in the workers; default 1, 0 = torch's choice).
+REID_BENCH_THREADS (torch threads in the workers; default 1, 0 = torch's choice),
+REID_BENCH_PAIRS (interleaved runs per quality, default 2).
 """
 
 from __future__ import annotations
