@@ -1,12 +1,17 @@
-"""Exact rank arithmetic without a full sort.
+"""Exact rank arithmetic without a sort.
 
 Both AP definitions and CMC need, for each query, only the rank of every true match among the
 *valid* gallery items (junk removed). The rank of the j-th match (0-based, matches ordered by
 distance, ties by gallery index like a stable sort) is ``j + 1 + c_j`` where ``c_j`` counts the
-valid non-matching items ordered before it. Items farther than the query's last match never
-change a rank, so each block keeps only items with ``d <= d_last`` (one comparison pass) and
-places them among the few sorted match distances with a binary search — O(G log m) instead of
-the O(G log G) full argsort the reference implementations spend most of their time on.
+valid wrong matches ordered before it. ``count_block`` adds the ``c_j`` of one block of the
+distance matrix with a compiled per-query pass (``_rank_kernel.py``): for each match, a
+branch-free, vectorised compare-and-count over the query's row; no argsort, and a cost that
+does not depend on how good the model is.
+
+Tie rule: equal distances rank the lower gallery index first (a stable sort, as MATLAB's
+``sort`` in the Market-1501 code). fast-reid and torchreid call ``np.argsort``'s default
+(unstable) sort, whose order among equal distances is unspecified; on inputs without ties, or
+whenever their sort keeps equal items in index order, the results are identical.
 
 Counts are additive over gallery chunks, which is what makes the streamed evaluation
 (``streaming.py``) exact with bounded memory.
@@ -14,6 +19,7 @@ Counts are additive over gallery chunks, which is what makes the streamed evalua
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -94,195 +100,121 @@ def relevance_from_lists(num_queries: int, num_gallery: int, positives: list, ju
     return Relevance(num_queries, num_gallery, pq, pg, keys // num_gallery, keys % num_gallery, None)
 
 
-def _orderable(d: torch.Tensor) -> torch.Tensor:
-    """float32 → int64 in [0, 2^32) with the same order (−0.0 and +0.0 equal)."""
-    d = d.float() + 0.0  # -0.0 + 0.0 == +0.0
-    b = d.view(torch.int32)
-    b = b ^ ((b >> 31) & 0x7FFFFFFF)
-    return b.long() + (1 << 31)
-
-
 @dataclass
 class SortedMatches:
-    """Every query's true matches sorted by (distance, gallery index), flattened.
+    """Every query's true matches sorted by (distance, gallery index), flattened, plus the
+    compiled pass's inputs as numpy arrays.
 
-    ``start[q]:start[q+1]`` slices ``dist``/``gidx``/``qidx`` (P matches in all). ``run_end[p]``
-    is one past the last match with the same query and distance as match p (ties).
-    ``key`` (float32 only) packs (query, distance) into one sortable int64 so one binary search
-    serves all queries; it ends with a sentinel.
+    ``start[q]:start[q+1]`` slices ``dist``/``gidx``/``qidx`` (P matches in all); ``count`` the
+    matches per query. ``xstart``/``xg``: every query's excluded items (matches and per-query
+    junk, global gallery indices) in the same CSR form; ``ok``: float32 per gallery item, 0 for
+    items junk to every query (None when there are none). ``dist``'s dtype (float32 or
+    float64) is the one distances are compared in.
     """
 
-    start: torch.Tensor
-    count: torch.Tensor
-    dist: torch.Tensor
-    gidx: torch.Tensor
-    qidx: torch.Tensor
-    run_end: torch.Tensor
-    last: torch.Tensor
-    key: torch.Tensor | None
-    max_count: int
+    start: np.ndarray
+    count: np.ndarray
+    dist: np.ndarray
+    gidx: np.ndarray
+    qidx: np.ndarray
+    xstart: np.ndarray
+    xg: np.ndarray
+    ok: np.ndarray | None
 
     @property
     def total(self) -> int:
-        return self.dist.numel()
+        return self.dist.size
+
+    @property
+    def num_queries(self) -> int:
+        return self.count.size
 
 
-def sort_matches(rel: Relevance, match_dist: torch.Tensor) -> SortedMatches:
-    """Order each query's matches by (distance, gallery index); ``match_dist`` is aligned with
-    ``rel.match_q``/``rel.match_g``."""
-    q, g, d = rel.match_q, rel.match_g, match_dist.cpu()
+def _csr_start(rows: torch.Tensor, n: int) -> np.ndarray:
+    start = np.zeros(n + 1, dtype=np.int64)
+    start[1:] = np.cumsum(np.bincount(rows.numpy(), minlength=n))
+    return start
+
+
+def sort_matches(rel: Relevance, match_dist) -> SortedMatches:
+    """Order each query's matches by (distance, gallery index); ``match_dist`` (tensor or numpy)
+    is aligned with ``rel.match_q``/``rel.match_g``. Distances are compared in its dtype
+    (float64 stays float64, anything else becomes float32)."""
+    d = torch.as_tensor(match_dist).detach().cpu()
     if d.dtype not in (torch.float32, torch.float64):
         d = d.float()
+    q, g = rel.match_q.cpu(), rel.match_g.cpu()
+    if d.numel() != q.numel():
+        raise ValueError(f"match_dist has {d.numel()} distances for {q.numel()} true-match pairs")
     # Pairs arrive sorted by (q, g): two stable sorts give (q, d, g) order.
     o = torch.argsort(d, stable=True)
     o = o[torch.argsort(q[o], stable=True)]
     q, g, d = q[o], g[o], d[o]
-    P = q.numel()
-    count = torch.bincount(q, minlength=rel.num_queries)
-    start = torch.zeros(rel.num_queries + 1, dtype=torch.long)
-    start[1:] = torch.cumsum(count, 0)
-    last = torch.full((rel.num_queries,), float("-inf"), dtype=d.dtype)
-    has = count > 0
-    last[has] = d[start[1:][has] - 1]
-    new_run = torch.ones(P, dtype=torch.bool)
-    if P > 1:
-        new_run[1:] = (q[1:] != q[:-1]) | (d[1:] != d[:-1])
-    run_id = torch.cumsum(new_run.long(), 0) - 1
-    run_end = torch.cumsum(torch.bincount(run_id, minlength=int(run_id[-1]) + 1 if P else 0), 0)[run_id] if P else run_id
-    key = None
-    if d.dtype == torch.float32:
-        key = torch.cat([(q << 32) | _orderable(d), torch.tensor([torch.iinfo(torch.long).max])])
-    return SortedMatches(start, count, d, g, q, run_end, last, key,
-                         int(count.max()) if count.numel() else 0)
-
-
-def _resolve_ties(q: torch.Tensor, g: torch.Tensor, left: torch.Tensor, sm: SortedMatches) -> torch.Tensor:
-    """Position of items whose distance equals a match distance of their query (``left`` = first
-    such match): the stable order puts the lower gallery index first."""
-    n = sm.run_end[left] - left
-    owner = torch.repeat_interleave(torch.arange(q.numel()), n)
-    off = torch.arange(int(n.sum())) - torch.repeat_interleave(torch.cumsum(n, 0) - n, n)
-    before = (sm.gidx[left[owner] + off] < g[owner]).long()
-    return left + torch.zeros(q.numel(), dtype=torch.long).index_add_(0, owner, before)
-
-
-def _place(q: torch.Tensor, g: torch.Tensor, d: torch.Tensor, left: torch.Tensor,
-           sm: SortedMatches) -> torch.Tensor:
-    """Global position of the first match ranked after each item (``left``: first match of the
-    item's query with distance >= d); ``sm.total`` when no match of its query comes after."""
-    P = sm.total
-    end = sm.start[q + 1]
-    lc = left.clamp(max=max(P - 1, 0))
-    tie = ((left < end) & (sm.dist[lc] == d.to(sm.dist.dtype))).nonzero(as_tuple=True)[0]
-    pos = left.clone()
-    if tie.numel():
-        pos[tie] = _resolve_ties(q[tie], g[tie], left[tie], sm)
-    return torch.where(pos >= end, torch.full_like(pos, P), pos)
-
-
-def _count_fast32(D: torch.Tensor, q0: int, g0: int, sm: SortedMatches, hist: torch.Tensor) -> None:
-    """float32 path of ``count_block`` for every item within its row's last-match distance.
-
-    Only two passes touch the whole block (a comparison and a flat ``nonzero``); everything else
-    runs on the surviving items. Keys pack (query, distance bits) into one int64, so a single
-    binary search over all the block's matches places every item.
-    """
-    B, C = D.shape
-    D = D.contiguous()
-    last = sm.last[q0:q0 + B].to(D.device)
-    lin = (D <= last[:, None]).view(-1).nonzero().squeeze(1)
-    if lin.numel() == 0:
-        return
-    d = D.view(-1).index_select(0, lin).cpu()  # index_select: much faster than D[...] on CPU
-    lin = lin.cpu()
-    r = lin // C
-    bits = d.view(torch.int32)
-    if int(bits.min()) >= 0:
-        # non-negative floats: the bit pattern already sorts like the value
-        base = ((torch.arange(B) + q0) << 32) + (1 << 31)
-        key = base.index_select(0, r) + bits.long()
-    else:
-        key = ((r + q0) << 32) | _orderable(d)
-    left = torch.searchsorted(sm.key[:-1], key)
-    tie = (sm.key.index_select(0, left) == key).nonzero(as_tuple=True)[0]
-    if tie.numel():
-        q = r[tie] + q0
-        pos = _resolve_ties(q, lin[tie] % C + g0, left[tie], sm)
-        left[tie] = torch.where(pos >= sm.start[q + 1], torch.full_like(pos, sm.total), pos)
-    hist += torch.bincount(left, minlength=sm.total + 1)
-
-
-def count_block(D: torch.Tensor, q0: int, g0: int, sm: SortedMatches, rel: Relevance,
-                hist: torch.Tensor) -> None:
-    """Add to ``hist`` the valid wrong matches of distance block ``D`` (B×C; queries ``q0..``,
-    gallery items ``g0..``) that rank before a match: ``hist[p]`` counts items whose next match
-    is match ``p`` of ``sm`` (``hist[sm.total]`` collects the rest).
-
-    Every item within its query's last-match distance is counted, then the few excluded ones
-    (true matches, per-query junk, global junk) are subtracted again — cheaper than testing
-    each item for exclusion.
-    """
-    B, C = D.shape
-    P = sm.total
-    last = sm.last[q0:q0 + B].to(D.device, D.dtype)
-    fast = D.dtype == torch.float32 and sm.key is not None
-    pad = None if fast else _padded(sm, q0, B)
-
-    def add(r: torch.Tensor, c: torch.Tensor, d: torch.Tensor, sign: int) -> None:
-        if r.numel() == 0:
-            return
-        q = r + q0
-        if fast:
-            left = torch.searchsorted(sm.key[:-1], (q << 32) | _orderable(d))
-        else:
-            # float64 cannot share an int64 key with the query index: compare with the row's
-            # padded matches (B×M, small) item by item in chunks.
-            left = torch.zeros_like(q)
-            for s in range(0, q.numel(), 1 << 20):
-                sl = slice(s, s + (1 << 20))
-                left[sl] = (pad[r[sl]] < d[sl, None].double()).sum(1)
-            left = left + sm.start[q]
-        h = torch.bincount(_place(q, c + g0, d, left, sm), minlength=P + 1)
-        hist.add_(h if sign > 0 else -h)
-
-    if fast:
-        _count_fast32(D, q0, g0, sm, hist)
-    else:
-        r, c = (D <= last[:, None]).nonzero(as_tuple=True)
-        add(r.cpu(), c.cpu(), D[r, c].cpu(), +1)
-    # Per-query exclusions inside this block.
-    lo = int(torch.searchsorted(rel.excl_q, torch.tensor(q0)))
-    hi = int(torch.searchsorted(rel.excl_q, torch.tensor(q0 + B)))
-    eq, eg = rel.excl_q[lo:hi] - q0, rel.excl_g[lo:hi] - g0
-    inb = (eg >= 0) & (eg < C)
-    eq, eg = eq[inb], eg[inb]
-    if eq.numel():
-        ed = D[eq.to(D.device), eg.to(D.device)].cpu()
-        sel = ed <= last.cpu()[eq]
-        add(eq[sel], eg[sel], ed[sel], -1)
+    start = _csr_start(q, rel.num_queries)
+    ok = None
     if rel.junk_cols is not None:
-        jc = rel.junk_cols[g0:g0 + C].nonzero(as_tuple=True)[0]
-        if jc.numel():
-            DJ = D[:, jc.to(D.device)]
-            jr, jj = (DJ <= last[:, None]).nonzero(as_tuple=True)
-            add(jr.cpu(), jc[jj.cpu()], DJ[jr, jj].cpu(), -1)
+        ok = (~rel.junk_cols.cpu()).numpy().astype(np.float32)
+    return SortedMatches(start, np.diff(start), d.numpy().copy(), g.numpy().astype(np.int64),
+                         q.numpy().astype(np.int64), _csr_start(rel.excl_q.cpu(), rel.num_queries),
+                         rel.excl_g.cpu().numpy().astype(np.int64), ok)
 
 
-def _padded(sm: SortedMatches, q0: int, B: int) -> torch.Tensor:
-    """Rows q0..q0+B of the match distances as a B×max_count float64 matrix padded with +inf."""
-    M = max(sm.max_count, 1)
-    out = torch.full((B, M), float("inf"), dtype=torch.float64)
-    cnt = sm.count[q0:q0 + B]
-    n = int(cnt.sum())
-    qi = torch.repeat_interleave(torch.arange(B), cnt)
-    off = torch.arange(n) - torch.repeat_interleave(torch.cumsum(cnt, 0) - cnt, cnt)
-    out[qi, off] = sm.dist[int(sm.start[q0]):int(sm.start[q0]) + n].double()
-    return out
+def new_counts(sm: SortedMatches) -> np.ndarray:
+    """Zeroed counts for ``count_block``: one int64 slot per match."""
+    return np.zeros(sm.total, dtype=np.int64)
 
 
-def new_hist(sm: SortedMatches) -> torch.Tensor:
-    """Zeroed counts for ``count_block``: one slot per match plus one for "after all"."""
-    return torch.zeros(sm.total + 1, dtype=torch.long)
+def _num_threads(threads: int | None) -> int:
+    return max(1, torch.get_num_threads() if threads is None else int(threads))
+
+
+def _row_ranges(sm: SortedMatches, q0: int, B: int, parts: int) -> list[tuple[int, int]]:
+    """Split rows 0..B into ``parts`` ranges of about equal work (a row costs ~ its matches)."""
+    if parts <= 1 or B < 2 * parts:
+        return [(0, B)]
+    cost = np.cumsum(sm.count[q0:q0 + B] + 1)
+    cuts = np.searchsorted(cost, cost[-1] * np.arange(1, parts) / parts)
+    edges = [0, *sorted(set(int(c) for c in cuts if 0 < c < B)), B]
+    return list(zip(edges[:-1], edges[1:], strict=True))
+
+
+def count_block(D, q0: int, g0: int, sm: SortedMatches, counts: np.ndarray, *,
+                threads: int | None = None) -> None:
+    """Add to ``counts`` (``new_counts(sm)``) the valid wrong matches of distance block ``D``
+    (B×C tensor or numpy array on any device; queries ``q0..q0+B``, gallery items
+    ``g0..g0+C``) that rank before each match.
+
+    ``threads``: worker threads over the block's queries (default: torch's thread count).
+    """
+    from . import _rank_kernel as K  # numba: imported (and compiled or loaded) on first use
+
+    if sm.total == 0:
+        return
+    D = torch.as_tensor(D) if not isinstance(D, np.ndarray) else torch.from_numpy(D)
+    B, C = D.shape
+    dtype = torch.float64 if sm.dist.dtype == np.float64 else torch.float32
+    if B == 0 or C == 0 or int(sm.start[q0 + B] - sm.start[q0]) == 0:
+        return
+    nthreads = _num_threads(threads)
+    # Row blocks of <= 2^24 elements (a copy is made only for non-CPU, non-contiguous or
+    # other-dtype input); column blocks below the kernel's 2^24 limit.
+    step_c = min(C, K.MAX_COLS - 1)
+    step_r = max(1, (1 << 24) // step_c)
+    for c0 in range(0, C, step_c):
+        c1 = min(C, c0 + step_c)
+        ok = np.ones(1, np.float32) if sm.ok is None else sm.ok[g0 + c0:g0 + c1]
+        for r0 in range(0, B, step_r):
+            blk = D[r0:r0 + step_r, c0:c1]
+            arr = np.ascontiguousarray(blk.detach().to("cpu", dtype).numpy())
+            ranges = _row_ranges(sm, q0 + r0, arr.shape[0], nthreads)
+            args = (q0 + r0, c1 - c0, g0 + c0, sm.start, sm.dist, sm.gidx, sm.xstart, sm.xg,
+                    ok, sm.ok is not None, counts)
+            if len(ranges) == 1:
+                K.count_rows(arr, 0, arr.shape[0], *args)
+            else:
+                # nogil kernel: threads share counts but write disjoint query slices.
+                with ThreadPoolExecutor(len(ranges)) as ex:
+                    list(ex.map(lambda r, a=arr, x=args: K.count_rows(a, r[0], r[1], *x), ranges))
 
 
 @dataclass
@@ -297,32 +229,29 @@ class RankResult:
     num_skipped: int
 
 
-def metrics_from_hist(hist: torch.Tensor, sm: SortedMatches, max_rank: int, ap: str) -> RankResult:
-    """CMC and AP from the counts of wrong matches ranked before each match."""
+def metrics_from_counts(counts: np.ndarray, sm: SortedMatches, max_rank: int, ap: str) -> RankResult:
+    """CMC and AP from the counts of valid wrong matches ranked before each match."""
     if ap not in AP_DEFINITIONS:
         raise ValueError(f"unknown ap {ap!r}; valid values: {', '.join(AP_DEFINITIONS)}")
     n = sm.count
-    Q, P = n.numel(), sm.total
+    Q, P = sm.num_queries, sm.total
     valid = n > 0
     nv = int(valid.sum())
     if P == 0 or nv == 0:
         return RankResult(np.zeros(max_rank), 0.0, np.full(Q, np.nan), Q, Q)
-    h = hist[:P]
-    cs = torch.cumsum(h, 0)
-    row0 = sm.start[sm.qidx]
-    wrong_before = (cs - (cs - h)[row0]).double()  # wrong matches ranked before match p
-    j = (torch.arange(P) - row0).double()           # true matches ranked before match p
-    rank = wrong_before + j + 1.0                   # 1-based rank among valid items
+    j = (np.arange(P) - sm.start[sm.qidx]).astype(np.float64)  # true matches ranked before
+    rank = counts.astype(np.float64) + j + 1.0                 # 1-based rank among valid items
     prec = (j + 1.0) / rank
     if ap == "standard":
         terms = prec
     else:
         # Trapezoid: Δrecall × (precision at the item before + precision here) / 2.
-        prev = torch.where(rank > 1, j / (rank - 1.0).clamp(min=1.0), torch.ones_like(rank))
+        prev = np.where(rank > 1, j / np.maximum(rank - 1.0, 1.0), 1.0)
         terms = (prev + prec) / 2.0
-    ap_q = torch.zeros(Q, dtype=torch.float64).index_add_(0, sm.qidx, terms) / n.clamp(min=1)
-    ap_q[~valid] = float("nan")
+    ap_q = np.bincount(sm.qidx, weights=terms, minlength=Q) / np.maximum(n, 1)
+    ap_q[~valid] = np.nan
     first = rank[sm.start[:-1][valid]]
-    ks = torch.arange(1, max_rank + 1, dtype=torch.float64)
-    cmc = (first[:, None] <= ks[None, :]).double().mean(0)
-    return RankResult(cmc.numpy(), float(ap_q[valid].mean()), ap_q.numpy(), Q, Q - nv)
+    # cmc[k] = fraction of queries whose first match ranks within k+1
+    hits = np.bincount(np.minimum(first.astype(np.int64), max_rank + 1) - 1, minlength=max_rank + 1)
+    cmc = np.cumsum(hits[:max_rank]) / nv
+    return RankResult(cmc.astype(np.float64), float(ap_q[valid].mean()), ap_q, Q, Q - nv)

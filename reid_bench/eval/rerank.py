@@ -10,6 +10,7 @@ index of V, so memory is the three inputs plus one Q×G output.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -58,14 +59,15 @@ def _reciprocal(nn: torch.Tensor, k: int, block: int = 4096) -> torch.Tensor:
 
 def re_rank(q_g_dist: Any, q_q_dist: Any, g_g_dist: Any, k1: int = 20, k2: int = 6,
             lambda_value: float = 0.3, *, device: str | torch.device | None = None,
-            max_pairs: int = 1 << 23):
+            max_pairs: int = 1 << 23, threads: int | None = None):
     """k-reciprocal re-ranked query × gallery distance.
 
     Takes the query×gallery (Q×G), query×query (Q×Q) and gallery×gallery (G×G) distances
     (numpy or torch; the reference squares them, so pass plain euclidean distances to match
     common use) and returns the Q×G re-ranked distance as float32 — numpy if ``q_g_dist`` was
     numpy, else a torch tensor on ``device`` (default: the input's). ``max_pairs`` bounds the
-    temporary memory of the Jaccard step.
+    temporary memory of the Jaccard step on non-CPU devices; ``threads``: CPU threads of the
+    compiled steps (default: torch's thread count).
     """
     was_numpy = not isinstance(q_g_dist, torch.Tensor)
     qg = as_tensor(q_g_dist)
@@ -83,9 +85,66 @@ def re_rank(q_g_dist: Any, q_q_dist: Any, g_g_dist: Any, k1: int = 20, k2: int =
     N = Q + G
     kk = min(k1 + 1, N)
 
-    # 1. Nearest neighbours of every row of the normalised matrix: a blockwise top-k of each
-    # part (not a full argsort). Squaring and dividing by the row maximum keep the order, so
-    # the top-k runs on the raw distances; the row maximum is kept for the weights.
+    # 1. Nearest neighbours of every row of the normalised matrix (not a full argsort).
+    # Squaring and dividing by the row maximum keep the order, so the top-k runs on the raw
+    # distances; the row maximum is kept for the weights.
+    if dev.type == "cpu":
+        nn, rowmax = _neighbours_cpu(qg, qq, gg, kk, _threads(threads))
+    else:
+        nn, rowmax = _neighbours_torch(qg, qq, gg, kk)
+    out = _rest(qg, qq, gg, nn, rowmax, k1, k2, lambda_value, max_pairs, _threads(threads))
+    return out.cpu().numpy() if was_numpy else out
+
+
+def _threads(threads: int | None) -> int:
+    return max(1, torch.get_num_threads() if threads is None else int(threads))
+
+
+def _split(n: int, parts: int) -> list[tuple[int, int]]:
+    edges = sorted({n * i // parts for i in range(parts + 1)})
+    return list(zip(edges[:-1], edges[1:], strict=True))
+
+
+def _parallel(fn, ranges) -> None:
+    """Run ``fn(lo, hi)`` over ranges, on threads when there are several (nogil kernels)."""
+    if len(ranges) == 1:
+        fn(*ranges[0])
+        return
+    with ThreadPoolExecutor(len(ranges)) as ex:
+        for f in [ex.submit(fn, lo, hi) for lo, hi in ranges]:
+            f.result()
+
+
+def _neighbours_cpu(qg, qq, gg, kk: int, threads: int):
+    """Each column's ``kk`` nearest rows of M = [[qq, qg], [qgᵀ, gg]] and its maximum, in
+    row-major passes over the inputs (see ``_rerank_kernel.stream_cols``)."""
+    from . import _rerank_kernel as K
+
+    Q, G = qg.shape
+    N = Q + G
+    a_qg, a_qq, a_gg = (np.ascontiguousarray(t.numpy()) for t in (qg, qq, gg))
+    dt = a_qg.dtype
+    vals = np.empty((N, kk), dt)
+    idx = np.zeros((N, kk), np.int64)
+    cnt = np.zeros(N, np.int64)
+    thr = np.full(N, np.inf, dt)
+    cmax = np.full(N, -np.inf, dt)
+    state = (vals, idx, cnt, thr, cmax, kk)
+    # columns < Q: rows 0..Q-1 from qq's columns, then rows Q.. from qg's rows (row order)
+    _parallel(lambda lo, hi: K.stream_cols(a_qq, 0, 0, lo, hi, *state), _split(Q, threads))
+    _parallel(lambda lo, hi: K.stream_rows(a_qg, Q, 0, lo, hi, *state), _split(Q, threads))
+    # columns >= Q: rows 0..Q-1 from qg's columns, then rows Q.. from gg's columns
+    _parallel(lambda lo, hi: K.stream_cols(a_qg, 0, Q, lo, hi, *state), _split(G, threads))
+    _parallel(lambda lo, hi: K.stream_cols(a_gg, Q, Q, lo, hi, *state), _split(G, threads))
+    rowmax = torch.from_numpy(cmax * cmax).float()
+    return torch.from_numpy(idx), rowmax
+
+
+def _neighbours_torch(qg, qq, gg, kk: int):
+    """``_neighbours_cpu`` for other devices: a blockwise top-k of column blocks."""
+    Q, G = qg.shape
+    N = Q + G
+    dev = qg.device
     nn = torch.empty((N, kk), dtype=torch.long, device=dev)
     rowmax = torch.empty(N, dtype=torch.float32, device=dev)
     step = max(1, (1 << 24) // N)
@@ -101,6 +160,14 @@ def re_rank(q_g_dist: Any, q_q_dist: Any, g_g_dist: Any, k1: int = 20, k2: int =
         order = torch.topk(v, kk, dim=1, largest=False, sorted=True).indices
         nn[s:e] = i.gather(1, order)
         del pq, pgal
+    return nn, rowmax
+
+
+def _rest(qg, qq, gg, nn, rowmax, k1, k2, lambda_value, max_pairs, threads):
+    Q, G = qg.shape
+    N = Q + G
+    kk = nn.shape[1]
+    dev = qg.device
 
     # 2. k-reciprocal sets R(i) (k1) and R(c) with k1/2 for the expansion candidates.
     kh = int(np.around(k1 / 2.0))
@@ -145,8 +212,9 @@ def re_rank(q_g_dist: Any, q_q_dist: Any, g_g_dist: Any, k1: int = 20, k2: int =
         vr, vc, vv = _expand(vr, vc, vv, nn[:, :min(k2, kk)], N)
 
     # 6. Jaccard over the inverted index, query rows against gallery rows only.
-    out = _jaccard_blend(vr, vc, vv, qg, rowmax, Q, G, N, lambda_value, max_pairs)
-    return out.cpu().numpy() if was_numpy else out
+    if dev.type == "cpu":
+        return _jaccard_blend_cpu(vr, vc, vv, qg, rowmax, Q, G, N, lambda_value, threads)
+    return _jaccard_blend(vr, vc, vv, qg, rowmax, Q, G, N, lambda_value, max_pairs)
 
 
 def _csr(rows: torch.Tensor, n: int) -> torch.Tensor:
@@ -173,6 +241,26 @@ def _expand(vr, vc, vv, nbr: torch.Tensor, N: int):
     ukey, inv = torch.unique(key, sorted=True, return_inverse=True)
     val = torch.zeros(ukey.numel(), dtype=torch.float32, device=vv.device).index_add_(0, inv, vv[pos])
     return ukey // N, ukey % N, val / k2
+
+
+def _jaccard_blend_cpu(vr, vc, vv, qg, rowmax, Q, G, N, lam, threads):
+    """``_jaccard_blend`` with the compiled per-query accumulation (``jaccard_rows``)."""
+    from . import _rerank_kernel as K
+
+    g_sel = vr >= Q
+    gr, gcl, gv = vr[g_sel] - Q, vc[g_sel], vv[g_sel]
+    o = torch.argsort(gcl, stable=True)
+    gr, gcl, gv = gr[o].numpy(), gcl[o], gv[o].numpy()
+    cstart = _csr(gcl, N).numpy()
+    q_sel = vr < Q
+    qr, qc, qv = vr[q_sel], vc[q_sel].numpy(), vv[q_sel].numpy()
+    qstart = _csr(qr, Q).numpy()
+    a_qg = np.ascontiguousarray(qg.numpy())
+    rm = np.ascontiguousarray(rowmax.numpy(), dtype=np.float32)
+    out = np.empty((Q, G), np.float32)
+    _parallel(lambda lo, hi: K.jaccard_rows(lo, hi, qstart, qc, qv, cstart, gr, gv, a_qg, rm,
+                                            float(lam), out), _split(Q, threads))
+    return torch.from_numpy(out)
 
 
 def _jaccard_blend(vr, vc, vv, qg, rowmax, Q, G, N, lam, max_pairs):

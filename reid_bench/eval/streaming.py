@@ -12,37 +12,41 @@ from collections.abc import Iterable
 
 import torch
 
-from .ranking import RankResult, Relevance, count_block, metrics_from_hist, new_hist, sort_matches
+from .ranking import (
+    RankResult,
+    Relevance,
+    count_block,
+    metrics_from_counts,
+    new_counts,
+    sort_matches,
+)
 
 
 class StreamingRankEvaluator:
     """Accumulate rank counts chunk by chunk.
 
     ``rel``: relevance in the global gallery index space (all chunks concatenated);
-    ``match_dist``: distance of every pair in ``rel.match_q``/``rel.match_g``. Call
+    ``match_dist``: distance of every pair in ``rel.match_q``/``rel.match_g`` (its dtype,
+    float32 or float64, is the one every chunk is compared in); ``threads`` as in
+    ``evaluate_rank``. Call
     ``add(distmat_chunk, start)`` for each chunk (any order, each gallery index once), then
     ``result(max_rank, ap)``.
     """
 
-    def __init__(self, rel: Relevance, match_dist: torch.Tensor, block_rows: int | None = None):
+    def __init__(self, rel: Relevance, match_dist: torch.Tensor, threads: int | None = None):
         self.rel = rel
         self.sm = sort_matches(rel, match_dist)
-        self.hist = new_hist(self.sm)
-        self.block_rows = block_rows
+        self.counts = new_counts(self.sm)
+        self.threads = threads
         self.seen = 0
 
     def add(self, distmat_chunk: torch.Tensor, start: int) -> None:
         """Count chunk ``distmat_chunk`` (Q×C) holding gallery items ``start..start+C-1``."""
-        D = distmat_chunk
-        if D.dtype not in (torch.float32, torch.float64):
-            D = D.float()
-        step = self.block_rows or max(1, min(4096, (1 << 24) // max(1, D.shape[1])))
-        for s in range(0, D.shape[0], step):
-            count_block(D[s:s + step], s, start, self.sm, self.rel, self.hist)
-        self.seen += D.shape[1]
+        count_block(distmat_chunk, 0, start, self.sm, self.counts, threads=self.threads)
+        self.seen += distmat_chunk.shape[1]
 
     def result(self, max_rank: int = 50, ap: str = "standard") -> RankResult:
-        return metrics_from_hist(self.hist, self.sm, max_rank, ap)
+        return metrics_from_counts(self.counts, self.sm, max_rank, ap)
 
 
 def evaluate_rank_chunked(chunks: Iterable[tuple[torch.Tensor, int]], rel: Relevance,
