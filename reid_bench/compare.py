@@ -9,14 +9,12 @@ side's code versions and devices head the output, so what differs between the tw
 
 from __future__ import annotations
 
-import json
-import math
 from pathlib import Path
 
 import pandas as pd
 
 from .integrity import row_edited
-from .results import METRIC_COLUMNS, all_results
+from .results import all_results, metric_values
 
 GROUP = ["paper", "table", "row", "dataset", "tier", "variant", "metric"]
 
@@ -29,21 +27,8 @@ def long_results(results_dir: Path) -> pd.DataFrame:
         for r in df.to_dict("records"):
             if r.get("status") != "ok":
                 continue
-            vals = {m: r.get(m) for m in METRIC_COLUMNS}
-            extra = r.get("extra_metrics")
-            if isinstance(extra, str) and extra.strip():
-                try:
-                    vals.update(json.loads(extra))
-                except ValueError:
-                    pass
             edited = bool(row_edited(r))
-            for m, v in vals.items():
-                try:
-                    x = float(v)
-                except (TypeError, ValueError):
-                    continue
-                if math.isnan(x):
-                    continue
+            for m, x in metric_values(r).items():
                 recs.append({"paper": r["paper"], "table": r["table"], "row": r["row"],
                              "dataset": r["dataset"], "tier": r["tier"],
                              "variant": r.get("variant") or "", "metric": m,

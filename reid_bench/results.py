@@ -232,3 +232,24 @@ def row_key(r: Any) -> tuple:
 def all_results(results_dir: Path) -> Iterable[tuple[Path, pd.DataFrame]]:
     for p in sorted(Path(results_dir).glob("*/table*.csv")):
         yield p, read_results(p)
+
+
+def metric_values(r: dict[str, Any]) -> dict[str, float]:
+    """The numeric metrics of a results row: the fixed metric columns plus its
+    ``extra_metrics`` JSON (e.g. ``rank1@100000``), finite values only."""
+    vals = {m: r.get(m) for m in METRIC_COLUMNS}
+    extra = r.get("extra_metrics")
+    if isinstance(extra, str) and extra.strip():
+        try:
+            vals.update(json.loads(extra))
+        except ValueError:
+            pass
+    out = {}
+    for m, v in vals.items():
+        try:
+            x = float(v)
+        except (TypeError, ValueError):
+            continue
+        if x == x:  # not NaN
+            out[m] = x
+    return out

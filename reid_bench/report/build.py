@@ -33,7 +33,7 @@ from markupsafe import Markup
 
 from ..errors import ResultsError, SpecError
 from ..overrides import compose_variant, describe_variant, spec_parts, variant_parts
-from ..results import TIERS, cell_dir, read_results, table_csv
+from ..results import TIERS, cell_dir, metric_values, read_results, table_csv
 from ..spec import Row, Spec, find_specs, load_spec, split_traced
 from . import claims as C
 from . import ledger as L
@@ -242,24 +242,12 @@ def _long_metrics(df: pd.DataFrame) -> pd.DataFrame:
     metric columns plus the ``extra_metrics`` JSON, e.g. ``rank1@100000``)."""
     recs = []
     for r in df.to_dict("records"):
-        vals = {m: r.get(m) for m in ("rank1", "rank5", "rank10", "rank20", "mAP")}
-        extra = r.get("extra_metrics")
-        if isinstance(extra, str) and extra.strip():
-            try:
-                vals.update(json.loads(extra))
-            except ValueError:
-                pass
-        for m, v in vals.items():
-            try:
-                x = float(v)
-            except (TypeError, ValueError):
-                continue
-            if not math.isnan(x):
-                recs.append({"row": r["row"], "dataset": r["dataset"], "seed": r["seed"],
-                             "split": r.get("split"),
-                             "status": r["status"], "synthetic": bool(r["synthetic"]),
-                             "metric": m, "value": x, "flag": r.get("flag") or "",
-                             "flags": deviation_flags(r)})
+        for m, x in metric_values(r).items():
+            recs.append({"row": r["row"], "dataset": r["dataset"], "seed": r["seed"],
+                         "split": r.get("split"),
+                         "status": r["status"], "synthetic": bool(r["synthetic"]),
+                         "metric": m, "value": x, "flag": r.get("flag") or "",
+                         "flags": deviation_flags(r)})
     return pd.DataFrame(recs, columns=["row", "dataset", "seed", "split", "status", "synthetic",
                                        "metric", "value", "flag", "flags"])
 
