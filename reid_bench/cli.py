@@ -366,10 +366,12 @@ def compare(results_a, results_b, fmt):
 @click.option("--results-dir", type=click.Path(file_okay=False), default="results",
               show_default=True)
 @click.option("--smoke", is_flag=True, help="Status of the --smoke cells.")
+@click.option("--tier", type=click.Choice(["full", "smoke", "shakedown", "smoke_recipe"]),
+              default=None, help="Status of this tier's cells (default: full; smoke with --smoke).")
 @click.option("--seeds", type=click.IntRange(1), default=None,
               help="Number of seeds planned (default: the spec's `seeds`).")
 @click.option("--brief", is_flag=True, help="Only the per-table counts.")
-def status(spec_paths, results_dir, smoke, seeds, brief):
+def status(spec_paths, results_dir, smoke, seeds, brief, tier=None):
     """Pending / running / done / failed cells of each table (default: every papers/ spec)."""
     from .spec import find_specs, load_spec
     from .status import format_status, table_status
@@ -380,7 +382,8 @@ def status(spec_paths, results_dir, smoke, seeds, brief):
     for f in files:
         spec = load_spec(f)
         click.echo(format_status(spec, table_status(spec, Path(results_dir), smoke=smoke,
-                                                    seeds=seeds), verbose=not brief))
+                                                    seeds=seeds, tier=tier),
+                                 verbose=not brief))
 
 
 def _register_weights() -> None:

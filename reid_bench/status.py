@@ -79,9 +79,9 @@ class ConfigHashes:
 
 
 def table_status(spec: Spec, results_dir: Path, *, smoke: bool = False,
-                 seeds: int | None = None) -> list[CellStatus]:
-    """The state of every planned cell of ``spec`` in ``results_dir`` (a spec copy: its own
-    ``spec:<hash>`` cells)."""
+                 seeds: int | None = None, tier: str | None = None) -> list[CellStatus]:
+    """The state of every planned cell of ``spec`` in ``results_dir`` in ``tier`` (default
+    "smoke" with ``smoke``, else "full"; a spec copy: its own ``spec:<hash>`` cells)."""
     from .overrides import compose_variant, spec_parts
 
     hashes = ConfigHashes(spec, Path(results_dir))
@@ -89,7 +89,8 @@ def table_status(spec: Spec, results_dir: Path, *, smoke: bool = False,
     df = R.read_results(runner.csv)
     rows = {R.row_key(r): r for _, r in df.iterrows()}
     out = []
-    for cell in plan(spec, seeds=seeds, smoke=smoke, variant=compose_variant(spec_parts(spec))):
+    for cell in plan(spec, seeds=seeds, smoke=smoke, tier=tier,
+                     variant=compose_variant(spec_parts(spec))):
         out.append(_one(hashes, runner, cell, rows.get(cell.key)))
     return out
 
@@ -105,7 +106,9 @@ def _one(hashes: ConfigHashes, runner: Runner, cell: Cell, rec) -> CellStatus:
         err = rec.get("error")
         return CellStatus(**base, state="failed",
                           error=f"{rec['status']}: {err if isinstance(err, str) else ''}")
-    stale = hashes.is_stale(cell, str(rec["config_hash"]))
+    # A shakedown or smoke-recipe config also depends on the run's flags (steps, batch cap),
+    # which the CSV records but status is not given: those cells are never called stale here.
+    stale = cell.tier in ("full", "smoke") and hashes.is_stale(cell, str(rec["config_hash"]))
     return CellStatus(**base, state="stale" if stale else "done")
 
 

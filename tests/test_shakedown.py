@@ -186,3 +186,25 @@ def test_report_labels_shakedown_and_non_paper_precision(tmp_path):
     assert "SHAKEDOWN" in (tmp_path / "site" / "index.html").read_text()
     md = build_report(res, tmp_path / "site", [spec.path], fmt="markdown").read_text()
     assert "SHAKEDOWN RESULTS" in md and "precision bf16, paper: fp32" in md
+
+
+def test_status_of_a_shakedown_tier_counts_its_own_cells(tmp_path):
+    """`status --tier shakedown` plans the shakedown cells and reads their rows; their config
+    depends on the run's flags, so an ok row is done, never stale. The same recorded hash on a
+    full-tier row (where status can recompute the config) is stale."""
+    from reid_bench import results as R
+    from reid_bench.spec import load_spec
+    from reid_bench.status import table_status
+
+    spec = load_spec("papers/lgeu/table1.yaml")
+    csv = R.table_csv(tmp_path, spec.paper.id, spec.table.id)
+    for tier in ("shakedown", "full"):
+        R.upsert_row(csv, {"paper": "lgeu", "table": "table1", "row": "Ours",
+                           "dataset": "market", "seed": 0, "tier": tier, "status": "ok",
+                           "config_hash": "recorded-by-another-run",
+                           "cell_id": R.cell_id("Ours", "market", 0, tier)})
+    shake = {(s.row, s.dataset): s.state for s in table_status(spec, tmp_path, tier="shakedown")}
+    full = {(s.row, s.dataset): s.state for s in table_status(spec, tmp_path)}
+    assert shake[("Ours", "market")] == "done" and shake[("Ours", "cuhk03")] == "pending"
+    assert full[("Ours", "market")] == "stale"
+    assert len(shake) == len(full) == 9
