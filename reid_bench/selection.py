@@ -88,8 +88,3 @@ def dataset_choices(specs: Sequence) -> dict[str, str]:
                 if alias:
                     out[alias] = cid
     return out
-
-
-def variant_of(parts: Iterable[str]) -> str:
-    """The ``variant`` key: the deviation parts, sorted and ``;``-joined ("" = canonical)."""
-    return ";".join(sorted(set(p for p in parts if p)))

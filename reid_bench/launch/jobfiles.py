@@ -50,10 +50,10 @@ def write_failure(rank: int, world: int, ref: dict | None, traceback: str) -> No
     d = job_dir()
     if d is None:
         return
-    tmp = d / f".rank{rank}.json.tmp"
-    tmp.write_text(json.dumps({"rank": rank, "world_size": world, "cell": ref,
-                               "traceback": traceback, "t": time.time()}))
-    tmp.replace(d / f"rank{rank}.json")
+    from ..results import write_cell_json  # the one atomic JSON writer
+
+    write_cell_json(d / f"rank{rank}.json", {"rank": rank, "world_size": world, "cell": ref,
+                                             "traceback": traceback, "t": time.time()})
 
 
 def read_events(d: Path) -> list[dict]:

@@ -83,9 +83,6 @@ class Ledger:
     variants: list[VariantRun]
     digits: dict[tuple[str, str], int]
 
-    def by_block(self, block: str) -> list[Assumption]:
-        return [a for a in self.assumptions if a.block == block]
-
 
 def _decimals(x: float) -> int:
     s = repr(float(x))
