@@ -1,6 +1,5 @@
 """Numerical precision and speed switches for training and embedding: precision (fp32, TF32,
-bf16 or fp16 autocast), channels_last, torch.compile, cuDNN autotuning; and the data-parallel
-training path (``DistributedDataParallel``) ``train_stage`` takes inside a process group.
+bf16 or fp16 autocast), channels_last, torch.compile and cuDNN autotuning.
 
 ``AccelOptions`` is what a user asks for (``--precision``, ``--channels-last``, ``--compile``);
 ``resolve(device)`` turns it into the concrete ``Accel`` for one device and sets the global
@@ -29,15 +28,9 @@ is a memory layout (the same arithmetic up to rounding order): off by default, r
 cell. ``torch.compile`` is opt-in (its compile time dominates short stages). Measured figures:
 docs/benchmarks.md.
 
-Distributed (torchrun, ``reid_bench.distributed``): the model is wrapped in
-``torch.nn.parallel.DistributedDataParallel`` (bucketed gradient all-reduce overlapped with the
-backward pass; rank 0's initial weights broadcast at construction). The wrapped module is a
-thin adapter whose ``forward`` runs the method's whole ``step`` (batch → loss), so DDP sees
-every parameter use of the step, including heads a loss calls outside the model's
-``forward``. In-batch losses gather the global batch themselves
-(``distributed.gather_with_grad``), so N ranks compute the loss of one process.
+The data-parallel (DDP) path of ``train_stage`` is ``reid_bench.train_fast`` (it applies
+these switches inside the training loop).
 """
-
 
 from __future__ import annotations
 
@@ -48,7 +41,8 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict
+
+from .strict import Strict
 
 Precision = Literal["fp32", "tf32", "bf16", "fp16"]
 PRECISIONS: tuple[str, ...] = ("fp32", "tf32", "bf16", "fp16")
@@ -57,10 +51,9 @@ PAPER_PRECISION = "fp32"
 _AMP_DTYPE = {"bf16": "bfloat16", "fp16": "float16"}
 
 
-class AccelOptions(BaseModel):
+class AccelOptions(Strict):
     """Requested switches (CLI flags / RunOptions)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     precision: Precision = "fp32"
     channels_last: bool = False
     compile: bool = False
@@ -201,116 +194,3 @@ def use(accel: Accel | None) -> Iterator[Accel | None]:
         yield accel
     finally:
         _CURRENT.reset(token)
-
-
-class _StepModule(torch.nn.Module):
-    """DDP adapter: ``forward(step_fn, batch)`` runs the method's step on the wrapped model, so
-    DDP's forward bookkeeping (buffer broadcast, reducer preparation) brackets everything the
-    step does with the parameters, whichever of the model's methods it calls."""
-
-    def __init__(self, model: torch.nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, step_fn: Any, batch: Any) -> Any:
-        return step_fn(batch)
-
-
-class TrainFastPath:
-    """What ``train_stage`` does differently when switches are on or training is distributed:
-    the rank's shard of the loader, the DDP wrapper, autocast around the forward, GradScaler
-    for fp16 (unscaled before clipping), loss checks agreed by all ranks, rank-0-only
-    checkpoints."""
-
-    def __init__(self, model: torch.nn.Module, loader: Any, accel: Accel, device: Any):
-        from . import distributed as D
-
-        self.accel = accel
-        self.distributed = D.is_distributed()
-        self.main = D.is_main()
-        self.model = model
-        self.ddp: torch.nn.Module | None = None
-        if self.distributed:
-            if accel.sync_bn:
-                D.convert_sync_batchnorm(model)
-            loader = D.shard_loader(loader, D.rank(), D.world_size())
-        accel.prepare_model(model)
-        if self.distributed and not D.is_ddp(model):  # a caller's own DDP wrapper is used as is
-            dev = next((p.device for p in model.parameters()), torch.device(device))
-            # DDP broadcasts rank 0's parameters and buffers at construction; its hooks average
-            # the gradients during backward (bucketed, overlapped with compute). The "forward"
-            # output is the step's loss, so the unused-parameter search starts from the loss:
-            # trainable parameters a step does not reach (e.g. a backbone's FC layers under MAC
-            # pooling) are reduced as zero instead of stalling the reducer.
-            self.ddp = torch.nn.parallel.DistributedDataParallel(
-                _StepModule(model), device_ids=[dev] if dev.type == "cuda" else None,
-                broadcast_buffers=True, find_unused_parameters=True)
-        self.loader = loader
-        self.scaler = accel.grad_scaler_for()
-
-    def step(self, step_fn: Any, batch: Any) -> tuple[torch.Tensor, dict[str, float]]:
-        """``step_fn(batch)`` under autocast (through DDP when distributed); the loss comes
-        back as NaN on every rank if it is non-finite on any rank, so all ranks stop
-        together."""
-        batch = self.accel.prepare_batch(batch)
-        with self.accel.autocast():
-            loss, scalars = (step_fn(batch) if self.ddp is None
-                             else self.ddp(step_fn, batch))
-        if self.distributed:
-            import torch.distributed as dist
-
-            # On the loss's device: NCCL only takes CUDA tensors.
-            bad = (~torch.isfinite(loss.detach())).float().reshape(1)
-            dist.all_reduce(bad)
-            if bad.item() and bool(torch.isfinite(loss.detach())):
-                loss = loss.detach() * float("nan")
-        return loss, scalars
-
-    def backward(self, loss: torch.Tensor) -> None:
-        """backward (loss-scaled for fp16; DDP averages the gradients during it)."""
-        if self.scaler is not None:
-            self.scaler.scale(loss).backward()
-        else:
-            loss.backward()
-
-    def unscale(self, opt: torch.optim.Optimizer) -> None:
-        """Gradients back to their true scale (fp16), before clipping looks at them."""
-        if self.scaler is not None:
-            self.scaler.unscale_(opt)
-
-    def optimizer_step(self, opt: torch.optim.Optimizer) -> None:
-        if self.scaler is not None:
-            self.scaler.step(opt)  # skipped when the unscaled gradients hold inf/NaN
-            self.scaler.update()
-        else:
-            opt.step()
-
-    def reduce(self, sums: dict[str, float]) -> dict[str, float]:
-        """Per-epoch sums averaged across ranks (every rank runs the same number of steps)."""
-        if not self.distributed:
-            return sums
-        from . import distributed as D
-
-        keys = sorted(sums)
-        return dict(zip(keys, D.allreduce_mean([sums[k] for k in keys]), strict=True))
-
-    def barrier(self) -> None:
-        from . import distributed as D
-
-        D.barrier()
-
-
-def train_fast_path(model: torch.nn.Module, loader: Any, accel: Any,
-                    device: Any) -> TrainFastPath | None:
-    """The fast path for ``train_stage``, or None for the plain fp32 single-process loop.
-    ``accel``: an ``Accel``, ``AccelOptions`` (resolved for ``device``) or None (the current
-    switches set by ``use``)."""
-    from . import distributed as D
-
-    if isinstance(accel, AccelOptions):
-        accel = resolve(accel, device)
-    accel = accel if accel is not None else current()
-    if (accel is None or not accel.active) and not D.is_distributed():
-        return None
-    return TrainFastPath(model, loader, accel or Accel(device_type=torch.device(device).type),
-                         device)

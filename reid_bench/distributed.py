@@ -7,7 +7,7 @@ sampler draws the same global batches. ``shard_loader`` re-wraps the loader so r
 r-th part of each global batch: a P×K batch is cut between identities (each rank gets P/W whole
 identities with their K images), a pair batch between pairs. The global batch therefore stays
 the recipe's batch size (the paper's) and the number of steps per epoch is unchanged.
-``train_stage`` wraps the model in ``DistributedDataParallel`` (``reid_bench.accel``), which
+``train_stage`` wraps the model in ``DistributedDataParallel`` (``reid_bench.train_fast``), which
 averages the ranks' gradients: the gradient of the global batch's mean loss for per-sample
 losses. A loss over pairs/triplets mined *within* the batch (Deep-Person's batch-hard triplet)
 calls ``gather_with_grad`` first, so it sees the global P×K batch as one process would.
@@ -96,7 +96,7 @@ def destroy() -> None:
 
 
 # ---------------------------------------------------------------- samplers
-def split_batch(batch: Sequence[Any], rank: int, world: int, group: int = 1) -> list[Any]:
+def chunk_batch(batch: Sequence[Any], rank: int, world: int, group: int = 1) -> list[Any]:
     """The ``rank``-th of ``world`` contiguous parts of ``batch``, cut only at multiples of
     ``group`` (so groups of ``group`` consecutive items — one identity's K images — stay
     together). Groups are spread as evenly as possible; raises ValueError when there are fewer
@@ -112,9 +112,9 @@ def split_batch(batch: Sequence[Any], rank: int, world: int, group: int = 1) -> 
     return list(batch[lo * group:hi * group])
 
 
-class SplitBatchSampler:
+class ChunkedBatchSampler:
     """Wraps a batch sampler that yields the same global batches on every rank (same seed) and
-    yields this rank's part of each (``split_batch``). ``group`` = items that must stay on one
+    yields this rank's part of each (``chunk_batch``). ``group`` = items that must stay on one
     rank (K for P×K batches, 1 for shuffled images or pairs). ``set_epoch`` is forwarded to the
     base batch sampler and to its inner ``sampler`` (a PairSampler's epoch/ratio)."""
 
@@ -133,10 +133,10 @@ class SplitBatchSampler:
 
     def __iter__(self) -> Iterator[list[Any]]:
         for batch in self.base:
-            yield split_batch(batch, self.rank, self.world, self.group)
+            yield chunk_batch(batch, self.rank, self.world, self.group)
 
 
-class DistributedPKBatchSampler(SplitBatchSampler):
+class DistributedPKBatchSampler(ChunkedBatchSampler):
     """P×K batches (a ``PKBatchSampler`` or any batch sampler exposing ``.k``/``.p`` or a
     ``.pk`` PKBatchSampler) split between identities: rank r gets P/W identities × K images of
     every global batch; the ranks' identities are disjoint and together the whole batch."""
@@ -151,7 +151,7 @@ class DistributedPKBatchSampler(SplitBatchSampler):
         super().__init__(pk, rank, world, group=inner.k)
 
 
-class DistributedPairBatchSampler(SplitBatchSampler):
+class DistributedPairBatchSampler(ChunkedBatchSampler):
     """Batches of pair keys ``(anchor, partner, same)`` from a ``PairSampler`` (as the loader's
     ``BatchSampler`` draws them), split between pairs: each pair stays whole on one rank."""
 
@@ -176,14 +176,14 @@ def shard_loader(loader: Any, rank: int, world: int) -> Any:
     if world <= 1 or not isinstance(loader, DataLoader) or loader.batch_sampler is None:
         return loader
     bs = loader.batch_sampler
-    if isinstance(bs, SplitBatchSampler):
+    if isinstance(bs, ChunkedBatchSampler):
         return loader
     k = _pk_group(bs)
     if k is not None:
-        split: SplitBatchSampler = DistributedPKBatchSampler(bs, rank, world)
+        sharded: ChunkedBatchSampler = DistributedPKBatchSampler(bs, rank, world)
     else:
-        split = DistributedPairBatchSampler(bs, rank, world)
-    return DataLoader(loader.dataset, batch_sampler=split, num_workers=loader.num_workers,
+        sharded = DistributedPairBatchSampler(bs, rank, world)
+    return DataLoader(loader.dataset, batch_sampler=sharded, num_workers=loader.num_workers,
                       collate_fn=loader.collate_fn, pin_memory=loader.pin_memory,
                       worker_init_fn=loader.worker_init_fn, generator=loader.generator,
                       persistent_workers=loader.persistent_workers if loader.num_workers else False)

@@ -143,7 +143,7 @@ def train_stage(model: nn.Module, loader: Any, step: StepFn, optim: OptimRecipe,
     ``accel`` (``reid_bench.accel.Accel``/``AccelOptions``; default: the switches the runner set
     with ``accel.use``, else none) turns on autocast/GradScaler/channels_last/compile; inside a
     torchrun process group the loader is sharded across ranks and the model is wrapped in
-    ``DistributedDataParallel`` (see ``reid_bench.accel``/``reid_bench.distributed``; a model
+    ``DistributedDataParallel`` (see ``reid_bench.train_fast``/``reid_bench.distributed``; a model
     the caller already wrapped in DDP is used as is). With neither, the loop is the plain fp32
     one. ``optim.grad_clip`` clips once per step, after the gradient all-reduce and the fp16
     unscaling. Inside a ``--shakedown`` run (``reid_bench.shakedown``) the stage stops after
@@ -175,7 +175,7 @@ def train_stage(model: nn.Module, loader: Any, step: StepFn, optim: OptimRecipe,
         start_epoch, global_step, history = state["epoch"], state["step"], state["history"]
         log(f"[{stage}] resumed from {checkpoint.name} at epoch {start_epoch}")
     model.to(device)
-    from .accel import train_fast_path
+    from .train_fast import train_fast_path
 
     fast = train_fast_path(model, loader, accel, device)  # None: plain fp32, one process
     if fast is not None:

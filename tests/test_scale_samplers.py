@@ -43,7 +43,7 @@ def test_pk_split_rejects_uneven_p():
     with pytest.raises(ValueError, match="divisible"):
         D.DistributedPKBatchSampler(PKBatchSampler(PIDS, p=3, k=2, seed=0), 0, 2)
     with pytest.raises(ValueError, match="identity group"):
-        D.split_batch(list(range(4)), 0, 3, group=2)
+        D.chunk_batch(list(range(4)), 0, 3, group=2)
 
 
 def test_pair_batches_split_between_pairs():

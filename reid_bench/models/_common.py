@@ -9,7 +9,6 @@ from collections.abc import Iterable
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict
 from torch import nn
 
 from ..data.samplers import make_loader
@@ -17,12 +16,12 @@ from ..data.torch_dataset import ImageDataset
 from ..data.transforms import build_transform
 from ..method import CellContext
 from ..recipe import BackboneRecipe, InputRecipe, OptimRecipe
+from ..strict import Strict
 
 
-class StandardRecipe(BaseModel):
+class StandardRecipe(Strict):
     """One-stage recipe: input pipeline, backbone weights/width, one optimiser stage."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     input: InputRecipe = InputRecipe()
     backbone: BackboneRecipe = BackboneRecipe()
     train: OptimRecipe = OptimRecipe()

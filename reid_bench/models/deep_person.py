@@ -25,7 +25,7 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 from torch import nn
 
 from ..data.samplers import PKBatchSampler, make_loader
@@ -35,6 +35,7 @@ from ..distributed import gather_with_grad
 from ..method import CellContext, Method
 from ..recipe import BackboneRecipe, GradClip, InputRecipe, OptimRecipe
 from ..registry import METHODS
+from ..strict import Strict
 from ..train import train_stage
 from ._common import to_device
 from .backbones import build_backbone
@@ -43,11 +44,10 @@ from .backbones import build_backbone
 # Params and recipe
 
 
-class DeepPersonParams(BaseModel):
+class DeepPersonParams(Strict):
     """Row-level switches: which branches train (Tables 4, 6) and which descriptor is scored
     (Table 7)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     global_branch: bool = True    # BgI (Sec. 3.3)
     part_branch: bool = True      # BpI (Sec. 3.2)
     part_lstm: bool = True        # BpI through the BiLSTM; False: Table 4 "BpI w/o LSTM"
@@ -95,36 +95,32 @@ class DeepPersonInput(InputRecipe):
         return self
 
 
-class DeepPersonArch(BaseModel):
+class DeepPersonArch(Strict):
     """Architecture constants (Sec. 3, 4.1)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     num_parts: int = Field(8, gt=0)       # H: rows of fb at 256×128 input, stride 32
     lstm_hidden: int = Field(256, gt=0)   # U: hidden units per direction; also |O_t|
     global_dim: int = Field(2048, gt=0)   # BgI's FC width
     last_stride: Literal[1, 2] = 2        # res5 stride (2: the standard ResNet-50)
 
 
-class DeepPersonLoss(BaseModel):
+class DeepPersonLoss(Strict):
     """Eq. (1) margin and Eq. (3) loss weights."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     margin: float = Field(0.5, ge=0)
     triplet_weight: float = Field(1.0, ge=0)  # λ1
     part_weight: float = Field(1.0, ge=0)     # λ2
     global_weight: float = Field(1.0, ge=0)   # λ3
 
 
-class PKRecipe(BaseModel):
+class PKRecipe(Strict):
     """P×K sampling (Sec. 3.4): K images per identity; P = train.batch_size / K. An "epoch" is
     ceil(N_c / P) batches (Sec. 4.1), so it covers about every identity once."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     k: int = Field(8, gt=0)
 
 
-class DeepPersonRecipe(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class DeepPersonRecipe(Strict):
     input: DeepPersonInput = DeepPersonInput()
     backbone: BackboneRecipe = BackboneRecipe()
     arch: DeepPersonArch = DeepPersonArch()

@@ -31,12 +31,13 @@ from typing import Literal, NamedTuple
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from torch import nn
 
 from ..method import CellContext, Method
 from ..recipe import BackboneRecipe, InputRecipe, OptimRecipe
 from ..registry import METHODS
+from ..strict import Strict
 from ..train import train_stage
 from ._common import shuffled_loader, to_device, train_image_dataset
 from .backbones import ResNetBackbone, build_backbone
@@ -46,37 +47,33 @@ Descriptor = Literal["fused", "grn", "lan"]
 
 
 # ------------------------------------------------------------------------------------ config
-class FMNParams(BaseModel):
+class FMNParams(Strict):
     """Row switches. ``mask_layer``: the GRN map the MN re-weights (Table 5); ``descriptor``
     and ``alpha``: the test descriptor (Table 1 rows, Eq. 6) — evaluation only."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     mask_layer: MaskLayer = "pool1"
     descriptor: Descriptor = "fused"
     alpha: float = Field(0.5, ge=0, le=1)
 
 
-class HeadRecipe(BaseModel):
+class HeadRecipe(Strict):
     """Dropout before each identity classifier (GRN and LAN)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     dropout: float = Field(0.5, ge=0, lt=1)
 
 
-class RankingRecipe(BaseModel):
+class RankingRecipe(Strict):
     """Eq. 5: margin ``m`` on softmax probabilities and the loss weight in stage 2
     (stage-2 loss = CE(LAN) + ``weight`` · L_rank)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     margin: float = Field(0.1, ge=0, le=1)
     weight: float = Field(1.0, ge=0)
 
 
-class FMNRecipe(BaseModel):
+class FMNRecipe(Strict):
     """Input pipeline, backbone weights/width, ``stage1`` (GRN) and ``stage2`` (MN + LAN)
     optimiser stages, classifier head and ranking-loss settings."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     input: InputRecipe = InputRecipe()
     backbone: BackboneRecipe = BackboneRecipe()
     stage1: OptimRecipe = OptimRecipe()

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from ..method import CellContext, Method
 from ..registry import METHODS
+from ..strict import Strict
 from ..train import train_stage
 from ._common import (
     ClassifierNet,
@@ -28,8 +29,7 @@ from ._common import (
 from .backbones import build_backbone
 
 
-class IDEParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class IDEParams(Strict):
     backbone: Literal["resnet50", "vgg16", "caffenet"] = "resnet50"
     dropout: float = Field(0.5, ge=0, lt=1)
 

@@ -37,7 +37,7 @@ from typing import Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from torch import nn
 
 from ..data.samplers import PairSampler, make_loader
@@ -45,6 +45,7 @@ from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from ..method import CellContext, Method
 from ..recipe import BackboneRecipe, InputRecipe, OptimRecipe
 from ..registry import METHODS
+from ..strict import Strict
 from ..train import train_stage
 from ._common import (
     ClassifierNet,
@@ -59,7 +60,7 @@ from .backbones import ResNetBackbone, build_backbone
 # Params and recipe
 
 
-class LEDFParams(BaseModel):
+class LEDFParams(Strict):
     """Row-level switches.
 
     ``K``: number of horizontal regions per image (Sec. 3.3, Table 4; the paper's choice is 3).
@@ -68,22 +69,20 @@ class LEDFParams(BaseModel):
     ``tap``: where the local feature maps are read (see the module docstring).
     ``dropout``: before the identification classifier (the paper names none)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     K: int = Field(3, ge=1, le=16)
     input: Literal["summing_map", "image"] = "summing_map"
     tap: Literal["conv", "block"] = "conv"
     dropout: float = Field(0.0, ge=0, lt=1)
 
 
-class SizeRecipe(BaseModel):
+class SizeRecipe(Strict):
     """A tensor size (height × width) that an intermediate input is resized to."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     height: int = Field(224, gt=0)
     width: int = Field(224, gt=0)
 
 
-class LEDFRecipe(BaseModel):
+class LEDFRecipe(Strict):
     """``input``: the whole-image pipeline (train augmentation and test resize) before the
     image is divided into regions; ``region``: the size each region is resized to for the
     verification network (Sec. 4: 224×224); ``id_input``: the size the holistic summing map (or,
@@ -99,7 +98,6 @@ class LEDFRecipe(BaseModel):
     both branches together; ``separate`` runs each branch as its own batch, as the paper's two
     weight-sharing MatConvNet CNNs do (statistics per branch)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     input: InputRecipe = InputRecipe()
     region: SizeRecipe = SizeRecipe()
     id_input: SizeRecipe = SizeRecipe()

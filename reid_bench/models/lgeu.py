@@ -29,11 +29,12 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from torch import nn
 
 from ..method import CellContext, Method
 from ..registry import METHODS
+from ..strict import Strict
 from ..train import train_stage
 from ._common import (
     StandardRecipe,
@@ -45,13 +46,12 @@ from ._common import (
 from .backbones import build_backbone
 
 
-class LGEUParams(BaseModel):
+class LGEUParams(Strict):
     """Row-level switches. ``unit``: what replaces/precedes the global pooling (``gap`` = the
     plain baseline, ``se`` = SE unit, ``lgeu`` = the paper's unit). ``parts`` = K (ignored by
     ``gap``; ``se`` is K = 1 by definition). ``reduction`` = R with its meaning set by
     ``reduction_mode`` (``width``: hidden = R; ``ratio``: hidden = C // R)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     unit: Literal["gap", "se", "lgeu"] = "lgeu"
     parts: int = Field(4, ge=1)
     reduction: int = Field(16, ge=1)

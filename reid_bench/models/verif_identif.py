@@ -32,13 +32,14 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 from torch import nn
 
 from ..data.samplers import PairDataset, PairRatioSchedule, PairSampler, make_loader
 from ..errors import DatasetError
 from ..method import CellContext, Method
 from ..registry import METHODS
+from ..strict import Strict
 from ..train import train_stage
 from ._common import StandardRecipe, backbone_and_head_groups, to_device, train_image_dataset
 from .backbones import build_backbone
@@ -46,10 +47,9 @@ from .backbones import build_backbone
 Loss = Literal["identification", "verification", "contrastive"]
 
 
-class VerifIdentifParams(BaseModel):
+class VerifIdentifParams(Strict):
     """Row-level switches: the backbone, which losses train it, how f is pooled, dropout rate."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     backbone: Literal["resnet50", "vgg16", "caffenet"] = "resnet50"
     losses: tuple[Loss, ...] = ("identification", "verification")
     # "default": the backbone's own f (fc7 / average-pooled res5); "mac": global max-pool of the
@@ -71,20 +71,18 @@ class VerifIdentifParams(BaseModel):
         return v
 
 
-class PairRecipe(BaseModel):
+class PairRecipe(Strict):
     """Negative:positive pair ratio schedule (Sec. III-F): ``start`` × ``factor``^epoch, at most
     ``maximum``."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     start: float = Field(1.0, gt=0)
     factor: float = Field(1.01, ge=1)
     maximum: float = Field(4.0, gt=0)
 
 
-class LossRecipe(BaseModel):
+class LossRecipe(Strict):
     """Loss weights (Sec. III-F) and the contrastive margin (Sec. IV-B variant)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     identification_weight: float = Field(0.5, ge=0)  # per image of the pair
     verification_weight: float = Field(1.0, ge=0)    # also the contrastive loss's weight
     contrastive_margin: float = Field(1.0, gt=0)     # on L2-normalised f, distances in [0, 2]
