@@ -95,7 +95,8 @@ def main() -> None:
               show_default=True,
               help="Also save one at the end of an epoch once this many minutes passed since "
                    "the last (0: never).")
-@click.option("--quiet", is_flag=True, help="No progress bar within epochs.")
+@click.option("--quiet", is_flag=True,
+              help="No progress bars and no per-epoch lines: one line per cell and the summary.")
 @click.option("--deterministic", is_flag=True, help="torch deterministic algorithms.")
 @click.option("--precision", type=click.Choice(["fp32", "tf32", "bf16", "fp16"]),
               default="fp32", show_default=True,
@@ -139,6 +140,7 @@ def run(spec_paths, rows, seeds, smoke, dry_run, results_dir, data_root, device,
     import torch
 
     from .cache_dir import use_cache_dir
+    from .console import configure as configure_console
     from .integrity import output_safe, quiet_stdout
     from .overrides import compose_variant, parse_sets, set_parts, spec_parts, validate_overrides
     from .results import SHRUNK_TIERS
@@ -177,13 +179,16 @@ def run(spec_paths, rows, seeds, smoke, dry_run, results_dir, data_root, device,
                       device=device, smoke=smoke, force=force,
                       num_workers=num_workers, checkpoint_every=checkpoint_every,
                       deterministic=deterministic,
-                      log=output_safe(click.echo, on_close=quiet_stdout),
                       accel=accel_options(precision, channels_last, compile_),
                       launcher=launcher, nproc=nproc, overrides=overrides,
                       shakedown=shake, subset=subset,
                       checkpoint_minutes=checkpoint_minutes, quiet=quiet,
                       weights=parse_overrides(weights))
-    echo = opts.log  # an output error (`run … | head`) never becomes a cell's failure
+    # An output error (`run … | head`) never becomes a cell's failure; the library logs
+    # (reid_bench.console), printed here as before.
+    echo = output_safe(click.echo, on_close=quiet_stdout)
+    click.get_current_context().call_on_close(configure_console(
+        echo, err=output_safe(lambda m: click.echo(m, err=True)), quiet=quiet))
     label = {"smoke": " — SMOKE, synthetic data", "smoke_recipe": " — SMOKE RECIPE on real data",
              "shakedown": " — SHAKEDOWN, full recipe for a few steps, synthetic data",
              "full": ""}[tier] + (" — SUBSET of the dataset" if subset else "")

@@ -17,6 +17,7 @@ registered method can be smoke-tested by the registry test.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,13 +44,15 @@ class CellContext:
     num_workers: int = 0
     checkpoint_every: int = 0  # epochs; 0 = no mid-cell checkpoints
     deterministic: bool = False
-    log: Callable[[str], None] = print
-    extras: dict[str, Any] = field(default_factory=dict)  # amp/channels_last/... switches
+    # Input preprocessing the runner resolved: "weights" (the backbone whose pretrained weights
+    # own channel order, scale and mean/std) and, for ``normalize: mean_image``, "mean_image"
+    # (the training split's mean colour). Speed switches are not here: see reid_bench.accel.
+    extras: dict[str, Any] = field(default_factory=dict)
 
 
-class Method:
-    """Base class of a registered method. Subclasses set ``Params`` and ``Recipe`` (pydantic
-    models with ``extra="forbid"``) and implement ``build`` and ``fit``."""
+class Method(ABC):
+    """Base class of a registered method. Subclasses set ``Params`` and ``Recipe`` (strict
+    pydantic models, ``reid_bench.strict.Strict``) and implement ``build`` and ``fit``."""
 
     Params: ClassVar[type[BaseModel]]
     Recipe: ClassVar[type[BaseModel]]
@@ -57,11 +60,15 @@ class Method:
     # differing only in these share one training.
     eval_only_params: ClassVar[frozenset[str]] = frozenset()
 
+    @abstractmethod
     def build(self, params: Any, recipe: Any, num_classes: int) -> nn.Module:
-        raise NotImplementedError
+        """The untrained network for ``num_classes`` training identities; in eval mode
+        ``build(...)(x)`` returns the test descriptor."""
 
+    @abstractmethod
     def fit(self, params: Any, recipe: Any, ctx: CellContext) -> nn.Module:
-        raise NotImplementedError
+        """Train every stage of the method on ``ctx.dataset`` and return the trained network
+        (the runner caches its state_dict, ``reid_bench.trained_cache``)."""
 
     def features(self, model: nn.Module, params: Any) -> Callable[[torch.Tensor], torch.Tensor]:
         """Image batch → descriptor batch for evaluation (default: ``model(x)`` in eval mode)."""

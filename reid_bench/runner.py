@@ -9,14 +9,13 @@ finish ok.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
+import logging
 import random
 import shutil
 import time
 import traceback
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,11 +29,12 @@ from . import trained as trained_prov
 from .accel import resolve as resolve_accel
 from .accel import use as use_accel
 from .artifacts import ArtifactCache
+from .console import progress
 from .data.base import ReidDataset, load_dataset, resolve_data_root
 from .data.samplers import default_num_workers
 from .errors import DatasetError, DivergedError, RegistryError
 from .faults import fault_point
-from .integrity import checkpoint_identity, output_safe, use_checkpoint_identity
+from .integrity import checkpoint_identity, use_checkpoint_identity
 from .method import CellContext, Method
 from .overrides import apply_overrides, overrides_json, set_parts, variant_parts
 from .provenance import provenance
@@ -42,6 +42,8 @@ from .registry import METHODS
 from .spec import DatasetColumn, Row, Spec, resolved_recipe, stable_hash
 from .train import LoopSettings, use_loop_settings
 from .weights.store import WeightsError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,6 @@ class RunOptions:
     num_workers: int | None = 0  # None: data.samplers.default_num_workers for the device
     checkpoint_every: int = 0
     deterministic: bool = False
-    log: Callable[[str], None] = print
     # Speed switches (reid_bench.accel.AccelOptions; None = its defaults for the device) and
     # how cells are launched (local | torchrun | slurm; see reid_bench.launch).
     accel: Any = None
@@ -98,7 +99,7 @@ class RunOptions:
     shakedown: Any = None
     subset: bool = False  # --subset: the dataset's counts are not checked (cells say "subset")
     checkpoint_minutes: float = 0.0  # also checkpoint when this much time passed (0: never)
-    quiet: bool = False  # no progress bar within epochs
+    quiet: bool = False  # no progress bars (epochs, cells)
     # --weights NAME=PATH: backbone name → weights file used instead of its ImageNet set.
     weights: dict[str, str] = field(default_factory=dict)
 
@@ -153,8 +154,7 @@ class Runner:
     """Runs the cells of one spec with ``RunOptions``; datasets are loaded once per run."""
 
     def __init__(self, spec: Spec, opts: RunOptions):
-        # An output error (`run … | head`) must never become a cell's failure.
-        self.spec, self.opts = spec, dataclasses.replace(opts, log=output_safe(opts.log))
+        self.spec, self.opts = spec, opts
         self.csv = R.table_csv(opts.results_dir, spec.paper.id, spec.table.id)
         self.cells_dir = R.cell_dir(opts.results_dir, spec.paper.id, spec.table.id)
         # Shakedown trainings (a few steps) live apart and are retrained on every run, so they
@@ -270,7 +270,8 @@ class Runner:
     def run(self, cells: list[Cell]) -> RunSummary:
         summary = RunSummary()
         finished = {} if self.opts.force else R.finished_cells(self.csv)
-        for i, cell in enumerate(cells, 1):
+        bar = progress(cells, desc="cells", unit="cell", enabled=not self.opts.quiet, leave=True)
+        for i, cell in enumerate(bar, 1):
             split = "" if cell.split is None else f"split {cell.split}, "
             tag = f"[{i}/{len(cells)}] {cell.row.name} × {cell.dataset} ({split}seed {cell.seed})"
             try:
@@ -280,34 +281,34 @@ class Runner:
                 config, chash = {}, ""
                 self._record(cell, {}, "", "not_run", str(exc), time.time(), None)
                 summary.failed.append((cell.id, "not_run", str(exc)))
-                self.opts.log(f"{tag}: not run —\n{indent(str(exc))}")
+                log.info("%s: not run —\n%s", tag, indent(str(exc)))
                 continue
             if finished.get(cell.key) == chash:
                 summary.skipped.append(cell.id)
-                self.opts.log(f"{tag}: already done, skipped (--force recomputes)")
+                log.info("%s: already done, skipped (--force recomputes)", tag)
                 continue
             claim = self._claim(cell)
             if claim is None:
                 summary.skipped.append(cell.id)
-                self.opts.log(f"{tag}: being run by another runner, skipped")
+                log.info("%s: being run by another runner, skipped", tag)
                 continue
             try:
                 # Another runner may have finished it between our CSV read and the claim.
                 if not self.opts.force and R.finished_cells(self.csv).get(cell.key) == chash:
                     summary.skipped.append(cell.id)
-                    self.opts.log(f"{tag}: finished by another runner, skipped")
+                    log.info("%s: finished by another runner, skipped", tag)
                     continue
-                self.opts.log(f"{tag}: running")
+                log.info("%s: running", tag)
                 status, error, result = self._run_cell(cell, config, chash)
             finally:
                 claim.release()
             if status == "ok":
                 summary.done.append(cell.id)
                 m = result["metrics"]
-                self.opts.log(f"{tag}: ok — " + ", ".join(f"{k} {v:.2f}" for k, v in m.items()))
+                log.info("%s: ok — %s", tag, ", ".join(f"{k} {v:.2f}" for k, v in m.items()))
             else:
                 summary.failed.append((cell.id, status, error))
-                self.opts.log(f"{tag}: {status} —\n{indent(error)}")
+                log.info("%s: %s —\n%s", tag, status, indent(error))
         return summary
 
     def _claim(self, cell: Cell):
@@ -433,37 +434,37 @@ class Runner:
         ctx = CellContext(dataset=ds, device=self.device, seed=cell.seed, cache=cache,
                           work_dir=work, num_workers=self.num_workers,
                           checkpoint_every=self.opts.checkpoint_every,
-                          deterministic=self.opts.deterministic, log=self.opts.log,
-                          extras=extras)
-        trained: dict[str, torch.nn.Module] = {}
+                          deterministic=self.opts.deterministic, extras=extras)
         from .weights import recording, skip_pretrained
 
         identity = checkpoint_identity(details.get("train_hash", ""), cache.salt)
+        loads: list = []
 
-        def build(tmp: Path) -> None:
+        def train() -> torch.nn.Module:
             # The run's speed switches (and checkpoint timer, progress bar) apply to every
             # train_stage inside fit; its checkpoints resume only this exact training
             # (integrity.checkpoint_identity).
             loop = LoopSettings(self.opts.checkpoint_minutes, progress=not self.opts.quiet)
             with use_accel(self.accel), use_loop_settings(loop), \
-                    use_checkpoint_identity(identity), recording() as loads:
+                    use_checkpoint_identity(identity), recording() as rec:
                 model = method.fit(params, recipe, ctx)
-            torch.save(model.state_dict(), tmp / "model.pt")
-            (tmp / "weights.json").write_text(json.dumps([w.as_dict() for w in loads], indent=1))
-            trained_prov.write(tmp, self.accel, self.device, code)
-            trained["model"] = model
+            loads[:] = rec
+            return model
 
-        folder = cache.get_or_create("trained", train_key, build)
-        if "model" in trained:
-            model = trained["model"]
-        else:
-            self.opts.log(f"  reusing trained model {folder.name} (same training config)")
+        def build() -> torch.nn.Module:
             # Architecture only: the trained state replaces every weight, so the ImageNet
             # file is neither needed nor downloaded (a cached model evaluates offline).
             with skip_pretrained():
-                model = method.build(params, recipe, ds.num_train_pids)
-            model.load_state_dict(torch.load(folder / "model.pt", map_location="cpu",
-                                             weights_only=True))
+                return method.build(params, recipe, ds.num_train_pids)
+
+        def publish(model: torch.nn.Module, tmp: Path) -> None:
+            (tmp / "weights.json").write_text(json.dumps([w.as_dict() for w in loads], indent=1))
+            trained_prov.write(tmp, self.accel, self.device, code)
+
+        model, folder, fresh = trained_prov.get_or_train(cache, "trained", train_key, train,
+                                                         build, publish=publish)
+        if not fresh:
+            log.info("  reusing trained model %s (same training config)", folder.name)
         details["trained_artifact"] = str(folder)
         details["trained"] = trained_prov.read(folder)  # this model's own training
         wfile = folder / "weights.json"

@@ -61,7 +61,7 @@ class ConfigHashes:
         key = (smoke, stable_hash(overrides or {}))
         if key not in self._runners:
             self._runners[key] = Runner(self.spec, RunOptions(
-                results_dir=self.results_dir, smoke=smoke, log=lambda m: None,
+                results_dir=self.results_dir, smoke=smoke,
                 overrides=dict(overrides or {})))
         return self._runners[key]
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import logging
 import math
 import os
 import time
@@ -21,10 +22,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from .console import progress
 from .errors import DivergedError
 from .faults import fault_point
 from .integrity import current_identity, identity_mismatch, set_aside
 from .recipe import GradClip, OptimRecipe
+
+log = logging.getLogger(__name__)
 
 StepFn = Callable[[Any], tuple[torch.Tensor, dict[str, float]]]
 
@@ -33,7 +37,8 @@ StepFn = Callable[[Any], tuple[torch.Tensor, dict[str, float]]]
 class LoopSettings:
     """Run-wide switches of the loop that no recipe sets: also checkpoint at the end of an epoch
     once ``checkpoint_minutes`` passed since the last save (0: only every N epochs), and a
-    progress bar within each epoch (``progress``; shown only when stderr is a terminal)."""
+    progress bar per epoch with ETA and running loss (``progress``; drawn only when stderr is
+    a terminal, ``console.bars_enabled``)."""
 
     checkpoint_minutes: float = 0.0
     progress: bool = True
@@ -52,22 +57,6 @@ def use_loop_settings(settings: LoopSettings):
         yield
     finally:
         _LOOP.reset(token)
-
-
-def _progress(loader: Any, desc: str, enabled: bool) -> Any:
-    """``loader`` wrapped in a tqdm bar (rate and ETA) when enabled and stderr is a terminal;
-    otherwise the loader itself (logs keep their one line per epoch)."""
-    import sys
-
-    if not enabled or not sys.stderr.isatty():
-        return loader
-    from tqdm import tqdm
-
-    try:
-        total = len(loader)
-    except TypeError:
-        total = None
-    return tqdm(loader, total=total, desc=desc, unit="batch", leave=False, dynamic_ncols=True)
 
 
 def build_optimizer(groups: Sequence[tuple[Iterable[nn.Parameter], float]],
@@ -126,7 +115,6 @@ def train_stage(model: nn.Module, loader: Any, step: StepFn, optim: OptimRecipe,
                 groups: Sequence[tuple[Iterable[nn.Parameter], float]] | None = None,
                 device: torch.device | str = "cpu", stage: str = "train",
                 checkpoint: Path | None = None, checkpoint_every: int = 0,
-                log: Callable[[str], None] = print,
                 accel: Any = None,
                 checkpoint_minutes: float | None = None) -> list[dict[str, float]]:
     """Train ``model`` for ``optim.epochs`` epochs over ``loader``.
@@ -138,7 +126,9 @@ def train_stage(model: nn.Module, loader: Any, step: StepFn, optim: OptimRecipe,
     from it; also at the end of any epoch once ``checkpoint_minutes`` (default: the runner's
     ``LoopSettings``) passed since the last save, so a slow first epochs never go unsaved.
     Raises ``DivergedError`` (with the global step) on a non-finite loss.
-    Returns one dict of mean scalars per epoch.
+    Returns one dict of mean scalars per epoch. Logs one INFO line per epoch (epoch, lr, mean
+    loss and scalars, seconds) on this module's logger; on a terminal a tqdm bar per epoch
+    shows the step count, ETA and running mean loss.
 
     ``accel`` (``reid_bench.accel.Accel``/``AccelOptions``; default: the switches the runner set
     with ``accel.use``, else none) turns on autocast/GradScaler/channels_last/compile; inside a
@@ -161,8 +151,8 @@ def train_stage(model: nn.Module, loader: Any, step: StepFn, optim: OptimRecipe,
         why = identity_mismatch(state.get("identity"), identity)
         if why:
             moved = set_aside(checkpoint)
-            log(f"[{stage}] not resuming {checkpoint.name}: {why}; set it aside as "
-                f"{moved} and training from scratch")
+            log.warning("[%s] not resuming %s: %s; set it aside as %s and training from "
+                        "scratch", stage, checkpoint.name, why, moved)
             state = None
     else:
         state = None
@@ -173,7 +163,7 @@ def train_stage(model: nn.Module, loader: Any, step: StepFn, optim: OptimRecipe,
         if state.get("loader_rng") is not None and getattr(loader, "generator", None) is not None:
             loader.generator.set_state(state["loader_rng"])
         start_epoch, global_step, history = state["epoch"], state["step"], state["history"]
-        log(f"[{stage}] resumed from {checkpoint.name} at epoch {start_epoch}")
+        log.info("[%s] resumed from %s at epoch %d", stage, checkpoint.name, start_epoch)
     model.to(device)
     from .train_fast import train_fast_path
 
@@ -195,8 +185,9 @@ def train_stage(model: nn.Module, loader: Any, step: StepFn, optim: OptimRecipe,
         sums: dict[str, float] = {}
         n = 0
         t0 = time.perf_counter()
-        bar = _progress(loader, f"[{stage}] epoch {epoch + 1}/{optim.epochs}",
-                        settings.progress and (fast is None or fast.main) and limit is None)
+        bar = progress(loader, desc=f"[{stage}] epoch {epoch + 1}/{optim.epochs}", unit="batch",
+                       enabled=settings.progress and (fast is None or fast.main)
+                       and limit is None)
         for batch in bar:
             if probe is not None:
                 probe.start(batch)
@@ -227,6 +218,8 @@ def train_stage(model: nn.Module, loader: Any, step: StepFn, optim: OptimRecipe,
             sums["loss"] = sums.get("loss", 0.0) + float(loss.detach())
             for k, v in scalars.items():
                 sums[k] = sums.get(k, 0.0) + float(v)
+            if bar is not loader:
+                bar.set_postfix(loss=f"{sums['loss'] / n:.4f}", refresh=False)
             if limit is not None and n >= limit:
                 break
         if n == 0:
@@ -241,7 +234,7 @@ def train_stage(model: nn.Module, loader: Any, step: StepFn, optim: OptimRecipe,
                                if k not in ("epoch", "lr", "seconds") and math.isfinite(v))
         where = (f"shakedown: {n} step(s) of epoch 1/{optim.epochs}" if limit is not None
                  else f"epoch {epoch + 1}/{optim.epochs}")
-        log(f"[{stage}] {where} lr={lr:.2g} {scalars_txt} ({rec['seconds']:.1f}s)")
+        log.info("[%s] %s lr=%.2g %s (%.1fs)", stage, where, lr, scalars_txt, rec["seconds"])
         if limit is not None:
             break  # shakedown: this stage has run its steps; no checkpoint
         due = bool(checkpoint_every and (epoch + 1) % checkpoint_every == 0) or bool(

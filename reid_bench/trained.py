@@ -1,5 +1,7 @@
-"""What a trained-model artefact is keyed by beyond the recipe, and the provenance of its own
-training.
+"""Trained models in the artefact cache: getting or training one for a key (``get_or_train``,
+the one place that trains-or-loads a state_dict: the runner's whole model, FMN's stage-1 GRN,
+LEDF's verification networks), what a model's key holds beyond the recipe, and the provenance
+of its own training.
 
 Key: the resolved speed switches (precision/autocast dtype, channels_last, compile, cudnn
 autotuning: ``Accel.as_dict``), the data-parallel world size, and the effective (global) batch
@@ -15,10 +17,42 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import torch
+from torch import nn
+
+from .artifacts import ArtifactCache
+
 FILE = "training.json"
+
+
+def get_or_train(cache: ArtifactCache, kind: str, key: dict, train: Callable[[], nn.Module],
+                 build: Callable[[], nn.Module], *, file: str = "model.pt",
+                 publish: Callable[[nn.Module, Path], None] | None = None,
+                 ) -> tuple[nn.Module, Path, bool]:
+    """The model of artefact (``kind``, ``key``) in ``cache``: trained by ``train()`` and its
+    state_dict saved as ``file`` when the cache lacks it (``publish(model, folder)`` may add
+    files before the artefact is published atomically), else ``build()`` (the untrained
+    architecture) with the cached state loaded on the CPU. Returns ``(model, artefact folder,
+    whether it was trained now)``; a model loaded from the cache is left on the CPU."""
+    trained: dict[str, nn.Module] = {}
+
+    def make(tmp: Path) -> None:
+        model = train()
+        torch.save(model.state_dict(), tmp / file)
+        if publish is not None:
+            publish(model, tmp)
+        trained["model"] = model
+
+    folder = cache.get_or_create(kind, key, make)
+    if "model" in trained:
+        return trained["model"], folder, True
+    model = build()
+    model.load_state_dict(torch.load(folder / file, map_location="cpu", weights_only=True))
+    return model, folder, False
 
 
 def _batch_sizes(recipe: Any, path: str = "") -> dict[str, int]:

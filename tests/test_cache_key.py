@@ -119,8 +119,7 @@ def test_model_trained_under_other_switches_is_not_reused(tmp_path, shared_data_
 
     def run(accel=None, force=True):
         r = Runner(spec, RunOptions(results_dir=tmp_path / "r", data_root=shared_data_root,
-                                    smoke=True, force=force, accel=accel,
-                                    log=lambda m: None))
+                                    smoke=True, force=force, accel=accel))
         # force re-evaluates the cell; the trained model is reused unless its key differs
         r.cache.refresh = False
         assert r.run(plan(spec, smoke=True)).ok

@@ -5,7 +5,9 @@ results."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import textwrap
 from pathlib import Path
 
@@ -72,16 +74,46 @@ class Interrupt(Exception):
     pass
 
 
-def _runner(spec_path: Path, results: Path, data: Path, log, **kw) -> Runner:
+def _runner(spec_path: Path, results: Path, data: Path, **kw) -> Runner:
     return Runner(load_spec(spec_path), RunOptions(results_dir=results, data_root=data,
-                                                   smoke=True, log=log, **kw))
+                                                   smoke=True, **kw))
+
+
+class _Tap(logging.Handler):
+    """Every library log message into ``messages``; ``raise_on``: raise ``Interrupt`` from the
+    log call whose message starts with it (stops training there, like a kill; a handler's
+    ``emit`` error reaches the caller)."""
+
+    def __init__(self, raise_on: str | None = None):
+        super().__init__(logging.INFO)
+        self.messages: list[str] = []
+        self.raise_on = raise_on
+
+    def emit(self, record):
+        msg = record.getMessage()
+        self.messages.append(msg)
+        if self.raise_on is not None and msg.startswith(self.raise_on):
+            raise Interrupt(msg)
+
+
+@contextlib.contextmanager
+def _logs(raise_on: str | None = None):
+    lib = logging.getLogger("reid_bench")
+    tap, level = _Tap(raise_on), lib.level
+    lib.addHandler(tap)
+    lib.setLevel(logging.INFO)
+    try:
+        yield tap.messages
+    finally:
+        lib.removeHandler(tap)
+        lib.setLevel(level)
 
 
 # --------------------------------------------------------------------------------------------
 # Checkpoints
 
 
-def _toy_stage(ckpt: Path, epochs: int, log, fail_at: int | None = None) -> list[dict]:
+def _toy_stage(ckpt: Path, epochs: int) -> list[dict]:
     torch.manual_seed(0)
     model = torch.nn.Linear(4, 2)
     data = [(torch.randn(8, 4), torch.randint(0, 2, (8,))) for _ in range(2)]
@@ -90,13 +122,8 @@ def _toy_stage(ckpt: Path, epochs: int, log, fail_at: int | None = None) -> list
         x, y = batch
         return torch.nn.functional.cross_entropy(model(x), y), {}
 
-    def logger(msg):
-        log(msg)
-        if fail_at is not None and f"epoch {fail_at}/" in msg:
-            raise Interrupt(msg)
-
     return train_stage(model, data, step, OptimRecipe(lr=0.1, epochs=epochs),
-                       checkpoint=ckpt, checkpoint_every=1, log=logger)
+                       checkpoint=ckpt, checkpoint_every=1)
 
 
 def test_train_stage_resumes_only_the_same_identity(tmp_path):
@@ -104,19 +131,17 @@ def test_train_stage_resumes_only_the_same_identity(tmp_path):
 
     ckpt = tmp_path / ".work-x" / "stage.ckpt"
     same = checkpoint_identity("trainhash", "code1")
-    logs: list[str] = []
-    with use_checkpoint_identity(same), pytest.raises(Interrupt):
-        _toy_stage(ckpt, 3, logs.append, fail_at=2)
+    with use_checkpoint_identity(same), pytest.raises(Interrupt), _logs("[train] epoch 2/"):
+        _toy_stage(ckpt, 3)
     assert ckpt.is_file()
     # Same training: resumes after the checkpointed epoch.
-    logs.clear()
-    with use_checkpoint_identity(same), pytest.raises(Interrupt):
-        _toy_stage(ckpt, 3, logs.append, fail_at=3)
+    with use_checkpoint_identity(same), pytest.raises(Interrupt), \
+            _logs("[train] epoch 3/") as logs:
+        _toy_stage(ckpt, 3)
     assert any("resumed from stage.ckpt at epoch" in m for m in logs), logs
     # Another code fingerprint: set aside (kept), trained from scratch.
-    logs.clear()
-    with use_checkpoint_identity(checkpoint_identity("trainhash", "code2")):
-        hist = _toy_stage(ckpt, 3, logs.append)
+    with use_checkpoint_identity(checkpoint_identity("trainhash", "code2")), _logs() as logs:
+        hist = _toy_stage(ckpt, 3)
     assert not any("resumed" in m for m in logs), logs
     assert any("not resuming stage.ckpt" in m and "code fingerprint" in m for m in logs), logs
     assert [h["epoch"] for h in hist] == [0, 1, 2]
@@ -129,21 +154,15 @@ def test_recipe_changed_checkpoint_is_set_aside_not_resumed(tmp_path):
     place (e.g. a lower lr after a divergence): the old checkpoint must not be resumed."""
     spec = _spec_file(tmp_path, epochs=3)
     res, data = tmp_path / "res", tmp_path / "data"
-    logs: list[str] = []
-
-    def interrupting(msg):
-        logs.append(msg)
-        if msg.startswith("[ide] epoch 2/3"):
-            raise Interrupt(msg)
-
-    r = _runner(spec, res, data, interrupting, checkpoint_every=1)
-    assert not r.run(plan(r.spec, smoke=True)).ok  # the cell fails; its work folder stays
+    r = _runner(spec, res, data, checkpoint_every=1)
+    with _logs("[ide] epoch 2/3"):
+        assert not r.run(plan(r.spec, smoke=True)).ok  # the cell fails; its work folder stays
     work = next(res.glob("demo/table1/.work-*"))
     assert list(work.glob("*.ckpt")), "expected a mid-training checkpoint"
     _spec_file(tmp_path, epochs=3, lr=0.02)  # the recipe changes in place
-    logs.clear()
-    r = _runner(spec, res, data, logs.append, checkpoint_every=1)
-    summary = r.run(plan(r.spec, smoke=True))
+    r = _runner(spec, res, data, checkpoint_every=1)
+    with _logs() as logs:
+        summary = r.run(plan(r.spec, smoke=True))
     assert summary.ok, summary.failed
     assert not any("resumed" in m for m in logs), logs
     assert any("not resuming" in m and "train hash" in m for m in logs), logs
@@ -349,15 +368,21 @@ def test_broken_pipe_never_touches_results(tmp_path):
     the cell must still be recorded ok (here over an ok row, recomputed with --force)."""
     spec = _spec_file(tmp_path, epochs=1)
     res, data = tmp_path / "res", tmp_path / "data"
-    r = _runner(spec, res, data, lambda m: None)
+    r = _runner(spec, res, data)
     assert r.run(plan(r.spec, smoke=True)).ok
 
     def closed_pipe(msg):
         if "epoch" in msg:  # the reader went away during training
             raise BrokenPipeError(32, "Broken pipe")
 
-    r = _runner(spec, res, data, closed_pipe, force=True)
-    summary = r.run(plan(r.spec, smoke=True))
+    from reid_bench.console import configure
+
+    r = _runner(spec, res, data, force=True)
+    restore = configure(closed_pipe)  # the CLI's console handler, on a console that fails
+    try:
+        summary = r.run(plan(r.spec, smoke=True))
+    finally:
+        restore()
     assert summary.ok, summary.failed
     row = R.read_results(r.csv).iloc[0]
     assert row["status"] == "ok" and not isinstance(row["error"], str)

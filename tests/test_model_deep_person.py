@@ -6,6 +6,7 @@ the real runner."""
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 from collections import Counter
 from pathlib import Path
@@ -220,7 +221,7 @@ def test_params_validation_and_eval_only_descriptor():
 # ------------------------------------------------------------------ end to end
 
 
-def test_table7_smoke_through_runner(tmp_path, shared_data_root):
+def test_table7_smoke_through_runner(tmp_path, shared_data_root, caplog):
     """Both Table 7 rows on the synthetic dataset, one epoch: one training, two ok cells."""
     text = (ROOT / "papers/deep_person/table7.yaml").read_text()
     text = text.replace("train: {epochs: 6, lr: 0.002, batch_size: 32, lr_steps: [5], gamma: 0.1}",
@@ -230,10 +231,11 @@ def test_table7_smoke_through_runner(tmp_path, shared_data_root):
     spec_path.parent.mkdir(parents=True)
     spec_path.write_text(text)
     spec = load_spec(spec_path)
-    logs: list[str] = []
+    caplog.set_level(logging.INFO, logger="reid_bench")
     runner = Runner(spec, RunOptions(results_dir=tmp_path / "results", data_root=shared_data_root,
-                                     smoke=True, log=logs.append))
+                                     smoke=True))
     summary = runner.run(plan(spec, smoke=True))
+    logs = caplog.messages
     assert summary.ok and len(summary.done) == 2, summary.failed
     assert sum("[deep_person] epoch 1/1" in m for m in logs) == 1  # fc and fm share the training
 

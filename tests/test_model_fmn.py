@@ -4,6 +4,7 @@ Table 5 through the real runner."""
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 
@@ -124,18 +125,16 @@ def _tiny_ctx(root: Path, tmp_path: Path) -> CellContext:
     ds = load_dataset("synthetic", root, num_train_ids=8, num_test_ids=4, num_cams=2,
                       images_per_cam=2, queries_per_id=1, mq_per_query=0, num_distractors=0,
                       num_junk=0)
-    logs: list[str] = []
     ctx = CellContext(dataset=ds, device=torch.device("cpu"), seed=0,
-                      cache=ArtifactCache(tmp_path / "cache"), work_dir=tmp_path / "work",
-                      log=logs.append)
+                      cache=ArtifactCache(tmp_path / "cache"), work_dir=tmp_path / "work")
     ctx.work_dir.mkdir()
-    ctx.extras["logs"] = logs
     return ctx
 
 
-def test_stage2_keeps_grn_frozen_and_stage1_is_trained_once(shared_data_root, tmp_path):
+def test_stage2_keeps_grn_frozen_and_stage1_is_trained_once(shared_data_root, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="reid_bench")
     ctx = _tiny_ctx(shared_data_root, tmp_path)
-    logs = ctx.extras["logs"]
+    logs = caplog.messages
     recipe = _recipe(stage1={"epochs": 1, "batch_size": 16, "lr": 0.05},
                      stage2={"epochs": 1, "batch_size": 16, "lr": 0.05})
     method = FMN()
@@ -159,7 +158,8 @@ def test_stage2_keeps_grn_frozen_and_stage1_is_trained_once(shared_data_root, tm
     assert sum("[fmn-pool1] epoch" in m for m in logs) == 1
 
 
-def test_table5_end_to_end_through_the_runner(repo_root, shared_data_root, tmp_path):
+def test_table5_end_to_end_through_the_runner(repo_root, shared_data_root, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="reid_bench")
     from reid_bench.runner import Runner, RunOptions, plan
     from reid_bench.spec import load_spec
 
@@ -175,10 +175,10 @@ def test_table5_end_to_end_through_the_runner(repo_root, shared_data_root, tmp_p
     spec_path.write_text(yaml.safe_dump(data, sort_keys=False))
     spec = load_spec(spec_path)
     cells = plan(spec, rows=["Pool1", "Res4"], smoke=True)
-    logs: list[str] = []
     runner = Runner(spec, RunOptions(results_dir=tmp_path / "results",
-                                     data_root=shared_data_root, smoke=True, log=logs.append))
+                                     data_root=shared_data_root, smoke=True))
     summary = runner.run(cells)
+    logs = caplog.messages
     assert summary.ok, summary.failed
     assert len(summary.done) == 2
     assert sum("[fmn-grn] epoch" in m for m in logs) == 1  # Table 5 trains GRN once

@@ -5,6 +5,7 @@ run of Table 4 rows through the real runner."""
 from __future__ import annotations
 
 import copy
+import logging
 
 import numpy as np
 import pytest
@@ -241,7 +242,7 @@ def test_pair_batchnorm_separate_normalises_each_branch_on_its_own():
 # ------------------------------------------------------------------------------ end to end
 
 def test_table4_rows_run_and_share_the_verification_network(tmp_path, shared_data_root,
-                                                             repo_root):
+                                                             repo_root, caplog):
     from reid_bench.runner import Runner, RunOptions, plan
     from reid_bench.spec import load_spec
 
@@ -260,10 +261,11 @@ def test_table4_rows_run_and_share_the_verification_network(tmp_path, shared_dat
     path.parent.mkdir()
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     spec = load_spec(path, check_methods=True)
-    logs: list[str] = []
+    caplog.set_level(logging.INFO, logger="reid_bench")
     runner = Runner(spec, RunOptions(results_dir=tmp_path / "results",
-                                     data_root=shared_data_root, smoke=True, log=logs.append))
+                                     data_root=shared_data_root, smoke=True))
     summary = runner.run(plan(spec, smoke=True))
+    logs = caplog.messages
     assert summary.ok, summary.failed
     assert len(summary.done) == 2
     verif = list((tmp_path / "results" / "_artifacts" / "ledf_verification").glob("*/config.json"))

@@ -190,7 +190,7 @@ def test_table2_lgeu_rows_end_to_end(tmp_path, shared_data_root):
     spec = load_spec(spec_path)
     results = tmp_path / "results"
     runner = Runner(spec, RunOptions(results_dir=results, data_root=shared_data_root,
-                                     smoke=True, log=lambda m: None))
+                                     smoke=True))
     summary = runner.run(plan(spec, rows=["Ours", "Ours+RK"], smoke=True))
     assert summary.ok and len(summary.done) == 2, summary.failed
     trained = [p for p in (results / "_artifacts" / "trained").iterdir() if p.is_dir()]

@@ -173,7 +173,7 @@ def test_table2_smoke_row_end_to_end(tmp_path, shared_data_root):
     spec = load_spec(out)
     cells = plan(spec, rows=["ResNet-50 (I+V)"], smoke=True)
     runner = Runner(spec, RunOptions(results_dir=tmp_path / "res", data_root=shared_data_root,
-                                     smoke=True, log=lambda m: None))
+                                     smoke=True))
     summary = runner.run(cells)
     assert summary.ok, summary.failed
     assert len(summary.done) == 1

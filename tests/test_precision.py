@@ -27,7 +27,7 @@ def _clip_run(accel, per_parameter: bool):
     clip = GradClip(max_norm=1e-3, per_parameter=per_parameter)
     train_stage(model, loader, step, OptimRecipe(lr=1.0, momentum=0.0, weight_decay=0.0,
                                                  epochs=1, grad_clip=clip),
-                log=lambda m: None, accel=accel)
+                accel=accel)
     return [p.detach() - b for p, b in zip(model.parameters(), before, strict=True)]
 
 

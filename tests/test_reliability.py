@@ -104,7 +104,7 @@ def _train_tiny(ckpt: Path, crash_at_step: int | None = None) -> torch.nn.Module
         return F.cross_entropy(model(x), y), {}
 
     train_stage(model, loader, step, OptimRecipe(epochs=4, lr=0.1, batch_size=8),
-                checkpoint=ckpt, checkpoint_every=1, log=lambda m: None)
+                checkpoint=ckpt, checkpoint_every=1)
     return model
 
 
@@ -126,7 +126,7 @@ def test_nan_loss_diverges_with_step_and_run_continues(tmp_path, shared_data_roo
     spec = load_spec(write_spec(tmp_path, [{"name": "nan", "params": {"nan_at_step": 2}},
                                            {"name": "fine"}]))
     runner = Runner(spec, RunOptions(results_dir=tmp_path / "r", data_root=shared_data_root,
-                                     smoke=True, log=lambda m: None))
+                                     smoke=True))
     summary = runner.run(plan(spec, smoke=True))
     df = R.read_results(runner.csv).set_index("row")
     assert df.loc["nan", "status"] == "diverged"
@@ -138,7 +138,7 @@ def test_nan_loss_diverges_with_step_and_run_continues(tmp_path, shared_data_roo
 def test_oom_is_recorded_with_advice(tmp_path, shared_data_root):
     spec = load_spec(write_spec(tmp_path, [{"name": "oom", "params": {"oom": True}}]))
     runner = Runner(spec, RunOptions(results_dir=tmp_path / "r", data_root=shared_data_root,
-                                     smoke=True, log=lambda m: None))
+                                     smoke=True))
     runner.run(plan(spec, smoke=True))
     err = R.read_results(runner.csv).iloc[0]["error"]
     assert "out of memory" in err and "lower the batch size" in err
@@ -205,8 +205,7 @@ def test_same_seed_same_cpu_bit_identical_metrics(tmp_path, shared_data_root):
     metrics = []
     for _ in range(2):
         runner = Runner(spec, RunOptions(results_dir=tmp_path / "r", data_root=shared_data_root,
-                                         smoke=True, force=True, deterministic=True,
-                                         log=lambda m: None))
+                                         smoke=True, force=True, deterministic=True))
         runner.run(plan(spec, smoke=True))
         row = R.read_results(runner.csv).iloc[0]
         metrics.append((row["rank1"], row["rank5"], row["mAP"], row["config_hash"]))
@@ -229,8 +228,7 @@ def test_unknown_dataset_lists_valid(tmp_path, shared_data_root):
     p = write_spec(tmp_path, [{"name": "a"}])
     p.write_text(p.read_text().replace("name: market1501", "name: market1502"))
     spec = load_spec(p)
-    runner = Runner(spec, RunOptions(results_dir=tmp_path / "r", data_root=shared_data_root,
-                                     log=lambda m: None))
+    runner = Runner(spec, RunOptions(results_dir=tmp_path / "r", data_root=shared_data_root))
     runner.run(plan(spec))
     err = R.read_results(runner.csv).iloc[0]["error"]
     assert "unknown dataset 'market1502'" in err and "market1501" in err
@@ -238,8 +236,7 @@ def test_unknown_dataset_lists_valid(tmp_path, shared_data_root):
 
 def test_missing_dataset_folder_not_run_with_guidance(tmp_path):
     spec = load_spec(write_spec(tmp_path, [{"name": "a"}]))
-    runner = Runner(spec, RunOptions(results_dir=tmp_path / "r", data_root=tmp_path / "empty",
-                                     log=lambda m: None))
+    runner = Runner(spec, RunOptions(results_dir=tmp_path / "r", data_root=tmp_path / "empty"))
     summary = runner.run(plan(spec))
     row = R.read_results(runner.csv).iloc[0]
     assert row["status"] == "not_run" and not summary.ok

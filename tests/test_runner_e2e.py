@@ -73,7 +73,7 @@ def spec_path(tmp_path) -> Path:
 def _run(spec_path, results, data_root, rows, **kw):
     spec = load_spec(spec_path)
     runner = Runner(spec, RunOptions(results_dir=results, data_root=data_root, smoke=True,
-                                     log=lambda m: None, **kw))
+                                     **kw))
     return runner, runner.run(plan(spec, rows=rows, smoke=True))
 
 

@@ -28,8 +28,7 @@ def test_train_source_is_used_for_fit_and_keyed(tmp_path, shared_data_root):
     spec = write_column_spec(
         tmp_path, "  market:\n    name: synthetic\n    train: {name: synthetic, options: {seed: 7, "
         "num_train_ids: 12}}\n    eval: {protocol: market}")
-    runner = Runner(spec, RunOptions(results_dir=tmp_path / "r", data_root=shared_data_root,
-                                     log=lambda m: None))
+    runner = Runner(spec, RunOptions(results_dir=tmp_path / "r", data_root=shared_data_root))
     summary = runner.run(plan(spec))
     assert summary.ok, summary.failed
     row = R.read_results(runner.csv).iloc[0]
@@ -51,8 +50,7 @@ def test_split_axis_one_cell_per_split_and_resume(tmp_path, shared_data_root):
     cells = plan(spec)
     assert [c.split for c in cells] == [0, 1] and len({c.id for c in cells}) == 2
     assert [c.split for c in plan(spec, smoke=True)] == [None]  # no splits in the stand-in
-    runner = Runner(spec, RunOptions(results_dir=tmp_path / "r", data_root=shared_data_root,
-                                     log=lambda m: None))
+    runner = Runner(spec, RunOptions(results_dir=tmp_path / "r", data_root=shared_data_root))
     # The synthetic loader has no ``split`` option: each split cell fails with that error,
     # which proves the option reaches the loader; the keys stay distinct.
     runner.run(cells)

@@ -44,7 +44,7 @@ def _train(ddp_wrap: bool = False, accel=None):
         return nn.functional.cross_entropy(net(x), y), {}
 
     hist = train_stage(net, loader, step, OptimRecipe(lr=0.1, epochs=EPOCHS, momentum=0.9),
-                       log=lambda m: None, accel=accel)
+                       accel=accel)
     return [h["loss"] for h in hist], torch.cat([p.detach().flatten()
                                                 for p in model.parameters()])
 
@@ -163,8 +163,7 @@ def _one_step(kind: str):
     loader = make_loader(ds, 8, shuffle=False, seed=0, drop_last=True,
                          batch_sampler=PKBatchSampler(ds.tensors[1].tolist(), p=4, k=2, seed=0))
     hist = train_stage(model, loader, step, OptimRecipe(lr=1e-9, epochs=1, momentum=0.0,
-                                                        weight_decay=0.0),
-                       log=lambda m: None)
+                                                        weight_decay=0.0))
     assert len(loader) == 1  # exactly one step: the .grad left behind is that step's
     return hist[0], torch.cat([p.grad.flatten() if p.grad is not None else torch.full_like(
         p, float("nan")).flatten() for p in model.parameters()])

@@ -37,7 +37,7 @@ def test_train_stage_precision_channels_last_on_cuda(precision):
     acc = resolve(AccelOptions(precision=precision, channels_last=True), "cuda")
     assert acc.grad_scaler == (precision == "fp16") and acc.precision == precision
     hist = train_stage(model, loader, step, OptimRecipe(lr=0.05, epochs=6, momentum=0.9),
-                       device="cuda", log=lambda m: None, accel=acc)
+                       device="cuda", accel=acc)
     assert hist[-1]["loss"] < 0.5 * hist[0]["loss"]
     conv = next(m for m in model.modules() if isinstance(m, nn.Conv2d))
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)

@@ -65,8 +65,7 @@ def setup(tmp_path, shared_data_root):
     p.parent.mkdir(parents=True)
     p.write_text(textwrap.dedent(SPEC))
     spec = load_spec(p)
-    opts = RunOptions(results_dir=tmp_path / "results", data_root=shared_data_root, smoke=True,
-                      log=lambda m: None)
+    opts = RunOptions(results_dir=tmp_path / "results", data_root=shared_data_root, smoke=True)
     return p, spec, Runner(spec, opts)
 
 
@@ -189,7 +188,7 @@ def _rank_main(rank, port, spec_path, refs, options):
     torch.set_num_threads(1)
     from reid_bench.launch.worker import run_cells
 
-    summary = run_cells(spec_path, refs, options, log=lambda m: None)
+    summary = run_cells(spec_path, refs, options)
     if rank == 0 and not summary.ok:
         raise SystemExit(f"rank 0 summary not ok: {summary.failed}")
 

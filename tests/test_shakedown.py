@@ -84,8 +84,8 @@ def test_train_stage_stops_after_the_shakedown_steps_and_records_them():
     model, loader, step = _tiny()
     optim = OptimRecipe(lr=0.1, epochs=50)
     with S.collect(S.ShakedownOptions(steps=3)) as stages:
-        hist = train_stage(model, loader, step, optim, stage="a", log=lambda m: None)
-        train_stage(model, loader, step, optim, stage="b", log=lambda m: None)
+        hist = train_stage(model, loader, step, optim, stage="a")
+        train_stage(model, loader, step, optim, stage="b")
     assert len(hist) == 1  # one (partial) epoch of the 50
     assert [(s["stage"], s["steps"], len(s["losses"])) for s in stages] == [("a", 3, 3),
                                                                             ("b", 3, 3)]
@@ -94,14 +94,13 @@ def test_train_stage_stops_after_the_shakedown_steps_and_records_them():
     assert summ["last_loss"] == stages[1]["losses"][-1]
     assert summ["step_s"] > 0 and summ["peak_mem_kind"] == "cpu_max_rss_process"
     # Outside a shakedown the stage runs all its epochs.
-    assert len(train_stage(model, loader, step, OptimRecipe(lr=0.1, epochs=2),
-                           log=lambda m: None)) == 2
+    assert len(train_stage(model, loader, step, OptimRecipe(lr=0.1, epochs=2))) == 2
 
 
 def test_non_finite_loss_is_diverged_and_keeps_its_record():
     model, loader, step = _tiny(loss_scale=float("nan"))
     with S.collect(S.ShakedownOptions(steps=2)) as stages, pytest.raises(DivergedError):
-        train_stage(model, loader, step, OptimRecipe(lr=0.1, epochs=1), log=lambda m: None)
+        train_stage(model, loader, step, OptimRecipe(lr=0.1, epochs=1))
     assert math.isnan(stages[0]["losses"][0])
 
 
@@ -124,7 +123,7 @@ def test_cpu_shakedown_one_row_per_method(repo_root, shared_data_root, tmp_path)
         spec = load_spec(repo_root / "papers" / spec_file)
         cells = plan(spec, rows=[row], tier="shakedown")[:1]  # the first column's cell
         runner = Runner(spec, RunOptions(results_dir=tmp_path, data_root=shared_data_root,
-                                         shakedown=opts, log=lambda m: None))
+                                         shakedown=opts))
         t0 = time.perf_counter()
         summary = runner.run(cells)
         seconds[method] = round(time.perf_counter() - t0, 1)

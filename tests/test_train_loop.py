@@ -1,9 +1,12 @@
 """The training loop's run-wide switches: a checkpoint by elapsed time (not only every N
-epochs), and a progress bar within epochs only on a terminal."""
+epochs), and a progress bar per epoch only on a terminal, with one log line per epoch always."""
 
 from __future__ import annotations
 
+import logging
+import re
 import sys
+import time
 
 import pytest
 import torch
@@ -15,7 +18,7 @@ from reid_bench.recipe import OptimRecipe
 from reid_bench.train import LoopSettings, train_stage, use_loop_settings
 
 
-def _run(ckpt, *, crash_at_step=None, every=0, minutes=None, settings=None):
+def _run(ckpt, *, crash_at_step=None, every=0, minutes=None, settings=None, sleep=0.0):
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 3))
     g = torch.Generator().manual_seed(1)
@@ -23,23 +26,22 @@ def _run(ckpt, *, crash_at_step=None, every=0, minutes=None, settings=None):
                          torch.randint(0, 3, (32,), generator=g))
     loader = make_loader(data, 8, shuffle=True, seed=0, drop_last=True)
     calls = {"n": 0}
-    logs: list[str] = []
 
     def step(batch):
         calls["n"] += 1
         if calls["n"] == crash_at_step:
             raise RuntimeError("injected crash")
+        time.sleep(sleep)  # a step slower than tqdm's refresh interval shows the postfix
         x, y = batch
         return F.cross_entropy(model(x), y), {}
 
     with use_loop_settings(settings or LoopSettings()):
         train_stage(model, loader, step, OptimRecipe(epochs=5, lr=0.1, batch_size=8),
-                    checkpoint=ckpt, checkpoint_every=every, checkpoint_minutes=minutes,
-                    log=logs.append)
-    return logs
+                    checkpoint=ckpt, checkpoint_every=every, checkpoint_minutes=minutes)
 
 
-def test_checkpoint_by_elapsed_time_survives_a_crash_before_n_epochs(tmp_path):
+def test_checkpoint_by_elapsed_time_survives_a_crash_before_n_epochs(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="reid_bench")
     # Every 5 epochs alone would save nothing before the crash in epoch 3 ...
     with pytest.raises(RuntimeError, match="injected"):
         _run(tmp_path / "a.ckpt", crash_at_step=4 * 2 + 2, every=5)
@@ -49,8 +51,9 @@ def test_checkpoint_by_elapsed_time_survives_a_crash_before_n_epochs(tmp_path):
         _run(tmp_path / "b.ckpt", crash_at_step=4 * 2 + 2, every=5, minutes=1e-9)
     state = torch.load(tmp_path / "b.ckpt", weights_only=False)
     assert state["epoch"] == 2
-    logs = _run(tmp_path / "b.ckpt", every=5, minutes=1e-9)
-    assert any("resumed from b.ckpt at epoch 2" in m for m in logs)
+    caplog.clear()
+    _run(tmp_path / "b.ckpt", every=5, minutes=1e-9)
+    assert any("resumed from b.ckpt at epoch 2" in m for m in caplog.messages)
     assert not (tmp_path / "b.ckpt").exists()  # removed once the stage completed
 
 
@@ -66,13 +69,32 @@ def test_checkpoint_minutes_come_from_the_runner_settings(tmp_path):
     assert not (tmp_path / "d.ckpt").exists()
 
 
-def test_progress_bar_only_on_a_terminal_and_not_when_quiet(tmp_path, capsys, monkeypatch):
+def _epoch_lines(caplog) -> list[str]:
+    return [m for m in caplog.messages if m.startswith("[train] epoch")]
+
+
+def test_not_a_terminal_one_log_line_per_epoch_and_no_bar(tmp_path, capsys, caplog):
+    caplog.set_level(logging.INFO, logger="reid_bench")
     _run(None)
-    assert "batch/s" not in capsys.readouterr().err  # not a TTY: only the per-epoch lines
-    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
-    logs = _run(None)
     err = capsys.readouterr().err
-    assert "[train] epoch 5/5" in err and "/4 [" in err and "batch/s" in err  # total, rate
-    assert len([m for m in logs if m.startswith("[train] epoch")]) == 5  # log lines stay
-    _run(None, settings=LoopSettings(progress=False))
+    assert "batch/s" not in err and "it/s" not in err and "%|" not in err
+    lines = _epoch_lines(caplog)
+    assert [ln.split()[2] for ln in lines] == ["1/5", "2/5", "3/5", "4/5", "5/5"]
+    # each line: epoch, mean loss, seconds
+    assert all(re.search(r"loss=\d+\.\d{4} .*\(\d+\.\ds\)$", ln) for ln in lines), lines
+
+
+def test_progress_bar_per_epoch_on_a_terminal_not_when_quiet(tmp_path, capsys, monkeypatch,
+                                                             caplog):
+    caplog.set_level(logging.INFO, logger="reid_bench")
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    _run(None, sleep=0.03)
+    err = capsys.readouterr().err
+    # total steps, rate, ETA and the running loss of every epoch's bar
+    assert "[train] epoch 5/5" in err and "/4 [" in err and "batch/s" in err
+    assert "<" in err and re.search(r"loss=\d+\.\d{4}", err)
+    assert len(_epoch_lines(caplog)) == 5  # log lines stay
+    caplog.clear()
+    _run(None, settings=LoopSettings(progress=False))  # --quiet (RunOptions.quiet)
     assert "batch" not in capsys.readouterr().err
+    assert len(_epoch_lines(caplog)) == 5

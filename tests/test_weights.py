@@ -119,7 +119,7 @@ def test_caffenet_conversion_round_trips_a_written_caffemodel(tmp_path, v1):
         np.testing.assert_array_equal(state[f"{ours}.bias"].numpy(), layers[caffe][1])
     # And it loads strictly into the network through the normal path.
     net = build_backbone("caffenet", width=WIDTH)
-    rec = load_pretrained(net, "caffenet", str(out), log=lambda m: None)
+    rec = load_pretrained(net, "caffenet", str(out))
     assert torch.equal(net.fc[3].weight, torch.from_numpy(layers["fc7"][0]))
     assert rec.sha256 == store.sha256(out)
 

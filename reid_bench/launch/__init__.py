@@ -15,7 +15,7 @@ from ..runner import Cell, Runner, RunOptions
 
 
 def options_to_dict(opts: RunOptions) -> dict[str, Any]:
-    """The picklable/JSON part of ``opts`` (everything but the log callback)."""
+    """``opts`` as a picklable/JSON dict."""
     accel = opts.accel.model_dump() if opts.accel is not None else None
     return {"results_dir": str(opts.results_dir),
             "data_root": str(opts.data_root) if opts.data_root is not None else None,

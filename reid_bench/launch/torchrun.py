@@ -98,7 +98,7 @@ def _record_failed(spec_path: str, cell: Cell, options: dict[str, Any], msg: str
     from ..spec import load_spec, stable_hash
     from . import options_from_dict
 
-    runner = Runner(load_spec(spec_path), options_from_dict(options, log=lambda m: None))
+    runner = Runner(load_spec(spec_path), options_from_dict(options))
     config = runner.cell_config(cell)
     runner._record(cell, config, stable_hash(config), "failed", msg, started, None,
                    {"config": config, "traceback": tb})

@@ -145,8 +145,7 @@ def _die(current: dict | None) -> None:
     os._exit(1)
 
 
-def run_cells(spec_path: str, refs: list, options: dict[str, Any],
-              log: Callable[[str], None] = print) -> RunSummary:
+def run_cells(spec_path: str, refs: list, options: dict[str, Any]) -> RunSummary:
     """Run the cells ``refs`` (``cell_ref`` dicts: the full cell key) of ``spec_path`` with ``options``
     (``options_to_dict``); distributed when started by torchrun. Returns rank 0's summary
     (an empty one on other ranks)."""
@@ -156,9 +155,10 @@ def run_cells(spec_path: str, refs: list, options: dict[str, Any],
     device = D.init_from_env(options.get("device"))
     spec = load_spec(spec_path)
     cells = cells_from_refs(spec, refs)
-    quiet = D.rank() != 0
-    opts = options_from_dict(options, device=str(device),
-                             log=(lambda m: None) if quiet else log)
+    opts = options_from_dict(options, device=str(device))
+    from ..console import ensure
+
+    ensure(quiet=opts.quiet, silent=D.rank() != 0)  # library logs: rank 0 prints them
     if not D.is_distributed():
         if J.job_dir() is not None:  # under a launcher: log progress for it
             return _LeaderRunner(spec, opts).run(cells)

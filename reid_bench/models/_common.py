@@ -58,6 +58,27 @@ def to_device(batch, device: torch.device):
     return [b.to(device, non_blocking=True) if torch.is_tensor(b) else b for b in batch]
 
 
+def init_classifier(layer: nn.Linear | nn.Conv2d) -> nn.Linear | nn.Conv2d:
+    """``layer`` (a fully connected layer or a 1×1 convolution used as one) initialised as the
+    papers' identity classifiers: weights ~ N(0, 0.001²), zero bias. Returns ``layer``."""
+    nn.init.normal_(layer.weight, std=0.001)
+    if layer.bias is not None:
+        nn.init.zeros_(layer.bias)
+    return layer
+
+
+def classifier(dim: int, num_classes: int) -> nn.Linear:
+    """A ``dim`` → ``num_classes`` identity classifier (``init_classifier``)."""
+    return init_classifier(nn.Linear(dim, num_classes))
+
+
+def ce_and_acc(logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """Softmax cross-entropy of ``logits`` against class indices ``target``, and the batch's
+    top-1 accuracy (a logged scalar, no gradient)."""
+    acc = float((logits.detach().argmax(1) == target).float().mean())
+    return F.cross_entropy(logits, target), acc
+
+
 class ClassifierNet(nn.Module):
     """backbone → f → dropout → linear identity classifier (a 1×1 conv on the 1×1 descriptor).
     Training mode returns logits; eval mode returns the descriptor f. The IDE baseline, and the
@@ -67,9 +88,7 @@ class ClassifierNet(nn.Module):
         super().__init__()
         self.backbone = backbone
         self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(backbone.feature_dim, num_classes)
-        nn.init.normal_(self.classifier.weight, std=0.001)
-        nn.init.zeros_(self.classifier.bias)
+        self.classifier = classifier(backbone.feature_dim, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         f = self.backbone(x)
@@ -82,8 +101,7 @@ def softmax_step(model: nn.Module, device: torch.device):
 
     def step(batch):
         x, y = to_device(batch[:2], device)
-        logits = model(x)
-        loss = F.cross_entropy(logits, y)
-        return loss, {"acc": float((logits.argmax(1) == y).float().mean())}
+        loss, acc = ce_and_acc(model(x), y)
+        return loss, {"acc": acc}
 
     return step

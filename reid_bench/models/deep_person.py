@@ -37,7 +37,7 @@ from ..recipe import BackboneRecipe, GradClip, InputRecipe, OptimRecipe
 from ..registry import METHODS
 from ..strict import Strict
 from ..train import train_stage
-from ._common import to_device
+from ._common import ce_and_acc, classifier, to_device
 from .backbones import build_backbone
 
 # --------------------------------------------------------------------------------------------
@@ -217,13 +217,6 @@ class PerPartFC(nn.Module):
         return torch.einsum("nhc,hcu->nhu", seq, self.weight) + self.bias
 
 
-def _classifier(dim: int, num_classes: int) -> nn.Linear:
-    fc = nn.Linear(dim, num_classes)
-    nn.init.normal_(fc.weight, std=0.001)
-    nn.init.zeros_(fc.bias)
-    return fc
-
-
 class DeepPersonNet(nn.Module):
     """Backbone + the enabled branches. Training mode: ``forward`` returns a dict with ``fm``
     and, per enabled identification branch, ``global_logits`` / ``part_logits``. Eval mode:
@@ -245,11 +238,11 @@ class DeepPersonNet(nn.Module):
                                              nn.BatchNorm1d(arch.global_dim), nn.ReLU(True))
             nn.init.kaiming_normal_(self.global_feat[0].weight, mode="fan_out")
             nn.init.zeros_(self.global_feat[0].bias)
-            self.global_cls = _classifier(arch.global_dim, num_classes)
+            self.global_cls = classifier(arch.global_dim, num_classes)
         if params.part_branch:
             self.part_seq = (PartSequenceLSTM(c, arch.lstm_hidden) if params.part_lstm
                              else PerPartFC(arch.num_parts, c, arch.lstm_hidden))
-            self.part_cls = _classifier(arch.num_parts * arch.lstm_hidden, num_classes)
+            self.part_cls = classifier(arch.num_parts * arch.lstm_hidden, num_classes)
 
     def part_sequence(self, fb: torch.Tensor) -> torch.Tensor:
         """fb (N×C×h×W) → the part sequence N×H×C, head to foot: each row average-pooled over
@@ -369,10 +362,9 @@ def training_step(model: DeepPersonNet, params: DeepPersonParams, w: DeepPersonL
         for name, weight in (("part", w.part_weight), ("global", w.global_weight)):
             logits = out.get(f"{name}_logits")
             if logits is not None:  # Eq. (2)
-                l_cls = F.cross_entropy(logits, y)
+                l_cls, acc = ce_and_acc(logits, y)
                 loss = loss + weight * l_cls
-                scalars |= {name: float(l_cls.detach()),
-                            f"{name}_acc": float((logits.argmax(1) == y).float().mean())}
+                scalars |= {name: float(l_cls.detach()), f"{name}_acc": acc}
         return loss, scalars
 
     return step
@@ -413,5 +405,5 @@ class DeepPerson(Method):
         step = training_step(model, params, recipe.loss, ctx.device)
         train_stage(model, loader, step, recipe.train_optim(), device=ctx.device,
                     stage="deep_person", checkpoint=ctx.work_dir / "deep_person.ckpt",
-                    checkpoint_every=ctx.checkpoint_every, log=ctx.log)
+                    checkpoint_every=ctx.checkpoint_every)
         return model.eval()

@@ -27,6 +27,7 @@ Table 1 ablation rows. The descriptor is an evaluation-only switch: those rows s
 
 from __future__ import annotations
 
+import logging
 from typing import Literal, NamedTuple
 
 import torch
@@ -39,8 +40,18 @@ from ..recipe import BackboneRecipe, InputRecipe, OptimRecipe
 from ..registry import METHODS
 from ..strict import Strict
 from ..train import train_stage
-from ._common import shuffled_loader, to_device, train_image_dataset
+from ..trained import get_or_train
+from ._common import (
+    ce_and_acc,
+    classifier,
+    shuffled_loader,
+    softmax_step,
+    to_device,
+    train_image_dataset,
+)
 from .backbones import ResNetBackbone, build_backbone
+
+log = logging.getLogger(__name__)
 
 MaskLayer = Literal["pool1", "res2", "res3", "res4"]
 Descriptor = Literal["fused", "grn", "lan"]
@@ -131,7 +142,7 @@ class GRN(nn.Module):
         super().__init__()
         self.backbone = backbone
         self.dropout = nn.Dropout(dropout)
-        self.classifier = _classifier(backbone.feature_dim, num_classes)
+        self.classifier = classifier(backbone.feature_dim, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.dropout(self.backbone(x)))
@@ -170,7 +181,7 @@ class FMNNet(nn.Module):
         after = lan_backbone.stage_names[lan_backbone.stage_names.index(mask_layer) + 1:]
         self.lan = nn.Sequential(*[lan_backbone.stage(n) for n in after])
         self.lan_dropout = nn.Dropout(dropout)
-        self.lan_classifier = _classifier(lan_backbone.feature_dim, num_classes)
+        self.lan_classifier = classifier(lan_backbone.feature_dim, num_classes)
         self.grn_frozen = False
 
     def freeze_grn(self) -> None:
@@ -202,7 +213,7 @@ class FMNNet(nn.Module):
         mask = fmn_mask(F.relu(self.mn(g)), *self.mask_hw)   # Eq. 1, Eq. 2
         o = mix(f, mask)                                      # Eq. 3
         l = self.lan(o).mean(dim=(2, 3))  # noqa: E741 (the paper's l)
-        logits_l = self.lan_classifier(self.lan_dropout(l))
+        logits_l = self.lanclassifier(self.lan_dropout(l))
         return FMNOutput(f, g, logits_g, mask, o, l, logits_l)
 
     def descriptor(self, x: torch.Tensor, kind: str = "fused", alpha: float = 0.5
@@ -223,13 +234,6 @@ class FMNNet(nn.Module):
         if self.training:
             return self.branches(x).logits_l
         return self.descriptor(x)
-
-
-def _classifier(dim: int, num_classes: int) -> nn.Linear:
-    fc = nn.Linear(dim, num_classes)
-    nn.init.normal_(fc.weight, std=0.001)
-    nn.init.zeros_(fc.bias)
-    return fc
 
 
 def mask_size(backbone: ResNetBackbone, layer: str, height: int, width: int) -> tuple[int, int]:
@@ -279,27 +283,20 @@ class FMN(Method):
         model = self.build(params, recipe, ds.num_classes)
 
         # ---- Stage 1 (Algorithm 1 step 1): GRN alone, cross-entropy (Eq. 4). Cached.
-        def train_grn(tmp) -> None:
+        def train_grn() -> GRN:
             torch.manual_seed(ctx.seed)
             grn = model.grn.to(ctx.device)
-            loader = shuffled_loader(ds, recipe.stage1.batch_size, ctx)
+            train_stage(grn, shuffled_loader(ds, recipe.stage1.batch_size, ctx),
+                        softmax_step(grn, ctx.device), recipe.stage1, device=ctx.device,
+                        stage="fmn-grn", checkpoint=ctx.work_dir / "grn.ckpt",
+                        checkpoint_every=ctx.checkpoint_every)
+            return grn
 
-            def step(batch):
-                x, y = to_device(batch[:2], ctx.device)
-                logits = grn(x)
-                acc = (logits.argmax(1) == y).float().mean()
-                return F.cross_entropy(logits, y), {"acc": float(acc)}
-
-            train_stage(grn, loader, step, recipe.stage1, device=ctx.device, stage="fmn-grn",
-                        checkpoint=ctx.work_dir / "grn.ckpt",
-                        checkpoint_every=ctx.checkpoint_every, log=ctx.log)
-            torch.save(grn.state_dict(), tmp / "grn.pt")
-
-        config = self.grn_config(recipe, ctx, ds.num_classes)
-        folder = ctx.cache.get_or_create("fmn_grn", config, train_grn)
-        model.grn.load_state_dict(torch.load(folder / "grn.pt", map_location="cpu",
-                                             weights_only=True))
-        ctx.log(f"[fmn] stage-1 GRN {folder.name} (shared by rows with the same stage-1 config)")
+        _, folder, _ = get_or_train(ctx.cache, "fmn_grn",
+                                    self.grn_config(recipe, ctx, ds.num_classes), train_grn,
+                                    lambda: model.grn, file="grn.pt")
+        log.info("[fmn] stage-1 GRN %s (shared by rows with the same stage-1 config)",
+                 folder.name)
 
         # ---- Stage 2 (Algorithm 1 step 3): GRN fixed; MN + LAN with Eq. 4 + Eq. 5.
         model.to(ctx.device)
@@ -312,11 +309,10 @@ class FMN(Method):
         def step2(batch):
             x, y = to_device(batch[:2], ctx.device)
             out = model.branches(x)
-            ce = F.cross_entropy(out.logits_l, y)
+            ce, acc = ce_and_acc(out.logits_l, y)
             rank = ranking_loss(out.logits_g, out.logits_l, y, rk.margin)
-            acc = (out.logits_l.argmax(1) == y).float().mean()
             return ce + rk.weight * rank, {"ce": float(ce.detach()),
-                                           "rank": float(rank.detach()), "acc": float(acc)}
+                                           "rank": float(rank.detach()), "acc": acc}
 
         mn = {id(p) for p in model.mn.parameters()}
         lan = [p for p in model.parameters() if p.requires_grad and id(p) not in mn]
@@ -324,5 +320,5 @@ class FMN(Method):
         train_stage(model, loader, step2, recipe.stage2, groups=groups,
                     device=ctx.device, stage=f"fmn-{params.mask_layer}",
                     checkpoint=ctx.work_dir / "fmn_stage2.ckpt",
-                    checkpoint_every=ctx.checkpoint_every, log=ctx.log)
+                    checkpoint_every=ctx.checkpoint_every)
         return model.eval()

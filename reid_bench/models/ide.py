@@ -53,9 +53,9 @@ class IDE(Method):
         model = self.build(params, recipe, ds.num_classes).to(ctx.device)
         loader = shuffled_loader(ds, recipe.train.batch_size, ctx)
 
-        train_stage(model, loader, softmax_step(model, ctx.device), recipe.train, device=ctx.device, stage="ide",
+        train_stage(model, loader, softmax_step(model, ctx.device), recipe.train,
+                    device=ctx.device, stage="ide",
                     groups=backbone_and_head_groups(model.backbone, model,
                                                     recipe.train.backbone_lr_mult),
-                    checkpoint=ctx.work_dir / "ide.ckpt", checkpoint_every=ctx.checkpoint_every,
-                    log=ctx.log)
+                    checkpoint=ctx.work_dir / "ide.ckpt", checkpoint_every=ctx.checkpoint_every)
         return model

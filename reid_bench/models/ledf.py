@@ -31,6 +31,7 @@ residual sum and the ReLU; ``tap: block`` reads the block output instead (after 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from typing import Literal
 
@@ -47,14 +48,19 @@ from ..recipe import BackboneRecipe, InputRecipe, OptimRecipe
 from ..registry import METHODS
 from ..strict import Strict
 from ..train import train_stage
+from ..trained import get_or_train
 from ._common import (
     ClassifierNet,
     backbone_and_head_groups,
+    ce_and_acc,
     shuffled_loader,
+    softmax_step,
     to_device,
     train_image_dataset,
 )
 from .backbones import ResNetBackbone, build_backbone
+
+log = logging.getLogger(__name__)
 
 # --------------------------------------------------------------------------------------------
 # Params and recipe
@@ -393,37 +399,27 @@ class LEDF(Method):
             xa, xb, same, k = to_device(batch, ctx.device)
             logits = net(crop_regions(xa, k, params.K, size), crop_regions(xb, k, params.K, size))
             target = 1 - same  # class 0 = similar (p1 = 1 for a similar pair, Eq. 2)
-            loss = F.cross_entropy(logits, target)
-            return loss, {"acc": float((logits.argmax(1) == target).float().mean()),
-                          "similar": float(same.float().mean())}
+            loss, acc = ce_and_acc(logits, target)
+            return loss, {"acc": acc, "similar": float(same.float().mean())}
 
         train_stage(net, loader, step, recipe.verification, device=ctx.device,
                     stage=f"ledf-verif-K{params.K}",
                     groups=backbone_and_head_groups(net.backbone, net,
                                                     recipe.verification.backbone_lr_mult),
                     checkpoint=ctx.work_dir / f"verification-K{params.K}.ckpt",
-                    checkpoint_every=ctx.checkpoint_every, log=ctx.log)
+                    checkpoint_every=ctx.checkpoint_every)
         return net
 
     def verification_network(self, params: LEDFParams, recipe: LEDFRecipe,
                              ctx: CellContext) -> VerificationNet:
         """The trained verification network for K, from the artefact cache (trained once per
         K and setting, shared by every row and table that uses it)."""
-        trained: dict[str, VerificationNet] = {}
-
-        def build(tmp):
-            net = self.train_verification(params, recipe, ctx)
-            torch.save(net.state_dict(), tmp / "verification.pt")
-            trained["net"] = net
-
-        folder = ctx.cache.get_or_create("ledf_verification",
-                                         self.verification_config(params, recipe, ctx), build)
-        if "net" in trained:
-            return trained["net"]
-        ctx.log(f"  reusing verification network K={params.K} ({folder.name})")
-        net = VerificationNet(self._backbone(recipe))
-        net.load_state_dict(torch.load(folder / "verification.pt", map_location="cpu",
-                                       weights_only=True))
+        net, folder, fresh = get_or_train(
+            ctx.cache, "ledf_verification", self.verification_config(params, recipe, ctx),
+            lambda: self.train_verification(params, recipe, ctx),
+            lambda: VerificationNet(self._backbone(recipe)), file="verification.pt")
+        if not fresh:
+            log.info("  reusing verification network K=%d (%s)", params.K, folder.name)
         return net.to(ctx.device)
 
     # ---------------------------------------------------------------- stage 2
@@ -440,18 +436,11 @@ class LEDF(Method):
                 LocalFeatureTrunk(vnet.backbone, params.tap).state_dict())
         model.to(ctx.device)
         loader = shuffled_loader(ds, recipe.identification.batch_size, ctx)
-
-        def step(batch):
-            x, y = to_device(batch[:2], ctx.device)
-            logits = model(x)
-            loss = F.cross_entropy(logits, y)
-            return loss, {"acc": float((logits.argmax(1) == y).float().mean())}
-
         tag = "image" if params.input == "image" else f"K{params.K}"
-        train_stage(model, loader, step, recipe.identification, device=ctx.device,
-                    stage=f"ledf-ident-{tag}",
+        train_stage(model, loader, softmax_step(model, ctx.device), recipe.identification,
+                    device=ctx.device, stage=f"ledf-ident-{tag}",
                     groups=backbone_and_head_groups(model.idnet.backbone, model.idnet,
                                                     recipe.identification.backbone_lr_mult),
                     checkpoint=ctx.work_dir / "identification.ckpt",
-                    checkpoint_every=ctx.checkpoint_every, log=ctx.log)
+                    checkpoint_every=ctx.checkpoint_every)
         return model.eval()

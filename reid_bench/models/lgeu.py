@@ -39,6 +39,7 @@ from ..train import train_stage
 from ._common import (
     StandardRecipe,
     backbone_and_head_groups,
+    classifier,
     shuffled_loader,
     softmax_step,
     train_image_dataset,
@@ -137,9 +138,7 @@ class LGEUNet(nn.Module):
         super().__init__()
         self.backbone = backbone
         self.pooling = pooling
-        self.classifier = nn.Linear(backbone.feature_dim, num_classes)
-        nn.init.normal_(self.classifier.weight, std=0.001)
-        nn.init.zeros_(self.classifier.bias)
+        self.classifier = classifier(backbone.feature_dim, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.pooling(self.backbone.feature_map(x))
@@ -171,5 +170,5 @@ class LGEU(Method):
                     groups=backbone_and_head_groups(model.backbone, model,
                                                     recipe.train.backbone_lr_mult),
                     checkpoint=ctx.work_dir / f"{params.unit}.ckpt",
-                    checkpoint_every=ctx.checkpoint_every, log=ctx.log)
+                    checkpoint_every=ctx.checkpoint_every)
         return model

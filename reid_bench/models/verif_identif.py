@@ -41,7 +41,14 @@ from ..method import CellContext, Method
 from ..registry import METHODS
 from ..strict import Strict
 from ..train import train_stage
-from ._common import StandardRecipe, backbone_and_head_groups, to_device, train_image_dataset
+from ._common import (
+    StandardRecipe,
+    backbone_and_head_groups,
+    ce_and_acc,
+    init_classifier,
+    to_device,
+    train_image_dataset,
+)
 from .backbones import build_backbone
 
 Loss = Literal["identification", "verification", "contrastive"]
@@ -134,8 +141,7 @@ class VerifIdentifNet(nn.Module):
         self.verification = nn.Conv2d(dim, 2, 1) if "verification" in losses else None
         for conv in (self.identity, self.verification):
             if conv is not None:
-                nn.init.normal_(conv.weight, std=0.001)
-                nn.init.zeros_(conv.bias)
+                init_classifier(conv)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Images (N×3×H×W) → f (N × feature_dim)."""
@@ -176,15 +182,14 @@ def pair_loss(model: VerifIdentifNet, f1: torch.Tensor, f2: torch.Tensor, y1: to
     total = f1.new_zeros(())
     scalars: dict[str, float] = {}
     if "id1" in out:
-        ident = F.cross_entropy(out["id1"], y1) + F.cross_entropy(out["id2"], y2)
-        total = total + weights.identification_weight * ident
-        scalars["id_acc"] = float(((out["id1"].argmax(1) == y1).float().mean()
-                                   + (out["id2"].argmax(1) == y2).float().mean()) / 2)
+        (ce1, acc1), (ce2, acc2) = ce_and_acc(out["id1"], y1), ce_and_acc(out["id2"], y2)
+        total = total + weights.identification_weight * (ce1 + ce2)
+        scalars["id_acc"] = (acc1 + acc2) / 2
     if "verif" in out:
         # Eq. 4: q1 = 1 for the same person, so class 0 = "same".
         target = 1 - same.long()
-        total = total + weights.verification_weight * F.cross_entropy(out["verif"], target)
-        scalars["verif_acc"] = float((out["verif"].argmax(1) == target).float().mean())
+        ce, scalars["verif_acc"] = ce_and_acc(out["verif"], target)
+        total = total + weights.verification_weight * ce
     if "contrastive" in model.losses:
         # Sec. II-C/III-D: no dropout on the embedding that the contrastive loss sees. We compare
         # L2-normalised f (the test descriptor), so the margin is scale-free (assumed).
@@ -257,6 +262,6 @@ class VerifIdentif(Method):
                     groups=backbone_and_head_groups(model.backbone, model,
                                                     recipe.train.backbone_lr_mult),
                     checkpoint=ctx.work_dir / "verif_identif.ckpt",
-                    checkpoint_every=ctx.checkpoint_every, log=ctx.log)
+                    checkpoint_every=ctx.checkpoint_every)
         model.eval()
         return model

@@ -87,8 +87,7 @@ class Tiny(Method):
             return loss, {}
 
         train_stage(model, loader, step, recipe.train, device=ctx.device, stage="tiny",
-                    checkpoint=ctx.work_dir / "tiny.ckpt", checkpoint_every=ctx.checkpoint_every,
-                    log=ctx.log)
+                    checkpoint=ctx.work_dir / "tiny.ckpt", checkpoint_every=ctx.checkpoint_every)
         return model
 
 
