@@ -13,6 +13,7 @@ import torch
 import yaml
 from torch import nn
 
+from reid_bench.models._regions import region_bounds
 from reid_bench.models.backbones import build_backbone
 from reid_bench.models.ledf import (
     LEDF,
@@ -28,7 +29,6 @@ from reid_bench.models.ledf import (
     local_summing_map,
     map_to_image,
     ninth_conv,
-    region_bounds,
     split_regions,
 )
 from reid_bench.recipe import BackboneRecipe, InputRecipe

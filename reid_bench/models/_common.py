@@ -1,4 +1,5 @@
-"""Pieces several methods share: the standard recipe shape, loaders and parameter groups.
+"""Pieces several methods share: the recipe shapes, loaders, parameter groups, the identity
+classifier and its softmax step, and feeding a feature map to an ImageNet network.
 
 (Leading underscore: the registry does not import this as a method module.)
 """
@@ -13,17 +14,23 @@ from torch import nn
 
 from ..data.samplers import make_loader
 from ..data.torch_dataset import ImageDataset
-from ..data.transforms import build_transform
+from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD, build_transform
 from ..method import CellContext
 from ..recipe import BackboneRecipe, InputRecipe, OptimRecipe
 from ..strict import Strict
 
 
-class StandardRecipe(Strict):
-    """One-stage recipe: input pipeline, backbone weights/width, one optimiser stage."""
+class ModelRecipe(Strict):
+    """What every method's recipe starts with: the input pipeline and the backbone's
+    weights/width (methods add their optimiser stages and heads)."""
 
     input: InputRecipe = InputRecipe()
     backbone: BackboneRecipe = BackboneRecipe()
+
+
+class StandardRecipe(ModelRecipe):
+    """One-stage recipe: input pipeline, backbone weights/width, one optimiser stage."""
+
     train: OptimRecipe = OptimRecipe()
 
 
@@ -105,3 +112,20 @@ def softmax_step(model: nn.Module, device: torch.device):
         return loss, {"acc": acc}
 
     return step
+
+
+def map_to_image(z: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """A one-channel map (B × 1 × H × W) → a 3-channel input for an ImageNet ResNet-50: each
+    map min-max scaled to [0, 1], replicated to RGB, resized to ``size`` and normalised with
+    the ImageNet mean/std.
+
+    LEDF feeds its holistic summing maps to a MatConvNet ResNet-50 like images without saying
+    how they are scaled; this scaling (as the grey images of its Fig. 4) is assumed."""
+    b = z.shape[0]
+    flat = z.reshape(b, -1)
+    lo, hi = flat.min(1, keepdim=True)[0], flat.max(1, keepdim=True)[0]
+    z = ((flat - lo) / (hi - lo).clamp_min(1e-12)).reshape_as(z)
+    z = F.interpolate(z, size=size, mode="bilinear", align_corners=False)
+    mean = z.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = z.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    return (z.expand(-1, 3, -1, -1) - mean) / std

@@ -19,7 +19,6 @@ concatenation of the two identification branches' penultimate FC features.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from functools import partial
 from typing import Literal
 
@@ -28,7 +27,7 @@ import torch.nn.functional as F
 from pydantic import Field, model_validator
 from torch import nn
 
-from ..data.samplers import PKBatchSampler, make_loader
+from ..data.samplers import make_loader
 from ..data.torch_dataset import ImageDataset
 from ..data.transforms import normalize_step
 from ..distributed import gather_with_grad
@@ -38,6 +37,8 @@ from ..registry import METHODS
 from ..strict import Strict
 from ..train import train_stage
 from ._common import ce_and_acc, classifier, to_device
+from ._losses import batch_hard_triplet_loss
+from ._sampling import IdentityEpochPK
 from .backbones import build_backbone
 
 # --------------------------------------------------------------------------------------------
@@ -149,35 +150,6 @@ class DeepPersonRecipe(Strict):
             raise ValueError("set grad_clip_norm (Sec. 4.1's per-parameter clipping) or "
                              "train.grad_clip, not both")
         return self
-
-
-# --------------------------------------------------------------------------------------------
-# Losses
-
-
-def batch_hard_triplet_loss(feats: torch.Tensor, labels: torch.Tensor, margin: float,
-                            ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Eq. (1) (Hermans et al.'s batch-hard triplet loss), vectorised over anchors.
-
-    ``feats``: N×D, ``labels``: N. For every anchor i: the farthest same-label sample and the
-    closest other-label sample under the Euclidean distance; loss = mean_i [m + d_ap − d_an]_+.
-    An anchor whose label occurs once has d_ap = 0 (itself); one without any negative
-    contributes 0. Returns ``(loss, fraction of anchors with d_an > d_ap)``.
-    """
-    # In fp32 even under autocast: the expanded form |a|² + |b|² − 2ab cancels badly in
-    # bf16/fp16 (distances between near-duplicate embeddings would be noise).
-    with torch.autocast(feats.device.type, enabled=False):
-        if feats.dtype not in (torch.float32, torch.float64):
-            feats = feats.float()
-        sq = feats.pow(2).sum(1)
-        d2 = sq[:, None] + sq[None, :] - 2.0 * feats @ feats.t()
-        # clamp: rounding can make d² slightly negative, and sqrt has no gradient at 0.
-        dist = d2.clamp(min=1e-12).sqrt()
-        same = labels[:, None] == labels[None, :]
-        d_ap = dist.masked_fill(~same, float("-inf")).amax(1)
-        d_an = dist.masked_fill(same, float("inf")).amin(1)
-        loss = F.relu(margin + d_ap - d_an).mean()
-    return loss, (d_an > d_ap).float().mean()
 
 
 # --------------------------------------------------------------------------------------------
@@ -302,35 +274,6 @@ def train_transform(inp: DeepPersonInput):
     # The ResNet-50 weights' own normalisation (or none), as every image pipeline.
     steps.append(normalize_step(inp))
     return T.Compose(steps)
-
-
-class IdentityEpochPK:
-    """Batch sampler: P×K batches from ``PKBatchSampler``, ``batches`` of them per epoch
-    (Sec. 4.1 redefines an epoch as ceil(N_c / P) batches). Each epoch draws from fresh PK
-    passes (seeded by epoch), chaining passes if one runs out."""
-
-    def __init__(self, labels: list[int], p: int, k: int, seed: int):
-        self.pk = PKBatchSampler(labels, p, k, seed)
-        self.batches = math.ceil(len(set(labels)) / p)
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return self.batches
-
-    def __iter__(self) -> Iterator[list[int]]:
-        n, sub = 0, 0
-        while True:
-            # Sub-pass index: distinct for every (epoch, pass) pair.
-            self.pk.set_epoch(self.epoch * 1000 + sub)
-            for batch in self.pk:
-                yield batch
-                n += 1
-                if n == self.batches:
-                    return
-            sub += 1
 
 
 def pk_loader(ds: ImageDataset, recipe: DeepPersonRecipe, ctx: CellContext):

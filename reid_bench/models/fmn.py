@@ -36,12 +36,13 @@ from pydantic import Field
 from torch import nn
 
 from ..method import CellContext, Method
-from ..recipe import BackboneRecipe, InputRecipe, OptimRecipe
+from ..recipe import OptimRecipe
 from ..registry import METHODS
 from ..strict import Strict
 from ..train import train_stage
 from ..trained import get_or_train
 from ._common import (
+    ModelRecipe,
     ce_and_acc,
     classifier,
     shuffled_loader,
@@ -81,12 +82,10 @@ class RankingRecipe(Strict):
     weight: float = Field(1.0, ge=0)
 
 
-class FMNRecipe(Strict):
+class FMNRecipe(ModelRecipe):
     """Input pipeline, backbone weights/width, ``stage1`` (GRN) and ``stage2`` (MN + LAN)
     optimiser stages, classifier head and ranking-loss settings."""
 
-    input: InputRecipe = InputRecipe()
-    backbone: BackboneRecipe = BackboneRecipe()
     stage1: OptimRecipe = OptimRecipe()
     stage2: OptimRecipe = OptimRecipe()
     head: HeadRecipe = HeadRecipe()
@@ -213,7 +212,7 @@ class FMNNet(nn.Module):
         mask = fmn_mask(F.relu(self.mn(g)), *self.mask_hw)   # Eq. 1, Eq. 2
         o = mix(f, mask)                                      # Eq. 3
         l = self.lan(o).mean(dim=(2, 3))  # noqa: E741 (the paper's l)
-        logits_l = self.lanclassifier(self.lan_dropout(l))
+        logits_l = self.lan_classifier(self.lan_dropout(l))
         return FMNOutput(f, g, logits_g, mask, o, l, logits_l)
 
     def descriptor(self, x: torch.Tensor, kind: str = "fused", alpha: float = 0.5

@@ -32,32 +32,34 @@ residual sum and the ReLU; ``tap: block`` reads the block output instead (after 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Literal
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from ..data.samplers import PairSampler, make_loader
-from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from ..data.samplers import make_loader
 from ..method import CellContext, Method
-from ..recipe import BackboneRecipe, InputRecipe, OptimRecipe
+from ..recipe import OptimRecipe
 from ..registry import METHODS
 from ..strict import Strict
 from ..train import train_stage
 from ..trained import get_or_train
 from ._common import (
     ClassifierNet,
+    ModelRecipe,
     backbone_and_head_groups,
     ce_and_acc,
+    map_to_image,
     shuffled_loader,
     softmax_step,
     to_device,
     train_image_dataset,
 )
+from ._regions import crop_regions, split_regions
+from ._sampling import RegionPairDataset, RegionPairSampler
 from .backbones import ResNetBackbone, build_backbone
 
 log = logging.getLogger(__name__)
@@ -88,7 +90,7 @@ class SizeRecipe(Strict):
     width: int = Field(224, gt=0)
 
 
-class LEDFRecipe(Strict):
+class LEDFRecipe(ModelRecipe):
     """``input``: the whole-image pipeline (train augmentation and test resize) before the
     image is divided into regions; ``region``: the size each region is resized to for the
     verification network (Sec. 4: 224×224); ``id_input``: the size the holistic summing map (or,
@@ -104,10 +106,8 @@ class LEDFRecipe(Strict):
     both branches together; ``separate`` runs each branch as its own batch, as the paper's two
     weight-sharing MatConvNet CNNs do (statistics per branch)."""
 
-    input: InputRecipe = InputRecipe()
     region: SizeRecipe = SizeRecipe()
     id_input: SizeRecipe = SizeRecipe()
-    backbone: BackboneRecipe = BackboneRecipe()
     verification: OptimRecipe = OptimRecipe()
     identification: OptimRecipe = OptimRecipe()
     pair_ratio: float = Field(1.0, gt=0)
@@ -117,21 +117,6 @@ class LEDFRecipe(Strict):
 
 # --------------------------------------------------------------------------------------------
 # Regions and summing maps (Sec. 3.2–3.3)
-
-
-def region_bounds(height: int, K: int) -> list[tuple[int, int]]:
-    """Row ranges ``[(start, stop), ...]`` of K horizontal regions of a ``height``-row map,
-    top to bottom. Boundaries are ``round(k·height/K)``, so the regions tile the rows exactly
-    once and differ in height by at most one row when ``height`` is not divisible by K."""
-    if K < 1 or height < K:
-        raise ValueError(f"cannot divide {height} rows into K={K} regions")
-    edges = [int(round(k * height / K)) for k in range(K + 1)]
-    return list(zip(edges[:-1], edges[1:], strict=True))
-
-
-def split_regions(x: torch.Tensor, K: int) -> list[torch.Tensor]:
-    """The K horizontal regions of ``x`` (… × H × W), top to bottom (views, no copy)."""
-    return [x[..., a:b, :] for a, b in region_bounds(x.shape[-2], K)]
 
 
 def local_summing_map(feature_maps: torch.Tensor) -> torch.Tensor:
@@ -144,22 +129,6 @@ def holistic_summing_map(local_maps: Sequence[torch.Tensor]) -> torch.Tensor:
     """Eq. 5: Z = [Z_1; Z_2; …; Z_K] — the local summing maps stacked top to bottom, in region
     order (``;`` is vertical concatenation). K × (B × 1 × h × w) → (B × 1 × K·h × w)."""
     return torch.cat(list(local_maps), dim=-2)
-
-
-def map_to_image(z: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Holistic summing map (B × 1 × H × W) → a 3-channel input for an ImageNet ResNet-50.
-
-    The paper feeds the maps to its MatConvNet ResNet-50 like images without saying how they
-    are scaled (assumed): each map is min-max scaled to [0, 1] (as the grey images of Fig. 4),
-    replicated to RGB, resized to ``size`` and normalised with the ImageNet mean/std."""
-    b = z.shape[0]
-    flat = z.reshape(b, -1)
-    lo, hi = flat.min(1, keepdim=True)[0], flat.max(1, keepdim=True)[0]
-    z = ((flat - lo) / (hi - lo).clamp_min(1e-12)).reshape_as(z)
-    z = F.interpolate(z, size=size, mode="bilinear", align_corners=False)
-    mean = z.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = z.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
-    return (z.expand(-1, 3, -1, -1) - mean) / std
 
 
 def ninth_conv(backbone: ResNetBackbone) -> nn.Conv2d:
@@ -271,76 +240,6 @@ class LEDFNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.idnet(self.id_input(x))
-
-
-# --------------------------------------------------------------------------------------------
-# Region pairs for the verification network (Sec. 3.2, Sec. 4)
-
-
-class RegionPairSampler:
-    """Pairs of corresponding regions. Per epoch and region index k, a ``PairSampler`` makes
-    every training image an anchor once, paired with an image of the same identity (similar) or
-    of another (dissimilar) at ``ratio`` dissimilar per similar (Sec. 4: 1:1); the anchor's and
-    the partner's region k form the pair. The K × n region pairs are yielded shuffled as
-    ``(anchor, partner, same, k)`` keys for ``RegionPairDataset``. Deterministic given
-    (seed, epoch); ``set_epoch`` moves to another epoch. With ``per_image`` an epoch is the
-    first n of the shuffled K·n pairs (n = number of images: recipe ``pair_epoch:
-    image_pairs``)."""
-
-    def __init__(self, pids: Sequence[int], K: int, ratio: float, seed: int,
-                 per_image: bool = False):
-        self.K, self.seed, self.epoch, self.per_image = K, seed, 0, per_image
-        # One pair draw per region index, so region k of an image gets its own partner.
-        self.samplers = [PairSampler(pids, ratio, seed=seed * 1009 + k) for k in range(K)]
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-        for s in self.samplers:
-            s.set_epoch(epoch)
-
-    def __len__(self) -> int:
-        n = len(self.samplers[0])
-        return n if self.per_image else self.K * n
-
-    def pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """``(anchors, partners, same, k)`` arrays of length K·n in this epoch's order."""
-        parts = [s.pairs() for s in self.samplers]
-        a = np.concatenate([p[0] for p in parts])
-        b = np.concatenate([p[1] for p in parts])
-        same = np.concatenate([p[2] for p in parts])
-        k = np.repeat(np.arange(self.K), [len(p[0]) for p in parts])
-        order = np.random.default_rng([self.seed, self.epoch, 7919]).permutation(len(a))
-        order = order[:len(self)]
-        return a[order], b[order], same[order], k[order]
-
-    def __iter__(self) -> Iterator[tuple[int, int, int, int]]:
-        return iter(zip(*(x.tolist() for x in self.pairs()), strict=True))
-
-
-class RegionPairDataset:
-    """``dataset[(a, b, same, k)]`` → ``(img_a, img_b, same, k)``: whole transformed images from
-    ``image_dataset``; the step cuts region k out of both (so both get the same augmentation
-    pipeline as the identification stage)."""
-
-    def __init__(self, image_dataset):
-        self.images = image_dataset
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, key):
-        a, b, same, k = key
-        return self.images[a][0], self.images[b][0], same, k
-
-
-def crop_regions(x: torch.Tensor, k: torch.Tensor, K: int,
-                 size: tuple[int, int]) -> torch.Tensor:
-    """Region ``k[i]`` of each image ``x[i]`` (of K horizontal regions), resized to ``size``."""
-    bounds = region_bounds(x.shape[-2], K)
-    out = [F.interpolate(x[i:i + 1, :, bounds[j][0]:bounds[j][1], :], size=size,
-                         mode="bilinear", align_corners=False)
-           for i, j in enumerate(k.tolist())]
-    return torch.cat(out)
 
 
 # --------------------------------------------------------------------------------------------
