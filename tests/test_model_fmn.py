@@ -134,7 +134,6 @@ def _tiny_ctx(root: Path, tmp_path: Path) -> CellContext:
 def test_stage2_keeps_grn_frozen_and_stage1_is_trained_once(shared_data_root, tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="reid_bench")
     ctx = _tiny_ctx(shared_data_root, tmp_path)
-    logs = caplog.messages
     recipe = _recipe(stage1={"epochs": 1, "batch_size": 16, "lr": 0.05},
                      stage2={"epochs": 1, "batch_size": 16, "lr": 0.05})
     method = FMN()
@@ -148,14 +147,14 @@ def test_stage2_keeps_grn_frozen_and_stage1_is_trained_once(shared_data_root, tm
         assert torch.equal(v, grn_state[k]), k
     assert all(p.grad is None and not p.requires_grad for p in model.grn.parameters())
     assert any(p.grad is not None for p in model.lan.parameters())
-    assert sum("[fmn-grn] epoch" in m for m in logs) == 1
+    assert sum("[fmn-grn] epoch" in m for m in caplog.messages) == 1
 
     # Another masked layer: the cached GRN is reused, not retrained.
     model2 = method.fit(FMNParams(mask_layer="pool1"), recipe, ctx)
-    assert sum("[fmn-grn] epoch" in m for m in logs) == 1
+    assert sum("[fmn-grn] epoch" in m for m in caplog.messages) == 1
     assert len(list((tmp_path / "cache" / "fmn_grn").glob("*/config.json"))) == 1
     assert torch.equal(model2.grn.classifier.weight, model.grn.classifier.weight)
-    assert sum("[fmn-pool1] epoch" in m for m in logs) == 1
+    assert sum("[fmn-pool1] epoch" in m for m in caplog.messages) == 1
 
 
 def test_table5_end_to_end_through_the_runner(repo_root, shared_data_root, tmp_path, caplog):
