@@ -76,7 +76,7 @@ def _train_bench(benchmark, device: str, size: str, opts: AccelOptions, batch: i
     step = softmax_step(model, dev)
 
     def run():
-        train_stage(model, loader, step, optim, device=dev, accel=acc, log=lambda m: None)
+        train_stage(model, loader, step, optim, device=dev, accel=acc)
         _sync(dev)
 
     benchmark.pedantic(run, rounds=rounds, iterations=1, warmup_rounds=warmup)

@@ -505,7 +505,7 @@ def part_throughput(rec: Recorder, a: argparse.Namespace) -> None:
                 _reset_peak(dev)
                 hist = train_stage(model, [(x, y)] * steps, softmax_step(model, dev),
                                    OptimRecipe(lr=0.01, epochs=epochs, batch_size=bs),
-                                   device=dev, stage=key, log=lambda m: None, accel=acc)
+                                   device=dev, stage=key, accel=acc)
                 _sync(dev)
                 secs = sum(h["seconds"] for h in hist[1:])
                 ips = bs * steps * (len(hist) - 1) / secs
@@ -625,7 +625,7 @@ def _parity_run(name: str, precision: str, cl: bool, seed: int, ds: Any, recipe:
                          pin_memory=dev.type == "cuda", drop_last=True)
     _reset_peak(dev)
     hist = train_stage(model, loader, softmax_step(model, dev), optim, device=dev,
-                       stage=name, log=lambda m: None, accel=acc,
+                       stage=name, accel=acc,
                        groups=backbone_and_head_groups(model.backbone, model, 1.0))
 
     def features(x):
