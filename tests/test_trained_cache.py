@@ -3,6 +3,7 @@ runner's whole model, FMN's stage-1 GRN, LEDF's verification networks)."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
@@ -48,8 +49,6 @@ def test_a_failing_training_publishes_nothing(tmp_path):
     def train():
         raise RuntimeError("diverged")
 
-    try:
+    with pytest.raises(RuntimeError, match="diverged"):
         get_or_train(cache, "kind", {"k": 1}, train, lambda: nn.Linear(1, 1))
-    except RuntimeError:
-        pass
     assert not cache.exists("kind", {"k": 1})
