@@ -22,6 +22,7 @@ from filelock import FileLock
 from .errors import ResultsError
 from .faults import fault_point
 from .integrity import row_digest
+from .metrics import METRICS
 
 STATUSES = ("ok", "failed", "diverged", "not_run")
 # The tier of a run: the paper's recipe on the real data ("full"), the shrunk recipe on the
@@ -34,7 +35,7 @@ SHRUNK_TIERS = ("smoke", "smoke_recipe")
 # the numbers deviate from it (a spec copy, --set overrides, an assumption variant, a subset)
 # is spelled into it, so such results never land in the canonical cells.
 KEY = ["row", "dataset", "split", "seed", "tier", "variant"]
-METRIC_COLUMNS = ["rank1", "rank5", "rank10", "rank20", "mAP"]
+METRIC_COLUMNS = list(METRICS)
 COLUMNS = [
     "paper", "table", "row", "dataset", "split", "seed", "tier", "variant", "smoke", "status",
     "error",
