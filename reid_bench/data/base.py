@@ -5,6 +5,10 @@ A loader is a function registered in ``registry.DATASETS`` under the name specs 
     @DATASETS.register("market1501")
     def load_market1501(root: Path, **options) -> ReidDataset: ...
 
+``register`` may also declare ``check_variants``: the option sets ``reid-bench data check``
+checks the dataset with (default: once with default options; ``[]``: no default location,
+skipped).
+
 ``root`` is the data root (``--data-root`` / ``$REID_BENCH_DATA`` / ``./data``); the loader looks
 for its own sub-folder(s) under it and raises ``DatasetError`` naming every path it looked at,
 what it expected there and where the dataset is officially obtained.

@@ -113,7 +113,9 @@ def _camid(group: int, view: int) -> int:
     return 2 * (group - 1) + (view - 1)
 
 
-@DATASETS.register("cuhk03")
+# `data check` checks the new protocol's two image kinds (the classic one uses the same files).
+@DATASETS.register("cuhk03", check_variants=[{"protocol": "new", "images": "detected"},
+                                             {"protocol": "new", "images": "labeled"}])
 def load_cuhk03(root: Path, protocol: str = "new", images: str = "detected",
                 split: int = 0, query_view: int = 1) -> ReidDataset:
     """CUHK03 from data root ``root``.
