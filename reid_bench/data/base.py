@@ -46,7 +46,7 @@ class ReidDataset:
     ``gallery``; others add what their protocols need (Market ``mq_query`` = gt_bbox images for
     multiple query). ``streams`` maps split name → a callable returning an iterator over chunks
     of samples, for splits too large to list in memory (Market+500k distractors).
-    ``meta`` carries protocol data that is not per-sample (Oxford5k ground truth, CUHK03 split
+    ``meta`` carries protocol data that is not per-sample (Oxford5k ground truth, CUHK03 partition
     index). ``fingerprint`` is a stable hash of the file list (see ``fingerprint_samples``).
     """
 
