@@ -2,9 +2,9 @@
 
 Every writer of results, reports, checkpoints, converted weights and caches goes through here:
 the content goes to a temporary sibling with a name unique to this process and call
-(``.<name>.<pid>.<random>.tmp``), is flushed and fsynced, then ``os.replace``\\ d onto the
-target. Two concurrent writers of one path never share a temporary file (the last rename
-wins, whole); a failure removes the temporary. A process killed between write and rename
+(``.<name>.<pid>.<random>.tmp``), is flushed and fsynced, then moved onto the target with
+``os.replace``: two concurrent writers of one path never share a temporary file (the last
+rename wins, whole); a failure removes the temporary. A process killed between write and rename
 leaves only a ``.<name>.*.tmp`` file, which ``stale_temps`` finds for cleanup.
 """
 
