@@ -84,6 +84,6 @@ def _env() -> jinja2.Environment:
 
 
 def render_latex(views: list, broken: list[tuple[str, str]], stamp: str) -> str:
-    """The whole ``report.tex`` for ``views`` (``report.build.TableView``)."""
+    """The whole ``report.tex`` for ``views`` (``report.view.TableView``)."""
     return _env().get_template("report.tex.j2").render(views=views, broken=broken,
                                                        generated=stamp)
