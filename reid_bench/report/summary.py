@@ -16,17 +16,9 @@ def summary(views: list[TableView], broken: list[tuple[str, str]], stamp: str) -
     """The JSON summary: every number with its verdict, every claim with its comparisons."""
     tables = []
     for v in views:
-        nums = []
-        for rv in v.rows:
-            for (ds, m), n in rv.numbers.items():
-                nums.append({"row": rv.name, "dataset": ds, "metric": m,
-                             "published": n.published, "mean": n.mean, "std": n.std, "n": n.n,
-                             "values": n.values, "delta": n.delta, "band": n.verdict.band,
-                             "verdict": n.verdict.key, "would_be": n.verdict.would_be,
-                             "status": n.status, "reason": n.reason or None,
-                             "synthetic": n.synthetic, "flag": n.flag or None, "flags": n.flags,
-                             "planned": n.planned, "runs": n.runs,
-                             "partial_mean": n.partial_mean})
+        nums = [{**_json_number(rv.name, ds, m, n), "band": n.verdict.band, "planned": n.planned,
+                 "runs": n.runs, "partial_mean": n.partial_mean}
+                for rv in v.rows for (ds, m), n in rv.numbers.items()]
         tables.append({
             "paper": v.spec.paper.id, "table": v.spec.table.id, "caption": v.spec.table.caption,
             "spec": v.spec.path, "results_csv": v.csv, "page": v.page,
@@ -65,6 +57,7 @@ def summary(views: list[TableView], broken: list[tuple[str, str]], stamp: str) -
 
 
 def _json_number(row: str, ds: str, m: str, n: Number) -> dict[str, Any]:
+    """One number of the view as JSON (its cell: row, dataset column, metric)."""
     return {"row": row, "dataset": ds, "metric": m, "published": n.published, "mean": n.mean,
             "std": n.std, "n": n.n, "values": n.values, "delta": n.delta,
             "verdict": n.verdict.key, "would_be": n.verdict.would_be, "status": n.status,
