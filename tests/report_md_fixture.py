@@ -25,26 +25,13 @@ datasets:
       protocol: market
       ap: {value: standard, assumed: "AP not stated", replaces: "area under the PR curve", alternatives: [market_matlab]}
 recipe:
-  train:
-    lr: {value: 0.01, source: "Sec. 2"}
-    epochs: {value: 60, assumed: "not stated", alternatives: [30]}
+  train: {lr: {value: 0.01, source: "Sec. 2"}, epochs: {value: 60, assumed: "not stated", alternatives: [30]}}
 rows:
-  - name: A
-    method: ide
-    params: {backbone: resnet50, dropout: {value: 0.0, assumed: "none named", alternatives: [0.5]}}
-    published: {market: {rank1: 70.0, mAP: 50.25}}
-  - name: B
-    method: ide
-    params: {backbone: resnet50}
-    published: {market: {rank1: 71.5, mAP: 51.0}}
-  - name: C
-    method: ide
-    params: {backbone: resnet50}
-    published: {market: {rank1: 60.0, mAP: 40.0}}
-  - name: Quoted
-    runnable: false
-    source: "[9]"
-    published: {market: {rank1: 60.0, mAP: null}}
+  - {name: A, method: ide, published: {market: {rank1: 70.0, mAP: 50.25}},
+     params: {backbone: resnet50, dropout: {value: 0.0, assumed: "none named", alternatives: [0.5]}}}
+  - {name: B, method: ide, params: {backbone: resnet50}, published: {market: {rank1: 71.5, mAP: 51.0}}}
+  - {name: C, method: ide, params: {backbone: resnet50}, published: {market: {rank1: 60.0, mAP: 40.0}}}
+  - {name: Quoted, runnable: false, source: "[9]", published: {market: {rank1: 60.0, mAP: null}}}
 claims:
   - {kind: improvement, row: B, baseline: A, margin: 1.0, text: "B beats A"}
   - {kind: ordering, rows: [A, C], metrics: [rank1]}
