@@ -25,6 +25,7 @@ from typing import Any
 from .data.base import ReidDataset, Sample, load_dataset, resolve_data_root
 from .errors import DatasetError
 from .registry import DATASETS
+from .textable import text_table
 
 STAT_SPLITS = ("train", "query", "gallery")
 MAX_LISTED = 20  # bad files named per row; the rest are counted
@@ -212,9 +213,7 @@ def format_check_table(rows: list[dict]) -> str:
     header = ["dataset", "status", "train", "query", "gallery", "location"]
     body = [[r["dataset"], r["status"], *(_cell(r["stats"].get(s)) for s in STAT_SPLITS),
              r["root"] or "-"] for r in rows]
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *body, strict=True)]
-    lines = ["  ".join(str(x).ljust(w) for x, w in zip(line, widths, strict=True)).rstrip()
-             for line in [header, ["-" * w for w in widths], *body]]
+    lines = text_table(header, body)
     lines.append("(train/query/gallery = ids/images/cameras; ids exclude distractor 0 and junk -1)")
     for r in rows:
         if r["problems"]:

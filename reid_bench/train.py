@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import math
-import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from . import atomic
 from .errors import DivergedError
 from .faults import fault_point
 from .integrity import current_identity, identity_mismatch, set_aside
@@ -117,9 +117,7 @@ def _set_epoch(loader: Any, epoch: int) -> None:
 
 
 def _atomic_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    atomic.save(path, lambda tmp: torch.save(obj, tmp))
 
 
 def train_stage(model: nn.Module, loader: Any, step: StepFn, optim: OptimRecipe, *,
