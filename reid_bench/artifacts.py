@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 from filelock import FileLock
 
+from . import atomic
 from .hashing import stable_hash
 
 
@@ -56,19 +55,15 @@ class ArtifactCache:
         with FileLock(str(final) + ".lock"):
             if reuse_ok and (final / "config.json").is_file():
                 return final
-            tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
-            try:
+
+            def fill(tmp: Path) -> None:
                 build(tmp)
                 # config.json last: its presence marks a complete artefact.
                 (tmp / "config.json").write_text(json.dumps(config, indent=1, sort_keys=True,
                                                             default=str))
-                if final.exists():
-                    shutil.rmtree(final)
-                os.replace(tmp, final)
-                self._fresh.add(final)
-            finally:
-                if tmp.exists():
-                    shutil.rmtree(tmp, ignore_errors=True)
+
+            atomic.build_dir(final, fill, replace=True)
+            self._fresh.add(final)
         return final
 
     def exists(self, kind: str, config: dict) -> bool:

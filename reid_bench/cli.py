@@ -314,7 +314,7 @@ def published(paths, fmt):
     df = pd.DataFrame(recs, columns=["paper", "table", "row", "dataset", "metric", "value",
                                      "runnable"])
     if fmt == "markdown":
-        from .report.ledger import published_markdown
+        from .report.published import published_markdown
 
         click.echo(published_markdown(df, captions), nl=False)
         return

@@ -15,6 +15,7 @@ import pandas as pd
 
 from .integrity import row_edited
 from .results import all_results, metric_values
+from .textable import text_table
 
 GROUP = ["paper", "table", "row", "dataset", "tier", "variant", "metric"]
 
@@ -93,14 +94,12 @@ def format_text(df: pd.DataFrame, a: Path, b: Path) -> str:
     lines.append("mean ± std over seeds (n = seeds × splits); Δ = B − A; metrics in percent")
     for (paper, table), sub in df.groupby(["paper", "table"], sort=True):
         lines.append(f"\n{paper}/{table}")
-        width = max(len(_label(r)) for r in sub.to_dict("records"))
-        lines.append(f"  {'row × dataset [tier variant] metric':<{width}}  {'A':>22}  {'B':>22}  "
-                     f"{'Δ':>7}")
-        for r in sub.to_dict("records"):
-            d = "–" if r["delta"] != r["delta"] else f"{r['delta']:+.2f}"
-            lines.append(f"  {_label(r):<{width}}  {_pm(r['mean_a'], r['std_a'], r['n_a']):>22}  "
-                         f"{_pm(r['mean_b'], r['std_b'], r['n_b']):>22}  {d:>7}"
-                         + ("  edited" if r["edited"] else ""))
+        body = [[_label(r), _pm(r["mean_a"], r["std_a"], r["n_a"]),
+                 _pm(r["mean_b"], r["std_b"], r["n_b"]),
+                 "–" if r["delta"] != r["delta"] else f"{r['delta']:+.2f}",
+                 "edited" if r["edited"] else ""] for r in sub.to_dict("records")]
+        lines += text_table(["row × dataset [tier variant] metric", "A", "B", "Δ", ""], body,
+                            right={1, 2, 3}, indent="  ", rule=False)
     return "\n".join(lines) + "\n"
 
 

@@ -6,7 +6,9 @@ and cameras per split with the published statistics the loader records in
 empty or non-image file fails), with ``deep`` a full decode (PIL's ``verify()`` does not notice a
 truncated JPEG, a full decode does) with a progress bar; the Market-1501+500k distractors are
 only counted. Every bad file is counted and the first ``MAX_LISTED`` are named.
-``check_dataset_quick`` is the seconds-long version the runner calls before training.
+``verify_loaded`` is the seconds-long version the runner calls on a loaded dataset before
+training. The option sets checked per dataset are declared where the dataset registers
+(``@DATASETS.register(name, check_variants=[...])``; default: once with default options).
 
 "ids" counts identities with pid > 0 (Market's distractor label 0 and junk label -1 are not
 identities); "cameras" counts distinct camids >= 0.
@@ -23,13 +25,8 @@ from typing import Any
 from .data.base import ReidDataset, Sample, load_dataset, resolve_data_root
 from .errors import DatasetError
 from .registry import DATASETS
+from .textable import text_table
 
-#: Option sets checked per dataset when ``data check`` runs; datasets not listed are checked
-#: once with default options. imagefolder has no default location, so it is skipped.
-CHECK_VARIANTS: dict[str, list[dict[str, Any]]] = {
-    "cuhk03": [{"protocol": "new", "images": "detected"}, {"protocol": "new", "images": "labeled"}],
-    "imagefolder": [],
-}
 STAT_SPLITS = ("train", "query", "gallery")
 MAX_LISTED = 20  # bad files named per row; the rest are counted
 APPROX_TOLERANCE = 0.01
@@ -147,13 +144,19 @@ def check_one(name: str, data_root: Path, options: dict[str, Any], decode: bool 
     return row
 
 
+def check_variants(name: str) -> list[dict[str, Any]]:
+    """The loader option sets ``data check`` checks dataset ``name`` with: its registered
+    ``check_variants`` (empty: no default location, skipped), else once with default options."""
+    return list(DATASETS.info(name).get("check_variants", [{}]))
+
+
 def check_datasets(names: list[str] | None, data_root, deep: bool = False,
                    progress: bool = False) -> tuple[list[dict], bool]:
-    """Check the datasets ``names`` (None = every registered dataset, each with its
-    CHECK_VARIANTS option sets) under ``data_root`` (resolved like ``--data-root``).
+    """Check the datasets ``names`` (None = every registered dataset) under ``data_root``
+    (resolved like ``--data-root``), each with its ``check_variants`` option sets.
 
-    Returns (rows, ok): one ``check_one`` row per dataset and option set (imagefolder, which
-    has no default location, gets a "skipped" row), and ok = no row is "invalid" and, when
+    Returns (rows, ok): one ``check_one`` row per dataset and option set (a dataset without
+    a default location, such as imagefolder, gets a "skipped" row), and ok = no row is "invalid" and, when
     ``names`` were given explicitly, none is "missing" either (unnamed datasets may simply not
     be installed). ``deep`` decodes every image fully (``progress``: with a progress bar);
     otherwise each image's header is opened."""
@@ -161,8 +164,7 @@ def check_datasets(names: list[str] | None, data_root, deep: bool = False,
     explicit = names is not None
     rows = []
     for name in (names if explicit else DATASETS.names()):
-        DATASETS.get(name)  # unknown name → RegistryError listing the valid ones
-        variants = CHECK_VARIANTS.get(name, [{}])
+        variants = check_variants(name)  # unknown name → RegistryError listing the valid ones
         if not variants:
             rows.append({"dataset": name, "name": name, "options": {}, "status": "skipped",
                          "root": None, "stats": {},
@@ -174,21 +176,15 @@ def check_datasets(names: list[str] | None, data_root, deep: bool = False,
     return rows, not any(r["status"] in bad for r in rows)
 
 
-def check_dataset_quick(name: str, data_root, options: dict[str, Any] | None = None) -> None:
-    """Fail in seconds if dataset ``name`` (with loader ``options``) is unusable: loads it
-    (folders, file names, .mat keys), compares counts with the published statistics, and
-    decodes the first and last image of every split. Raises DatasetError listing every problem
-    and suggesting ``reid-bench data check``; returns None when the dataset looks usable."""
-    options = options or {}
-    verify_loaded(load_dataset(name, data_root, **options), name, options)
-
-
-def verify_loaded(ds, name: str, options: dict[str, Any] | None = None,
+def verify_loaded(ds: ReidDataset, name: str, options: dict[str, Any] | None = None,
                   counts: bool = True) -> None:
-    """``check_dataset_quick`` on an already loaded dataset ``ds`` (the runner's pre-training
-    check: counts against the published statistics, first/last image of every split decode).
-    ``counts=False`` (``--subset``, a deliberate subset) skips the counts: the layout was
-    checked by the loader, and every split must still hold images."""
+    """Fail in seconds if the loaded dataset ``ds`` (registered ``name``, loader ``options``)
+    is unusable; the runner calls it before training. The loader already checked folders, file
+    names and .mat keys; this compares counts with the published statistics and decodes the
+    first and last image of every split. ``counts=False`` (``--subset``, a deliberate subset)
+    skips the counts: every split must still hold images. Raises DatasetError listing every
+    problem and suggesting ``reid-bench data check``; returns None when the dataset looks
+    usable."""
     options = options or {}
     problems = _compare(ds) if counts else [
         f"{s}: no images" for s in STAT_SPLITS if s in ds.splits and not ds.splits[s]]
@@ -217,9 +213,7 @@ def format_check_table(rows: list[dict]) -> str:
     header = ["dataset", "status", "train", "query", "gallery", "location"]
     body = [[r["dataset"], r["status"], *(_cell(r["stats"].get(s)) for s in STAT_SPLITS),
              r["root"] or "-"] for r in rows]
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *body, strict=True)]
-    lines = ["  ".join(str(x).ljust(w) for x, w in zip(line, widths, strict=True)).rstrip()
-             for line in [header, ["-" * w for w in widths], *body]]
+    lines = text_table(header, body)
     lines.append("(train/query/gallery = ids/images/cameras; ids exclude distractor 0 and junk -1)")
     for r in rows:
         if r["problems"]:

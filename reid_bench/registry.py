@@ -1,7 +1,11 @@
-"""Name → object registries for methods and datasets (timm-style).
+"""Name → object registries for methods, datasets and evaluation protocols (timm-style).
 
-A method or dataset module registers itself at import time with a decorator; duplicate names
-are errors, unknown names list the valid ones and the nearest match.
+A method, dataset or protocol module registers itself at import time with a decorator;
+duplicate names are errors, unknown names list the valid ones and the nearest match. The
+registry loads its package's modules on first use, so a new method, dataset or protocol is one
+new file in ``reid_bench/models/``, ``reid_bench/data/`` or ``reid_bench/eval/protocols/``.
+A registry reads like a read-only mapping (``name in REG``, ``REG[name]``, ``sorted(REG)``,
+``REG.items()``); ``get`` raises ``RegistryError`` for an unknown name.
 """
 
 from __future__ import annotations
@@ -10,8 +14,8 @@ import difflib
 import importlib
 import os
 import pkgutil
-from collections.abc import Callable
-from typing import Generic, TypeVar
+from collections.abc import Callable, Iterator
+from typing import Any, Generic, TypeVar
 
 from .errors import RegistryError
 
@@ -19,20 +23,25 @@ T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    """A named collection of builders; ``kind`` is used in error messages ("method", "dataset")."""
+    """A named collection of builders; ``kind`` is used in error messages ("method", "dataset",
+    "protocol"); ``package`` is the package whose modules register into it."""
 
     def __init__(self, kind: str, package: str):
         self.kind = kind
         self._package = package
         self._items: dict[str, T] = {}
+        self._info: dict[str, dict[str, Any]] = {}
         self._loaded = False
 
-    def register(self, name: str) -> Callable[[T], T]:
+    def register(self, name: str, **info: Any) -> Callable[[T], T]:
+        """Decorator registering its object under ``name``. ``info``: declarations kept beside
+        it, read back with ``info(name)`` (a dataset's ``check_variants``)."""
         def deco(obj: T) -> T:
             if name in self._items and self._items[name] is not obj:
                 raise RegistryError(f"duplicate {self.kind} name {name!r}: already registered by "
                                     f"{getattr(self._items[name], '__module__', '?')}")
             self._items[name] = obj
+            self._info[name] = dict(info)
             return obj
 
         return deco
@@ -45,7 +54,7 @@ class Registry(Generic[T]):
         for mod in pkgutil.iter_modules(pkg.__path__):
             if not mod.name.startswith("_"):
                 importlib.import_module(f"{self._package}.{mod.name}")
-        # Methods/datasets kept outside the tree: REID_BENCH_PLUGINS="pkg.mod,other_mod".
+        # Methods/datasets/protocols kept outside the tree: REID_BENCH_PLUGINS="pkg.mod,other".
         for name in filter(None, os.environ.get("REID_BENCH_PLUGINS", "").split(",")):
             try:
                 importlib.import_module(name.strip())
@@ -62,6 +71,26 @@ class Registry(Generic[T]):
         self._load_all()
         return name in self._items
 
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def __len__(self) -> int:
+        return len(self.names())
+
+    def __getitem__(self, name: str) -> T:
+        return self.get(name)
+
+    def items(self) -> list[tuple[str, T]]:
+        return [(n, self._items[n]) for n in self.names()]
+
+    def values(self) -> list[T]:
+        return [self._items[n] for n in self.names()]
+
+    def info(self, name: str) -> dict[str, Any]:
+        """The ``info`` registered with ``name`` ({} when none; RegistryError if unknown)."""
+        self.get(name)
+        return self._info[name]
+
     def get(self, name: str) -> T:
         self._load_all()
         try:
@@ -75,3 +104,4 @@ class Registry(Generic[T]):
 
 METHODS: Registry = Registry("method", "reid_bench.models")
 DATASETS: Registry = Registry("dataset", "reid_bench.data")
+PROTOCOLS: Registry = Registry("protocol", "reid_bench.eval.protocols")

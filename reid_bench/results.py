@@ -10,7 +10,6 @@ training history, resolved recipe, traceback) go to ``results/<paper>/<table>/<c
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -19,9 +18,10 @@ from typing import Any
 import pandas as pd
 from filelock import FileLock
 
+from . import atomic
 from .errors import ResultsError
-from .faults import fault_point
 from .integrity import row_digest
+from .metrics import METRICS
 
 STATUSES = ("ok", "failed", "diverged", "not_run")
 # The tier of a run: the paper's recipe on the real data ("full"), the shrunk recipe on the
@@ -34,7 +34,7 @@ SHRUNK_TIERS = ("smoke", "smoke_recipe")
 # the numbers deviate from it (a spec copy, --set overrides, an assumption variant, a subset)
 # is spelled into it, so such results never land in the canonical cells.
 KEY = ["row", "dataset", "split", "seed", "tier", "variant"]
-METRIC_COLUMNS = ["rank1", "rank5", "rank10", "rank20", "mAP"]
+METRIC_COLUMNS = list(METRICS)
 COLUMNS = [
     "paper", "table", "row", "dataset", "split", "seed", "tier", "variant", "smoke", "status",
     "error",
@@ -169,16 +169,6 @@ def _to_bool(v: Any) -> bool:
         return False
 
 
-def _atomic_write_text(path: Path, text: str, fault: str = "json_before_rename") -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    fault_point(fault)
-    os.replace(tmp, path)
-
-
 def lock_for(path: Path) -> FileLock:
     path.parent.mkdir(parents=True, exist_ok=True)
     return FileLock(str(path) + ".lock")
@@ -198,7 +188,7 @@ def upsert_row(path: Path, row: dict[str, Any]) -> None:
     with lock_for(path):
         # Temp files left by a writer killed between write and rename: we hold the lock, so
         # nobody is writing them now.
-        for stale in path.parent.glob(f".{path.name}.*.tmp"):
+        for stale in atomic.stale_temps(path):
             stale.unlink(missing_ok=True)
         df = read_results(path)
         mask = pd.Series(True, index=df.index)
@@ -208,12 +198,13 @@ def upsert_row(path: Path, row: dict[str, Any]) -> None:
         row["row_digest"] = row_digest({c: row.get(c) for c in COLUMNS})
         new = pd.DataFrame([{c: row.get(c) for c in COLUMNS}])
         df = new if df.empty else pd.concat([df, new], ignore_index=True)
-        _atomic_write_text(path, df[COLUMNS].to_csv(index=False), fault="csv_before_rename")
+        atomic.write_text(path, df[COLUMNS].to_csv(index=False), fault="csv_before_rename")
 
 
 def write_cell_json(path: Path, payload: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write_text(path, json.dumps(payload, indent=1, default=str))
+    atomic.write_text(path, json.dumps(payload, indent=1, default=str),
+                      fault="json_before_rename")
 
 
 def finished_cells(path: Path) -> dict[tuple, str]:

@@ -21,9 +21,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .errors import SpecError
 from .hashing import stable_hash  # noqa: F401  (re-exported: spec.stable_hash)
+from .metrics import METRICS
 from .yamlio import KeyPath, line_of, load_yaml_with_lines
 
-METRIC_NAMES = ("rank1", "rank5", "rank10", "rank20", "mAP")
+METRIC_NAMES = tuple(METRICS)
 
 
 class _Strict(BaseModel):

@@ -12,7 +12,6 @@ import contextlib
 import contextvars
 import logging
 import math
-import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from . import atomic
 from .console import progress
 from .errors import DivergedError
 from .faults import fault_point
@@ -106,9 +106,7 @@ def _set_epoch(loader: Any, epoch: int) -> None:
 
 
 def _atomic_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    atomic.save(path, lambda tmp: torch.save(obj, tmp))
 
 
 def train_stage(model: nn.Module, loader: Any, step: StepFn, optim: OptimRecipe, *,

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from browser import Browser, find_chromium
 from test_report import write_synthetic_results
 
-from reid_bench.report.browser import find_chromium
 from reid_bench.report.build import build_report
 from reid_bench.results import read_results, table_csv
 from reid_bench.spec import load_spec
@@ -45,8 +45,6 @@ def browser(request):
         if "browser" in (request.config.getoption("markexpr") or "") or os.environ.get("CI"):
             pytest.fail(msg)  # selected explicitly (nox -s browser) or in CI: never a silent pass
         pytest.skip(msg)
-    from reid_bench.report.browser import Browser
-
     with Browser() as b:
         yield b
 

@@ -1,20 +1,22 @@
-"""`data check` logic: statistics, unreadable images, missing datasets, quick check."""
+"""`data check` logic: statistics, unreadable images, missing datasets, and the runner's
+pre-training check (``verify_loaded``)."""
 
 from __future__ import annotations
 
 import pytest
 from fixtures_data import build_market
 
-from reid_bench import data_check
+from reid_bench.data import load_dataset
 from reid_bench.data.synthetic import SyntheticOptions
 from reid_bench.data_check import (
-    check_dataset_quick,
     check_datasets,
     check_one,
     format_check_table,
     split_stats,
+    verify_loaded,
 )
 from reid_bench.errors import DatasetError
+from reid_bench.registry import DATASETS
 
 SMALL = dict(num_train_ids=4, num_test_ids=3, num_cams=3, images_per_cam=1, queries_per_id=1,
              mq_per_query=1, num_distractors=2, num_junk=2)
@@ -44,24 +46,26 @@ def test_unreadable_image_found(tmp_path, own_cache):
     row = check_one("synthetic", tmp_path, SMALL)
     assert row["status"] == "invalid"
     assert any(str(victim) in p and "truncated" in p for p in row["problems"])
-    # The quick check decodes only the first and last image of each split: the middle one
+    # The runner's check decodes only the first and last image of each split: the middle one
     # passes, the last one fails.
-    check_dataset_quick("synthetic", tmp_path, SMALL)
+    verify_loaded(load_dataset("synthetic", tmp_path, **SMALL), "synthetic", SMALL)
     last = sorted((own_cache / "synthetic").rglob("query/*.jpg"))[-1]
     _truncate(last)
     with pytest.raises(DatasetError, match=last.name):
-        check_dataset_quick("synthetic", tmp_path, SMALL)
+        verify_loaded(load_dataset("synthetic", tmp_path, **SMALL), "synthetic", SMALL)
 
 
-def test_quick_check_counts(tmp_path):
+def test_runner_check_counts(tmp_path):
     build_market(tmp_path / "Market-1501")
+    ds = load_dataset("market1501", tmp_path)
     with pytest.raises(DatasetError, match="train: 3 ids, expected 751"):
-        check_dataset_quick("market1501", tmp_path)
+        verify_loaded(ds, "market1501")
+    verify_loaded(ds, "market1501", counts=False)  # --subset: counts are not compared
 
 
 def test_check_datasets_missing_and_table(tmp_path, monkeypatch):
     # Small synthetic options keep the test fast; the default set is covered by the benchmark.
-    monkeypatch.setitem(data_check.CHECK_VARIANTS, "synthetic", [SMALL])
+    monkeypatch.setitem(DATASETS.info("synthetic"), "check_variants", [SMALL])
     rows, ok = check_datasets(None, tmp_path)
     by = {r["dataset"]: r for r in rows}
     assert by["market1501"]["status"] == "missing"

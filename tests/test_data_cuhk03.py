@@ -12,7 +12,7 @@ from PIL import Image
 from reid_bench.data import load_dataset
 from reid_bench.errors import DatasetError
 
-# Split k tests identity (group 1, person 2) and (group 2, person k % 2 + 1).
+# Classic partition k tests identity (group 1, person 2) and (group 2, person k % 2 + 1).
 TESTSETS = [[(1, 2), (2, k % 2 + 1)] for k in range(20)]
 
 
@@ -56,10 +56,10 @@ def test_extracts_images_once(cuhk_root, own_cache):
     assert not [p for p in img_dir.parent.iterdir() if p.name.startswith(".tmp")]
 
 
-@pytest.mark.parametrize("split", [0, 1])
-def test_classic_split(cuhk_root, split):
-    ds = load_dataset("cuhk03", cuhk_root, protocol="classic", images="detected", split=split)
-    test = {(1, 2), (2, split % 2 + 1)}
+@pytest.mark.parametrize("partition", [0, 1])
+def test_classic_partition(cuhk_root, partition):
+    ds = load_dataset("cuhk03", cuhk_root, protocol="classic", images="detected", split=partition)
+    test = {(1, 2), (2, partition % 2 + 1)}
     # global pid = persons in earlier groups + person index
     gpid = {(g, p): sum(CUHK_GROUPS[:g - 1]) + p for g, n in enumerate(CUHK_GROUPS, 1)
             for p in range(1, n + 1)}
@@ -72,6 +72,7 @@ def test_classic_split(cuhk_root, split):
     for s, w in want.items():
         assert sorted((x.pid, x.camid) for x in ds.splits[s]) == w
     assert ds.meta["protocol"] == "classic" and ds.meta["expected"]["train"]["ids"] == 1367
+    assert ds.meta["partition"] == partition
 
 
 def test_new_protocol(cuhk_root):

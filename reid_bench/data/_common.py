@@ -7,11 +7,10 @@ The leading underscore keeps the registry from importing this module as a datase
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from ..atomic import build_dir as build_atomically  # noqa: F401 — data loaders' name
 from ..errors import DatasetError
 
 
@@ -57,26 +56,3 @@ def list_files(folder: Path, suffixes: tuple[str, ...]) -> list[str]:
         names = [e.name for e in it if e.is_file() and e.name.lower().endswith(suffixes)]
     names.sort()
     return names
-
-
-def build_atomically(final_dir: Path, build: Callable[[Path], None]) -> Path:
-    """Create ``final_dir`` by calling ``build(tmp_dir)`` on a temporary sibling folder, then
-    renaming it into place, so a crash or a concurrent run never leaves a half-written folder at
-    ``final_dir``. If another process finished first, its folder is kept and ours discarded.
-    Returns ``final_dir``."""
-    if final_dir.is_dir():
-        return final_dir
-    final_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final_dir.name}-", dir=final_dir.parent))
-    try:
-        build(tmp)
-        try:
-            os.rename(tmp, final_dir)
-        except OSError:
-            # Lost the race to a concurrent builder: its result is equivalent (same inputs).
-            if not final_dir.is_dir():
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return final_dir

@@ -5,6 +5,10 @@ A loader is a function registered in ``registry.DATASETS`` under the name specs 
     @DATASETS.register("market1501")
     def load_market1501(root: Path, **options) -> ReidDataset: ...
 
+``register`` may also declare ``check_variants``: the option sets ``reid-bench data check``
+checks the dataset with (default: once with default options; ``[]``: no default location,
+skipped).
+
 ``root`` is the data root (``--data-root`` / ``$REID_BENCH_DATA`` / ``./data``); the loader looks
 for its own sub-folder(s) under it and raises ``DatasetError`` naming every path it looked at,
 what it expected there and where the dataset is officially obtained.
@@ -42,7 +46,7 @@ class ReidDataset:
     ``gallery``; others add what their protocols need (Market ``mq_query`` = gt_bbox images for
     multiple query). ``streams`` maps split name → a callable returning an iterator over chunks
     of samples, for splits too large to list in memory (Market+500k distractors).
-    ``meta`` carries protocol data that is not per-sample (Oxford5k ground truth, CUHK03 split
+    ``meta`` carries protocol data that is not per-sample (Oxford5k ground truth, CUHK03 partition
     index). ``fingerprint`` is a stable hash of the file list (see ``fingerprint_samples``).
     """
 

@@ -9,8 +9,8 @@ On disk (torchreid's layout)::
 
 ``cuhk-03.mat`` holds ``detected`` and ``labeled``: cell arrays of 5 camera-pair groups, each a
 (persons × 10) cell of H×W×3 images (1-5 from the pair's first camera, 6-10 from the second;
-empty cells where a view is missing), and ``testsets``: 20 classic test splits, each 100
-(group, person) rows, 1-based. The images are extracted once into
+empty cells where a view is missing), and ``testsets``: the test identities of the 20 classic
+partitions, each 100 (group, person) rows, 1-based. The images are extracted once into
 ``<root>/cuhk03/images_<detected|labeled>/`` as ``<group>_<person:03d>_<view>_<image:02d>.png``
 (torchreid's names, which the new-protocol ``filelist`` uses), built atomically. The data root
 is only read: the PNGs go to the cache folder (``reid_bench.cache_dir``), under
@@ -43,8 +43,8 @@ CUHK03_SOURCE = ("http://www.ee.cuhk.edu.hk/~xgwang/CUHK_identification.html (cu
 NAME_RE = re.compile(r"^(?P<group>[1-9])_(?P<pid>\d{3})_(?P<view>[12])_(?P<img>\d{2})\.png$")
 NEW_KEYS = ("train_idx", "query_idx", "gallery_idx", "labels", "filelist")
 
-#: New protocol (Zhong et al. 2017, CUHK03-NP); classic: 1,367 train / 100 test ids per split,
-#: image counts vary by split.
+#: New protocol (Zhong et al. 2017, CUHK03-NP); classic: 1,367 train / 100 test ids per
+#: partition, image counts vary by partition.
 CUHK03_EXPECTED = {
     ("new", "labeled"): {"train": {"ids": 767, "images": 7368},
                          "query": {"ids": 700, "images": 1400},
@@ -113,16 +113,20 @@ def _camid(group: int, view: int) -> int:
     return 2 * (group - 1) + (view - 1)
 
 
-@DATASETS.register("cuhk03")
+# `data check` checks the new protocol's two image kinds (the classic one uses the same files).
+@DATASETS.register("cuhk03", check_variants=[{"protocol": "new", "images": "detected"},
+                                             {"protocol": "new", "images": "labeled"}])
 def load_cuhk03(root: Path, protocol: str = "new", images: str = "detected",
                 split: int = 0, query_view: int = 1) -> ReidDataset:
     """CUHK03 from data root ``root``.
 
-    ``protocol``: "new" (767 train / 700 test ids, Zhong et al. 2017; ``split`` must be 0) or
-    "classic" (20 splits of 1,367 train / 100 test ids; ``split`` 0..19; query = the test ids'
-    images from camera view ``query_view`` of the pair, gallery = those from the other view;
-    the papers only say "the other camera", so specs mark the view as assumed).
-    ``images``: "detected" (DPM boxes) or "labeled" (hand-drawn boxes)."""
+    ``protocol``: "new" (767 train / 700 test ids, Zhong et al. 2017; one partition) or
+    "classic" (20 partitions of 1,367 train / 100 test ids; query = the test ids' images from
+    camera view ``query_view`` of the pair, gallery = those from the other view; the papers
+    only say "the other camera", so specs mark the view as assumed). ``split``: the partition
+    index, 0..19 for classic, 0 for new (the option keeps the name of the cell's ``split``
+    that the runner fills it from, and of the spec's ``splits:``; it is part of the cells'
+    config hashes). ``images``: "detected" (DPM boxes) or "labeled" (hand-drawn boxes)."""
     if query_view not in (1, 2):
         raise DatasetError(f"cuhk03 option query_view={query_view!r}: use 1 or 2 (the camera "
                            "view of each pair the classic protocol queries come from).")
@@ -150,7 +154,7 @@ def load_cuhk03(root: Path, protocol: str = "new", images: str = "detected",
             raise DatasetError(f"cannot extract the CUHK03 images into {img_dir}: {e}. Point "
                                f"--cache-dir / $REID_BENCH_CACHE at a writable folder.") from e
         offsets = np.concatenate([[0], np.cumsum(_group_sizes(mat, images))])
-        testsets = [mat[ref][:].T.astype(int) for ref in mat["testsets"][0]]
+        partitions = [mat[ref][:].T.astype(int) for ref in mat["testsets"][0]]
     on_disk = set(os.listdir(img_dir))
 
     def sample(name: str, pid: int | None = None) -> Sample:
@@ -166,31 +170,41 @@ def load_cuhk03(root: Path, protocol: str = "new", images: str = "detected",
             pid = int(offsets[g - 1]) + int(m["pid"])
         return Sample(str(img_dir / name), pid, _camid(g, view))
 
+    partition = split
     if protocol == "classic":
-        if not 0 <= split < len(testsets):
-            raise DatasetError(f"cuhk03 option split={split}: the classic protocol has splits "
-                               f"0..{len(testsets) - 1}.")
-        test = {(int(g), int(p)) for g, p in testsets[split]}
-        splits: dict[str, list[Sample]] = {"train": [], "query": [], "gallery": []}
-        for name in sorted(on_disk):
-            m = NAME_RE.match(name)
-            if m is None:
-                continue  # not one of ours (e.g. a stray file); never part of a split
-            key = (int(m["group"]), int(m["pid"]))
-            dest = ("train" if key not in test
-                    else "query" if m["view"] == str(query_view) else "gallery")
-            splits[dest].append(sample(name))
+        if not 0 <= partition < len(partitions):
+            raise DatasetError(f"cuhk03 option split={partition}: the classic protocol has "
+                               f"{len(partitions)} partitions, 0..{len(partitions) - 1}.")
+        splits = _classic_partition(on_disk, partitions[partition], query_view, sample)
     else:
-        if split != 0:
-            raise DatasetError(f"cuhk03 option split={split}: the new protocol has one split (0).")
+        if partition != 0:
+            raise DatasetError(f"cuhk03 option split={partition}: the new protocol has one "
+                               "partition (0).")
         splits = _new_protocol(new_path, sample)
 
     return ReidDataset(name="cuhk03", root=base, splits=splits,
                        # Relative to the images_<kind> parent: the same files give the same
                        # fingerprint wherever the cache is.
                        fingerprint=fingerprint_samples(img_dir.parent, splits),
-                       meta={"protocol": protocol, "images": images, "split": split,
+                       meta={"protocol": protocol, "images": images, "partition": partition,
                              "expected": CUHK03_EXPECTED[(protocol, images)]})
+
+
+def _classic_partition(on_disk: set[str], test_ids, query_view: int,
+                       sample) -> dict[str, list[Sample]]:
+    """Splits of one classic partition: its ``test_ids`` ((group, person) rows) are query
+    (view ``query_view``) and gallery (the other view), every other identity is train."""
+    test = {(int(g), int(p)) for g, p in test_ids}
+    splits: dict[str, list[Sample]] = {"train": [], "query": [], "gallery": []}
+    for name in sorted(on_disk):
+        m = NAME_RE.match(name)
+        if m is None:
+            continue  # not one of ours (e.g. a stray file); never part of a split
+        key = (int(m["group"]), int(m["pid"]))
+        dest = ("train" if key not in test
+                else "query" if m["view"] == str(query_view) else "gallery")
+        splits[dest].append(sample(name))
+    return splits
 
 
 def _new_protocol(path: Path, sample) -> dict[str, list[Sample]]:

@@ -12,9 +12,8 @@ import re
 from pathlib import Path
 
 from ..registry import DATASETS
-from ._common import find_dataset_dir, missing_dataset_error
 from .base import ReidDataset
-from .market1501 import NameFormat, load_market_layout
+from .market1501 import NameFormat, find_layout_dir, load_market_layout
 
 DUKE_NAMES = NameFormat(
     regex=re.compile(r"^(?P<pid>\d{4})_c(?P<cam>\d)_f\d{7}\.jpg$"),
@@ -44,12 +43,6 @@ def duke_candidates(root: Path) -> list[Path]:
 @DATASETS.register("dukemtmc")
 def load_dukemtmc(root: Path) -> ReidDataset:
     """DukeMTMC-reID from the data root ``root`` (no options)."""
-    cands = duke_candidates(root)
-    found = find_dataset_dir(cands, "bounding_box_train")
-    if found is None:
-        raise missing_dataset_error(
-            "dukemtmc", cands,
-            "a folder with bounding_box_train/, bounding_box_test/, query/ of .jpg files named "
-            "like 0001_c2_f0046182.jpg", DUKEMTMC_SOURCE)
+    found = find_layout_dir("dukemtmc", duke_candidates(root), DUKE_NAMES, DUKEMTMC_SOURCE)
     return load_market_layout(found, "dukemtmc", synthetic=False, names=DUKE_NAMES,
                               expected=DUKEMTMC_EXPECTED)

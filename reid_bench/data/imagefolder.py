@@ -13,7 +13,8 @@ from .base import ReidDataset, Sample, fingerprint_samples
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".webp")
 
 
-@DATASETS.register("imagefolder")
+# No default location (the spec names the folder): `data check` skips it.
+@DATASETS.register("imagefolder", check_variants=[])
 def load_imagefolder(root: Path, path: str | None = None) -> ReidDataset:
     """Images under ``path`` (absolute, or relative to the data root ``root``), one sub-folder
     per class. pid = 1-based index of the class folder in sorted name order (0 would read as

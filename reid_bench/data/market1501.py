@@ -123,17 +123,25 @@ def market_candidates(root: Path) -> list[Path]:
             root / "Market-1501"]
 
 
-def find_market_dir(root: Path) -> Path:
-    """The Market-1501 folder under ``root``; DatasetError listing the candidates if absent."""
-    cands = market_candidates(root)
-    found = find_dataset_dir(cands, "bounding_box_train")
+def find_layout_dir(name: str, candidates: list[Path], names: NameFormat, source: str,
+                    mq: bool = False) -> Path:
+    """The first of ``candidates`` holding a Market-style dataset (``bounding_box_train/``);
+    if none does, a DatasetError for dataset ``name`` listing them, the layout (file names
+    like ``names.example``; ``mq``: mention the optional gt_bbox/) and the ``source``."""
+    found = find_dataset_dir(candidates, "bounding_box_train")
     if found is None:
         raise missing_dataset_error(
-            "market1501", cands,
-            "a folder with bounding_box_train/, bounding_box_test/, query/ (and optionally "
-            "gt_bbox/) of .jpg files named like 0002_c3s1_000151_00.jpg",
-            MARKET1501_SOURCE)
+            name, candidates,
+            "a folder with bounding_box_train/, bounding_box_test/, query/ "
+            f"{'(and optionally gt_bbox/) ' if mq else ''}of .jpg files named like "
+            f"{names.example}", source)
     return found
+
+
+def find_market_dir(root: Path) -> Path:
+    """The Market-1501 folder under ``root``; DatasetError listing the candidates if absent."""
+    return find_layout_dir("market1501", market_candidates(root), MARKET_NAMES,
+                           MARKET1501_SOURCE, mq=True)
 
 
 @DATASETS.register("market1501")

@@ -63,17 +63,17 @@ def _count2(row, ok, n, has_ok, t0, t1):
 
 
 @njit(cache=True, nogil=True)
-def _before(row, ok, n, has_ok, t, split, lt, le):
-    """Items of ``row[:n]`` ranked before a match at distance ``t`` and local index ``split``:
-    ``lt`` (strictly closer) plus the equal ones left of ``split``. ``le - lt`` equal items were
+def _before(row, ok, n, has_ok, t, col, lt, le):
+    """Items of ``row[:n]`` ranked before a match at distance ``t`` and local index ``col``:
+    ``lt`` (strictly closer) plus the equal ones left of ``col``. ``le - lt`` equal items were
     counted; the match itself is one of them when it lies in the row."""
     ties = le - lt
-    if 0 <= split < n and row[split] == t:
-        ties -= 1 if (not has_ok or ok[split] != 0.0) else 0
+    if 0 <= col < n and row[col] == t:
+        ties -= 1 if (not has_ok or ok[col] != 0.0) else 0
     if ties == 0:
         return lt
     c = lt
-    for j in range(min(max(split, 0), n)):
+    for j in range(min(max(col, 0), n)):
         if row[j] == t and (not has_ok or ok[j] != 0.0):
             c += 1
     return c

@@ -19,11 +19,12 @@ Counts are additive over gallery chunks, which is what makes the streamed evalua
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+from ._tensor import num_threads, run_parallel
 
 AP_DEFINITIONS = ("standard", "market_matlab")
 
@@ -164,10 +165,6 @@ def new_counts(sm: SortedMatches) -> np.ndarray:
     return np.zeros(sm.total, dtype=np.int64)
 
 
-def _num_threads(threads: int | None) -> int:
-    return max(1, torch.get_num_threads() if threads is None else int(threads))
-
-
 def _row_ranges(sm: SortedMatches, q0: int, B: int, parts: int) -> list[tuple[int, int]]:
     """Split rows 0..B into ``parts`` ranges of about equal work (a row costs ~ its matches)."""
     if parts <= 1 or B < 2 * parts:
@@ -186,7 +183,8 @@ def count_block(D, q0: int, g0: int, sm: SortedMatches, counts: np.ndarray, *,
 
     ``threads``: worker threads over the block's queries (default: torch's thread count).
     """
-    from . import _rank_kernel as K  # numba: imported (and compiled or loaded) on first use
+    # numba: imported (and compiled or loaded from its cache) on first use
+    from ._rank_kernel import MAX_COLS, count_rows
 
     if sm.total == 0:
         return
@@ -195,10 +193,10 @@ def count_block(D, q0: int, g0: int, sm: SortedMatches, counts: np.ndarray, *,
     dtype = torch.float64 if sm.dist.dtype == np.float64 else torch.float32
     if B == 0 or C == 0 or int(sm.start[q0 + B] - sm.start[q0]) == 0:
         return
-    nthreads = _num_threads(threads)
+    nthreads = num_threads(threads)
     # Row blocks of <= 2^24 elements (a copy is made only for non-CPU, non-contiguous or
     # other-dtype input); column blocks below the kernel's 2^24 limit.
-    step_c = min(C, K.MAX_COLS - 1)
+    step_c = min(C, MAX_COLS - 1)
     step_r = max(1, (1 << 24) // step_c)
     for c0 in range(0, C, step_c):
         c1 = min(C, c0 + step_c)
@@ -206,15 +204,11 @@ def count_block(D, q0: int, g0: int, sm: SortedMatches, counts: np.ndarray, *,
         for r0 in range(0, B, step_r):
             blk = D[r0:r0 + step_r, c0:c1]
             arr = np.ascontiguousarray(blk.detach().to("cpu", dtype).numpy())
-            ranges = _row_ranges(sm, q0 + r0, arr.shape[0], nthreads)
             args = (q0 + r0, c1 - c0, g0 + c0, sm.start, sm.dist, sm.gidx, sm.xstart, sm.xg,
                     ok, sm.ok is not None, counts)
-            if len(ranges) == 1:
-                K.count_rows(arr, 0, arr.shape[0], *args)
-            else:
-                # nogil kernel: threads share counts but write disjoint query slices.
-                with ThreadPoolExecutor(len(ranges)) as ex:
-                    list(ex.map(lambda r, a=arr, x=args: K.count_rows(a, r[0], r[1], *x), ranges))
+            # nogil kernel: threads share counts but write disjoint query slices.
+            run_parallel(lambda lo, hi, a=arr, x=args: count_rows(a, lo, hi, *x),
+                         _row_ranges(sm, q0 + r0, arr.shape[0], nthreads))
 
 
 @dataclass

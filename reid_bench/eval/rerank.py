@@ -10,13 +10,12 @@ index of V, so memory is the three inputs plus one Q×G output.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 import torch
 
-from ._tensor import as_tensor
+from ._tensor import as_tensor, num_threads, run_parallel
 
 
 def _column_parts(qg: torch.Tensor, qq: torch.Tensor, gg: torch.Tensor, s: int, e: int):
@@ -89,36 +88,23 @@ def re_rank(q_g_dist: Any, q_q_dist: Any, g_g_dist: Any, k1: int = 20, k2: int =
     # Squaring and dividing by the row maximum keep the order, so the top-k runs on the raw
     # distances; the row maximum is kept for the weights.
     if dev.type == "cpu":
-        nn, rowmax = _neighbours_cpu(qg, qq, gg, kk, _threads(threads))
+        nn, rowmax = _neighbours_cpu(qg, qq, gg, kk, num_threads(threads))
     else:
         nn, rowmax = _neighbours_torch(qg, qq, gg, kk)
-    out = _rest(qg, qq, gg, nn, rowmax, k1, k2, lambda_value, max_pairs, _threads(threads))
+    out = _rest(qg, qq, gg, nn, rowmax, k1, k2, lambda_value, max_pairs, num_threads(threads))
     return out.cpu().numpy() if was_numpy else out
 
 
-def _threads(threads: int | None) -> int:
-    return max(1, torch.get_num_threads() if threads is None else int(threads))
-
-
-def _split(n: int, parts: int) -> list[tuple[int, int]]:
+def _ranges(n: int, parts: int) -> list[tuple[int, int]]:
+    """0..n cut into ``parts`` contiguous (lo, hi) ranges of about equal length."""
     edges = sorted({n * i // parts for i in range(parts + 1)})
     return list(zip(edges[:-1], edges[1:], strict=True))
-
-
-def _parallel(fn, ranges) -> None:
-    """Run ``fn(lo, hi)`` over ranges, on threads when there are several (nogil kernels)."""
-    if len(ranges) == 1:
-        fn(*ranges[0])
-        return
-    with ThreadPoolExecutor(len(ranges)) as ex:
-        for f in [ex.submit(fn, lo, hi) for lo, hi in ranges]:
-            f.result()
 
 
 def _neighbours_cpu(qg, qq, gg, kk: int, threads: int):
     """Each column's ``kk`` nearest rows of M = [[qq, qg], [qgᵀ, gg]] and its maximum, in
     row-major passes over the inputs (see ``_rerank_kernel.stream_cols``)."""
-    from . import _rerank_kernel as K
+    from ._rerank_kernel import stream_cols, stream_rows
 
     Q, G = qg.shape
     N = Q + G
@@ -131,11 +117,11 @@ def _neighbours_cpu(qg, qq, gg, kk: int, threads: int):
     cmax = np.full(N, -np.inf, dt)
     state = (vals, idx, cnt, thr, cmax, kk)
     # columns < Q: rows 0..Q-1 from qq's columns, then rows Q.. from qg's rows (row order)
-    _parallel(lambda lo, hi: K.stream_cols(a_qq, 0, 0, lo, hi, *state), _split(Q, threads))
-    _parallel(lambda lo, hi: K.stream_rows(a_qg, Q, 0, lo, hi, *state), _split(Q, threads))
+    run_parallel(lambda lo, hi: stream_cols(a_qq, 0, 0, lo, hi, *state), _ranges(Q, threads))
+    run_parallel(lambda lo, hi: stream_rows(a_qg, Q, 0, lo, hi, *state), _ranges(Q, threads))
     # columns >= Q: rows 0..Q-1 from qg's columns, then rows Q.. from gg's columns
-    _parallel(lambda lo, hi: K.stream_cols(a_qg, 0, Q, lo, hi, *state), _split(G, threads))
-    _parallel(lambda lo, hi: K.stream_cols(a_gg, Q, Q, lo, hi, *state), _split(G, threads))
+    run_parallel(lambda lo, hi: stream_cols(a_qg, 0, Q, lo, hi, *state), _ranges(G, threads))
+    run_parallel(lambda lo, hi: stream_cols(a_gg, Q, Q, lo, hi, *state), _ranges(G, threads))
     rowmax = torch.from_numpy(cmax * cmax).float()
     return torch.from_numpy(idx), rowmax
 
@@ -245,7 +231,7 @@ def _expand(vr, vc, vv, nbr: torch.Tensor, N: int):
 
 def _jaccard_blend_cpu(vr, vc, vv, qg, rowmax, Q, G, N, lam, threads):
     """``_jaccard_blend`` with the compiled per-query accumulation (``jaccard_rows``)."""
-    from . import _rerank_kernel as K
+    from ._rerank_kernel import jaccard_rows
 
     g_sel = vr >= Q
     gr, gcl, gv = vr[g_sel] - Q, vc[g_sel], vv[g_sel]
@@ -258,8 +244,8 @@ def _jaccard_blend_cpu(vr, vc, vv, qg, rowmax, Q, G, N, lam, threads):
     a_qg = np.ascontiguousarray(qg.numpy())
     rm = np.ascontiguousarray(rowmax.numpy(), dtype=np.float32)
     out = np.empty((Q, G), np.float32)
-    _parallel(lambda lo, hi: K.jaccard_rows(lo, hi, qstart, qc, qv, cstart, gr, gv, a_qg, rm,
-                                            float(lam), out), _split(Q, threads))
+    run_parallel(lambda lo, hi: jaccard_rows(lo, hi, qstart, qc, qv, cstart, gr, gv, a_qg, rm,
+                                             float(lam), out), _ranges(Q, threads))
     return torch.from_numpy(out)
 
 

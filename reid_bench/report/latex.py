@@ -15,7 +15,8 @@ from pathlib import Path
 
 import jinja2
 
-from . import verdicts as V
+from . import verdicts
+from .fmt import FLAG_TEXT
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -77,14 +78,12 @@ def _env() -> jinja2.Environment:
     env.filters["delta"] = _delta
     env.filters["flagmark"] = lambda f: FLAG_MARKS.get(f, tex(f))
     env.globals["MARKS"] = MARKS
-    from .build import FLAG_TEXT
-
     env.globals["FLAG_TEXT"] = FLAG_TEXT
-    env.globals["LABELS"] = V.LABELS
+    env.globals["LABELS"] = verdicts.LABELS
     return env
 
 
 def render_latex(views: list, broken: list[tuple[str, str]], stamp: str) -> str:
-    """The whole ``report.tex`` for ``views`` (``report.build.TableView``)."""
+    """The whole ``report.tex`` for ``views`` (``report.view.TableView``)."""
     return _env().get_template("report.tex.j2").render(views=views, broken=broken,
                                                        generated=stamp)

@@ -12,11 +12,12 @@
   ``variant:KEY=VALUE`` parts, reid_bench.variants) and each row × column × metric it covers,
   the canonical number and verdict next to the variant's: does the gap move with the reading?
 - ``digits``: decimals the paper prints per column, so published numbers read as printed.
+
+The renderers lay it out (``templates/_ledger.html.j2``, ``templates/_ledger.md.j2``).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +25,8 @@ import pandas as pd
 
 from ..spec import Spec
 from ..variants import split_variant, traced_values, variant_choices
-from . import verdicts as V
+from . import verdicts
+from .fmt import delta
 
 BLOCKS = {"recipe": "recipe", "params": "method params", "eval": "evaluation",
           "options": "dataset"}
@@ -50,16 +52,14 @@ class VariantNumber:
     metric: str
     published: float | None
     main: float | None
-    main_verdict: V.Verdict
+    main_verdict: verdicts.Verdict
     value: float | None
-    verdict: V.Verdict
+    verdict: verdicts.Verdict
     n: int
 
     @property
     def move(self) -> float | None:
-        if self.main is None or self.value is None:
-            return None
-        return self.value - self.main
+        return delta(self.value, self.main)
 
 
 @dataclass
@@ -100,13 +100,6 @@ def published_digits(spec: Spec) -> dict[tuple[str, str], int]:
                 if x is not None:
                     out[(ds, m)] = max(out.get((ds, m), 0), _decimals(x))
     return {k: d or 2 for k, d in out.items()}
-
-
-def fmt_published(x: float | None, digits: int | None) -> str:
-    """A published number with the paper's decimals ("–" for a dash)."""
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "–"
-    return f"{x:.{2 if digits is None else digits}f}"
 
 
 def assumptions(spec: Spec) -> list[Assumption]:
@@ -165,14 +158,14 @@ def variant_runs(spec: Spec, vdf: pd.DataFrame, numbers: dict[tuple[str, str, st
             if main is None:
                 continue  # a metric the table does not print
             try:
-                band = V.tolerance(m, spec.tolerances)
+                band = verdicts.tolerance(m, spec.tolerances)
             except Exception:  # noqa: BLE001 — unknown metric: no verdict
                 continue
             mean = float(grp["value"].mean())
             syn = bool(grp["synthetic"].any())
             run.numbers.append(VariantNumber(
                 row, ds, m, main.published, main.mean, main.verdict, mean,
-                V.verdict("ok", main.published, mean, band, syn), len(grp)))
+                verdicts.verdict("ok", main.published, mean, band, syn), len(grp)))
         order = {r.name: i for i, r in enumerate(spec.rows)}
         run.numbers.sort(key=lambda x: (order.get(x.row, 1 << 30), x.dataset, x.metric))
         out.append(run)
@@ -183,54 +176,3 @@ def ledger_view(spec: Spec, vdf: pd.DataFrame, numbers: dict[tuple[str, str, str
                 long_metrics) -> Ledger:
     return Ledger(assumptions(spec), counts(spec),
                   variant_runs(spec, vdf, numbers, long_metrics), published_digits(spec))
-
-
-def markdown(ledger: Ledger) -> str:
-    """The ledger of one table as markdown (appended to the report's table section)."""
-    c = ledger.counts
-    out = [f"\n**Assumptions**: recipe {c['recipe_stated']} stated by the paper / "
-           f"{c['recipe_assumed']} assumed; {c['other_assumed']} assumed params, evaluation "
-           "and dataset values.\n\n"]
-    for a in ledger.assumptions:
-        alt = f" (alternatives: {', '.join(f'`{x}`' for x in a.alternatives)})" \
-            if a.alternatives else ""
-        rep = f" Replaces the paper's \"{a.replaces}\"." if a.replaces else ""
-        out.append(f"- {BLOCKS[a.block]} `{a.key}` = `{a.value}` ({a.where}){alt}: "
-                   f"{a.reason}.{rep}\n")
-    for run in ledger.variants:
-        out.append(f"\n**Variant {run.label}**"
-                   + (" (synthetic)" if run.synthetic else "") + ":\n\n"
-                   "| row | column | metric | paper | ours | verdict | variant | verdict | move |"
-                   "\n|---|---|---|---|---|---|---|---|---|\n")
-        for x in run.numbers:
-            out.append(f"| {x.row} | {x.dataset} | {x.metric} | "
-                       f"{fmt_published(x.published, ledger.digits.get((x.dataset, x.metric)))}"
-                       f" | {_f(x.main)} | {x.main_verdict.label} | {_f(x.value)} | "
-                       f"{x.verdict.label} | {_signed(x.move)} |\n")
-    return "".join(out)
-
-
-def _f(x: float | None) -> str:
-    return "–" if x is None else f"{x:.2f}"
-
-
-def _signed(x: float | None) -> str:
-    return "–" if x is None else f"{x:+.2f}".replace("-", "−")
-
-
-def published_markdown(df: pd.DataFrame, captions: dict[tuple[str, str], tuple]) -> str:
-    """``reid-bench published --format markdown``: per table, a heading citing the paper, the
-    table's caption quoted, then its published numbers (long format; quoted rows included)."""
-    out = []
-    cols = [c for c in df.columns if c not in ("paper", "table")]
-    for (paper, table), sub in df.groupby(["paper", "table"], sort=False):
-        info, caption = captions[(paper, table)]
-        out.append(f"### {info.title} ({', '.join(info.authors[:1])}"
-                   f"{' et al.' if len(info.authors) > 1 else ''}, {info.venue}, {info.year})"
-                   f" — {table.replace('table', 'Table ')}\n\n> {caption}\n\n")
-        out.append("| " + " | ".join(cols) + " |\n| " + " | ".join("---" for _ in cols) + " |\n")
-        for r in sub[cols].itertuples(index=False):
-            out.append("| " + " | ".join("" if v is None or v != v else str(v).replace("|", "/")
-                                         for v in r) + " |\n")
-        out.append("\n")
-    return "".join(out)

@@ -2,7 +2,7 @@
 
 A verdict compares the mean over seeds with the published number using an absolute band in
 percentage points. Bands come from the spec's ``tolerances`` (per metric) and otherwise from
-``DEFAULT_TOLERANCES`` below — the one place the suite-wide defaults live.
+``DEFAULT_TOLERANCES`` below, read from ``reid_bench.metrics.METRICS``.
 
 Verdicts: ``reproduced`` (|mean − published| ≤ band), ``better`` (above the band), ``worse``
 (below the band), ``not run`` (with the reason), ``failed`` (with the error; ``diverged`` is a
@@ -21,17 +21,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# Suite-wide tolerance bands, absolute percentage points. Re-ID papers report one training run;
-# seed-to-seed spread of a ResNet-50 on Market-1501 is about ±0.5 rank-1 and ±0.7 mAP, and
-# library differences (data loading, augmentation order, cuDNN) move numbers by another ~1 pt,
-# so 2 points on the headline metrics. Higher ranks saturate and move less.
-DEFAULT_TOLERANCES: dict[str, float] = {
-    "rank1": 2.0,
-    "rank5": 1.5,
-    "rank10": 1.5,
-    "rank20": 1.0,
-    "mAP": 2.0,
-}
+from ..metrics import METRICS
+
+# Suite-wide tolerance bands, absolute percentage points (why these values: reid_bench.metrics).
+DEFAULT_TOLERANCES: dict[str, float] = {name: m.tolerance for name, m in METRICS.items()}
 
 # Display order from most to least severe: a row's verdict is its most severe number's.
 SEVERITY = ("failed", "edited", "stale", "not run", "incomplete", "worse", "synthetic",

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .. import atomic
 from .store import WeightsError
 
 # Protobuf wire types.
@@ -201,7 +202,5 @@ def convert_caffenet(caffemodel: str | Path, out: str | Path, *, width: float = 
     load_strict(net, state, where=f"converted {src}")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    save_file(state, str(tmp), metadata={"source": src.name, "converter": "reid_bench.weights.caffe"})
-    tmp.replace(out)
-    return out
+    return atomic.save(out, lambda tmp: save_file(
+        state, str(tmp), metadata={"source": src.name, "converter": "reid_bench.weights.caffe"}))

@@ -1,8 +1,9 @@
 """Open the static report in headless Chromium (Selenium + Debian's chromium/chromedriver).
 
-Used by tests/test_browser.py and by hand::
+Test tooling (selenium is a dev-only dependency). Used by tests/test_browser.py and by hand,
+with the site folder and, optionally, where the screenshots go (default: SITE/screenshots)::
 
-    python -m reid_bench.report.browser results/report --shots results/report/screenshots
+    python tests/browser.py results/report results/report/screenshots
 
 For every page it collects the browser console's errors and warnings and saves a full-page
 screenshot. Only file:// URLs are opened; Chromium runs with networking features off.
