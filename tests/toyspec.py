@@ -1,0 +1,120 @@
+"""The one toy table the tests run, assembled from parts a test can swap.
+
+``toy_spec`` writes the paper/table header and joins YAML blocks: a ``datasets`` block (default:
+one Market-1501 column), a ``recipe`` (default: the paper-size IDE recipe, so tests run it under
+``--smoke`` with a shrunk ``smoke`` block; ``tiny_recipe`` is a recipe the ``test_tiny`` plugin
+method trains in seconds without ``--smoke``) and the rows. ``tiny_rows`` writes ``test_tiny``
+rows; ``write_spec`` puts a spec where ``load_spec`` expects it (``papers/<paper>/<table>.yaml``).
+``cli_cmd``/``plugin_env`` run ``python -m reid_bench run`` in a subprocess with the plugin.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+PLUGINS = Path(__file__).resolve().parent / "plugins"
+ROOT = Path(__file__).resolve().parents[1]
+
+MARKET = """\
+datasets:
+  market:
+    name: market1501
+    eval: {protocol: market, ap: standard, distance: euclidean}
+"""
+
+# The paper's recipe of a tiny IDE table (never trained as such: tests use its smoke block).
+PAPER_RECIPE = """\
+recipe:
+  input:
+    height: {value: 256, source: "x"}
+    width: {value: 128, source: "x"}
+  backbone:
+    pretrained: {value: imagenet, source: "x"}
+  train:
+    lr: {value: 0.01, source: "x"}
+    epochs: {value: 60, source: "x"}
+"""
+
+
+def tiny_recipe(epochs: int = 3, lr: float = 0.05, batch_size: int = 64) -> str:
+    """A full-tier recipe ``test_tiny`` trains in seconds on the synthetic data."""
+    return f"""\
+recipe:
+  input:
+    height: {{value: 32, source: "test"}}
+    width: {{value: 16, source: "test"}}
+    normalize: {{value: none, source: "test"}}
+  backbone:
+    pretrained: {{value: none, source: "test"}}
+  train:
+    epochs: {{value: {epochs}, source: "test"}}
+    lr: {{value: {lr}, source: "test"}}
+    batch_size: {{value: {batch_size}, source: "test"}}
+"""
+
+
+def tiny_rows(rows: list[dict], column: str = "market") -> str:
+    """``test_tiny`` rows: each ``{"name": ..., "params": {...}}`` (params optional)."""
+    body = "rows:\n"
+    for r in rows:
+        params = ", ".join(f"{k}: {v!r}" if isinstance(v, str) else f"{k}: {v}"
+                           for k, v in r.get("params", {}).items())
+        body += (f"  - name: {r['name']}\n    method: test_tiny\n    params: {{{params}}}\n"
+                 f"    published: {{{column}: {{rank1: 50.0, mAP: 30.0}}}}\n")
+    return body
+
+
+def toy_spec(rows: str, *, datasets: str = MARKET, recipe: str = PAPER_RECIPE,
+             smoke: str = "", paper: str = "demo", caption: str = "toy table",
+             extra: str = "") -> str:
+    """A spec's YAML text: header, ``extra`` top-level keys (e.g. ``seeds: 3``), datasets,
+    recipe, smoke block and rows (each block a YAML text ending in a newline)."""
+    return (f"paper: {{id: {paper}, title: Demo, authors: [A], venue: V, year: 2020}}\n"
+            f"table: {{id: table1, caption: {caption}}}\n"
+            f"metrics: [rank1, mAP]\n{extra}{datasets}{recipe}{smoke}{rows}")
+
+
+def write_spec(root: Path, text: str, name: str = "papers/demo/table1.yaml") -> Path:
+    """Write ``text`` to ``root/name`` (folders created) and return the path."""
+    p = root / name
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(text)
+    return p
+
+
+def tiny_spec(root: Path, rows: list[dict], **kw) -> Path:
+    """The ``test_tiny`` table of ``rows`` on one Market-1501 column, written under ``root``."""
+    return write_spec(root, toy_spec(tiny_rows(rows), datasets=MARKET_PLAIN,
+                                     recipe=tiny_recipe(**kw), caption="reliability"))
+
+
+MARKET_PLAIN = "datasets:\n  market: {name: market1501, eval: {protocol: market}}\n"
+
+
+def register_plugin() -> None:
+    """Make ``test_tiny``/``test_splits`` importable and registered in this process."""
+    if str(PLUGINS) not in sys.path:
+        sys.path.insert(0, str(PLUGINS))
+    import rb_test_methods  # noqa: F401  (registers on import)
+
+
+def plugin_env(**kw: str) -> dict:
+    """Environment of a ``python -m reid_bench`` subprocess that loads the test plugin (no
+    fault injected unless ``REID_BENCH_FAULT`` is in ``kw``)."""
+    e = dict(os.environ, REID_BENCH_PLUGINS="rb_test_methods", OMP_NUM_THREADS="1",
+             PYTHONPATH=os.pathsep.join([str(ROOT), str(PLUGINS),
+                                         os.environ.get("PYTHONPATH", "")]))
+    e.pop("REID_BENCH_FAULT", None)
+    e.update(kw)
+    return e
+
+
+def cli_cmd(spec: Path, results: Path, data_root: Path, *extra: str,
+            smoke: bool = True) -> list[str]:
+    """``python -m reid_bench run`` of ``spec`` (``--smoke`` unless told otherwise), with a
+    checkpoint every epoch."""
+    return [sys.executable, "-m", "reid_bench", "run", str(spec), *(["--smoke"] if smoke else []),
+            "--results-dir", str(results), "--data-root", str(data_root),
+            "--checkpoint-every", "1", *extra]
