@@ -1,9 +1,18 @@
 """Cached artefacts: built once, published atomically, keyed by config and code."""
 
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from reid_bench.artifacts import ArtifactCache
 from reid_bench.registry import METHODS
+
+ROOT = Path(__file__).resolve().parents[1]  # the folder holding the reid_bench package
 
 
 def test_built_once_then_reused(tmp_path):
@@ -48,3 +57,37 @@ def test_code_fingerprint_tracks_the_method_source():
     ide, fmn = METHODS.get("ide")(), METHODS.get("fmn")()
     assert ide.code_fingerprint() == METHODS.get("ide")().code_fingerprint()
     assert ide.code_fingerprint() != fmn.code_fingerprint()
+
+
+# What a method's training runs, read by a fresh interpreter from a copy of the package.
+FINGERPRINTS = ("import json; from reid_bench.registry import METHODS; "
+                "print(json.dumps({m: METHODS.get(m)().code_fingerprint() "
+                "for m in ('ide', 'fmn')}))")
+
+
+def _fingerprints_of(src: Path) -> dict[str, str]:
+    # cwd=src: ``python -c`` puts the working folder first on sys.path.
+    out = subprocess.run([sys.executable, "-c", FINGERPRINTS + "; import reid_bench; "
+                          "print(reid_bench.__file__)"], capture_output=True, text=True,
+                         env=dict(os.environ, PYTHONPATH=str(src)), cwd=src, timeout=120,
+                         check=True)
+    *_, fingerprints, package = out.stdout.strip().splitlines()
+    assert Path(package).is_relative_to(src)  # the copy was fingerprinted, not this checkout
+    return json.loads(fingerprints)
+
+
+def test_editing_a_shared_module_imported_transitively_changes_the_fingerprint(tmp_path):
+    """``data/transforms.py`` is imported by no method file, only through ``models/_common.py``
+    (hand-checked): editing it must change both IDE's and FMN's fingerprints, so their cached
+    trained models are not reused; editing ``cli.py``, which no method imports, must not."""
+    src = tmp_path / "src"
+    shutil.copytree(ROOT / "reid_bench", src / "reid_bench",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    here = {m: METHODS.get(m)().code_fingerprint() for m in ("ide", "fmn")}
+    (src / "reid_bench" / "cli.py").write_text(
+        (src / "reid_bench" / "cli.py").read_text() + "\n# edited\n")
+    assert _fingerprints_of(src) == here  # same code a method runs, wherever it lives
+    shared = src / "reid_bench" / "data" / "transforms.py"
+    shared.write_text(shared.read_text() + "\n# edited\n")
+    edited = _fingerprints_of(src)
+    assert edited["ide"] != here["ide"] and edited["fmn"] != here["fmn"]
