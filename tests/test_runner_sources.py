@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pandas as pd
 from click.testing import CliRunner
-from toyspec import MARKET_PLAIN, cli_cmd, plugin_env, register_plugin, tiny_spec
+from toyspec import (
+    MARKET_PLAIN,
+    cli_cmd,
+    plugin_env,
+    register_plugin,
+    splits_column,
+    tiny_spec,
+)
 
 from reid_bench import results
 from reid_bench.cli import main
@@ -44,10 +51,7 @@ def test_train_source_is_used_for_fit_and_keyed(tmp_path, shared_data_root):
     assert key["dataset"] == {"name": "synthetic", "options": {"seed": 7, "num_train_ids": 12}}
 
 
-SPLITS_COLUMN = ("  market:\n    name: test_splits\n    splits: 3\n"
-                 "    options: {num_train_ids: 8, num_test_ids: 8, num_cams: 2, images_per_cam: 2,"
-                 " queries_per_id: 1, mq_per_query: 0, num_distractors: 0, num_junk: 0}\n"
-                 "    eval: {protocol: market}")
+SPLITS_COLUMN = splits_column("market", 3).rstrip("\n")
 
 
 def test_split_axis_plans_one_cell_per_split(tmp_path):

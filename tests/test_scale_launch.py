@@ -8,7 +8,14 @@ import pytest
 import yaml
 from click.testing import CliRunner
 from filelock import FileLock
-from toyspec import register_plugin, tiny_recipe, tiny_rows, toy_spec, write_spec
+from toyspec import (
+    register_plugin,
+    splits_column,
+    tiny_recipe,
+    tiny_rows,
+    toy_spec,
+    write_spec,
+)
 
 from reid_bench import results
 from reid_bench.cli import main
@@ -62,10 +69,7 @@ def _write(runner, cell, status, chash=None):
 
 SPLITS_TABLE = toy_spec(
     tiny_rows([{"name": "a"}]), recipe=tiny_recipe(epochs=1), extra="seeds: 2\n",
-    datasets="datasets:\n  market:\n    name: test_splits\n    splits: 2\n"
-             "    options: {num_train_ids: 8, num_test_ids: 8, num_cams: 2, images_per_cam: 2,"
-             " queries_per_id: 1, mq_per_query: 0, num_distractors: 0, num_junk: 0}\n"
-             "    eval: {protocol: market}\n")
+    datasets="datasets:\n" + splits_column("market", 2))
 
 
 def test_slurm_array_one_task_per_pending_cell(tmp_path, shared_data_root):

@@ -38,6 +38,15 @@ recipe:
 """
 
 
+# The IDE row most tables here start with (the method of every paper's baseline).
+IDE_A = """\
+  - name: IDE A
+    method: ide
+    params: {backbone: resnet50}
+    published: {market: {rank1: 70.0, mAP: 50.0}}
+"""
+
+
 def tiny_recipe(epochs: int = 3, lr: float = 0.05, batch_size: int = 64) -> str:
     """A full-tier recipe ``test_tiny`` trains in seconds on the synthetic data."""
     return f"""\
@@ -84,13 +93,25 @@ def write_spec(root: Path, text: str, name: str = "papers/demo/table1.yaml") -> 
     return p
 
 
-def tiny_spec(root: Path, rows: list[dict], **kw) -> Path:
-    """The ``test_tiny`` table of ``rows`` on one Market-1501 column, written under ``root``."""
-    return write_spec(root, toy_spec(tiny_rows(rows), datasets=MARKET_PLAIN,
-                                     recipe=tiny_recipe(**kw), caption="reliability"))
-
-
 MARKET_PLAIN = "datasets:\n  market: {name: market1501, eval: {protocol: market}}\n"
+
+
+def splits_column(key: str, splits: int | None, **options: int) -> str:
+    """A dataset column ``key`` of the plugin's ``test_splits`` dataset (the synthetic one with
+    a ``split`` option) at its smallest, with ``splits: N`` unless None; ``options`` are added
+    to the loader's."""
+    opts = {"num_train_ids": 8, "num_test_ids": 8, "num_cams": 2, "images_per_cam": 2,
+            "queries_per_id": 1, "mq_per_query": 0, "num_distractors": 0, "num_junk": 0} | options
+    text = ", ".join(f"{k}: {v}" for k, v in opts.items())
+    return (f"  {key}:\n    name: test_splits\n" + (f"    splits: {splits}\n" if splits else "")
+            + f"    options: {{{text}}}\n    eval: {{protocol: market}}\n")
+
+
+def tiny_spec(root: Path, rows: list[dict], **recipe) -> Path:
+    """The ``test_tiny`` table of ``rows`` on one Market-1501 column (``recipe``: the
+    ``tiny_recipe`` arguments), written under ``root``."""
+    return write_spec(root, toy_spec(tiny_rows(rows), datasets=MARKET_PLAIN,
+                                     recipe=tiny_recipe(**recipe), caption="tiny table"))
 
 
 def register_plugin() -> None:
