@@ -8,7 +8,7 @@ import socket
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from toyspec import toy_spec, write_spec
+from toyspec import recipe, toy_spec, write_spec
 
 from reid_bench.cli import main
 from reid_bench.weights import store
@@ -21,17 +21,7 @@ rows:
     method: ide
     params: {backbone: resnet50}
     published: {market: {rank1: 70.0, mAP: 50.0}}
-""", paper="wdemo", caption="weights demo", recipe="""\
-recipe:
-  input:
-    height: {value: 64, source: "x"}
-    width: {value: 32, source: "x"}
-  backbone:
-    pretrained: {value: imagenet, source: "x"}
-  train:
-    epochs: {value: 1, source: "x"}
-    batch_size: {value: 8, source: "x"}
-""", smoke="""\
+""", paper="wdemo", caption="weights demo", recipe=recipe(64, 32, epochs=1, batch_size=8), smoke="""\
 smoke:
   recipe:
     input: {height: 64, width: 32, flip: false}

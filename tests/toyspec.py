@@ -24,18 +24,22 @@ datasets:
     eval: {protocol: market, ap: standard, distance: euclidean}
 """
 
+def recipe(height: int = 256, width: int = 128, pretrained: str = "imagenet", *,
+           source: str = "x", normalize: str | None = None, **train: float) -> str:
+    """A traced ``recipe`` block: input size (and ``normalize``), backbone weights, and the
+    ``train`` values (default: the paper-size IDE ``lr: 0.01, epochs: 60``), each with
+    ``source``."""
+    def traced(key: str, value) -> str:
+        return f"    {key}: {{value: {value}, source: \"{source}\"}}\n"
+
+    extra = traced("normalize", normalize) if normalize else ""
+    return ("recipe:\n  input:\n" + traced("height", height) + traced("width", width) + extra
+            + "  backbone:\n" + traced("pretrained", pretrained) + "  train:\n"
+            + "".join(traced(k, v) for k, v in (train or {"lr": 0.01, "epochs": 60}).items()))
+
+
 # The paper's recipe of a tiny IDE table (never trained as such: tests use its smoke block).
-PAPER_RECIPE = """\
-recipe:
-  input:
-    height: {value: 256, source: "x"}
-    width: {value: 128, source: "x"}
-  backbone:
-    pretrained: {value: imagenet, source: "x"}
-  train:
-    lr: {value: 0.01, source: "x"}
-    epochs: {value: 60, source: "x"}
-"""
+PAPER_RECIPE = recipe()
 
 
 # The IDE row most tables here start with (the method of every paper's baseline).
@@ -49,19 +53,8 @@ IDE_A = """\
 
 def tiny_recipe(epochs: int = 3, lr: float = 0.05, batch_size: int = 64) -> str:
     """A full-tier recipe ``test_tiny`` trains in seconds on the synthetic data."""
-    return f"""\
-recipe:
-  input:
-    height: {{value: 32, source: "test"}}
-    width: {{value: 16, source: "test"}}
-    normalize: {{value: none, source: "test"}}
-  backbone:
-    pretrained: {{value: none, source: "test"}}
-  train:
-    epochs: {{value: {epochs}, source: "test"}}
-    lr: {{value: {lr}, source: "test"}}
-    batch_size: {{value: {batch_size}, source: "test"}}
-"""
+    return recipe(32, 16, "none", source="test", normalize="none", epochs=epochs, lr=lr,
+                  batch_size=batch_size)
 
 
 def tiny_rows(rows: list[dict], column: str = "market") -> str:
