@@ -7,6 +7,7 @@ import socket
 
 import pandas as pd
 import pytest
+import torch
 from click.testing import CliRunner
 from toyspec import recipe, toy_spec, write_spec
 
@@ -30,6 +31,16 @@ smoke:
   dataset_options: {num_train_ids: 4, num_test_ids: 4, num_cams: 2, images_per_cam: 1,
                     queries_per_id: 1, mq_per_query: 0, num_distractors: 2, num_junk: 0}
 """)
+
+
+@pytest.fixture(scope="module")
+def tv_resnet50(tmp_path_factory):
+    """A torchvision-format ResNet-50 state dict (random weights, fc head included)."""
+    import torchvision
+
+    f = tmp_path_factory.mktemp("w") / "resnet50.pth"
+    torch.save(torchvision.models.resnet50(weights=None).state_dict(), f)
+    return f
 
 
 @pytest.fixture()
