@@ -49,13 +49,19 @@ def _train(ddp_wrap: bool = False, accel=None):
                                                 for p in model.parameters()])
 
 
-def _worker(rank, world, port, out):
+def _join_group(rank, world, port):
+    """This forked process as rank ``rank`` of a CPU process group; returns the module."""
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
                       WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
     from reid_bench import distributed
 
     distributed.init_from_env("cpu")
+    return distributed
+
+
+def _worker(rank, world, port, out):
+    distributed = _join_group(rank, world, port)
     try:
         losses, params = _train()
         losses_ddp, params_ddp = _train(ddp_wrap=True)
@@ -171,12 +177,7 @@ def _one_step(kind: str):
 
 
 def _method_worker(rank, world, port, out):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
-                      WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
-    torch.set_num_threads(1)
-    from reid_bench import distributed
-
-    distributed.init_from_env("cpu")
+    distributed = _join_group(rank, world, port)
     try:
         torch.save({k: _one_step(k) for k in KINDS}, f"{out}/m{rank}.pt")
     finally:
