@@ -93,12 +93,13 @@ def build_accel(precision: str, channels_last: bool, compile_: bool, device: Any
 
     fields = getattr(accel.AccelOptions, "model_fields", {})
     if "precision" in fields:
-        opts = accel.AccelOptions(precision=precision, channels_last=channels_last, compile=compile_)
+        opts = accel.AccelOptions(precision=precision, channels_last=channels_last,
+                                  compile=compile_)
         acc = accel.resolve(opts, device)
     else:
         amp = {"fp32": "off", "tf32": "off", "bf16": "bf16", "fp16": "fp16"}[precision]
-        acc = accel.resolve(accel.AccelOptions(amp=amp, channels_last=channels_last, compile=compile_),
-                        device)
+        acc = accel.resolve(accel.AccelOptions(amp=amp, channels_last=channels_last,
+                                               compile=compile_), device)
         if torch.device(device).type == "cuda":
             tf32 = precision != "fp32"
             torch.backends.cuda.matmul.allow_tf32 = tf32

@@ -162,7 +162,8 @@ def test_row_digest_survives_rewrites_and_catches_edits(tmp_path):
             "status": "ok", "config_hash": "h", "rank1": 71.25, "mAP": None, "git_dirty": False}
     for split in (None, 0, 1):
         results.upsert_row(p, base | {"split": split, "num_queries": 3368 if split else None})
-    results.upsert_row(p, base | {"row": "r2", "status": "failed", "error": "x\nline 2, \"quoted\""})
+    results.upsert_row(p, base | {"row": "r2", "status": "failed",
+                                  "error": "x\nline 2, \"quoted\""})
     df = results.read_results(p)
     assert df["row_digest"].notna().all()
     assert [row_edited(r) for r in df.to_dict("records")] == [""] * 4

@@ -172,7 +172,8 @@ def test_compare_pair_uses_seed_spread():
     st, diff, thr, _ = claims.compare_pair(claims.Stat(51, 1.0, 2), claims.Stat(50, 1.0, 2))
     assert st == claims.UNDECIDED and diff == pytest.approx(1.0) and thr == pytest.approx(2.0)
     assert claims.compare_pair(claims.Stat(53, 1.0, 2), claims.Stat(50, 1.0, 2))[0] == claims.HELD
-    assert claims.compare_pair(claims.Stat(47, 1.0, 2), claims.Stat(50, 1.0, 2))[0] == claims.NOT_HELD
+    assert (claims.compare_pair(claims.Stat(47, 1.0, 2), claims.Stat(50, 1.0, 2))[0]
+            == claims.NOT_HELD)
     # One seed: the sign decides; a tie stays undecided; missing numbers are undecided.
     assert claims.compare_pair(claims.Stat(50.1), claims.Stat(50.0))[0] == claims.HELD
     assert claims.compare_pair(claims.Stat(50.0), claims.Stat(50.0))[0] == claims.UNDECIDED
@@ -233,7 +234,8 @@ def test_ordering_checks_every_pair_of_a_partly_run_table(tmp_path):
     v = table_view(load_spec(spec.path), res, with_plots=False)
     c = v.claims[1]
     assert [(x.better, x.worse, x.status) for x in c.comparisons] == [
-        ("K=2", "Absent", claims.UNDECIDED), ("K=2", "K=1", claims.HELD), ("Absent", "K=1", claims.UNDECIDED)]
+        ("K=2", "Absent", claims.UNDECIDED), ("K=2", "K=1", claims.HELD),
+        ("Absent", "K=1", claims.UNDECIDED)]
     assert c.status == claims.UNDECIDED
     assert c.reason == "2 of 3 comparisons lack a reproduced number (Absent)"
 

@@ -31,7 +31,8 @@ def test_recipe_deviations_keep_the_full_recipe_otherwise(repo_root):
     assert values["train"]["batch_size"] == 128 and values["sampler"]["k"] == 8
     same = shakedown.adjust_recipe(method, values, shakedown.ShakedownOptions())
     assert same == values  # no deviation asked: the paper's recipe as is
-    out = shakedown.adjust_recipe(method, values, shakedown.ShakedownOptions(pretrained="none", max_batch=4))
+    out = shakedown.adjust_recipe(method, values,
+                                  shakedown.ShakedownOptions(pretrained="none", max_batch=4))
     # P×K keeps two identities (batch-hard needs negatives): K 8 → 2, batch 4 = 2 × 2.
     assert out["train"]["batch_size"] == 4 and out["sampler"]["k"] == 2
     assert out["backbone"]["pretrained"] == "none"
@@ -99,7 +100,8 @@ def test_train_stage_stops_after_the_shakedown_steps_and_records_them():
 
 def test_non_finite_loss_is_diverged_and_keeps_its_record():
     model, loader, step = _tiny(loss_scale=float("nan"))
-    with shakedown.collect(shakedown.ShakedownOptions(steps=2)) as stages, pytest.raises(DivergedError):
+    options = shakedown.ShakedownOptions(steps=2)
+    with shakedown.collect(options) as stages, pytest.raises(DivergedError):
         train_stage(model, loader, step, OptimRecipe(lr=0.1, epochs=1), log=lambda m: None)
     assert math.isnan(stages[0]["losses"][0])
 

@@ -22,7 +22,8 @@ rows:
     method: ide
     params: {backbone: resnet50}
     published: {market: {rank1: 70.0, mAP: 50.0}}
-""", paper="wdemo", caption="weights demo", recipe=recipe(64, 32, epochs=1, batch_size=8), smoke="""\
+""", paper="wdemo", caption="weights demo", recipe=recipe(64, 32, epochs=1, batch_size=8),
+    smoke="""\
 smoke:
   recipe:
     input: {height: 64, width: 32, flip: false}

@@ -83,7 +83,8 @@ def test_subset_smoke_recipe_walkthrough_on_real_layout(tmp_path):
     # It trained and evaluated on the real files: their fingerprint, their query count.
     real = load_dataset("market1501", data)
     assert r["dataset_fingerprint"] == real.fingerprint and int(r["num_queries"]) == 4
-    cell = json.loads((results.cell_dir(res, "demo", "table1") / f"{r['cell_id']}.json").read_text())
+    cell_json = results.cell_dir(res, "demo", "table1") / f"{r['cell_id']}.json"
+    cell = json.loads(cell_json.read_text())
     assert cell["config"]["recipe"]["train"]["epochs"] == 8  # the smoke recipe
     assert cell["config"]["dataset"]["name"] == "market1501"
     assert not (data / "synthetic").exists() and sorted(p.name for p in data.iterdir()) == [
@@ -178,7 +179,8 @@ def test_report_outside_a_repository_fails(tmp_path, monkeypatch):
 @pytest.mark.parametrize("tier", ["smoke_recipe"])
 def test_tier_is_part_of_the_cell_id(tier):
     assert results.cell_id("IDE A", "market", 0, tier) == "ide-a__market__s0__smoke_recipe"
-    assert results.cell_id("IDE A", "market", 0, tier) != results.cell_id("IDE A", "market", 0, "smoke")
+    assert (results.cell_id("IDE A", "market", 0, tier)
+            != results.cell_id("IDE A", "market", 0, "smoke"))
 
 
 def test_fmn_folder_dry_run_prints_per_table_and_total_gpu_hours(repo_root, monkeypatch):

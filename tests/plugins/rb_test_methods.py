@@ -2,8 +2,9 @@
 methods can live outside the tree). ``test_tiny`` trains a 2-layer CNN for real through the
 shared loop; its params inject slowness, a NaN loss or an out-of-memory error, and append to
 ``marker`` a line ``fit <pid> <total steps>`` every time ``fit`` runs and ``step <pid>`` at every
-step, so a test can count trainings and steps across processes. Under a distributed launch, ``kill_rank``/``raise_rank`` make that rank die by SIGKILL / raise at step
-``fail_at_step`` (writing the time to ``kill_stamp`` first).
+step, so a test can count trainings and steps across processes. Under a distributed launch,
+``kill_rank``/``raise_rank`` make that rank die by SIGKILL / raise at step ``fail_at_step``
+(writing the time to ``kill_stamp`` first).
 
 ``test_splits`` is a dataset with a ``split`` option (the synthetic dataset; the split only
 changes the cell key), for launcher tests of ``splits: N`` columns outside ``--smoke``."""
