@@ -65,29 +65,40 @@ FINGERPRINTS = ("import json; from reid_bench.registry import METHODS; "
                 "for m in ('ide', 'fmn')}))")
 
 
-def _fingerprints_of(src: Path) -> dict[str, str]:
+def _fingerprints_of(*srcs: Path) -> list[dict[str, str]]:
+    """FINGERPRINTS in one fresh interpreter per package copy (run side by side)."""
     # cwd=src: ``python -c`` puts the working folder first on sys.path.
-    out = subprocess.run([sys.executable, "-c", FINGERPRINTS + "; import reid_bench; "
-                          "print(reid_bench.__file__)"], capture_output=True, text=True,
-                         env=dict(os.environ, PYTHONPATH=str(src)), cwd=src, timeout=120,
-                         check=True)
-    *_, fingerprints, package = out.stdout.strip().splitlines()
-    assert Path(package).is_relative_to(src)  # the copy was fingerprinted, not this checkout
-    return json.loads(fingerprints)
+    procs = [subprocess.Popen([sys.executable, "-c", FINGERPRINTS + "; import reid_bench; "
+                               "print(reid_bench.__file__)"], stdout=subprocess.PIPE, text=True,
+                              env=dict(os.environ, PYTHONPATH=str(src)), cwd=src)
+             for src in srcs]
+    out = []
+    for src, proc in zip(srcs, procs, strict=True):
+        stdout, _ = proc.communicate(timeout=120)
+        assert proc.returncode == 0, stdout
+        *_, fingerprints, package = stdout.strip().splitlines()
+        assert Path(package).is_relative_to(src)  # the copy was fingerprinted, not this checkout
+        out.append(json.loads(fingerprints))
+    return out
+
+
+def _copy_editing(dest: Path, *edited: str) -> Path:
+    """A copy of the package under ``dest`` with a comment appended to each ``edited`` file."""
+    shutil.copytree(ROOT / "reid_bench", dest / "reid_bench",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    for name in edited:
+        f = dest / "reid_bench" / name
+        f.write_text(f.read_text() + "\n# edited\n")
+    return dest
 
 
 def test_editing_a_shared_module_imported_transitively_changes_the_fingerprint(tmp_path):
     """``data/transforms.py`` is imported by no method file, only through ``models/_common.py``
     (hand-checked): editing it must change both IDE's and FMN's fingerprints, so their cached
     trained models are not reused; editing ``cli.py``, which no method imports, must not."""
-    src = tmp_path / "src"
-    shutil.copytree(ROOT / "reid_bench", src / "reid_bench",
-                    ignore=shutil.ignore_patterns("__pycache__"))
     here = {m: METHODS.get(m)().code_fingerprint() for m in ("ide", "fmn")}
-    (src / "reid_bench" / "cli.py").write_text(
-        (src / "reid_bench" / "cli.py").read_text() + "\n# edited\n")
-    assert _fingerprints_of(src) == here  # same code a method runs, wherever it lives
-    shared = src / "reid_bench" / "data" / "transforms.py"
-    shared.write_text(shared.read_text() + "\n# edited\n")
-    edited = _fingerprints_of(src)
-    assert edited["ide"] != here["ide"] and edited["fmn"] != here["fmn"]
+    unrelated, shared = _fingerprints_of(
+        _copy_editing(tmp_path / "a", "cli.py"),
+        _copy_editing(tmp_path / "b", "cli.py", "data/transforms.py"))
+    assert unrelated == here  # same code a method runs, wherever it lives
+    assert shared["ide"] != here["ide"] and shared["fmn"] != here["fmn"]
