@@ -89,16 +89,17 @@ def build_accel(precision: str, channels_last: bool, compile_: bool, device: Any
     plain fp32 it is switched back off here (TF32 is what ``tf32`` measures)."""
     import torch
 
-    from reid_bench import accel as A
+    from reid_bench import accel
 
-    fields = getattr(A.AccelOptions, "model_fields", {})
+    fields = getattr(accel.AccelOptions, "model_fields", {})
     if "precision" in fields:
-        opts = A.AccelOptions(precision=precision, channels_last=channels_last, compile=compile_)
-        acc = A.resolve(opts, device)
+        opts = accel.AccelOptions(precision=precision, channels_last=channels_last,
+                                  compile=compile_)
+        acc = accel.resolve(opts, device)
     else:
         amp = {"fp32": "off", "tf32": "off", "bf16": "bf16", "fp16": "fp16"}[precision]
-        acc = A.resolve(A.AccelOptions(amp=amp, channels_last=channels_last, compile=compile_),
-                        device)
+        acc = accel.resolve(accel.AccelOptions(amp=amp, channels_last=channels_last,
+                                               compile=compile_), device)
         if torch.device(device).type == "cuda":
             tf32 = precision != "fp32"
             torch.backends.cuda.matmul.allow_tf32 = tf32

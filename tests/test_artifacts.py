@@ -1,9 +1,18 @@
 """Cached artefacts: built once, published atomically, keyed by config and code."""
 
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from reid_bench.artifacts import ArtifactCache
 from reid_bench.registry import METHODS
+
+ROOT = Path(__file__).resolve().parents[1]  # the folder holding the reid_bench package
 
 
 def test_built_once_then_reused(tmp_path):
@@ -48,3 +57,48 @@ def test_code_fingerprint_tracks_the_method_source():
     ide, fmn = METHODS.get("ide")(), METHODS.get("fmn")()
     assert ide.code_fingerprint() == METHODS.get("ide")().code_fingerprint()
     assert ide.code_fingerprint() != fmn.code_fingerprint()
+
+
+# What a method's training runs, read by a fresh interpreter from a copy of the package.
+FINGERPRINTS = ("import json; from reid_bench.registry import METHODS; "
+                "print(json.dumps({m: METHODS.get(m)().code_fingerprint() "
+                "for m in ('ide', 'fmn')}))")
+
+
+def _fingerprints_of(*srcs: Path) -> list[dict[str, str]]:
+    """FINGERPRINTS in one fresh interpreter per package copy (run side by side)."""
+    # cwd=src: ``python -c`` puts the working folder first on sys.path.
+    procs = [subprocess.Popen([sys.executable, "-c", FINGERPRINTS + "; import reid_bench; "
+                               "print(reid_bench.__file__)"], stdout=subprocess.PIPE, text=True,
+                              env=dict(os.environ, PYTHONPATH=str(src)), cwd=src)
+             for src in srcs]
+    out = []
+    for src, proc in zip(srcs, procs, strict=True):
+        stdout, _ = proc.communicate(timeout=120)
+        assert proc.returncode == 0, stdout
+        *_, fingerprints, package = stdout.strip().splitlines()
+        assert Path(package).is_relative_to(src)  # the copy was fingerprinted, not this checkout
+        out.append(json.loads(fingerprints))
+    return out
+
+
+def _copy_editing(dest: Path, *edited: str) -> Path:
+    """A copy of the package under ``dest`` with a comment appended to each ``edited`` file."""
+    shutil.copytree(ROOT / "reid_bench", dest / "reid_bench",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    for name in edited:
+        f = dest / "reid_bench" / name
+        f.write_text(f.read_text() + "\n# edited\n")
+    return dest
+
+
+def test_editing_a_shared_module_imported_transitively_changes_the_fingerprint(tmp_path):
+    """``data/transforms.py`` is imported by no method file, only through ``models/_common.py``
+    (hand-checked): editing it must change both IDE's and FMN's fingerprints, so their cached
+    trained models are not reused; editing ``cli.py``, which no method imports, must not."""
+    here = {m: METHODS.get(m)().code_fingerprint() for m in ("ide", "fmn")}
+    unrelated, shared = _fingerprints_of(
+        _copy_editing(tmp_path / "a", "cli.py"),
+        _copy_editing(tmp_path / "b", "cli.py", "data/transforms.py"))
+    assert unrelated == here  # same code a method runs, wherever it lives
+    assert shared["ide"] != here["ide"] and shared["fmn"] != here["fmn"]

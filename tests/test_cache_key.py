@@ -3,18 +3,16 @@
 a reused model reports its own training's provenance."""
 
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
+from toyspec import register_plugin, tiny_spec
 
-from reid_bench import results as R
+from reid_bench import results
 from reid_bench.accel import AccelOptions
 from reid_bench.fingerprint import ROOT, import_closure, source_fingerprint
 from reid_bench.runner import Runner, RunOptions, plan
 from reid_bench.spec import load_spec
-
-PLUGINS = Path(__file__).resolve().parent / "plugins"
 
 
 @pytest.fixture(scope="module")
@@ -81,41 +79,12 @@ def test_plugin_method_outside_the_tree_is_fingerprinted_with_its_imports(tmp_pa
 
 # ------------------------------------------------------------------------------ cache key
 
-SPEC = """\
-paper: {id: demo, title: Demo, authors: [A], venue: V, year: 2020}
-table: {id: table1, caption: cache key}
-metrics: [rank1, mAP]
-datasets:
-  market: {name: market1501, eval: {protocol: market}}
-recipe:
-  input:
-    height: {value: 32, source: "test"}
-    width: {value: 16, source: "test"}
-    normalize: {value: none, source: "test"}
-  backbone:
-    pretrained: {value: none, source: "test"}
-  train:
-    epochs: {value: 1, source: "test"}
-    lr: {value: 0.05, source: "test"}
-    batch_size: {value: 64, source: "test"}
-rows:
-  - name: tiny
-    method: test_tiny
-    params: {marker: MARKER}
-    published: {market: {rank1: 50.0, mAP: 30.0}}
-"""
-
-
 def test_model_trained_under_other_switches_is_not_reused(tmp_path, shared_data_root,
                                                            monkeypatch):
-    sys.path.insert(0, str(PLUGINS))
-    import rb_test_methods  # noqa: F401  (registers test_tiny)
-
+    register_plugin()
     marker = tmp_path / "fits.txt"
-    p = tmp_path / "papers" / "demo" / "table1.yaml"
-    p.parent.mkdir(parents=True)
-    p.write_text(SPEC.replace("MARKER", str(marker)))
-    spec = load_spec(p)
+    spec = load_spec(tiny_spec(tmp_path, [{"name": "tiny", "params": {"marker": str(marker)}}],
+                               epochs=1))
 
     def run(accel=None, force=True):
         r = Runner(spec, RunOptions(results_dir=tmp_path / "r", data_root=shared_data_root,
@@ -123,7 +92,7 @@ def test_model_trained_under_other_switches_is_not_reused(tmp_path, shared_data_
         # force re-evaluates the cell; the trained model is reused unless its key differs
         r.cache.refresh = False
         assert r.run(plan(spec, smoke=True)).ok
-        return R.read_results(r.csv).iloc[0]
+        return results.read_results(r.csv).iloc[0]
 
     first = run()
     assert marker.read_text().count("fit") == 1

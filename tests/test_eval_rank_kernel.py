@@ -11,8 +11,13 @@ import numpy as np
 import pytest
 import torch
 
-from reid_bench.eval import AP_DEFINITIONS, evaluate_rank, evaluate_rank_chunked, relevance_from_ids
-from reid_bench.eval import _rank_kernel as K
+from reid_bench.eval import (
+    AP_DEFINITIONS,
+    _rank_kernel,
+    evaluate_rank,
+    evaluate_rank_chunked,
+    relevance_from_ids,
+)
 from reid_bench.eval.metrics import evaluate_relevance
 from reid_bench.eval.ranking import relevance_from_lists
 
@@ -75,7 +80,8 @@ def test_random_problems_equal_the_sorting_reference(ap, levels, ids):
         assert res.num_skipped >= 1  # the all-junk query (and any id -1 query)
     m = ((gp[None] == qp[:, None]) & (gc[None] != qc[:, None])).sum(1)
     # the problems do reach the intended counting path
-    assert (m.max() > K.LINEAR_MAX) if ids == 2 else (0 < m.max() <= K.LINEAR_MAX)
+    limit = _rank_kernel.LINEAR_MAX
+    assert (m.max() > limit) if ids == 2 else (0 < m.max() <= limit)
 
 
 @pytest.mark.parametrize("ap", AP_DEFINITIONS)
@@ -88,7 +94,7 @@ def test_float64_threads_and_column_blocks_give_the_same_answer(ap, monkeypatch)
     r64 = check(D.astype(np.float64), qp, gp, qc, gc, 10, ap)
     np.testing.assert_array_equal(r64.ap, ref.ap)
     # galleries wider than the kernel's column limit are cut into column blocks
-    monkeypatch.setattr(K, "MAX_COLS", 20)
+    monkeypatch.setattr(_rank_kernel, "MAX_COLS", 20)
     rb = evaluate_rank(torch.from_numpy(D), qp, gp, qc, gc, max_rank=10, ap=ap, return_details=True)
     np.testing.assert_array_equal(rb.ap, ref.ap)
 

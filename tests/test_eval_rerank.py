@@ -88,13 +88,13 @@ def test_bad_shapes_raise():
 def test_compiled_cpu_steps_equal_the_torch_device_steps():
     # CPU runs the compiled column top-k and Jaccard; other devices run the torch versions.
     # Both are checked here on CPU, also with threads and float64 inputs.
-    from reid_bench.eval import rerank as R
+    from reid_bench.eval import rerank
     qg, qq, gg = (torch.from_numpy(a) for a in _problem(5, 15, 60))
-    nn_c, rm_c = R._neighbours_cpu(qg, qq, gg, 8, threads=1)
-    nn_t, rm_t = R._neighbours_torch(qg, qq, gg, 8)
+    nn_c, rm_c = rerank._neighbours_cpu(qg, qq, gg, 8, threads=1)
+    nn_t, rm_t = rerank._neighbours_torch(qg, qq, gg, 8)
     torch.testing.assert_close(nn_c, nn_t, rtol=0, atol=0)
     torch.testing.assert_close(rm_c, rm_t, rtol=0, atol=0)
-    nn_3, rm_3 = R._neighbours_cpu(qg.double(), qq.double(), gg.double(), 8, threads=3)
+    nn_3, rm_3 = rerank._neighbours_cpu(qg.double(), qq.double(), gg.double(), 8, threads=3)
     torch.testing.assert_close(nn_3, nn_c, rtol=0, atol=0)
     ref = re_rank(qg, qq, gg, k1=7, k2=3, threads=1)
     torch.testing.assert_close(re_rank(qg, qq, gg, k1=7, k2=3, threads=3), ref, rtol=0, atol=0)
@@ -104,6 +104,6 @@ def test_compiled_cpu_steps_equal_the_torch_device_steps():
     vv = torch.rand(7)
     N, Q, G = 75, 15, 60
     rm = torch.rand(N) + 1
-    a = R._jaccard_blend(vr, vc, vv, qg, rm, Q, G, N, 0.3, 1 << 10)
-    b = R._jaccard_blend_cpu(vr, vc, vv, qg, rm, Q, G, N, 0.3, 2)
+    a = rerank._jaccard_blend(vr, vc, vv, qg, rm, Q, G, N, 0.3, 1 << 10)
+    b = rerank._jaccard_blend_cpu(vr, vc, vv, qg, rm, Q, G, N, 0.3, 2)
     torch.testing.assert_close(a, b, rtol=0, atol=1e-6)

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
+from toyspec import IDE_A, toy_spec, write_spec
 
-from reid_bench import results as R
+from reid_bench import results
 from reid_bench.cli import main
 from reid_bench.recipe import OptimRecipe
 from reid_bench.report.build import build_report, table_view
@@ -29,53 +30,33 @@ from reid_bench.train import train_stage
 # run against that code to show it fails there; new modules are imported inside the tests.
 
 # A tiny IDE table whose smoke run trains in seconds on the CPU.
-SPEC = """\
-paper: {id: demo, title: Demo, authors: [A], venue: V, year: 2020}
-table: {id: table1, caption: tiny IDE table}
-metrics: [rank1, mAP]
-datasets:
-  market:
-    name: market1501
-    eval: {protocol: market, ap: standard, distance: euclidean}
-recipe:
-  input:
-    height: {value: 256, source: "x"}
-    width: {value: 128, source: "x"}
-  backbone:
-    pretrained: {value: imagenet, source: "x"}
-  train:
-    lr: {value: 0.01, source: "Sec. 4"}
-    epochs: {value: 60, source: "x"}
+ROWS = "rows:\n" + IDE_A
+
+
+def _smoke(epochs: int, lr: float) -> str:
+    return f"""\
 smoke:
-  dataset_options: {num_train_ids: 8, num_test_ids: 8, num_cams: 3, images_per_cam: 2, queries_per_id: 1,
-                    num_distractors: 4, num_junk: 2}
+  dataset_options: {{num_train_ids: 8, num_test_ids: 8, num_cams: 3, images_per_cam: 2,
+                    queries_per_id: 1, num_distractors: 4, num_junk: 2}}
   recipe:
-    input: {height: 32, width: 16}
-    backbone: {pretrained: none, width: 0.25}
-    train: {epochs: EPOCHS, lr: 0.05, batch_size: 16}
-rows:
-  - name: IDE A
-    method: ide
-    params: {backbone: resnet50}
-    published: {market: {rank1: 70.0, mAP: 50.0}}
+    input: {{height: 32, width: 16}}
+    backbone: {{pretrained: none, width: 0.25}}
+    train: {{epochs: {epochs}, lr: {lr}, batch_size: 16}}
 """
 
 
 def _spec_file(root: Path, epochs: int = 2, name: str = "papers/demo/table1.yaml",
                lr: float = 0.05) -> Path:
-    p = root / name
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(textwrap.dedent(SPEC).replace("EPOCHS", str(epochs))
-                 .replace("lr: 0.05", f"lr: {lr}"))
-    return p
+    return write_spec(root, toy_spec(ROWS, smoke=_smoke(epochs, lr), caption="tiny IDE table"),
+                      name)
 
 
 class Interrupt(Exception):
     pass
 
 
-def _runner(spec_path: Path, results: Path, data: Path, **kw) -> Runner:
-    return Runner(load_spec(spec_path), RunOptions(results_dir=results, data_root=data,
+def _runner(spec_path: Path, results_dir: Path, data: Path, **kw) -> Runner:
+    return Runner(load_spec(spec_path), RunOptions(results_dir=results_dir, data_root=data,
                                                    smoke=True, **kw))
 
 
@@ -200,13 +181,14 @@ def test_row_digest_survives_rewrites_and_catches_edits(tmp_path):
     base = {"paper": "p", "table": "table1", "row": "r", "dataset": "c", "seed": 0,
             "status": "ok", "config_hash": "h", "rank1": 71.25, "mAP": None, "git_dirty": False}
     for split in (None, 0, 1):
-        R.upsert_row(p, base | {"split": split, "num_queries": 3368 if split else None})
-    R.upsert_row(p, base | {"row": "r2", "status": "failed", "error": "x\nline 2, \"quoted\""})
-    df = R.read_results(p)
+        results.upsert_row(p, base | {"split": split, "num_queries": 3368 if split else None})
+    results.upsert_row(p, base | {"row": "r2", "status": "failed",
+                                  "error": "x\nline 2, \"quoted\""})
+    df = results.read_results(p)
     assert df["row_digest"].notna().all()
     assert [row_edited(r) for r in df.to_dict("records")] == [""] * 4
     _edit_csv(p, {"row": "r", "split": "1"}, {"rank1": "80.0"})
-    flags = [bool(row_edited(r)) for r in R.read_results(p).to_dict("records")]
+    flags = [bool(row_edited(r)) for r in results.read_results(p).to_dict("records")]
     assert flags == [False, False, True, False]
     assert row_digest({"a": 1.0, "b": None}) == row_digest({"a": "1", "c": float("nan")})
 
@@ -217,7 +199,7 @@ def test_hand_edited_smoke_row_is_edited_never_reproduced(tmp_path):
     from test_report import write_toy
 
     spec, res = write_toy(tmp_path, synthetic=True)
-    csv = R.table_csv(res, "toy", "table1")
+    csv = results.table_csv(res, "toy", "table1")
     _edit_csv(csv, {"row": "K=3", "seed": "0"},
               {"rank1": "75.0", "smoke": "False", "synthetic": "False", "tier": "full"})
     v = table_view(spec, res, with_plots=False)
@@ -259,8 +241,8 @@ def test_smoke_results_stay_visible_beside_real_ones(tmp_path):
     from test_report import _row, write_toy
 
     spec, res = write_toy(tmp_path, synthetic=True)
-    csv = R.table_csv(res, "toy", "table1")
-    R.upsert_row(csv, _row(spec, "Absent", "market", 0, status="not_run",
+    csv = results.table_csv(res, "toy", "table1")
+    results.upsert_row(csv, _row(spec, "Absent", "market", 0, status="not_run",
                            error="dataset market1501 not found under data/"))
     md = build_report(res, tmp_path / "md", [str(spec.path)], fmt="markdown").read_text()
     # K=2 smoke seeds 84.0 and 86.0: mean 85.00 ± std 1.41, still listed and labelled.
@@ -289,15 +271,15 @@ def test_spec_copy_and_set_overrides_get_their_own_cells(tmp_path):
     copy = _spec_file(tmp_path, epochs=1, name="my_copies/demo/table1.yaml", lr=0.02)
     res, data = tmp_path / "res", tmp_path / "data"
     _cli_run(canonical, res, data)
-    csv = R.table_csv(res, "demo", "table1")
-    before = R.read_results(csv).iloc[0].to_dict()
+    csv = results.table_csv(res, "demo", "table1")
+    before = results.read_results(csv).iloc[0].to_dict()
     out = _cli_run(copy, res, data)
-    df = R.read_results(csv)
+    df = results.read_results(csv)
     assert len(df) == 2, "the copy's result must not replace the canonical cell"
     assert df[df["variant"] == ""].iloc[0]["config_hash"] == before["config_hash"]
     assert "kept apart" in out.output
     _cli_run(canonical, res, data, "--set", "train.lr=0.02", "--set", "train.epochs=1")
-    df = R.read_results(csv).set_index("variant")
+    df = results.read_results(csv).set_index("variant")
     copy_spec = load_spec(copy)
     assert sorted(df.index) == sorted(["", f"spec:{copy_spec.spec_hash}",
                                        "set:train.epochs=1;set:train.lr=0.02"])
@@ -384,7 +366,7 @@ def test_broken_pipe_never_touches_results(tmp_path):
     finally:
         restore()
     assert summary.ok, summary.failed
-    row = R.read_results(r.csv).iloc[0]
+    row = results.read_results(r.csv).iloc[0]
     assert row["status"] == "ok" and not isinstance(row["error"], str)
 
 
@@ -405,15 +387,15 @@ def test_json_report_has_per_cell_provenance(tmp_path):
                 "device_name", "started_at", "finished_at", "tier", "variant", "row_digest"):
         assert key in c, key
     assert c["git_commit"] == "test-fixture" and c["tier"] == "full" and c["variant"] == ""
-    assert not c["flag"] and c["config_hash"] == R.read_results(
-        R.table_csv(res, "toy", "table1")).set_index(["row", "seed"]).loc[("K=2", 1),
+    assert not c["flag"] and c["config_hash"] == results.read_results(
+        results.table_csv(res, "toy", "table1")).set_index(["row", "seed"]).loc[("K=2", 1),
                                                                           "config_hash"]
 
 
 def _write_results(res: Path, values: dict, device: str) -> None:
-    csv = R.table_csv(res, "toy", "table1")
+    csv = results.table_csv(res, "toy", "table1")
     for (row, seed), (r1, mp) in values.items():
-        R.upsert_row(csv, {"paper": "toy", "table": "table1", "row": row, "dataset": "market",
+        results.upsert_row(csv, {"paper": "toy", "table": "table1", "row": row, "dataset": "market",
                            "seed": seed, "status": "ok", "rank1": r1, "mAP": mp,
                            "config_hash": "h", "device_name": device, "git_commit": "abc123"})
 
@@ -438,6 +420,6 @@ def test_compare_two_results_folders(tmp_path):
     line = next(x for x in text.splitlines() if "K=1 × market rank1" in x)
     assert "71.00 ± 1.41 (n=2)" in line and "73.00 ± 2.83 (n=2)" in line and "+2.00" in line
     # A hand-edited row is marked.
-    _edit_csv(R.table_csv(b, "toy", "table1"), {"row": "K=3"}, {"rank1": "90.0"})
+    _edit_csv(results.table_csv(b, "toy", "table1"), {"row": "K=3"}, {"rank1": "90.0"})
     text = CliRunner().invoke(main, ["compare", str(a), str(b)]).output
     assert "edited" in next(x for x in text.splitlines() if "K=3 × market rank1" in x)

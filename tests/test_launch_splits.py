@@ -6,51 +6,19 @@ cells after it still run."""
 import json
 import os
 import sys
-import textwrap
 import time
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from toyspec import PLUGINS, ROOT, splits_column, tiny_recipe, toy_spec, write_spec
 
-from reid_bench import results as R
+from reid_bench import results
 from reid_bench.cli import main
 
-PLUGINS = Path(__file__).resolve().parent / "plugins"
-ROOT = Path(__file__).resolve().parents[1]
-
-SPEC = """\
-paper: {id: demo, title: Demo, authors: [A], venue: V, year: 2020}
-table: {id: table1, caption: splits}
-metrics: [rank1, mAP]
-datasets:
-  cuhk:
-    name: test_splits
-    splits: SPLITS
-    options: {num_train_ids: 8, num_test_ids: 8, num_cams: 2, images_per_cam: 2,
-              queries_per_id: 1, mq_per_query: 0, num_distractors: 0, num_junk: 0,
-              height: 32, width: 16}
-    eval: {protocol: market}
-  one:
-    name: test_splits
-    options: {num_train_ids: 8, num_test_ids: 8, num_cams: 2, images_per_cam: 2,
-              queries_per_id: 1, mq_per_query: 0, num_distractors: 0, num_junk: 0,
-              height: 32, width: 16}
-    eval: {protocol: market}
-recipe:
-  input:
-    height: {value: 32, source: "test"}
-    width: {value: 16, source: "test"}
-    normalize: {value: none, source: "test"}
-  backbone:
-    pretrained: {value: none, source: "test"}
-  train:
-    epochs: {value: 1, source: "test"}
-    lr: {value: 0.05, source: "test"}
-    batch_size: {value: 8, source: "test"}
-rows:
-ROWS"""
+DATASETS = ("datasets:\n" + splits_column("cuhk", 20, height=32, width=16)
+            + splits_column("one", None, height=32, width=16))
 
 
 # Row "tiny" runs on the 20-split column; the failure-injecting rows on the one-split column
@@ -60,16 +28,14 @@ ROWS = {"tiny": ("cuhk", {}),
         "raises": ("one", {"raise_rank": 1})}                        # an exception on rank 1
 
 
-def write_spec(tmp_path: Path, rows: list[str]) -> Path:
+def write_table(tmp_path: Path, rows: list[str]) -> Path:
     body = "".join(f"  - name: {name}\n    method: test_tiny\n    datasets: [{ROWS[name][0]}]\n"
                    f"    params: {json.dumps(ROWS[name][1])}\n"
                    f"    published: {{{ROWS[name][0]}: {{rank1: 50.0, mAP: 30.0}}}}\n"
                    for name in rows)
-    p = tmp_path / "papers" / "demo" / "table1.yaml"
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(textwrap.dedent(SPEC).replace("SPLITS", "20").replace("ROWS", body)
-                 .replace("STAMP", str(tmp_path / "killed_at")))
-    return p
+    return write_spec(tmp_path, toy_spec(
+        "rows:\n" + body.replace("STAMP", str(tmp_path / "killed_at")), datasets=DATASETS,
+        recipe=tiny_recipe(epochs=1, batch_size=8), caption="splits"))
 
 
 @pytest.fixture()
@@ -89,7 +55,7 @@ def run(spec: Path, tmp_path: Path, data_root: Path, *extra: str):
 
 
 def test_dry_run_lists_every_split_for_every_launcher(tmp_path, plugin_env):
-    spec = write_spec(tmp_path, ["tiny"])
+    spec = write_table(tmp_path, ["tiny"])
     for launcher in (["--launcher", "torchrun", "--nproc", "2"], ["--nproc", "2"],
                      ["--launcher", "slurm"], []):
         res = run(spec, tmp_path, tmp_path / "data", "--dry-run", *launcher)
@@ -113,10 +79,10 @@ def assert_20_splits_ok(df):
 
 
 def test_nproc_pool_runs_all_20_splits(tmp_path, shared_data_root, plugin_env):
-    spec = write_spec(tmp_path, ["tiny"])
+    spec = write_table(tmp_path, ["tiny"])
     res = run(spec, tmp_path, shared_data_root, "--nproc", "2")
     assert res.exit_code == 0, res.output
-    assert_20_splits_ok(R.read_results(R.table_csv(tmp_path / "r", "demo", "table1")))
+    assert_20_splits_ok(results.read_results(results.table_csv(tmp_path / "r", "demo", "table1")))
     # status: nothing left, every split counted
     res = CliRunner().invoke(main, ["status", str(spec), "--results-dir", str(tmp_path / "r")])
     assert res.output.splitlines()[:2] == ["demo/table1: 20 cell(s) — 20 done, 0 running, "
@@ -129,12 +95,12 @@ def test_torchrun_runs_all_20_splits_and_records_failing_ranks(tmp_path, shared_
     """One torchrun invocation: the 20 splits train with 2 ranks each; then a follower rank
     is SIGKILLed mid-step (cell "killed"), the job is relaunched for the remaining cell, whose
     follower raises (cell "raises"). Both are recorded failed, the kill within 60 s."""
-    spec = write_spec(tmp_path, ["tiny", "killed", "raises"])
+    spec = write_table(tmp_path, ["tiny", "killed", "raises"])
     t0 = time.time()
     res = run(spec, tmp_path, shared_data_root, "--launcher", "torchrun", "--nproc", "2")
     wall = time.time() - t0
     assert res.exit_code == 1, res.output  # two cells not ok
-    df = R.read_results(R.table_csv(tmp_path / "r", "demo", "table1"))
+    df = results.read_results(results.table_csv(tmp_path / "r", "demo", "table1"))
     assert_20_splits_ok(df)
     tiny = df[df["row"] == "tiny"]
     assert set(tiny["accel"]) == {"fp32+ddp2"}  # trained by the two ranks together
@@ -157,12 +123,12 @@ def test_torchrun_runs_all_20_splits_and_records_failing_ranks(tmp_path, shared_
 
 def test_root_cause_of_a_failed_job(tmp_path, monkeypatch):
     """Which rank's account the launcher records, decided by hand for each case."""
-    from reid_bench.launch import jobfiles as J
+    from reid_bench.launch import jobfiles
     from reid_bench.launch.torchrun import _failure_of
 
     ref = {"row": "r", "dataset": "d", "seed": 0, "tier": "full", "split": 3, "variant": ""}
-    monkeypatch.setenv(J.JOB_ENV, str(tmp_path))
-    J.write_failure(1, 2, ref, "Traceback ...\nRuntimeError: boom on 1")
+    monkeypatch.setenv(jobfiles.JOB_ENV, str(tmp_path))
+    jobfiles.write_failure(1, 2, ref, "Traceback ...\nRuntimeError: boom on 1")
     t1 = json.loads((tmp_path / "rank1.json").read_text())["t"]
     # The follower failed first; rank 0's record (a broken connection) came after: follower.
     assert _failure_of(tmp_path, ref, {"t": t1 + 1}, "", 2) == (
@@ -187,7 +153,7 @@ def test_slurm_array_gets_one_task_per_split(tmp_path, plugin_env):
     from reid_bench.runner import RunOptions, plan
     from reid_bench.spec import load_spec
 
-    spec_path = write_spec(tmp_path, ["tiny"])
+    spec_path = write_table(tmp_path, ["tiny"])
     cells = plan(load_spec(spec_path))
     opts = options_to_dict(RunOptions(results_dir=tmp_path / "r"))
     jobs = submit(str(spec_path), cells, opts, SlurmConfig(), cluster="debug")

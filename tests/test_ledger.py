@@ -10,7 +10,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from reid_bench import results as R
+from reid_bench import results
 from reid_bench.cli import main
 from reid_bench.data import market1501_500k as m500
 from reid_bench.errors import DatasetError, SpecError
@@ -273,7 +273,7 @@ def test_eval_only_variant_reuses_the_trained_model_and_reports_beside_main(
     assert out.exit_code == 0, out.output
     assert len(fits) == 1, "an evaluation-only variant must not train again"
     assert "reusing trained model" in out.output
-    df = R.read_results(res_dir / "demo" / "table1.csv")
+    df = results.read_results(res_dir / "demo" / "table1.csv")
     main_row = df[df["variant"] == ""].iloc[0]
     var_row = df[df["variant"] == "variant:eval.ap=market_matlab"].iloc[0]
     assert var_row["ap"] == "market_matlab" and main_row["ap"] == "standard"
@@ -307,7 +307,7 @@ def test_report_index_counts_and_pages_list_assumptions_for_the_three_tables(tmp
         row = next(r for r in spec.rows if r.runnable)
         ds = next(iter(spec.datasets))
         for variant, val in (("", 50.0), (_first_alternative(spec), 55.0)):
-            R.upsert_row(R.table_csv(res, spec.paper.id, spec.table.id), {
+            results.upsert_row(results.table_csv(res, spec.paper.id, spec.table.id), {
                 "paper": spec.paper.id, "table": spec.table.id, "row": row.name, "dataset": ds,
                 "seed": 0, "tier": "smoke", "variant": variant, "smoke": True, "status": "ok",
                 "rank1": val, "mAP": val - 20, "synthetic": True, "wall_s": 1.0})

@@ -19,8 +19,7 @@ from click.testing import CliRunner
 
 from reid_bench.cli import main
 from reid_bench.errors import SpecError
-from reid_bench.report import claims as C
-from reid_bench.report import verdicts as V
+from reid_bench.report import claims, verdicts
 from reid_bench.report.build import build_report, table_view
 from reid_bench.results import cell_dir, cell_id, table_csv, upsert_row, write_cell_json
 from reid_bench.spec import Spec, load_spec
@@ -137,11 +136,11 @@ def write_synthetic_results(spec: Spec, results_dir: Path, seeds: int = 2,
 
 
 def test_tolerance_lookup_order():
-    assert V.tolerance("rank1") == V.DEFAULT_TOLERANCES["rank1"]
-    assert V.tolerance("rank1@100000") == V.DEFAULT_TOLERANCES["rank1"]
-    assert V.tolerance("rank1@100000", {"rank1": 3.0}) == 3.0
-    assert V.tolerance("rank1@100000", {"rank1": 3.0, "rank1@100000": 5.0}) == 5.0
-    assert V.tolerance("mAP", {"rank1": 3.0}) == V.DEFAULT_TOLERANCES["mAP"]
+    assert verdicts.tolerance("rank1") == verdicts.DEFAULT_TOLERANCES["rank1"]
+    assert verdicts.tolerance("rank1@100000") == verdicts.DEFAULT_TOLERANCES["rank1"]
+    assert verdicts.tolerance("rank1@100000", {"rank1": 3.0}) == 3.0
+    assert verdicts.tolerance("rank1@100000", {"rank1": 3.0, "rank1@100000": 5.0}) == 5.0
+    assert verdicts.tolerance("mAP", {"rank1": 3.0}) == verdicts.DEFAULT_TOLERANCES["mAP"]
 
 
 @pytest.mark.parametrize("pub, mean, band, expected", [
@@ -149,19 +148,19 @@ def test_tolerance_lookup_order():
     (50.0, 52.1, 2.0, "better"), (50.0, 47.9, 2.0, "worse"), (None, 50.0, 2.0, None),
     (50.0, None, 2.0, None)])
 def test_compare_band(pub, mean, band, expected):
-    assert V.compare(pub, mean, band) == expected
+    assert verdicts.compare(pub, mean, band) == expected
 
 
 def test_verdict_statuses_and_synthetic_label():
-    assert V.verdict("failed", 50, None, 2, False).key == "failed"
-    assert V.verdict("diverged", 50, None, 2, False).key == "failed"
-    assert V.verdict("not run", 50, None, 2, False).key == "not run"
-    assert V.verdict("ok", None, 50, 2, False).key == "n/a"  # the paper prints "-"
-    v = V.verdict("ok", 50, 60, 2, True)
+    assert verdicts.verdict("failed", 50, None, 2, False).key == "failed"
+    assert verdicts.verdict("diverged", 50, None, 2, False).key == "failed"
+    assert verdicts.verdict("not run", 50, None, 2, False).key == "not run"
+    assert verdicts.verdict("ok", None, 50, 2, False).key == "n/a"  # the paper prints "-"
+    v = verdicts.verdict("ok", 50, 60, 2, True)
     assert (v.key, v.would_be) == ("synthetic", "better")
     assert "not comparable" in v.label and "better" in v.label
-    assert V.worst(["reproduced", "worse", "n/a"]) == "worse"
-    assert V.worst(["quoted"]) == "quoted"
+    assert verdicts.worst(["reproduced", "worse", "n/a"]) == "worse"
+    assert verdicts.worst(["quoted"]) == "quoted"
 
 
 # --------------------------------------------------------------------------------------------
@@ -170,16 +169,17 @@ def test_verdict_statuses_and_synthetic_label():
 
 def test_compare_pair_uses_seed_spread():
     # diff 1.0, se = sqrt(1/2 + 1/2) = 1 → threshold 2: within the spread.
-    st, diff, thr, _ = C.compare_pair(C.Stat(51, 1.0, 2), C.Stat(50, 1.0, 2))
-    assert st == C.UNDECIDED and diff == pytest.approx(1.0) and thr == pytest.approx(2.0)
-    assert C.compare_pair(C.Stat(53, 1.0, 2), C.Stat(50, 1.0, 2))[0] == C.HELD
-    assert C.compare_pair(C.Stat(47, 1.0, 2), C.Stat(50, 1.0, 2))[0] == C.NOT_HELD
+    st, diff, thr, _ = claims.compare_pair(claims.Stat(51, 1.0, 2), claims.Stat(50, 1.0, 2))
+    assert st == claims.UNDECIDED and diff == pytest.approx(1.0) and thr == pytest.approx(2.0)
+    assert claims.compare_pair(claims.Stat(53, 1.0, 2), claims.Stat(50, 1.0, 2))[0] == claims.HELD
+    assert (claims.compare_pair(claims.Stat(47, 1.0, 2), claims.Stat(50, 1.0, 2))[0]
+            == claims.NOT_HELD)
     # One seed: the sign decides; a tie stays undecided; missing numbers are undecided.
-    assert C.compare_pair(C.Stat(50.1), C.Stat(50.0))[0] == C.HELD
-    assert C.compare_pair(C.Stat(50.0), C.Stat(50.0))[0] == C.UNDECIDED
-    assert C.compare_pair(None, C.Stat(50.0))[0] == C.UNDECIDED
+    assert claims.compare_pair(claims.Stat(50.1), claims.Stat(50.0))[0] == claims.HELD
+    assert claims.compare_pair(claims.Stat(50.0), claims.Stat(50.0))[0] == claims.UNDECIDED
+    assert claims.compare_pair(None, claims.Stat(50.0))[0] == claims.UNDECIDED
     # Margin: 56 − 50 − 5 = 1.
-    assert C.compare_pair(C.Stat(56), C.Stat(50), 5.0)[1] == pytest.approx(1.0)
+    assert claims.compare_pair(claims.Stat(56), claims.Stat(50), 5.0)[1] == pytest.approx(1.0)
 
 
 def test_toy_table_verdicts_and_claims(tmp_path):
@@ -205,11 +205,11 @@ def test_toy_table_verdicts_and_claims(tmp_path):
                     "Absent": "not run"}
     assert v.counts["reproduced"] == 2 and v.counts["not run"] == 2
     best, order, impr = v.claims
-    assert (best.status, best.published_status) == (C.HELD, C.HELD)
-    assert (order.status, len(order.comparisons)) == (C.HELD, 1)
+    assert (best.status, best.published_status) == (claims.HELD, claims.HELD)
+    assert (order.status, len(order.comparisons)) == (claims.HELD, 1)
     # rank1: 85 − 71 − 5 = 9 held; mAP: 56 − 50 − 5 = 1 < 2·se (se ≈ 1.02) → undecided.
-    assert impr.status == C.UNDECIDED and impr.published_status == C.HELD
-    assert [c.status for c in impr.comparisons] == [C.HELD, C.UNDECIDED]
+    assert impr.status == claims.UNDECIDED and impr.published_status == claims.HELD
+    assert [c.status for c in impr.comparisons] == [claims.HELD, claims.UNDECIDED]
     assert impr.reason == "differences within the seed spread"
     assert {e.key for e in v.assumptions} == {"train.epochs"}
     kinds = [p.kind for p in v.plots]
@@ -223,8 +223,8 @@ def test_claim_not_held_and_missing(tmp_path):
     text = text.replace('row: "K=2", baseline: "K=1"', 'row: "Absent", baseline: "K=1"')
     Path(spec.path).write_text(text)
     v = table_view(load_spec(spec.path), res, with_plots=False)
-    assert v.claims[1].status == C.NOT_HELD and v.claims[1].published_status == C.NOT_HELD
-    assert v.claims[2].status == C.UNDECIDED
+    assert v.claims[1].status == claims.NOT_HELD and v.claims[1].published_status == claims.NOT_HELD
+    assert v.claims[2].status == claims.UNDECIDED
     assert v.claims[2].reason == "not run: no reproduced number for Absent"
 
 
@@ -234,8 +234,9 @@ def test_ordering_checks_every_pair_of_a_partly_run_table(tmp_path):
     v = table_view(load_spec(spec.path), res, with_plots=False)
     c = v.claims[1]
     assert [(x.better, x.worse, x.status) for x in c.comparisons] == [
-        ("K=2", "Absent", C.UNDECIDED), ("K=2", "K=1", C.HELD), ("Absent", "K=1", C.UNDECIDED)]
-    assert c.status == C.UNDECIDED
+        ("K=2", "Absent", claims.UNDECIDED), ("K=2", "K=1", claims.HELD),
+        ("Absent", "K=1", claims.UNDECIDED)]
+    assert c.status == claims.UNDECIDED
     assert c.reason == "2 of 3 comparisons lack a reproduced number (Absent)"
 
 
@@ -356,9 +357,9 @@ def test_paper_claims_hold_on_the_published_numbers(path, n_claims, tmp_path):
     spec = load_spec(ROOT / path)
     assert len(spec.claims) == n_claims
     v = table_view(spec, tmp_path, with_plots=False)
-    assert [c.published_status for c in v.claims] == [C.HELD] * n_claims
+    assert [c.published_status for c in v.claims] == [claims.HELD] * n_claims
     # Nothing run yet: every claim is undecided, not held or failed.
-    assert {c.status for c in v.claims} == {C.UNDECIDED}
+    assert {c.status for c in v.claims} == {claims.UNDECIDED}
 
 
 def test_mixed_provenance_is_flagged(tmp_path):

@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from reid_bench import results as R
+from reid_bench import results
 from reid_bench.errors import ResultsError
 
 
@@ -15,21 +15,21 @@ def _row(**kw):
 
 def test_upsert_replaces_same_cell_and_keeps_others(tmp_path):
     p = tmp_path / "p" / "table1.csv"
-    R.upsert_row(p, _row())
-    R.upsert_row(p, _row(seed=1, rank1=60.0))
-    R.upsert_row(p, _row(rank1=55.0))  # same key as the first: replaced
-    df = R.read_results(p)
+    results.upsert_row(p, _row())
+    results.upsert_row(p, _row(seed=1, rank1=60.0))
+    results.upsert_row(p, _row(rank1=55.0))  # same key as the first: replaced
+    df = results.read_results(p)
     assert len(df) == 2
     assert sorted(df["rank1"].tolist()) == [55.0, 60.0]
-    assert list(df.columns) == R.COLUMNS
+    assert list(df.columns) == results.COLUMNS
     assert not list(tmp_path.rglob(".*.tmp"))  # no temp file left behind
 
 
 def test_finished_cells_only_ok(tmp_path):
     p = tmp_path / "t.csv"
-    R.upsert_row(p, _row())
-    R.upsert_row(p, _row(row="bad", status="failed", error="boom"))
-    assert R.finished_cells(p) == {("r", "market", 0, "smoke", None, ""): "abc"}
+    results.upsert_row(p, _row())
+    results.upsert_row(p, _row(row="bad", status="failed", error="boom"))
+    assert results.finished_cells(p) == {("r", "market", 0, "smoke", None, ""): "abc"}
 
 
 @pytest.mark.parametrize("mutate, message", [
@@ -39,10 +39,10 @@ def test_finished_cells_only_ok(tmp_path):
 ])
 def test_hand_edited_csv_is_refused_with_file_name(tmp_path, mutate, message):
     p = tmp_path / "t.csv"
-    R.upsert_row(p, _row())
-    mutate(R.read_results(p)).to_csv(p, index=False)
+    results.upsert_row(p, _row())
+    mutate(results.read_results(p)).to_csv(p, index=False)
     with pytest.raises(ResultsError) as e:
-        R.read_results(p)
+        results.read_results(p)
     assert str(p) in str(e.value) and message in str(e.value)
 
 
@@ -50,5 +50,5 @@ def test_garbage_csv(tmp_path):
     p = tmp_path / "t.csv"
     p.write_bytes(b"\x00\xff\xfe not a csv \n\"unterminated")
     with pytest.raises(ResultsError) as e:
-        R.read_results(p)
+        results.read_results(p)
     assert str(p) in str(e.value)

@@ -4,15 +4,15 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
 import pytest
 import torch
 from click.testing import CliRunner
+from toyspec import IDE_A, toy_spec, write_spec
 
-from reid_bench import results as R
+from reid_bench import results
 from reid_bench.cli import main
 from reid_bench.data import load_dataset
 from reid_bench.embed import make_embedder
@@ -21,33 +21,7 @@ from reid_bench.registry import METHODS
 from reid_bench.runner import Runner, RunOptions, plan
 from reid_bench.spec import load_spec, resolved_recipe
 
-SPEC = """\
-paper: {id: demo, title: Demo, authors: [A], venue: V, year: 2020}
-table: {id: table1, caption: tiny IDE table}
-metrics: [rank1, mAP]
-datasets:
-  market:
-    name: market1501
-    eval: {protocol: market, ap: standard, distance: euclidean}
-recipe:
-  input:
-    height: {value: 256, source: "x"}
-    width: {value: 128, source: "x"}
-  backbone:
-    pretrained: {value: imagenet, source: "x"}
-  train:
-    lr: {value: 0.01, source: "x"}
-    epochs: {value: 60, source: "x"}
-smoke:
-  recipe:
-    input: {height: 64, width: 32, resize: [72, 36], random_crop: true}
-    backbone: {pretrained: none, width: 0.25}
-    train: {epochs: 8, lr: 0.05, lr_steps: [7], batch_size: 32}
-rows:
-  - name: IDE A
-    method: ide
-    params: {backbone: resnet50}
-    published: {market: {rank1: 70.0, mAP: 50.0}}
+SPEC = toy_spec("rows:\n" + IDE_A + """\
   - name: IDE B
     method: ide
     params: {backbone: resnet50, dropout: 0.25}
@@ -59,20 +33,23 @@ rows:
     runnable: false
     source: "[9]"
     published: {market: {rank1: 60.0, mAP: null}}
-"""
+""", caption="tiny IDE table", smoke="""\
+smoke:
+  recipe:
+    input: {height: 64, width: 32, resize: [72, 36], random_crop: true}
+    backbone: {pretrained: none, width: 0.25}
+    train: {epochs: 8, lr: 0.05, lr_steps: [7], batch_size: 32}
+""")
 
 
 @pytest.fixture()
 def spec_path(tmp_path) -> Path:
-    p = tmp_path / "papers" / "demo" / "table1.yaml"
-    p.parent.mkdir(parents=True)
-    p.write_text(textwrap.dedent(SPEC))
-    return p
+    return write_spec(tmp_path, SPEC)
 
 
-def _run(spec_path, results, data_root, rows, **kw):
+def _run(spec_path, results_dir, data_root, rows, **kw):
     spec = load_spec(spec_path)
-    runner = Runner(spec, RunOptions(results_dir=results, data_root=data_root, smoke=True,
+    runner = Runner(spec, RunOptions(results_dir=results_dir, data_root=data_root, smoke=True,
                                      **kw))
     return runner, runner.run(plan(spec, rows=rows, smoke=True))
 
@@ -80,7 +57,7 @@ def _run(spec_path, results, data_root, rows, **kw):
 def test_trained_far_above_untrained_with_provenance(spec_path, tmp_path, shared_data_root):
     runner, summary = _run(spec_path, tmp_path / "res", shared_data_root, ["IDE A"])
     assert summary.ok and len(summary.done) == 1
-    df = R.read_results(runner.csv)
+    df = results.read_results(runner.csv)
     row = df.iloc[0]
     assert row["status"] == "ok" and bool(row["smoke"]) and bool(row["synthetic"])
     assert row["dataset_name"] == "synthetic"
@@ -108,7 +85,7 @@ def test_unregistered_method_is_a_not_run_cell_and_exit_nonzero(spec_path, tmp_p
                                     "--results-dir", str(tmp_path / "r"), "--data-root",
                                     str(shared_data_root)])
     assert res.exit_code == 1, res.output
-    df = R.read_results(tmp_path / "r" / "demo" / "table1.csv")
+    df = results.read_results(tmp_path / "r" / "demo" / "table1.csv")
     assert df.iloc[0]["status"] == "not_run"
     assert "unknown method 'not_yet_registered'" in df.iloc[0]["error"]
     assert "not_run" in res.output
@@ -124,17 +101,17 @@ def test_dry_run_plans_without_running(spec_path, tmp_path):
 
 def test_kill_after_first_cell_then_resume_recomputes_nothing(spec_path, tmp_path,
                                                               shared_data_root):
-    results = tmp_path / "res"
-    csv = results / "demo" / "table1.csv"
+    res_dir = tmp_path / "res"
+    csv = res_dir / "demo" / "table1.csv"
     cmd = [sys.executable, "-m", "reid_bench.cli", "run", str(spec_path), "--smoke",
-           "--rows", "IDE A", "--rows", "IDE B", "--results-dir", str(results),
+           "--rows", "IDE A", "--rows", "IDE B", "--results-dir", str(res_dir),
            "--data-root", str(shared_data_root)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     try:
         deadline = time.time() + 240
         while time.time() < deadline:
-            if csv.is_file() and len(R.read_results(csv)) >= 1:
+            if csv.is_file() and len(results.read_results(csv)) >= 1:
                 break
             if proc.poll() is not None:
                 pytest.fail("runner exited before the first cell finished")
@@ -144,13 +121,13 @@ def test_kill_after_first_cell_then_resume_recomputes_nothing(spec_path, tmp_pat
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-    first = R.read_results(csv)
+    first = results.read_results(csv)
     assert len(first) == 1 and first.iloc[0]["row"] == "IDE A"
     done_at = first.iloc[0]["finished_at"]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=400)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "IDE A × market (seed 0): already done" in out.stdout
-    final = R.read_results(csv)
+    final = results.read_results(csv)
     assert sorted(final["row"]) == ["IDE A", "IDE B"]
     assert final.set_index("row").loc["IDE A", "finished_at"] == done_at
     assert (final["status"] == "ok").all()

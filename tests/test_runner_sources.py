@@ -1,26 +1,35 @@
 """A column can train on one dataset and evaluate on another (Verif-Identif Table VII)."""
 
 import json
-import sys
+import signal
+import subprocess
+from datetime import datetime, timezone
 from pathlib import Path
 
-from reid_bench import results as R
+import pandas as pd
+from click.testing import CliRunner
+from toyspec import (
+    MARKET_PLAIN,
+    cli_cmd,
+    plugin_env,
+    register_plugin,
+    splits_column,
+    tiny_spec,
+)
+
+from reid_bench import results
+from reid_bench.cli import main
 from reid_bench.data import load_dataset
 from reid_bench.runner import Runner, RunOptions, plan
 from reid_bench.spec import load_spec
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "plugins"))
-import rb_test_methods  # noqa: E402,F401  (registers test_tiny)
-from test_reliability import spec_text  # noqa: E402
+register_plugin()
 
 
 def write_column_spec(tmp_path, column_yaml: str):
     """The reliability tests' one-row test_tiny spec with its ``market`` column replaced."""
-    text = spec_text([{"name": "a"}]).replace(
-        "  market: {name: market1501, eval: {protocol: market}}", column_yaml)
-    p = tmp_path / "papers" / "demo" / "table1.yaml"
-    p.parent.mkdir(parents=True)
-    p.write_text(text)
+    p = tiny_spec(tmp_path, [{"name": "a"}])
+    p.write_text(p.read_text().replace(MARKET_PLAIN.splitlines()[1], column_yaml))
     return load_spec(p)
 
 
@@ -31,7 +40,7 @@ def test_train_source_is_used_for_fit_and_keyed(tmp_path, shared_data_root):
     runner = Runner(spec, RunOptions(results_dir=tmp_path / "r", data_root=shared_data_root))
     summary = runner.run(plan(spec))
     assert summary.ok, summary.failed
-    row = R.read_results(runner.csv).iloc[0]
+    row = results.read_results(runner.csv).iloc[0]
     evaluated = load_dataset("synthetic", shared_data_root)
     trained_on = load_dataset("synthetic", shared_data_root, seed=7, num_train_ids=12)
     assert row["dataset_fingerprint"] == evaluated.fingerprint
@@ -41,25 +50,41 @@ def test_train_source_is_used_for_fit_and_keyed(tmp_path, shared_data_root):
     assert key["dataset"] == {"name": "synthetic", "options": {"seed": 7, "num_train_ids": 12}}
 
 
-def test_split_axis_one_cell_per_split_and_resume(tmp_path, shared_data_root):
-    """A column with ``splits: N`` plans N cells (loader option split=i), records the split in
-    the CSV key, and a re-run skips every finished split."""
-    spec = write_column_spec(
-        tmp_path, "  market:\n    name: synthetic\n    splits: 2\n    options: {num_train_ids: 12}\n"
-        "    eval: {protocol: market}")
-    cells = plan(spec)
-    assert [c.split for c in cells] == [0, 1] and len({c.id for c in cells}) == 2
-    assert [c.split for c in plan(spec, smoke=True)] == [None]  # no splits in the stand-in
-    runner = Runner(spec, RunOptions(results_dir=tmp_path / "r", data_root=shared_data_root))
-    # The synthetic loader has no ``split`` option: each split cell fails with that error,
-    # which proves the option reaches the loader; the keys stay distinct.
-    runner.run(cells)
-    df = R.read_results(runner.csv)
-    assert sorted(df["split"].tolist()) == [0, 1]
-    assert df["error"].str.contains("split").all()
-    # Upserting the same cell again replaces it (split is part of the key, also when read back).
-    runner.run(cells)
-    assert len(R.read_results(runner.csv)) == 2
+SPLITS_COLUMN = splits_column("market", 3).rstrip("\n")
+
+
+def test_split_axis_plans_one_cell_per_split(tmp_path):
+    """A column with ``splits: N`` plans N cells with distinct ids; the smoke stand-in has none."""
+    spec = write_column_spec(tmp_path, SPLITS_COLUMN)
+    assert [c.split for c in plan(spec)] == [0, 1, 2]
+    assert len({c.id for c in plan(spec)}) == 3
+    assert [c.split for c in plan(spec, smoke=True)] == [None]
+
+
+def test_rerun_skips_exactly_the_finished_splits(tmp_path, shared_data_root):
+    """A run SIGKILLed while evaluating split 1 leaves split 0 finished (the ``test_splits``
+    dataset takes a ``split`` option); the re-run leaves split 0's row untouched and runs
+    splits 1 and 2."""
+    write_column_spec(tmp_path, SPLITS_COLUMN)
+    spec = tmp_path / "papers" / "demo" / "table1.yaml"
+    out = tmp_path / "r"
+    first = subprocess.run(cli_cmd(spec, out, shared_data_root, smoke=False),
+                           env=plugin_env(REID_BENCH_FAULT="evaluate:2"), capture_output=True,
+                           text=True, timeout=300)
+    assert first.returncode == -signal.SIGKILL, first.stdout + first.stderr
+    csv = results.table_csv(out, "demo", "table1")
+    done = results.read_results(csv)
+    assert done["split"].tolist() == [0] and done["status"].tolist() == ["ok"]
+    second_started = datetime.now(timezone.utc)
+    res = CliRunner().invoke(main, cli_cmd(spec, out, shared_data_root, smoke=False)[3:])
+    assert res.exit_code == 0, res.output
+    df = results.read_results(csv).set_index("split").sort_index()
+    assert df.index.tolist() == [0, 1, 2] and (df["status"] == "ok").all()
+    started = pd.to_datetime(df["started_at"], utc=True)
+    # Split 0 is the first run's row, byte for byte; splits 1 and 2 ran in the second run.
+    pd.testing.assert_series_equal(df.loc[0], done.set_index("split").loc[0])
+    assert (started.loc[[1, 2]] >= pd.Timestamp(second_started).floor("s")).all(), started
+    assert started.loc[0] < pd.Timestamp(second_started).floor("s")
 
 
 def test_split_key_round_trip(tmp_path):
@@ -67,7 +92,7 @@ def test_split_key_round_trip(tmp_path):
     base = {"paper": "p", "table": "table1", "row": "r", "dataset": "c", "seed": 0,
             "smoke": False, "status": "ok", "config_hash": "h"}
     for split in (None, 0, 1, None, 1):
-        R.upsert_row(p, base | {"split": split})
-    assert R.finished_cells(p) == {("r", "c", 0, "full", None, ""): "h",
+        results.upsert_row(p, base | {"split": split})
+    assert results.finished_cells(p) == {("r", "c", 0, "full", None, ""): "h",
                                    ("r", "c", 0, "full", 0, ""): "h",
                                    ("r", "c", 0, "full", 1, ""): "h"}

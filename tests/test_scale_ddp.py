@@ -49,20 +49,26 @@ def _train(ddp_wrap: bool = False, accel=None):
                                                 for p in model.parameters()])
 
 
-def _worker(rank, world, port, out):
+def _join_group(rank, world, port):
+    """This forked process as rank ``rank`` of a CPU process group; returns the module."""
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
                       WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
-    from reid_bench import distributed as D
+    from reid_bench import distributed
 
-    D.init_from_env("cpu")
+    distributed.init_from_env("cpu")
+    return distributed
+
+
+def _worker(rank, world, port, out):
+    distributed = _join_group(rank, world, port)
     try:
         losses, params = _train()
         losses_ddp, params_ddp = _train(ddp_wrap=True)
         torch.save({"losses": losses, "params": params, "losses_ddp": losses_ddp,
                     "params_ddp": params_ddp}, f"{out}/rank{rank}.pt")
     finally:
-        D.destroy()
+        distributed.destroy()
 
 
 def _free_port() -> int:
@@ -170,16 +176,11 @@ def _one_step(kind: str):
 
 
 def _method_worker(rank, world, port, out):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
-                      WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
-    torch.set_num_threads(1)
-    from reid_bench import distributed as D
-
-    D.init_from_env("cpu")
+    distributed = _join_group(rank, world, port)
     try:
         torch.save({k: _one_step(k) for k in KINDS}, f"{out}/m{rank}.pt")
     finally:
-        D.destroy()
+        distributed.destroy()
 
 
 def test_ddp_two_ranks_equal_one_process_ide_and_deep_person(tmp_path):

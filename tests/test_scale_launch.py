@@ -3,17 +3,24 @@
 
 import json
 import sys
-import textwrap
 
 import pytest
 import yaml
 from click.testing import CliRunner
 from filelock import FileLock
+from toyspec import (
+    register_plugin,
+    splits_column,
+    tiny_recipe,
+    tiny_rows,
+    toy_spec,
+    write_spec,
+)
 
-from reid_bench import results as R
+from reid_bench import results
 from reid_bench.cli import main
 from reid_bench.errors import ReidBenchError
-from reid_bench.launch import cell_ref, options_to_dict, pending_cells
+from reid_bench.launch import options_to_dict, pending_cells
 from reid_bench.launch.slurm import (
     SlurmConfig,
     executor_parameters,
@@ -25,29 +32,7 @@ from reid_bench.launch.torchrun import torchrun_command
 from reid_bench.runner import Runner, RunOptions, plan
 from reid_bench.spec import load_spec, stable_hash
 
-SPEC = """\
-paper: {id: demo, title: Demo, authors: [A], venue: V, year: 2020}
-table: {id: table1, caption: tiny IDE table}
-metrics: [rank1, mAP]
-seeds: 3
-datasets:
-  market:
-    name: market1501
-    eval: {protocol: market, ap: standard, distance: euclidean}
-recipe:
-  input:
-    height: {value: 256, source: "x"}
-    width: {value: 128, source: "x"}
-  backbone:
-    pretrained: {value: imagenet, source: "x"}
-  train:
-    lr: {value: 0.01, source: "x"}
-    epochs: {value: 60, source: "x"}
-smoke:
-  recipe:
-    input: {height: 32, width: 16, resize: [32, 16]}
-    backbone: {pretrained: none, width: 0.25}
-    train: {epochs: 1, lr: 0.05, batch_size: 32}
+SPEC = toy_spec("""\
 rows:
   - name: IDE A
     method: ide
@@ -56,31 +41,47 @@ rows:
     method: ide
     params: {dropout: 0.25}
     published: {market: {rank1: 71.0, mAP: 51.0}}
-"""
+""", extra="seeds: 3\n", caption="tiny IDE table", smoke="""\
+smoke:
+  recipe:
+    input: {height: 32, width: 16, resize: [32, 16]}
+    backbone: {pretrained: none, width: 0.25}
+    train: {epochs: 1, lr: 0.05, batch_size: 32}
+""")
 
 
 @pytest.fixture()
 def setup(tmp_path, shared_data_root):
-    p = tmp_path / "papers" / "demo" / "table1.yaml"
-    p.parent.mkdir(parents=True)
-    p.write_text(textwrap.dedent(SPEC))
+    p = write_spec(tmp_path, SPEC)
     spec = load_spec(p)
     opts = RunOptions(results_dir=tmp_path / "results", data_root=shared_data_root, smoke=True)
     return p, spec, Runner(spec, opts)
 
 
 def _write(runner, cell, status, chash=None):
-    R.upsert_row(runner.csv, {"paper": "demo", "table": "table1", "row": cell.row.name,
-                              "dataset": cell.dataset, "seed": cell.seed, "smoke": True,
-                              "status": status, "error": "boom" if status != "ok" else None,
-                              "config_hash": chash or stable_hash(runner.cell_config(cell)),
-                              "cell_id": cell.id})
+    results.upsert_row(runner.csv, {
+        "paper": "demo", "table": "table1", "row": cell.row.name, "dataset": cell.dataset,
+        "seed": cell.seed, "tier": cell.tier, "split": cell.split, "smoke": cell.smoke,
+        "status": status, "error": "boom" if status != "ok" else None,
+        "config_hash": chash or stable_hash(runner.cell_config(cell)), "cell_id": cell.id})
 
 
-def test_slurm_array_one_task_per_pending_cell(setup):
-    path, spec, runner = setup
-    cells = plan(spec, smoke=True)
-    assert len(cells) == 6
+SPLITS_TABLE = toy_spec(
+    tiny_rows([{"name": "a"}]), recipe=tiny_recipe(epochs=1), extra="seeds: 2\n",
+    datasets="datasets:\n" + splits_column("market", 2))
+
+
+def test_slurm_array_one_task_per_pending_cell(tmp_path, shared_data_root):
+    """A full-tier table of 2 splits × 2 seeds: the finished cell is not resubmitted, the
+    failed and stale ones are; each task carries its cell's whole key (split included), written
+    out by hand here, and really runs that cell."""
+    register_plugin()
+    path = write_spec(tmp_path, SPLITS_TABLE)
+    spec = load_spec(path)
+    runner = Runner(spec, RunOptions(results_dir=tmp_path / "results",
+                                     data_root=shared_data_root))
+    cells = plan(spec)
+    assert [(c.split, c.seed) for c in cells] == [(0, 0), (0, 1), (1, 0), (1, 1)]
     _write(runner, cells[0], "ok")                   # finished: not resubmitted
     _write(runner, cells[1], "failed")               # failed: resubmitted
     _write(runner, cells[2], "ok", chash="old")      # finished with an old config: resubmitted
@@ -89,16 +90,22 @@ def test_slurm_array_one_task_per_pending_cell(setup):
     cfg = load_site_config(None, partition="gpu", time="1:30:00", array_parallelism=2)
     opts = options_to_dict(runner.opts)
     jobs = submit(str(path), todo, opts, cfg, cluster="debug")
-    assert len(jobs) == 5
-    assert [j.submission().args for j in jobs] == [(str(path), cell_ref(c), opts, 1)
-                                                   for c in todo]
-    # One task really runs its cell and lands in the shared CSV; it is then not pending.
-    out = jobs[0].result()
-    assert out["ok"] and out["done"] == [todo[0].id]
-    df = R.read_results(runner.csv)
-    assert df.loc[df["cell_id"] == todo[0].id, "status"].tolist() == ["ok"]
-    assert df["accel"].notna().sum() == 1 and (df["accel"].dropna() == "fp32").all()
-    assert [c.id for c in pending_cells(runner, cells)] == [c.id for c in todo[1:]]
+    assert [j.submission().args for j in jobs] == [
+        (str(path), {"row": "a", "dataset": "market", "seed": 1, "tier": "full", "split": 0,
+                     "variant": ""}, opts, 1),
+        (str(path), {"row": "a", "dataset": "market", "seed": 0, "tier": "full", "split": 1,
+                     "variant": ""}, opts, 1),
+        (str(path), {"row": "a", "dataset": "market", "seed": 1, "tier": "full", "split": 1,
+                     "variant": ""}, opts, 1)]
+    # The last task really runs split 1, seed 1 and lands in the shared CSV; it is then not
+    # pending.
+    out = jobs[2].result()
+    assert out["ok"] and len(out["done"]) == 1
+    df = results.read_results(runner.csv)
+    ran = df[df["status"] == "ok"].set_index("cell_id").loc[out["done"][0]]
+    assert (ran["row"], ran["seed"], ran["tier"], ran["split"]) == ("a", 1, "full", 1)
+    assert ran["accel"] == "fp32" and df["accel"].notna().sum() == 1
+    assert [c.id for c in pending_cells(runner, cells)] == [c.id for c in todo[:2]]
 
 
 def test_site_config_and_cli_overrides(tmp_path, monkeypatch):
@@ -123,10 +130,7 @@ def test_site_config_and_cli_overrides(tmp_path, monkeypatch):
 
 
 def load_spec_text(tmp_path):
-    p = tmp_path / "papers" / "demo" / "table1.yaml"
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(textwrap.dedent(SPEC))
-    return load_spec(p)
+    return load_spec(write_spec(tmp_path, SPEC))
 
 
 def test_cli_slurm_launcher_submits_pending(setup, monkeypatch):
@@ -207,9 +211,11 @@ def test_torchrun_worker_two_ranks_rank0_writes(setup):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     opts = options_to_dict(runner.opts)
-    mp.start_processes(_rank_main, args=(port, str(path), [cell_ref(cell)], opts), nprocs=2,
+    ref = {"row": "IDE A", "dataset": "market", "seed": 0, "tier": "smoke", "split": None,
+           "variant": ""}
+    mp.start_processes(_rank_main, args=(port, str(path), [ref], opts), nprocs=2,
                        join=True, start_method="fork")
-    df = R.read_results(runner.csv)
+    df = results.read_results(runner.csv)
     assert df["cell_id"].tolist() == [cell.id] and df["status"].tolist() == ["ok"]
     assert df["accel"].tolist() == ["fp32+ddp2"]
     assert pending_cells(runner, [cell]) == []

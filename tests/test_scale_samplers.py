@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from reid_bench import distributed as D
+from reid_bench import distributed
 from reid_bench.accel import Accel, AccelOptions, resolve
 from reid_bench.data.samplers import PairSampler, PKBatchSampler, make_loader
 
@@ -16,7 +16,7 @@ PIDS = [i // 5 for i in range(12 * 5)] + [12, 13, 13]  # 14 ids, some with few i
 @pytest.mark.parametrize("world", [2, 4])
 def test_pk_split_keeps_identities_whole(world):
     base = PKBatchSampler(PIDS, p=8, k=3, seed=3)
-    ranks = [D.DistributedPKBatchSampler(PKBatchSampler(PIDS, p=8, k=3, seed=3), r, world)
+    ranks = [distributed.DistributedPKBatchSampler(PKBatchSampler(PIDS, p=8, k=3, seed=3), r, world)
              for r in range(world)]
     for epoch in (0, 1):
         base.set_epoch(epoch)
@@ -41,15 +41,15 @@ def test_pk_split_keeps_identities_whole(world):
 
 def test_pk_split_rejects_uneven_p():
     with pytest.raises(ValueError, match="divisible"):
-        D.DistributedPKBatchSampler(PKBatchSampler(PIDS, p=3, k=2, seed=0), 0, 2)
+        distributed.DistributedPKBatchSampler(PKBatchSampler(PIDS, p=3, k=2, seed=0), 0, 2)
     with pytest.raises(ValueError, match="identity group"):
-        D.chunk_batch(list(range(4)), 0, 3, group=2)
+        distributed.chunk_batch(list(range(4)), 0, 3, group=2)
 
 
 def test_pair_batches_split_between_pairs():
     pids = np.repeat(np.arange(10), 4)
     base = torch.utils.data.BatchSampler(PairSampler(pids, 2.0, seed=1), 8, drop_last=True)
-    ranks = [D.DistributedPairBatchSampler(
+    ranks = [distributed.DistributedPairBatchSampler(
         torch.utils.data.BatchSampler(PairSampler(pids, 2.0, seed=1), 8, drop_last=True), r, 2)
         for r in range(2)]
     for s in ranks:
@@ -69,7 +69,7 @@ def test_shard_loader_partitions_a_shuffled_loader():
     ds = TensorDataset(torch.arange(40).float(), torch.arange(40))
     loaders = [make_loader(ds, 10, shuffle=True, seed=5, drop_last=True) for _ in range(3)]
     full = [b[1].tolist() for b in loaders[0]]
-    shards = [D.shard_loader(loaders[r + 1], r, 2) for r in range(2)]
+    shards = [distributed.shard_loader(loaders[r + 1], r, 2) for r in range(2)]
     assert all(isinstance(s, DataLoader) and s.generator is loaders[r + 1].generator
                for r, s in enumerate(shards))
     parts = list(zip(*[[b[1].tolist() for b in s] for s in shards], strict=True))

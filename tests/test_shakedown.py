@@ -10,8 +10,7 @@ from click.testing import CliRunner
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from reid_bench import results as R
-from reid_bench import shakedown as S
+from reid_bench import results, shakedown
 from reid_bench.cli import main
 from reid_bench.data.samplers import make_loader
 from reid_bench.errors import DivergedError, ReidBenchError
@@ -30,9 +29,10 @@ def _values(spec_path, row):
 def test_recipe_deviations_keep_the_full_recipe_otherwise(repo_root):
     method, values = _values(repo_root / "papers/deep_person/table1.yaml", "Deep-Person (Ours)")
     assert values["train"]["batch_size"] == 128 and values["sampler"]["k"] == 8
-    same = S.adjust_recipe(method, values, S.ShakedownOptions())
+    same = shakedown.adjust_recipe(method, values, shakedown.ShakedownOptions())
     assert same == values  # no deviation asked: the paper's recipe as is
-    out = S.adjust_recipe(method, values, S.ShakedownOptions(pretrained="none", max_batch=4))
+    out = shakedown.adjust_recipe(method, values,
+                                  shakedown.ShakedownOptions(pretrained="none", max_batch=4))
     # P×K keeps two identities (batch-hard needs negatives): K 8 → 2, batch 4 = 2 × 2.
     assert out["train"]["batch_size"] == 4 and out["sampler"]["k"] == 2
     assert out["backbone"]["pretrained"] == "none"
@@ -40,23 +40,23 @@ def test_recipe_deviations_keep_the_full_recipe_otherwise(repo_root):
     assert out["train"]["epochs"] == values["train"]["epochs"]
     # Every stage of a two-stage recipe is capped.
     method, values = _values(repo_root / "papers/ledf/table1.yaml", "LEDF")
-    out = S.adjust_recipe(method, values, S.ShakedownOptions(max_batch=4))
+    out = shakedown.adjust_recipe(method, values, shakedown.ShakedownOptions(max_batch=4))
     assert (out["verification"]["batch_size"], out["identification"]["batch_size"]) == (4, 4)
     assert out["backbone"]["pretrained"] == values["backbone"]["pretrained"]
     # The stand-in is generated at the recipe's input resolution (resize when set).
-    opts = S.dataset_options(*_values(repo_root / "papers/verif_identif/table2.yaml",
+    opts = shakedown.dataset_options(*_values(repo_root / "papers/verif_identif/table2.yaml",
                                       "ResNet-50 (I)"))
     assert (opts["height"], opts["width"]) == (256, 256)
-    opts = S.dataset_options(method, values)
+    opts = shakedown.dataset_options(method, values)
     assert (opts["height"], opts["width"]) == (256, 128)
-    assert opts["num_train_ids"] * S.NUM_CAMS >= 2 * 48  # room for the largest batch
+    assert opts["num_train_ids"] * shakedown.NUM_CAMS >= 2 * 48  # room for the largest batch
 
 
 def test_max_batch_refused_on_cuda_and_flags_need_shakedown(repo_root):
     with pytest.raises(ReidBenchError, match="CPU shakedowns only"):
-        S.check_device(S.ShakedownOptions(max_batch=4), "cuda:0")
-    S.check_device(S.ShakedownOptions(max_batch=4), "cpu")
-    S.check_device(S.ShakedownOptions(), "cuda")
+        shakedown.check_device(shakedown.ShakedownOptions(max_batch=4), "cuda:0")
+    shakedown.check_device(shakedown.ShakedownOptions(max_batch=4), "cpu")
+    shakedown.check_device(shakedown.ShakedownOptions(), "cuda")
     spec = str(repo_root / "papers/lgeu/table1.yaml")
     res = CliRunner().invoke(main, ["run", spec, "--max-batch", "4", "--dry-run"])
     assert res.exit_code == 2 and "--shakedown" in res.output
@@ -83,13 +83,13 @@ def _tiny(loss_scale=1.0):
 def test_train_stage_stops_after_the_shakedown_steps_and_records_them():
     model, loader, step = _tiny()
     optim = OptimRecipe(lr=0.1, epochs=50)
-    with S.collect(S.ShakedownOptions(steps=3)) as stages:
+    with shakedown.collect(shakedown.ShakedownOptions(steps=3)) as stages:
         hist = train_stage(model, loader, step, optim, stage="a")
         train_stage(model, loader, step, optim, stage="b")
     assert len(hist) == 1  # one (partial) epoch of the 50
     assert [(s["stage"], s["steps"], len(s["losses"])) for s in stages] == [("a", 3, 3),
                                                                             ("b", 3, 3)]
-    summ = S.summary(stages, torch.device("cpu"))
+    summ = shakedown.summary(stages, torch.device("cpu"))
     assert summ["first_loss"] == stages[0]["losses"][0]
     assert summ["last_loss"] == stages[1]["losses"][-1]
     assert summ["step_s"] > 0 and summ["peak_mem_kind"] == "cpu_max_rss_process"
@@ -99,7 +99,8 @@ def test_train_stage_stops_after_the_shakedown_steps_and_records_them():
 
 def test_non_finite_loss_is_diverged_and_keeps_its_record():
     model, loader, step = _tiny(loss_scale=float("nan"))
-    with S.collect(S.ShakedownOptions(steps=2)) as stages, pytest.raises(DivergedError):
+    options = shakedown.ShakedownOptions(steps=2)
+    with shakedown.collect(options) as stages, pytest.raises(DivergedError):
         train_stage(model, loader, step, OptimRecipe(lr=0.1, epochs=1))
     assert math.isnan(stages[0]["losses"][0])
 
@@ -116,7 +117,7 @@ ROWS = [("verif_identif/table2.yaml", "ResNet-50 (I)", "ide"),
 
 @pytest.mark.slow
 def test_cpu_shakedown_one_row_per_method(repo_root, shared_data_root, tmp_path):
-    opts = S.ShakedownOptions(steps=1, pretrained="none", max_batch=4)
+    opts = shakedown.ShakedownOptions(steps=1, pretrained="none", max_batch=4)
     seconds = {}
     t_all = time.perf_counter()
     for spec_file, row, method in ROWS:
@@ -128,7 +129,7 @@ def test_cpu_shakedown_one_row_per_method(repo_root, shared_data_root, tmp_path)
         summary = runner.run(cells)
         seconds[method] = round(time.perf_counter() - t0, 1)
         assert summary.ok and len(summary.done) == 1, (method, summary.failed)
-        df = R.read_results(runner.csv)
+        df = results.read_results(runner.csv)
         r = df[df["row"] == row].iloc[0]
         assert r["tier"] == "shakedown" and r["status"] == "ok" and r["method"] == method
         assert r["pretrained"] == "none" and r["max_batch"] == 4 and r["shakedown_steps"] == 1
@@ -166,7 +167,7 @@ def test_report_labels_shakedown_and_non_paper_precision(tmp_path):
     k1 = next(r for r in v.rows if r.name == "K=1").numbers[("market", "rank1")]
     assert k1.mean == pytest.approx(71.0) and k1.n == 2
     # Only shakedown results: the page says so, verdicts are not comparable.
-    df = R.read_results(csv)
+    df = results.read_results(csv)
     df = df[df["tier"] == "shakedown"]
     csv.unlink()
     for rec in df.to_dict("records"):
@@ -191,17 +192,17 @@ def test_status_of_a_shakedown_tier_counts_its_own_cells(tmp_path):
     """`status --tier shakedown` plans the shakedown cells and reads their rows; their config
     depends on the run's flags, so an ok row is done, never stale. The same recorded hash on a
     full-tier row (where status can recompute the config) is stale."""
-    from reid_bench import results as R
+    from reid_bench import results
     from reid_bench.spec import load_spec
     from reid_bench.status import table_status
 
     spec = load_spec("papers/lgeu/table1.yaml")
-    csv = R.table_csv(tmp_path, spec.paper.id, spec.table.id)
+    csv = results.table_csv(tmp_path, spec.paper.id, spec.table.id)
     for tier in ("shakedown", "full"):
-        R.upsert_row(csv, {"paper": "lgeu", "table": "table1", "row": "Ours",
+        results.upsert_row(csv, {"paper": "lgeu", "table": "table1", "row": "Ours",
                            "dataset": "market", "seed": 0, "tier": tier, "status": "ok",
                            "config_hash": "recorded-by-another-run",
-                           "cell_id": R.cell_id("Ours", "market", 0, tier)})
+                           "cell_id": results.cell_id("Ours", "market", 0, tier)})
     shake = {(s.row, s.dataset): s.state for s in table_status(spec, tmp_path, tier="shakedown")}
     full = {(s.row, s.dataset): s.state for s in table_status(spec, tmp_path)}
     assert shake[("Ours", "market")] == "done" and shake[("Ours", "cuhk03")] == "pending"

@@ -4,35 +4,26 @@ trained model evaluates with the ImageNet file gone and the network disabled."""
 from __future__ import annotations
 
 import socket
-import textwrap
 
 import pandas as pd
 import pytest
 import torch
 from click.testing import CliRunner
+from toyspec import recipe, toy_spec, write_spec
 
 from reid_bench.cli import main
 from reid_bench.weights import store
 
 # Full-width ResNet-50 (pretrained weights need the paper's network) on a handful of tiny
 # synthetic images for one step: the point is where the weights come from, not accuracy.
-SPEC = """\
-paper: {id: wdemo, title: Demo, authors: [A], venue: V, year: 2020}
-table: {id: table1, caption: weights demo}
-metrics: [rank1, mAP]
-datasets:
-  market:
-    name: market1501
-    eval: {protocol: market, ap: standard, distance: euclidean}
-recipe:
-  input:
-    height: {value: 64, source: "x"}
-    width: {value: 32, source: "x"}
-  backbone:
-    pretrained: {value: imagenet, source: "x"}
-  train:
-    epochs: {value: 1, source: "x"}
-    batch_size: {value: 8, source: "x"}
+SPEC = toy_spec("""\
+rows:
+  - name: IDE
+    method: ide
+    params: {backbone: resnet50}
+    published: {market: {rank1: 70.0, mAP: 50.0}}
+""", paper="wdemo", caption="weights demo", recipe=recipe(64, 32, epochs=1, batch_size=8),
+    smoke="""\
 smoke:
   recipe:
     input: {height: 64, width: 32, flip: false}
@@ -40,12 +31,7 @@ smoke:
     train: {epochs: 1, batch_size: 8}
   dataset_options: {num_train_ids: 4, num_test_ids: 4, num_cams: 2, images_per_cam: 1,
                     queries_per_id: 1, mq_per_query: 0, num_distractors: 2, num_junk: 0}
-rows:
-  - name: IDE
-    method: ide
-    params: {backbone: resnet50}
-    published: {market: {rank1: 70.0, mAP: 50.0}}
-"""
+""")
 
 
 @pytest.fixture(scope="module")
@@ -64,10 +50,7 @@ def env(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     monkeypatch.delenv(store.ENV_DIR, raising=False)
     monkeypatch.setattr(store, "_hf_cached", lambda tag: None)
-    spec = tmp_path / "papers" / "wdemo" / "table1.yaml"
-    spec.parent.mkdir(parents=True)
-    spec.write_text(textwrap.dedent(SPEC))
-    return spec
+    return write_spec(tmp_path, SPEC, "papers/wdemo/table1.yaml")
 
 
 def _run(spec, results, data_root, *extra):

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from fixtures_data import market_name, write_jpg
 from test_runner_e2e import SPEC
 
-from reid_bench import results as R
+from reid_bench import results
 from reid_bench.cli import main
 from reid_bench.data import load_dataset
 
@@ -74,7 +74,7 @@ def test_subset_smoke_recipe_walkthrough_on_real_layout(tmp_path):
     out = cli("run", spec, "--subset", "--smoke-recipe", "--rows", "ide a", *common)
     assert out.exit_code == 0, out.output
     assert "SMOKE RECIPE on real data" in out.output and "SUBSET" in out.output
-    df = R.read_results(R.table_csv(res, "demo", "table1"))
+    df = results.read_results(results.table_csv(res, "demo", "table1"))
     row = df[(df["row"] == "IDE A") & (df["status"] == "ok")]
     assert len(row) == 1
     r = row.iloc[0]
@@ -83,7 +83,8 @@ def test_subset_smoke_recipe_walkthrough_on_real_layout(tmp_path):
     # It trained and evaluated on the real files: their fingerprint, their query count.
     real = load_dataset("market1501", data)
     assert r["dataset_fingerprint"] == real.fingerprint and int(r["num_queries"]) == 4
-    cell = json.loads((R.cell_dir(res, "demo", "table1") / f"{r['cell_id']}.json").read_text())
+    cell_json = results.cell_dir(res, "demo", "table1") / f"{r['cell_id']}.json"
+    cell = json.loads(cell_json.read_text())
     assert cell["config"]["recipe"]["train"]["epochs"] == 8  # the smoke recipe
     assert cell["config"]["dataset"]["name"] == "market1501"
     assert not (data / "synthetic").exists() and sorted(p.name for p in data.iterdir()) == [
@@ -156,8 +157,8 @@ def test_identical_trainings_are_shared_across_tables(tmp_path):
     assert out.output.count("reusing trained model") == 1  # table2 reuses table1's training
     # One trained model on disk, keyed without the table.
     assert len(list((res / "_artifacts").rglob("model.pt"))) == 1
-    a = R.read_results(R.table_csv(res, "demo", "table1"))
-    b = R.read_results(R.table_csv(res, "demo", "table2"))
+    a = results.read_results(results.table_csv(res, "demo", "table1"))
+    b = results.read_results(results.table_csv(res, "demo", "table2"))
     assert a["train_hash"].tolist() == b["train_hash"].tolist()
     assert a["rank1"].tolist() == b["rank1"].tolist()
 
@@ -177,8 +178,9 @@ def test_report_outside_a_repository_fails(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("tier", ["smoke_recipe"])
 def test_tier_is_part_of_the_cell_id(tier):
-    assert R.cell_id("IDE A", "market", 0, tier) == "ide-a__market__s0__smoke_recipe"
-    assert R.cell_id("IDE A", "market", 0, tier) != R.cell_id("IDE A", "market", 0, "smoke")
+    assert results.cell_id("IDE A", "market", 0, tier) == "ide-a__market__s0__smoke_recipe"
+    assert (results.cell_id("IDE A", "market", 0, tier)
+            != results.cell_id("IDE A", "market", 0, "smoke"))
 
 
 def test_fmn_folder_dry_run_prints_per_table_and_total_gpu_hours(repo_root, monkeypatch):

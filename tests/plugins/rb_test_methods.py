@@ -1,9 +1,10 @@
 """Tiny methods for the reliability tests, loaded through REID_BENCH_PLUGINS (also shows that
 methods can live outside the tree). ``test_tiny`` trains a 2-layer CNN for real through the
-shared loop; its params inject slowness, a NaN loss or an out-of-memory error, and append a line
-to ``marker`` every time ``fit`` runs, so a test can count trainings across processes. Under a
-distributed launch, ``kill_rank``/``raise_rank`` make that rank die by SIGKILL / raise at step
-``fail_at_step`` (writing the time to ``kill_stamp`` first).
+shared loop; its params inject slowness, a NaN loss or an out-of-memory error, and append to
+``marker`` a line ``fit <pid> <total steps>`` every time ``fit`` runs and ``step <pid>`` at every
+step, so a test can count trainings and steps across processes. Under a distributed launch,
+``kill_rank``/``raise_rank`` make that rank die by SIGKILL / raise at step ``fail_at_step``
+(writing the time to ``kill_stamp`` first).
 
 ``test_splits`` is a dataset with a ``split`` option (the synthetic dataset; the split only
 changes the cell key), for launcher tests of ``splits: N`` columns outside ``--smoke``."""
@@ -64,18 +65,18 @@ class Tiny(Method):
         return TinyNet(num_classes)
 
     def fit(self, params: TinyParams, recipe, ctx: CellContext):
-        if params.marker:
-            with open(params.marker, "a") as f:
-                f.write("fit\n")
         if params.oom:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         ds = train_image_dataset(ctx, recipe.input)
         model = self.build(params, recipe, ds.num_classes)
         loader = shuffled_loader(ds, recipe.train.batch_size, ctx)
+        pid = os.getpid()
+        _mark(params.marker, f"fit {pid} {len(loader) * recipe.train.epochs}")
         calls = {"n": 0}
 
         def step(batch):
             calls["n"] += 1
+            _mark(params.marker, f"step {pid}")
             if params.sleep:
                 time.sleep(params.sleep)
             if calls["n"] == params.fail_at_step:
@@ -91,10 +92,16 @@ class Tiny(Method):
         return model
 
 
-def _inject_rank_failure(params: TinyParams) -> None:
-    from reid_bench import distributed as D
+def _mark(path: str | None, line: str) -> None:
+    if path:
+        with open(path, "a") as f:
+            f.write(line + "\n")
 
-    r = D.rank()
+
+def _inject_rank_failure(params: TinyParams) -> None:
+    from reid_bench import distributed
+
+    r = distributed.rank()
     if r not in (params.kill_rank, params.raise_rank):
         return
     if params.kill_stamp:
