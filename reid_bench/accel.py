@@ -48,7 +48,8 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict
+
+from .strict import Strict
 
 Precision = Literal["fp32", "tf32", "bf16", "fp16"]
 PRECISIONS: tuple[str, ...] = ("fp32", "tf32", "bf16", "fp16")
@@ -57,10 +58,9 @@ PAPER_PRECISION = "fp32"
 _AMP_DTYPE = {"bf16": "bfloat16", "fp16": "float16"}
 
 
-class AccelOptions(BaseModel):
+class AccelOptions(Strict):
     """Requested switches (CLI flags / RunOptions)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     precision: Precision = "fp32"
     channels_last: bool = False
     compile: bool = False

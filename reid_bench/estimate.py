@@ -125,7 +125,7 @@ class Estimator:
 
     def train_images(self, name: str, options: dict) -> tuple[int | None, str]:
         """(training split size, note) of dataset ``name`` with loader ``options``."""
-        from .spec import stable_hash
+        from .hashing import stable_hash
 
         key = stable_hash([name, options])
         if key not in self._sizes:
@@ -140,8 +140,8 @@ class Estimator:
         return self._sizes[key]
 
     def cell(self, cell: Any) -> CellEstimate:
+        from .hashing import stable_hash
         from .registry import METHODS
-        from .spec import stable_hash
 
         est = CellEstimate(cell)
         try:

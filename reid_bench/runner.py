@@ -34,12 +34,13 @@ from .data.base import ReidDataset, load_dataset, resolve_data_root
 from .data.samplers import default_num_workers
 from .errors import DatasetError, DivergedError, RegistryError
 from .faults import fault_point
+from .hashing import stable_hash
 from .integrity import checkpoint_identity, output_safe, use_checkpoint_identity
 from .method import CellContext, Method
 from .overrides import apply_overrides, overrides_json, set_parts, variant_parts
 from .provenance import provenance
 from .registry import METHODS
-from .spec import DatasetColumn, Row, Spec, resolved_recipe, stable_hash
+from .spec import DatasetColumn, Row, Spec, resolved_recipe
 from .train import LoopSettings, use_loop_settings
 from .weights.store import WeightsError
 

@@ -27,10 +27,11 @@ import math
 from collections.abc import Iterator
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from .errors import ReidBenchError
 from .step_probe import begin_cell, collect, peak_memory, step_limit, summary  # noqa: F401
+from .strict import Strict
 
 # Small synthetic test split: enough for every protocol's query/gallery logic, cheap to embed
 # with full-size networks on a CPU.
@@ -38,10 +39,9 @@ EVAL_IDS, DISTRACTORS, JUNK = 4, 3, 1
 NUM_CAMS = 6  # the synthetic generator's default: one image per camera and identity
 
 
-class ShakedownOptions(BaseModel):
+class ShakedownOptions(Strict):
     """``reid-bench run --shakedown`` settings."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     steps: int = Field(2, ge=1)  # optimisation steps per training stage
     pretrained: Literal["spec", "none"] = "spec"  # "none": random init (no ImageNet weights)
     max_batch: int | None = Field(None, ge=1)  # cap on every batch size (CPU only)

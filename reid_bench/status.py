@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import results as R
+from .hashing import stable_hash
 from .runner import Cell, Runner, RunOptions, plan
-from .spec import Spec, stable_hash
+from .spec import Spec
 
 STATES = ("done", "running", "failed", "stale", "pending")
 

@@ -25,7 +25,7 @@ import yaml
 from .errors import SpecError
 from .overrides import compose_variant
 from .overrides import variant_parts as split_variant
-from .spec import Row, Spec, deep_merge, split_traced
+from .spec import Row, Spec, deep_merge, untrace
 
 PREFIX = "variant:"
 
@@ -67,7 +67,7 @@ def traced_values(spec: Spec) -> list[Traced]:
     """Every traced value of ``spec``: the table recipe, each runnable row's recipe overrides,
     and the traced ``params``/``eval`` values (``spec.traced``), in spec order."""
     out: list[Traced] = []
-    values, prov, _ = split_traced(spec.recipe)
+    values, prov, _ = untrace(spec.recipe)
     for kp, v in _leaves(values).items():
         k = ".".join(kp)
         if k in prov:
@@ -76,7 +76,7 @@ def traced_values(spec: Spec) -> list[Traced]:
     for r in spec.rows:
         if not r.runnable or not r.recipe:
             continue
-        values, prov, _ = split_traced(r.recipe)
+        values, prov, _ = untrace(r.recipe)
         for kp, v in _leaves(values).items():
             k = ".".join(kp)
             if k in prov:
@@ -330,5 +330,5 @@ def spec_recipe_with(spec: Spec, row: Row, path: tuple, value: Any) -> tuple[dic
     """The resolved recipe values of ``row`` with ``path`` set to ``value``."""
     tree = deep_merge(spec.recipe, row.recipe)
     tree = deep_merge(tree, _nest(path, {"value": value, "assumed": "alternative"}))
-    values, prov, _ = split_traced(tree)
+    values, prov, _ = untrace(tree)
     return values, prov

@@ -13,6 +13,7 @@ from filelock import FileLock
 from reid_bench import results as R
 from reid_bench.cli import main
 from reid_bench.errors import ReidBenchError
+from reid_bench.hashing import stable_hash
 from reid_bench.launch import cell_ref, options_to_dict, pending_cells
 from reid_bench.launch.slurm import (
     SlurmConfig,
@@ -23,7 +24,7 @@ from reid_bench.launch.slurm import (
 )
 from reid_bench.launch.torchrun import torchrun_command
 from reid_bench.runner import Runner, RunOptions, plan
-from reid_bench.spec import load_spec, stable_hash
+from reid_bench.spec import load_spec
 
 SPEC = """\
 paper: {id: demo, title: Demo, authors: [A], venue: V, year: 2020}

@@ -61,7 +61,7 @@ def pending_cells(runner: Runner, cells: list[Cell]) -> list[Cell]:
     Cells whose config cannot be resolved (dataset without stand-in) stay pending: the worker
     records why they did not run."""
     from .. import results as R
-    from ..spec import stable_hash
+    from ..hashing import stable_hash
 
     if runner.opts.force:
         return list(cells)

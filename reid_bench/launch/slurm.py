@@ -26,17 +26,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from ..errors import ReidBenchError
 from ..runner import Cell
+from ..strict import Strict
 from . import cell_ref
 
 
-class SlurmConfig(BaseModel):
+class SlurmConfig(Strict):
     """Slurm resources of one cell's job and of the array."""
 
-    model_config = ConfigDict(extra="forbid")
     partition: str | None = None
     time: int = Field(60, ge=1, description="minutes per cell job")
     gpus_per_node: int = Field(1, ge=0)

@@ -94,8 +94,9 @@ def _failure_of(job: Path, ref: dict, rank0_end: dict | None, output: str, nproc
 
 def _record_failed(spec_path: str, cell: Cell, options: dict[str, Any], msg: str, tb: str,
                    started: float) -> None:
+    from ..hashing import stable_hash
     from ..runner import Runner
-    from ..spec import load_spec, stable_hash
+    from ..spec import load_spec
     from . import options_from_dict
 
     runner = Runner(load_spec(spec_path), options_from_dict(options, log=lambda m: None))
