@@ -24,8 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import results as R
-from . import shakedown as S
+from . import lease, results, shakedown
 from . import trained as trained_prov
 from .accel import resolve as resolve_accel
 from .accel import use as use_accel
@@ -37,44 +36,13 @@ from .faults import fault_point
 from .hashing import stable_hash
 from .integrity import checkpoint_identity, output_safe, use_checkpoint_identity
 from .method import CellContext, Method
-from .overrides import apply_overrides, overrides_json, set_parts, variant_parts
+from .overrides import overrides_json
+from .plan import Cell, cell_config
 from .provenance import provenance
 from .registry import METHODS
-from .spec import DatasetColumn, Row, Spec, resolved_recipe
+from .spec import Spec
 from .train import LoopSettings, use_loop_settings
 from .weights.store import WeightsError
-
-
-@dataclass(frozen=True)
-class Cell:
-    """One unit of work: a spec row on one dataset column (and split) with one seed, in one
-    tier (``results.TIERS``) and variant ("" = the canonical spec)."""
-
-    row: Row
-    dataset: str  # column id in the spec
-    seed: int
-    tier: str = "full"
-    split: int | None = None  # dataset split, for columns with ``splits``
-    variant: str = ""
-
-    @property
-    def smoke(self) -> bool:
-        return self.tier == "smoke"
-
-    @property
-    def subset(self) -> bool:
-        """A deliberate subset of the real dataset (``--subset``): spelled into the variant."""
-        return "subset" in self.variant.split(";")
-
-    @property
-    def key(self) -> tuple:
-        """Same order as ``results.row_key``."""
-        return (self.row.name, self.dataset, self.seed, self.tier, self.split, self.variant)
-
-    @property
-    def id(self) -> str:
-        return R.cell_id(self.row.name, self.dataset, self.seed, self.tier, self.split,
-                         self.variant)
 
 
 @dataclass
@@ -115,33 +83,6 @@ class RunSummary:
         return not self.failed
 
 
-def plan(spec: Spec, *, rows: list[str] | None = None, seeds: int | None = None,
-         smoke: bool = False, tier: str | None = None, variant: str = "") -> list[Cell]:
-    """The cells of ``spec``: every runnable row (or those named in ``rows``) × its dataset
-    columns × the column's splits (if it has ``splits``; not under ``smoke``) × seeds 0..n-1,
-    in ``tier`` (default "smoke" with ``smoke``, else "full") and ``variant``.
-    Unknown row names raise KeyError listing the valid ones."""
-    tier = tier or ("smoke" if smoke else "full")
-    smoke = tier in R.SHRUNK_TIERS  # the shrunk recipes run one split
-    if rows:
-        valid = [r.name for r in spec.rows]
-        unknown = [r for r in rows if r not in valid]
-        if unknown:
-            raise KeyError(f"unknown row(s) {unknown} in {spec.path}; rows: {valid}")
-    n = seeds or spec.seeds
-    cells = []
-    for row in spec.rows:
-        if not row.runnable or (rows and row.name not in rows):
-            continue
-        for ds in row.datasets if row.datasets is not None else spec.datasets:
-            col = spec.datasets[ds]
-            splits = range(col.splits) if col.splits and not smoke else [None]
-            for split in splits:
-                for seed in range(n):
-                    cells.append(Cell(row, ds, seed, tier, split, variant))
-    return cells
-
-
 def _seed_everything(seed: int, deterministic: bool) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -156,8 +97,8 @@ class Runner:
     def __init__(self, spec: Spec, opts: RunOptions):
         # An output error (`run … | head`) must never become a cell's failure.
         self.spec, self.opts = spec, dataclasses.replace(opts, log=output_safe(opts.log))
-        self.csv = R.table_csv(opts.results_dir, spec.paper.id, spec.table.id)
-        self.cells_dir = R.cell_dir(opts.results_dir, spec.paper.id, spec.table.id)
+        self.csv = results.table_csv(opts.results_dir, spec.paper.id, spec.table.id)
+        self.cells_dir = results.cell_dir(opts.results_dir, spec.paper.id, spec.table.id)
         # Shakedown trainings (a few steps) live apart and are retrained on every run, so they
         # can never stand in for a real training.
         self.cache = (ArtifactCache(Path(opts.results_dir) / "_artifacts", refresh=opts.force)
@@ -177,25 +118,6 @@ class Runner:
         self._mean_colour: dict[str, tuple[float, float, float]] = {}  # by dataset fingerprint
 
     # ---------------------------------------------------------------- resolution
-    def dataset_source(self, col: DatasetColumn) -> tuple[str, dict]:
-        """(registered dataset name, loader options) the column uses in this run."""
-        return self._source(col, col.name, col.options)
-
-    def train_source(self, col: DatasetColumn) -> tuple[str, dict] | None:
-        """(name, options) of a separate training dataset, or None to train on the column's."""
-        return None if col.train is None else self._source(col, col.train.name,
-                                                           col.train.options)
-
-    def _source(self, col: DatasetColumn, name: str, options: dict) -> tuple[str, dict]:
-        # Under --smoke every dataset of the column becomes its synthetic stand-in.
-        if not self.opts.smoke:
-            return name, dict(options)
-        if col.smoke_standin is None:
-            raise DatasetError(f"dataset {col.name!r} has no synthetic stand-in, so --smoke "
-                               f"cannot run it; run without --smoke on the real dataset "
-                               f"(`reid-bench data check {col.name}`)")
-        return col.smoke_standin, dict(self.spec.smoke.dataset_options)
-
     def load(self, name: str, options: dict) -> ReidDataset:
         key = stable_hash([name, options])
         if key not in self._datasets:
@@ -209,68 +131,13 @@ class Runner:
         return self._datasets[key]
 
     def cell_config(self, cell: Cell) -> dict[str, Any]:
-        """Everything that determines the cell's numbers (hashed into ``config_hash``)."""
-        row, col = cell.row, self.spec.datasets[cell.dataset]
-        values, prov = resolved_recipe(self.spec, row, smoke=cell.tier in R.SHRUNK_TIERS)
-        if self.opts.overrides:
-            if not set(set_parts(self.opts.overrides)) <= set(variant_parts(cell.variant)):
-                # Overridden numbers must never land in the paper recipe's cells.
-                raise ValueError(f"cell {cell.id}: --set overrides need a variant naming them "
-                                 f"(plan(..., variant=compose_variant(set_parts(...))))")
-            values = apply_overrides(values, self.opts.overrides)
-            prov = {**prov, **{k: {"override": True} for k in self.opts.overrides}}
-        name, options = self.dataset_source(col)
-        if cell.split is not None:
-            options = {**options, "split": cell.split}
-        train = self.train_source(col)
-        shake = self.opts.shakedown
-        if shake is not None:  # full recipe, synthetic stand-in at its input resolution
-            if col.smoke_standin is None:
-                raise DatasetError(f"dataset {col.name!r} has no synthetic stand-in, so "
-                                   "--shakedown cannot run it")
-            values = S.adjust_recipe(row.method, values, shake)
-            name, options = col.smoke_standin, S.dataset_options(row.method, values)
-            train = None
-        ev = col.eval
-        rerank = row.eval.rerank or ev.rerank
-        # Only a run with overrides has the key, so canonical config hashes stay as they were.
-        over = {"overrides": dict(sorted(self.opts.overrides.items()))} \
-            if self.opts.overrides else {}
-        return {**over,
-            "method": row.method, "params": row.params, "recipe": values,
-            "dataset": {"name": name, "options": options},
-            "train_dataset": {"name": train[0], "options": train[1]} if train else None,
-            "eval": {"protocol": ev.protocol, "ap": ev.ap,
-                     "distance": row.eval.distance or ev.distance,
-                     "rerank": rerank.model_dump() if rerank else None,
-                     "options": {**ev.options, **row.eval.options}},
-            "seed": cell.seed, "smoke": cell.smoke, "tier": cell.tier,
-            "variant": cell.variant, "_provenance": prov,
-            **({"shakedown": shake.model_dump()} if shake is not None else {}),
-            **self._weights_key(row, values),
-        }
-
-    def _weights_key(self, row: Row, recipe: dict) -> dict[str, Any]:
-        """``{"weights": {name: sha256}}`` when ``--weights`` replaces the ImageNet file of this
-        row's backbone (other weights, other numbers), else {} (config hashes unchanged)."""
-        if not self.opts.weights:
-            return {}
-        from .weights.store import sha256
-
-        try:
-            method = METHODS.get(row.method)()
-        except RegistryError:  # recorded as not_run when the cell runs
-            return {}
-        name = method.backbone_name(method.Params.model_validate(row.params))
-        pretrained = (recipe.get("backbone") or {}).get("pretrained", "imagenet")
-        if name not in self.opts.weights or pretrained != "imagenet":
-            return {}
-        return {"weights": {name: sha256(Path(self.opts.weights[name]))}}
+        """``plan.cell_config`` of ``cell`` with this run's options."""
+        return cell_config(self.spec, cell, self.opts)
 
     # ---------------------------------------------------------------- running
     def run(self, cells: list[Cell]) -> RunSummary:
         summary = RunSummary()
-        finished = {} if self.opts.force else R.finished_cells(self.csv)
+        finished = {} if self.opts.force else results.finished_cells(self.csv)
         for i, cell in enumerate(cells, 1):
             split = "" if cell.split is None else f"split {cell.split}, "
             tag = f"[{i}/{len(cells)}] {cell.row.name} × {cell.dataset} ({split}seed {cell.seed})"
@@ -287,21 +154,21 @@ class Runner:
                 summary.skipped.append(cell.id)
                 self.opts.log(f"{tag}: already done, skipped (--force recomputes)")
                 continue
-            claim = self._claim(cell)
-            if claim is None:
+            held = lease.take(self.cells_dir, cell.id)
+            if held is None:
                 summary.skipped.append(cell.id)
                 self.opts.log(f"{tag}: being run by another runner, skipped")
                 continue
             try:
-                # Another runner may have finished it between our CSV read and the claim.
-                if not self.opts.force and R.finished_cells(self.csv).get(cell.key) == chash:
+                # Another runner may have finished it between our CSV read and the lease.
+                if not self.opts.force and results.finished_cells(self.csv).get(cell.key) == chash:
                     summary.skipped.append(cell.id)
                     self.opts.log(f"{tag}: finished by another runner, skipped")
                     continue
                 self.opts.log(f"{tag}: running")
                 status, error, result = self._run_cell(cell, config, chash)
             finally:
-                claim.release()
+                held.release()
             if status == "ok":
                 summary.done.append(cell.id)
                 m = result["metrics"]
@@ -310,20 +177,6 @@ class Runner:
                 summary.failed.append((cell.id, status, error))
                 self.opts.log(f"{tag}: {status} —\n{indent(error)}")
         return summary
-
-    def _claim(self, cell: Cell):
-        """A non-blocking per-cell lock: two runners on one results folder never run the same
-        cell at once. The OS releases it if the process dies (flock), so a kill -9 leaves no
-        stale claim. Returns the held lock, or None if another process holds it."""
-        from filelock import FileLock, Timeout
-
-        self.cells_dir.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(self.cells_dir / f".{cell.id}.running.lock"))
-        try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            return None
-        return lock
 
     def _run_cell(self, cell: Cell, config: dict, chash: str) -> tuple[str, str, dict | None]:
         started = time.time()
@@ -370,19 +223,19 @@ class Runner:
         details["train_hash"] = thash
         details["accel"] = self.accel.as_dict()
         extras = self._extras(recipe, train_ds, method.backbone_name(params))
-        S.begin_cell(self.device)
+        shakedown.begin_cell(self.device)
         model = self._trained.get(thash)
         if model is None:
             from .weights import use_overrides
 
-            with S.collect(self.opts.shakedown) as stages, use_overrides(self.opts.weights):
+            with shakedown.collect(self.opts.shakedown) as stages, use_overrides(self.opts.weights):
                 try:
                     model = self._fit_or_load(method, params, recipe, train_ds, cell, train_key,
                                               extras, details)
                 finally:
                     self._shakedown_stages = {thash: stages}
                     if stages is not None:  # a diverged cell keeps its losses too
-                        details["shakedown"] = S.summary(stages, self.device)
+                        details["shakedown"] = shakedown.summary(stages, self.device)
             self._trained = {thash: model}  # keep only the latest: bounded memory
             self._trained_weights = details.get("weights", [])
         else:
@@ -400,7 +253,7 @@ class Runner:
                             rerank=ev["rerank"], seed=cell.seed, device=str(self.device),
                             options=ev["options"])
         if self.opts.shakedown is not None:
-            details["shakedown"] = S.summary(self._shakedown_stages.get(thash), self.device)
+            details["shakedown"] = shakedown.summary(self._shakedown_stages.get(thash), self.device)
         details["cmc"] = res.cmc
         details["eval_details"] = res.details
         return {"metrics": res.metrics, "num_queries": res.num_queries,
@@ -479,14 +332,14 @@ class Runner:
         col = self.spec.datasets[cell.dataset]
         ev = config.get("eval", {})
         metrics = (result or {}).get("metrics", {})
-        extra = {k: v for k, v in metrics.items() if k not in R.METRIC_COLUMNS}
+        extra = {k: v for k, v in metrics.items() if k not in results.METRIC_COLUMNS}
         row = {
             "paper": self.spec.paper.id, "table": self.spec.table.id, "row": cell.row.name,
             "dataset": cell.dataset, "split": cell.split, "seed": cell.seed,
             "tier": cell.tier, "variant": cell.variant, "smoke": cell.smoke,
             "status": status,
             "error": error or None,
-            **{m: metrics.get(m) for m in R.METRIC_COLUMNS},
+            **{m: metrics.get(m) for m in results.METRIC_COLUMNS},
             "extra_metrics": _json(extra) if extra else None,
             "num_queries": (result or {}).get("num_queries"),
             "skipped_queries": (result or {}).get("skipped_queries"),
@@ -503,14 +356,14 @@ class Runner:
             "wall_s": round(finished - started, 2), "cell_id": cell.id,
             "accel": (details.get("accel") or {}).get("tag"),
             "overrides": overrides_json(self.opts.overrides),
-            **S.cell_fields(details, config, self.opts.shakedown),
+            **shakedown.cell_fields(details, config, self.opts.shakedown),
             "subset": cell.subset,
             **trained_prov.csv_columns(details.get("trained") or {}),
             **_weights_columns(details.get("weights")),
         }
-        R.write_cell_json(self.cells_dir / f"{cell.id}.json",
+        results.write_cell_json(self.cells_dir / f"{cell.id}.json",
                           {"row": row, **details, "metrics": metrics})
-        R.upsert_row(self.csv, row)
+        results.upsert_row(self.csv, row)
         return status, error, result
 
 

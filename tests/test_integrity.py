@@ -15,9 +15,10 @@ from click.testing import CliRunner
 
 from reid_bench import results as R
 from reid_bench.cli import main
+from reid_bench.plan import plan
 from reid_bench.recipe import OptimRecipe
 from reid_bench.report.build import build_report, table_view
-from reid_bench.runner import Runner, RunOptions, plan
+from reid_bench.runner import Runner, RunOptions
 from reid_bench.spec import load_spec
 from reid_bench.status import table_status
 from reid_bench.train import train_stage

@@ -184,7 +184,8 @@ def test_root_cause_of_a_failed_job(tmp_path, monkeypatch):
 def test_slurm_array_gets_one_task_per_split(tmp_path, plugin_env):
     from reid_bench.launch import options_to_dict
     from reid_bench.launch.slurm import SlurmConfig, submit
-    from reid_bench.runner import RunOptions, plan
+    from reid_bench.plan import plan
+    from reid_bench.runner import RunOptions
     from reid_bench.spec import load_spec
 
     spec_path = write_spec(tmp_path, ["tiny"])

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from reid_bench import results as R
 from reid_bench.data import load_dataset
-from reid_bench.runner import Runner, RunOptions, plan
+from reid_bench.plan import plan
+from reid_bench.runner import Runner, RunOptions
 from reid_bench.spec import load_spec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "plugins"))

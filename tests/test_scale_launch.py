@@ -14,7 +14,7 @@ from reid_bench import results as R
 from reid_bench.cli import main
 from reid_bench.errors import ReidBenchError
 from reid_bench.hashing import stable_hash
-from reid_bench.launch import cell_ref, options_to_dict, pending_cells
+from reid_bench.launch import options_to_dict, pending_cells
 from reid_bench.launch.slurm import (
     SlurmConfig,
     executor_parameters,
@@ -23,7 +23,8 @@ from reid_bench.launch.slurm import (
     submit,
 )
 from reid_bench.launch.torchrun import torchrun_command
-from reid_bench.runner import Runner, RunOptions, plan
+from reid_bench.plan import plan
+from reid_bench.runner import Runner, RunOptions
 from reid_bench.spec import load_spec
 
 SPEC = """\
@@ -86,13 +87,13 @@ def test_slurm_array_one_task_per_pending_cell(setup):
     _write(runner, cells[0], "ok")                   # finished: not resubmitted
     _write(runner, cells[1], "failed")               # failed: resubmitted
     _write(runner, cells[2], "ok", chash="old")      # finished with an old config: resubmitted
-    todo = pending_cells(runner, cells)
+    todo = pending_cells(spec, runner.opts, cells)
     assert [c.id for c in todo] == [c.id for c in cells[1:]]
     cfg = load_site_config(None, partition="gpu", time="1:30:00", array_parallelism=2)
     opts = options_to_dict(runner.opts)
     jobs = submit(str(path), todo, opts, cfg, cluster="debug")
     assert len(jobs) == 5
-    assert [j.submission().args for j in jobs] == [(str(path), cell_ref(c), opts, 1)
+    assert [j.submission().args for j in jobs] == [(str(path), c.key.as_dict(), opts, 1)
                                                    for c in todo]
     # One task really runs its cell and lands in the shared CSV; it is then not pending.
     out = jobs[0].result()
@@ -100,7 +101,7 @@ def test_slurm_array_one_task_per_pending_cell(setup):
     df = R.read_results(runner.csv)
     assert df.loc[df["cell_id"] == todo[0].id, "status"].tolist() == ["ok"]
     assert df["accel"].notna().sum() == 1 and (df["accel"].dropna() == "fp32").all()
-    assert [c.id for c in pending_cells(runner, cells)] == [c.id for c in todo[1:]]
+    assert [c.id for c in pending_cells(spec, runner.opts, cells)] == [c.id for c in todo[1:]]
 
 
 def test_site_config_and_cli_overrides(tmp_path, monkeypatch):
@@ -209,9 +210,9 @@ def test_torchrun_worker_two_ranks_rank0_writes(setup):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     opts = options_to_dict(runner.opts)
-    mp.start_processes(_rank_main, args=(port, str(path), [cell_ref(cell)], opts), nprocs=2,
+    mp.start_processes(_rank_main, args=(port, str(path), [cell.key.as_dict()], opts), nprocs=2,
                        join=True, start_method="fork")
     df = R.read_results(runner.csv)
     assert df["cell_id"].tolist() == [cell.id] and df["status"].tolist() == ["ok"]
     assert df["accel"].tolist() == ["fp32+ddp2"]
-    assert pending_cells(runner, [cell]) == []
+    assert pending_cells(spec, runner.opts, [cell]) == []

@@ -58,7 +58,7 @@ def load_spec(path: str | Path, *, check_methods: bool = False) -> Spec:
     errors += row_errors
     errors += check_claims(spec, names)
     spec = spec.model_copy(update={"traced": traced})
-    from ..variants import check_alternatives  # lazy: variants imports this package
+    from ..alternatives import check_alternatives  # lazy: it imports this package
 
     errors += check_alternatives(spec)
     if errors:
