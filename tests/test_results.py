@@ -29,7 +29,7 @@ def test_finished_cells_only_ok(tmp_path):
     p = tmp_path / "t.csv"
     R.upsert_row(p, _row())
     R.upsert_row(p, _row(row="bad", status="failed", error="boom"))
-    assert R.finished_cells(p) == {("r", "market", 0, "smoke", None, ""): "abc"}
+    assert R.finished_cells(p) == {("r", "market", None, 0, "smoke", ""): "abc"}
 
 
 @pytest.mark.parametrize("mutate, message", [

@@ -71,6 +71,7 @@ def test_split_key_round_trip(tmp_path):
             "smoke": False, "status": "ok", "config_hash": "h"}
     for split in (None, 0, 1, None, 1):
         R.upsert_row(p, base | {"split": split})
-    assert R.finished_cells(p) == {("r", "c", 0, "full", None, ""): "h",
-                                   ("r", "c", 0, "full", 0, ""): "h",
-                                   ("r", "c", 0, "full", 1, ""): "h"}
+    # Keys in results.KEY order: (row, dataset, split, seed, tier, variant).
+    assert R.finished_cells(p) == {("r", "c", None, 0, "full", ""): "h",
+                                   ("r", "c", 0, 0, "full", ""): "h",
+                                   ("r", "c", 1, 0, "full", ""): "h"}
