@@ -1,4 +1,4 @@
-"""Plan a table's cells (row × dataset column × seed), skip finished ones, run the rest.
+"""Run a table's planned cells (reid_bench.plan): skip finished ones, run the rest.
 
 Each cell: resolve the row's method/params/recipe, load the dataset (the synthetic stand-in with
 ``smoke``), train (or reuse a cached training with the same config), embed and evaluate with the
@@ -10,7 +10,6 @@ finish ok.
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import json
 import random
 import shutil
@@ -29,6 +28,7 @@ from . import trained as trained_prov
 from .accel import resolve as resolve_accel
 from .accel import use as use_accel
 from .artifacts import ArtifactCache
+from .cellrow import cell_row
 from .data.base import ReidDataset, load_dataset, resolve_data_root
 from .data.samplers import default_num_workers
 from .errors import DatasetError, DivergedError, RegistryError
@@ -36,9 +36,7 @@ from .faults import fault_point
 from .hashing import stable_hash
 from .integrity import checkpoint_identity, output_safe, use_checkpoint_identity
 from .method import CellContext, Method
-from .overrides import overrides_json
 from .plan import Cell, cell_config
-from .provenance import provenance
 from .registry import METHODS
 from .spec import Spec
 from .train import LoopSettings, use_loop_settings
@@ -328,41 +326,11 @@ class Runner:
                 started: float, result: dict | None,
                 details: dict | None = None) -> tuple[str, str, dict | None]:
         details = details or {}
-        finished = time.time()
-        col = self.spec.datasets[cell.dataset]
-        ev = config.get("eval", {})
-        metrics = (result or {}).get("metrics", {})
-        extra = {k: v for k, v in metrics.items() if k not in results.METRIC_COLUMNS}
-        row = {
-            "paper": self.spec.paper.id, "table": self.spec.table.id, "row": cell.row.name,
-            "dataset": cell.dataset, "split": cell.split, "seed": cell.seed,
-            "tier": cell.tier, "variant": cell.variant, "smoke": cell.smoke,
-            "status": status,
-            "error": error or None,
-            **{m: metrics.get(m) for m in results.METRIC_COLUMNS},
-            "extra_metrics": _json(extra) if extra else None,
-            "num_queries": (result or {}).get("num_queries"),
-            "skipped_queries": (result or {}).get("skipped_queries"),
-            "method": cell.row.method, "protocol": ev.get("protocol", col.eval.protocol),
-            "ap": ev.get("ap", col.eval.ap), "distance": ev.get("distance", col.eval.distance),
-            "rerank": _json(ev["rerank"]) if ev.get("rerank") else None,
-            "dataset_name": config.get("dataset", {}).get("name", col.name),
-            "synthetic": bool(details.get("synthetic", cell.smoke)),
-            "spec_hash": self.spec.spec_hash, "config_hash": chash,
-            "train_hash": details.get("train_hash"),
-            "dataset_fingerprint": details.get("dataset_fingerprint"),
-            **provenance(self.device),
-            "started_at": _iso(started), "finished_at": _iso(finished),
-            "wall_s": round(finished - started, 2), "cell_id": cell.id,
-            "accel": (details.get("accel") or {}).get("tag"),
-            "overrides": overrides_json(self.opts.overrides),
-            **shakedown.cell_fields(details, config, self.opts.shakedown),
-            "subset": cell.subset,
-            **trained_prov.csv_columns(details.get("trained") or {}),
-            **_weights_columns(details.get("weights")),
-        }
+        row = cell_row(self.spec, cell, config, chash, status, error, started, time.time(),
+                       result, details, self.opts, self.device)
         results.write_cell_json(self.cells_dir / f"{cell.id}.json",
-                          {"row": row, **details, "metrics": metrics})
+                                {"row": row, **details,
+                                 "metrics": (result or {}).get("metrics", {})})
         results.upsert_row(self.csv, row)
         return status, error, result
 
@@ -370,20 +338,3 @@ class Runner:
 def indent(text: str, prefix: str = "    ") -> str:
     """``text`` with every line indented (a multi-line reason printed in full, under its cell)."""
     return "\n".join(prefix + ln for ln in (text or "").splitlines()) or prefix + "(no message)"
-
-
-def _weights_columns(loads: list[dict] | None) -> dict[str, str | None]:
-    """CSV provenance of the pretrained weights a cell's model started from (each distinct
-    file once; several when a method loads more than one backbone)."""
-    seen = list({(w["source"], w["sha256"]): w for w in loads or []}.values())
-    return {"weights_source": "; ".join(w["source"] for w in seen) or None,
-            "weights_sha256": "; ".join(w["sha256"] for w in seen) or None}
-
-
-def _json(obj: Any) -> str:
-
-    return json.dumps(obj, sort_keys=True, default=str)
-
-
-def _iso(t: float) -> str:
-    return dt.datetime.fromtimestamp(t, dt.timezone.utc).isoformat(timespec="seconds")
