@@ -34,11 +34,12 @@ def load_spec(path: str | Path, *, check_methods: bool = False) -> Spec:
         raise SpecError(f"{path}: spec file not found. Specs live in papers/<paper>/tableN.yaml.")
     data, lines = load_yaml_with_lines(path)
     if not isinstance(data, dict):
-        raise SpecError(f"{path}:1: a spec must be a YAML mapping with keys "
-                        f"{', '.join(k for k in Spec.model_fields if k not in ('path', 'spec_hash'))}")
+        keys = [k for k in Spec.model_fields if k not in ("path", "spec_hash")]
+        raise SpecError(f"{path}:1: a spec must be a YAML mapping with keys {', '.join(keys)}")
     for forbidden in ("path", "spec_hash", "traced"):
         if forbidden in data:
-            raise SpecError(format_errors(path, lines, [((forbidden,), "reserved key; remove it")]))
+            raise SpecError(format_errors(path, lines,
+                                          [((forbidden,), "reserved key; remove it")]))
     traced, errors = strip_traced_settings(data)
     try:
         spec = Spec.model_validate(data)

@@ -42,14 +42,3 @@ def _leaf_keys(tree: dict, prefix: str = "") -> list[str]:
         else:
             out.append(key)
     return out
-
-
-def _leaf_keys(tree: dict, prefix: str = "") -> list[str]:
-    out = []
-    for k, v in tree.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict) and v:
-            out += _leaf_keys(v, key + ".")
-        else:
-            out.append(key)
-    return out

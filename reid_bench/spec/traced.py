@@ -80,7 +80,8 @@ def _check_alternatives(node: dict, p: KeyPath) -> list[tuple]:
 
 def strip_traced_settings(data: dict) -> tuple[list[dict], list[tuple]]:
     """Replace traced values in ``datasets.<col>.eval``, ``datasets.<col>.options`` (loader
-    options), ``rows[i].params`` and ``rows[i].eval`` of raw spec ``data`` (in place) by their plain values.
+    options), ``rows[i].params`` and ``rows[i].eval`` of raw spec ``data`` (in place) by their
+    plain values.
 
     These blocks take plain values (paper-stated by the spec's comments) or traced ones like
     the recipe (``{value: standard, assumed: "...", alternatives: [market_matlab]}``). Returns
