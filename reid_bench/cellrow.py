@@ -55,6 +55,23 @@ def cell_row(spec: Spec, cell: Cell, config: dict, chash: str, status: str, erro
     }
 
 
+def record(spec: Spec, cell: Cell, config: dict, chash: str, status: str, error: str,
+           started: float, result: dict | None, details: dict, opts: Any,
+           device: Any) -> dict[str, Any]:
+    """Write the outcome of ``cell`` (arguments as for ``cell_row``; it finished now): its
+    details JSON ``<results>/<paper>/<table>/<cell_id>.json`` and its row in the table's CSV.
+    Returns the row."""
+    import time
+
+    row = cell_row(spec, cell, config, chash, status, error, started, time.time(), result,
+                   details, opts, device)
+    results.write_cell_json(
+        results.cell_dir(opts.results_dir, spec.paper.id, spec.table.id) / f"{cell.id}.json",
+        {"row": row, **details, "metrics": (result or {}).get("metrics", {})})
+    results.upsert_row(results.table_csv(opts.results_dir, spec.paper.id, spec.table.id), row)
+    return row
+
+
 def _weights_columns(loads: list[dict] | None) -> dict[str, str | None]:
     """CSV provenance of the pretrained weights a cell's model started from (each distinct
     file once; several when a method loads more than one backbone)."""

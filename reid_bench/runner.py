@@ -28,7 +28,7 @@ from . import trained as trained_prov
 from .accel import resolve as resolve_accel
 from .accel import use as use_accel
 from .artifacts import ArtifactCache
-from .cellrow import cell_row
+from .cellrow import record
 from .data.base import ReidDataset, load_dataset, resolve_data_root
 from .data.samplers import default_num_workers
 from .errors import DatasetError, DivergedError, RegistryError
@@ -325,13 +325,8 @@ class Runner:
     def _record(self, cell: Cell, config: dict, chash: str, status: str, error: str,
                 started: float, result: dict | None,
                 details: dict | None = None) -> tuple[str, str, dict | None]:
-        details = details or {}
-        row = cell_row(self.spec, cell, config, chash, status, error, started, time.time(),
-                       result, details, self.opts, self.device)
-        results.write_cell_json(self.cells_dir / f"{cell.id}.json",
-                                {"row": row, **details,
-                                 "metrics": (result or {}).get("metrics", {})})
-        results.upsert_row(self.csv, row)
+        record(self.spec, cell, config, chash, status, error, started, result, details or {},
+               self.opts, self.device)
         return status, error, result
 
 

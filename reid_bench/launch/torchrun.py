@@ -93,15 +93,18 @@ def _failure_of(job: Path, ref: dict, rank0_end: dict | None, output: str, nproc
 
 def _record_failed(spec_path: str, cell: Cell, options: dict[str, Any], msg: str, tb: str,
                    started: float) -> None:
+    import torch
+
+    from ..cellrow import record
     from ..hashing import stable_hash
-    from ..runner import Runner
+    from ..plan import cell_config
     from ..spec import load_spec
     from . import options_from_dict
 
-    runner = Runner(load_spec(spec_path), options_from_dict(options, log=lambda m: None))
-    config = runner.cell_config(cell)
-    runner._record(cell, config, stable_hash(config), "failed", msg, started, None,
-                   {"config": config, "traceback": tb})
+    spec, opts = load_spec(spec_path), options_from_dict(options, log=lambda m: None)
+    config = cell_config(spec, cell, opts)
+    record(spec, cell, config, stable_hash(config), "failed", msg, started, None,
+           {"config": config, "traceback": tb}, opts, torch.device(opts.device))
 
 
 def run_torchrun(spec_path: str, cells: Sequence[Cell], options: dict[str, Any], nproc: int,
