@@ -214,7 +214,7 @@ def run(spec_paths, rows, seeds, smoke, dry_run, results_dir, data_root, device,
             continue
         if dry_run:
             from .estimate import Estimator, format_estimates
-            from .launch.plan import dry_run_lines
+            from .launch.dry_run import dry_run_lines
 
             # The cells as the launcher's workers receive them (every split), then estimates.
             echo("\n".join(dry_run_lines(spec, cells, launcher, nproc)))
