@@ -388,8 +388,8 @@ def part_shakedown(rec: Recorder, a: argparse.Namespace) -> None:
 
 def _table_cells(results: Path, spec: Any, rows: list[str]) -> dict[str, Any]:
     """Per-cell status (and the CSV's per-cell figures) of one table's shakedown tier."""
+    from reid_bench.plan import plan
     from reid_bench.results import read_results, table_csv
-    from reid_bench.runner import plan
 
     planned = len(plan(spec, rows=rows or None))
     try:

@@ -143,8 +143,9 @@ def run(spec_paths, rows, seeds, smoke, dry_run, results_dir, data_root, device,
     from .console import configure as configure_console
     from .integrity import output_safe, quiet_stdout
     from .overrides import compose_variant, parse_sets, set_parts, spec_parts, validate_overrides
+    from .plan import plan
     from .results import SHRUNK_TIERS
-    from .runner import Runner, RunOptions, indent, plan
+    from .runner import Runner, RunOptions, indent
     from .selection import dataset_choices, expand_spec_paths, match, row_choices, split_names
     from .shakedown import ShakedownOptions, check_device
     from .spec import load_spec
@@ -218,12 +219,12 @@ def run(spec_paths, rows, seeds, smoke, dry_run, results_dir, data_root, device,
             continue
         if dry_run:
             from .estimate import Estimator, format_estimates
-            from .launch.plan import dry_run_lines
+            from .launch.dry_run import dry_run_lines
 
             # The cells as the launcher's workers receive them (every split), then estimates.
             echo("\n".join(dry_run_lines(spec, cells, launcher, nproc)))
 
-            est = Estimator(Runner(spec, opts), throughput, seen)
+            est = Estimator(spec, opts, throughput, seen)
             text, total, unknown = format_estimates(f"  ({spec_path})",
                                                     [est.cell(c) for c in cells])
             echo(text)

@@ -23,7 +23,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from . import results
 from .errors import DatasetError
+from .hashing import stable_hash
+from .plan import cell_config
 from .recipe import OptimRecipe
 
 
@@ -113,39 +116,47 @@ def published_train_images(name: str, options: dict) -> tuple[int | None, str]:
 
 
 class Estimator:
-    """Estimates for the cells of one spec, resolved as ``runner`` would run them."""
+    """Estimates for the cells of one spec, resolved as a run with ``opts`` (``RunOptions``)
+    would run them."""
 
-    def __init__(self, runner: Any, throughput: float | None = None,
+    def __init__(self, spec: Any, opts: Any, throughput: float | None = None,
                  seen: dict[str, str] | None = None):
-        self.runner = runner
+        self.spec, self.opts = spec, opts
         self.throughput = throughput
         self.seen = {} if seen is None else seen  # training key → first cell id (across specs)
         self._sizes: dict[str, tuple[int | None, str]] = {}
-        self._measured = _shakedown_throughputs(runner.csv)
+        self._measured = _shakedown_throughputs(
+            results.table_csv(opts.results_dir, spec.paper.id, spec.table.id))
 
     def train_images(self, name: str, options: dict) -> tuple[int | None, str]:
         """(training split size, note) of dataset ``name`` with loader ``options``."""
-        from .spec import stable_hash
-
         key = stable_hash([name, options])
         if key not in self._sizes:
-            n, note = (None, "") if self.runner.opts.subset else published_train_images(
+            n, note = (None, "") if self.opts.subset else published_train_images(
                 name, options)
             if n is None:
                 try:  # on disk: a subset, or a dataset without published statistics
-                    n, note = len(self.runner.load(name, options).train), "counted on disk"
+                    n, note = len(self._load(name, options).train), "counted on disk"
                 except (DatasetError, OSError, KeyError):
                     n, note = None, f"{name}: not on disk, no published training size"
             self._sizes[key] = (n, note)
         return self._sizes[key]
 
+    def _load(self, name: str, options: dict) -> Any:
+        """The dataset as the runner loads it, checked the same way (counts unless --subset)."""
+        from .data.base import load_dataset, resolve_data_root
+        from .data_check import verify_loaded
+
+        ds = load_dataset(name, resolve_data_root(self.opts.data_root), **options)
+        verify_loaded(ds, name, options, counts=not self.opts.subset)
+        return ds
+
     def cell(self, cell: Any) -> CellEstimate:
         from .registry import METHODS
-        from .spec import stable_hash
 
         est = CellEstimate(cell)
         try:
-            config = self.runner.cell_config(cell)
+            config = cell_config(self.spec, cell, self.opts)
             method = METHODS.get(cell.row.method)()
             params = method.Params.model_validate(cell.row.params)
             recipe = method.Recipe.model_validate(config["recipe"])
@@ -163,7 +174,7 @@ class Estimator:
         if tkey in self.seen:
             est.shared_with = self.seen[tkey]
         else:
-            self.seen[tkey] = f"{self.runner.spec.table.id}:{cell.id}"
+            self.seen[tkey] = f"{self.spec.table.id}:{cell.id}"
         measured = self._measured.get((cell.row.name, cell.dataset, cell.split, cell.seed,
                                        cell.variant))
         if measured:
@@ -176,10 +187,8 @@ class Estimator:
 def _shakedown_throughputs(csv) -> dict[tuple, float]:
     """(row, dataset, split, seed, variant) → training images/s measured by a shakedown run, from
     the results CSV's ``img_per_s`` column when the shakedown tier records it."""
-    from . import results as R
-
     try:
-        df = R.read_results(csv)
+        df = results.read_results(csv)
     except Exception:  # noqa: BLE001 - an unreadable CSV only means no measurement
         return {}
     if df.empty or "img_per_s" not in df.columns:
@@ -191,7 +200,7 @@ def _shakedown_throughputs(csv) -> dict[tuple, float]:
         except (TypeError, ValueError):
             continue
         if v > 0:
-            out[(r["row"], r["dataset"], R.split_of(r["split"]), int(r["seed"]),
+            out[(r["row"], r["dataset"], results.split_of(r["split"]), int(r["seed"]),
                  r["variant"] or "")] = v
     return out
 

@@ -168,7 +168,8 @@ def validate_overrides(spec: Any, rows: Iterable[Any], overrides: dict[str, Any]
     or values. Rows whose method is not registered are left to the runner (a not_run cell)."""
     from .errors import RegistryError
     from .registry import METHODS
-    from .spec import _pydantic_errors, resolved_recipe
+    from .spec.messages import pydantic_errors
+    from .spec.recipes import resolved_recipe
 
     if not overrides:
         return
@@ -182,7 +183,7 @@ def validate_overrides(spec: Any, rows: Iterable[Any], overrides: dict[str, Any]
         try:
             method.Recipe.model_validate(apply_overrides(values, overrides))
         except ValidationError as exc:
-            for loc, msg in _pydantic_errors(exc, (), method.Recipe, values):
+            for loc, msg in pydantic_errors(exc, (), method.Recipe, values):
                 dotted = ".".join(str(p) for p in loc)
                 key = next((k for k in overrides if dotted == k or dotted.startswith(k + ".")
                             or k.startswith(dotted + ".")), dotted)

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from .strict import Strict
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class InputRecipe(_Strict):
+class InputRecipe(Strict):
     """How images become tensors.
 
     Train: resize to ``resize`` (or straight to ``height``×``width`` when None), optional
@@ -51,7 +49,7 @@ class InputRecipe(_Strict):
         return self
 
 
-class GradClip(_Strict):
+class GradClip(Strict):
     """Gradient clipping, applied once per optimisation step by ``train_stage``: after the
     gradients are averaged across ranks and unscaled (fp16 loss scaling), before the optimiser
     step. ``per_parameter``: each parameter tensor's gradient is rescaled to L2 norm at most
@@ -62,7 +60,7 @@ class GradClip(_Strict):
     per_parameter: bool = False
 
 
-class OptimRecipe(_Strict):
+class OptimRecipe(Strict):
     """One training stage: optimizer, step schedule, epochs and batch size.
 
     The learning rate is multiplied by ``gamma`` at each epoch in ``lr_steps`` (0-based epoch
@@ -91,7 +89,7 @@ class OptimRecipe(_Strict):
         return lr
 
 
-class BackboneRecipe(_Strict):
+class BackboneRecipe(Strict):
     """Which ImageNet weights to start from and how wide the network is.
 
     ``pretrained``: "imagenet" loads the library's ImageNet weights through its normal API

@@ -1,4 +1,5 @@
-"""The results CSV: one row per finished cell (row × dataset × seed), with provenance.
+"""The results CSV: one row per cell run, keyed by ``KEY`` (row × dataset column × split × seed
+× tier × variant), with its status, metrics and provenance.
 
 ``results/<paper>/<table>.csv`` is rewritten atomically (temp file + rename, under a file lock)
 each time a cell finishes, so a crash never leaves a partial row and two runners never
@@ -176,8 +177,7 @@ def lock_for(path: Path) -> FileLock:
 
 def upsert_row(path: Path, row: dict[str, Any]) -> None:
     """Insert ``row`` or replace the row with the same ``KEY`` (row, dataset, split, seed,
-    tier, variant),
-    rewriting the CSV atomically under the lock."""
+    tier, variant), rewriting the CSV atomically under the lock."""
     unknown = set(row) - set(COLUMNS)
     if unknown:
         raise ValueError(f"unknown results columns {sorted(unknown)}")
@@ -215,8 +215,8 @@ def finished_cells(path: Path) -> dict[tuple, str]:
 
 
 def row_key(r: Any) -> tuple:
-    """The cell key of a results row, as ``runner.Cell.key`` spells it."""
-    return (r["row"], r["dataset"], int(r["seed"]), str(r["tier"]), split_of(r["split"]),
+    """The cell key of a results row in ``KEY`` order: equal to its ``plan.CellKey``."""
+    return (r["row"], r["dataset"], split_of(r["split"]), int(r["seed"]), str(r["tier"]),
             _key_text(r["variant"]))
 
 

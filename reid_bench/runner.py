@@ -1,4 +1,4 @@
-"""Plan a table's cells (row × dataset column × seed), skip finished ones, run the rest.
+"""Run a table's planned cells (reid_bench.plan): skip finished ones, run the rest.
 
 Each cell: resolve the row's method/params/recipe, load the dataset (the synthetic stand-in with
 ``smoke``), train (or reuse a cached training with the same config), embed and evaluate with the
@@ -9,7 +9,6 @@ finish ok.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
 import random
@@ -23,59 +22,27 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import results as R
-from . import shakedown as S
+from . import lease, results, shakedown
 from . import trained as trained_prov
 from .accel import resolve as resolve_accel
 from .accel import use as use_accel
 from .artifacts import ArtifactCache
+from .cellrow import record
 from .console import progress
 from .data.base import ReidDataset, load_dataset, resolve_data_root
 from .data.samplers import default_num_workers
 from .errors import DatasetError, DivergedError, RegistryError
 from .faults import fault_point
+from .hashing import stable_hash
 from .integrity import checkpoint_identity, use_checkpoint_identity
 from .method import CellContext, Method
-from .overrides import apply_overrides, overrides_json, set_parts, variant_parts
-from .provenance import provenance
+from .plan import Cell, cell_config
 from .registry import METHODS
-from .spec import DatasetColumn, Row, Spec, resolved_recipe, stable_hash
+from .spec import Spec
 from .train import LoopSettings, use_loop_settings
 from .weights.store import WeightsError
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Cell:
-    """One unit of work: a spec row on one dataset column (and split) with one seed, in one
-    tier (``results.TIERS``) and variant ("" = the canonical spec)."""
-
-    row: Row
-    dataset: str  # column id in the spec
-    seed: int
-    tier: str = "full"
-    split: int | None = None  # dataset split, for columns with ``splits``
-    variant: str = ""
-
-    @property
-    def smoke(self) -> bool:
-        return self.tier == "smoke"
-
-    @property
-    def subset(self) -> bool:
-        """A deliberate subset of the real dataset (``--subset``): spelled into the variant."""
-        return "subset" in self.variant.split(";")
-
-    @property
-    def key(self) -> tuple:
-        """Same order as ``results.row_key``."""
-        return (self.row.name, self.dataset, self.seed, self.tier, self.split, self.variant)
-
-    @property
-    def id(self) -> str:
-        return R.cell_id(self.row.name, self.dataset, self.seed, self.tier, self.split,
-                         self.variant)
 
 
 @dataclass
@@ -115,33 +82,6 @@ class RunSummary:
         return not self.failed
 
 
-def plan(spec: Spec, *, rows: list[str] | None = None, seeds: int | None = None,
-         smoke: bool = False, tier: str | None = None, variant: str = "") -> list[Cell]:
-    """The cells of ``spec``: every runnable row (or those named in ``rows``) × its dataset
-    columns × the column's splits (if it has ``splits``; not under ``smoke``) × seeds 0..n-1,
-    in ``tier`` (default "smoke" with ``smoke``, else "full") and ``variant``.
-    Unknown row names raise KeyError listing the valid ones."""
-    tier = tier or ("smoke" if smoke else "full")
-    smoke = tier in R.SHRUNK_TIERS  # the shrunk recipes run one split
-    if rows:
-        valid = [r.name for r in spec.rows]
-        unknown = [r for r in rows if r not in valid]
-        if unknown:
-            raise KeyError(f"unknown row(s) {unknown} in {spec.path}; rows: {valid}")
-    n = seeds or spec.seeds
-    cells = []
-    for row in spec.rows:
-        if not row.runnable or (rows and row.name not in rows):
-            continue
-        for ds in row.datasets if row.datasets is not None else spec.datasets:
-            col = spec.datasets[ds]
-            splits = range(col.splits) if col.splits and not smoke else [None]
-            for split in splits:
-                for seed in range(n):
-                    cells.append(Cell(row, ds, seed, tier, split, variant))
-    return cells
-
-
 def _seed_everything(seed: int, deterministic: bool) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -155,8 +95,8 @@ class Runner:
 
     def __init__(self, spec: Spec, opts: RunOptions):
         self.spec, self.opts = spec, opts
-        self.csv = R.table_csv(opts.results_dir, spec.paper.id, spec.table.id)
-        self.cells_dir = R.cell_dir(opts.results_dir, spec.paper.id, spec.table.id)
+        self.csv = results.table_csv(opts.results_dir, spec.paper.id, spec.table.id)
+        self.cells_dir = results.cell_dir(opts.results_dir, spec.paper.id, spec.table.id)
         # Shakedown trainings (a few steps) live apart and are retrained on every run, so they
         # can never stand in for a real training.
         self.cache = (ArtifactCache(Path(opts.results_dir) / "_artifacts", refresh=opts.force)
@@ -176,25 +116,6 @@ class Runner:
         self._mean_colour: dict[str, tuple[float, float, float]] = {}  # by dataset fingerprint
 
     # ---------------------------------------------------------------- resolution
-    def dataset_source(self, col: DatasetColumn) -> tuple[str, dict]:
-        """(registered dataset name, loader options) the column uses in this run."""
-        return self._source(col, col.name, col.options)
-
-    def train_source(self, col: DatasetColumn) -> tuple[str, dict] | None:
-        """(name, options) of a separate training dataset, or None to train on the column's."""
-        return None if col.train is None else self._source(col, col.train.name,
-                                                           col.train.options)
-
-    def _source(self, col: DatasetColumn, name: str, options: dict) -> tuple[str, dict]:
-        # Under --smoke every dataset of the column becomes its synthetic stand-in.
-        if not self.opts.smoke:
-            return name, dict(options)
-        if col.smoke_standin is None:
-            raise DatasetError(f"dataset {col.name!r} has no synthetic stand-in, so --smoke "
-                               f"cannot run it; run without --smoke on the real dataset "
-                               f"(`reid-bench data check {col.name}`)")
-        return col.smoke_standin, dict(self.spec.smoke.dataset_options)
-
     def load(self, name: str, options: dict) -> ReidDataset:
         key = stable_hash([name, options])
         if key not in self._datasets:
@@ -208,68 +129,13 @@ class Runner:
         return self._datasets[key]
 
     def cell_config(self, cell: Cell) -> dict[str, Any]:
-        """Everything that determines the cell's numbers (hashed into ``config_hash``)."""
-        row, col = cell.row, self.spec.datasets[cell.dataset]
-        values, prov = resolved_recipe(self.spec, row, smoke=cell.tier in R.SHRUNK_TIERS)
-        if self.opts.overrides:
-            if not set(set_parts(self.opts.overrides)) <= set(variant_parts(cell.variant)):
-                # Overridden numbers must never land in the paper recipe's cells.
-                raise ValueError(f"cell {cell.id}: --set overrides need a variant naming them "
-                                 f"(plan(..., variant=compose_variant(set_parts(...))))")
-            values = apply_overrides(values, self.opts.overrides)
-            prov = {**prov, **{k: {"override": True} for k in self.opts.overrides}}
-        name, options = self.dataset_source(col)
-        if cell.split is not None:
-            options = {**options, "split": cell.split}
-        train = self.train_source(col)
-        shake = self.opts.shakedown
-        if shake is not None:  # full recipe, synthetic stand-in at its input resolution
-            if col.smoke_standin is None:
-                raise DatasetError(f"dataset {col.name!r} has no synthetic stand-in, so "
-                                   "--shakedown cannot run it")
-            values = S.adjust_recipe(row.method, values, shake)
-            name, options = col.smoke_standin, S.dataset_options(row.method, values)
-            train = None
-        ev = col.eval
-        rerank = row.eval.rerank or ev.rerank
-        # Only a run with overrides has the key, so canonical config hashes stay as they were.
-        over = {"overrides": dict(sorted(self.opts.overrides.items()))} \
-            if self.opts.overrides else {}
-        return {**over,
-            "method": row.method, "params": row.params, "recipe": values,
-            "dataset": {"name": name, "options": options},
-            "train_dataset": {"name": train[0], "options": train[1]} if train else None,
-            "eval": {"protocol": ev.protocol, "ap": ev.ap,
-                     "distance": row.eval.distance or ev.distance,
-                     "rerank": rerank.model_dump() if rerank else None,
-                     "options": {**ev.options, **row.eval.options}},
-            "seed": cell.seed, "smoke": cell.smoke, "tier": cell.tier,
-            "variant": cell.variant, "_provenance": prov,
-            **({"shakedown": shake.model_dump()} if shake is not None else {}),
-            **self._weights_key(row, values),
-        }
-
-    def _weights_key(self, row: Row, recipe: dict) -> dict[str, Any]:
-        """``{"weights": {name: sha256}}`` when ``--weights`` replaces the ImageNet file of this
-        row's backbone (other weights, other numbers), else {} (config hashes unchanged)."""
-        if not self.opts.weights:
-            return {}
-        from .weights.store import sha256
-
-        try:
-            method = METHODS.get(row.method)()
-        except RegistryError:  # recorded as not_run when the cell runs
-            return {}
-        name = method.backbone_name(method.Params.model_validate(row.params))
-        pretrained = (recipe.get("backbone") or {}).get("pretrained", "imagenet")
-        if name not in self.opts.weights or pretrained != "imagenet":
-            return {}
-        return {"weights": {name: sha256(Path(self.opts.weights[name]))}}
+        """``plan.cell_config`` of ``cell`` with this run's options."""
+        return cell_config(self.spec, cell, self.opts)
 
     # ---------------------------------------------------------------- running
     def run(self, cells: list[Cell]) -> RunSummary:
         summary = RunSummary()
-        finished = {} if self.opts.force else R.finished_cells(self.csv)
+        finished = {} if self.opts.force else results.finished_cells(self.csv)
         bar = progress(cells, desc="cells", unit="cell", enabled=not self.opts.quiet, leave=True)
         for i, cell in enumerate(bar, 1):
             split = "" if cell.split is None else f"split {cell.split}, "
@@ -287,21 +153,21 @@ class Runner:
                 summary.skipped.append(cell.id)
                 log.info("%s: already done, skipped (--force recomputes)", tag)
                 continue
-            claim = self._claim(cell)
-            if claim is None:
+            held = lease.take(self.cells_dir, cell.id)
+            if held is None:
                 summary.skipped.append(cell.id)
                 log.info("%s: being run by another runner, skipped", tag)
                 continue
             try:
-                # Another runner may have finished it between our CSV read and the claim.
-                if not self.opts.force and R.finished_cells(self.csv).get(cell.key) == chash:
+                # Another runner may have finished it between our CSV read and the lease.
+                if not self.opts.force and results.finished_cells(self.csv).get(cell.key) == chash:
                     summary.skipped.append(cell.id)
                     log.info("%s: finished by another runner, skipped", tag)
                     continue
                 log.info("%s: running", tag)
                 status, error, result = self._run_cell(cell, config, chash)
             finally:
-                claim.release()
+                held.release()
             if status == "ok":
                 summary.done.append(cell.id)
                 m = result["metrics"]
@@ -310,20 +176,6 @@ class Runner:
                 summary.failed.append((cell.id, status, error))
                 log.info("%s: %s —\n%s", tag, status, indent(error))
         return summary
-
-    def _claim(self, cell: Cell):
-        """A non-blocking per-cell lock: two runners on one results folder never run the same
-        cell at once. The OS releases it if the process dies (flock), so a kill -9 leaves no
-        stale claim. Returns the held lock, or None if another process holds it."""
-        from filelock import FileLock, Timeout
-
-        self.cells_dir.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(self.cells_dir / f".{cell.id}.running.lock"))
-        try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            return None
-        return lock
 
     def _run_cell(self, cell: Cell, config: dict, chash: str) -> tuple[str, str, dict | None]:
         started = time.time()
@@ -370,19 +222,19 @@ class Runner:
         details["train_hash"] = thash
         details["accel"] = self.accel.as_dict()
         extras = self._extras(recipe, train_ds, method.backbone_name(params))
-        S.begin_cell(self.device)
+        shakedown.begin_cell(self.device)
         model = self._trained.get(thash)
         if model is None:
             from .weights import use_overrides
 
-            with S.collect(self.opts.shakedown) as stages, use_overrides(self.opts.weights):
+            with shakedown.collect(self.opts.shakedown) as stages, use_overrides(self.opts.weights):
                 try:
                     model = self._fit_or_load(method, params, recipe, train_ds, cell, train_key,
                                               extras, details)
                 finally:
                     self._shakedown_stages = {thash: stages}
                     if stages is not None:  # a diverged cell keeps its losses too
-                        details["shakedown"] = S.summary(stages, self.device)
+                        details["shakedown"] = shakedown.summary(stages, self.device)
             self._trained = {thash: model}  # keep only the latest: bounded memory
             self._trained_weights = details.get("weights", [])
         else:
@@ -400,7 +252,7 @@ class Runner:
                             rerank=ev["rerank"], seed=cell.seed, device=str(self.device),
                             options=ev["options"])
         if self.opts.shakedown is not None:
-            details["shakedown"] = S.summary(self._shakedown_stages.get(thash), self.device)
+            details["shakedown"] = shakedown.summary(self._shakedown_stages.get(thash), self.device)
         details["cmc"] = res.cmc
         details["eval_details"] = res.details
         return {"metrics": res.metrics, "num_queries": res.num_queries,
@@ -474,63 +326,11 @@ class Runner:
     def _record(self, cell: Cell, config: dict, chash: str, status: str, error: str,
                 started: float, result: dict | None,
                 details: dict | None = None) -> tuple[str, str, dict | None]:
-        details = details or {}
-        finished = time.time()
-        col = self.spec.datasets[cell.dataset]
-        ev = config.get("eval", {})
-        metrics = (result or {}).get("metrics", {})
-        extra = {k: v for k, v in metrics.items() if k not in R.METRIC_COLUMNS}
-        row = {
-            "paper": self.spec.paper.id, "table": self.spec.table.id, "row": cell.row.name,
-            "dataset": cell.dataset, "split": cell.split, "seed": cell.seed,
-            "tier": cell.tier, "variant": cell.variant, "smoke": cell.smoke,
-            "status": status,
-            "error": error or None,
-            **{m: metrics.get(m) for m in R.METRIC_COLUMNS},
-            "extra_metrics": _json(extra) if extra else None,
-            "num_queries": (result or {}).get("num_queries"),
-            "skipped_queries": (result or {}).get("skipped_queries"),
-            "method": cell.row.method, "protocol": ev.get("protocol", col.eval.protocol),
-            "ap": ev.get("ap", col.eval.ap), "distance": ev.get("distance", col.eval.distance),
-            "rerank": _json(ev["rerank"]) if ev.get("rerank") else None,
-            "dataset_name": config.get("dataset", {}).get("name", col.name),
-            "synthetic": bool(details.get("synthetic", cell.smoke)),
-            "spec_hash": self.spec.spec_hash, "config_hash": chash,
-            "train_hash": details.get("train_hash"),
-            "dataset_fingerprint": details.get("dataset_fingerprint"),
-            **provenance(self.device),
-            "started_at": _iso(started), "finished_at": _iso(finished),
-            "wall_s": round(finished - started, 2), "cell_id": cell.id,
-            "accel": (details.get("accel") or {}).get("tag"),
-            "overrides": overrides_json(self.opts.overrides),
-            **S.cell_fields(details, config, self.opts.shakedown),
-            "subset": cell.subset,
-            **trained_prov.csv_columns(details.get("trained") or {}),
-            **_weights_columns(details.get("weights")),
-        }
-        R.write_cell_json(self.cells_dir / f"{cell.id}.json",
-                          {"row": row, **details, "metrics": metrics})
-        R.upsert_row(self.csv, row)
+        record(self.spec, cell, config, chash, status, error, started, result, details or {},
+               self.opts, self.device)
         return status, error, result
 
 
 def indent(text: str, prefix: str = "    ") -> str:
     """``text`` with every line indented (a multi-line reason printed in full, under its cell)."""
     return "\n".join(prefix + ln for ln in (text or "").splitlines()) or prefix + "(no message)"
-
-
-def _weights_columns(loads: list[dict] | None) -> dict[str, str | None]:
-    """CSV provenance of the pretrained weights a cell's model started from (each distinct
-    file once; several when a method loads more than one backbone)."""
-    seen = list({(w["source"], w["sha256"]): w for w in loads or []}.values())
-    return {"weights_source": "; ".join(w["source"] for w in seen) or None,
-            "weights_sha256": "; ".join(w["sha256"] for w in seen) or None}
-
-
-def _json(obj: Any) -> str:
-
-    return json.dumps(obj, sort_keys=True, default=str)
-
-
-def _iso(t: float) -> str:
-    return dt.datetime.fromtimestamp(t, dt.timezone.utc).isoformat(timespec="seconds")

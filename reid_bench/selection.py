@@ -1,5 +1,5 @@
 """What a ``reid-bench run`` command line selects: spec files (files or folders), rows and
-dataset columns by forgiving names, and the variant key its deviations spell.
+dataset columns by forgiving names.
 
 Names are matched case-insensitively; ``--rows "fmn, lan"`` and repeated options both work; an
 unknown name is an error that suggests the closest valid ones (difflib), so a typo never runs

@@ -3,7 +3,7 @@
 A cell (row × dataset column × split × seed) is
 ``done``     — the CSV has it with status ok and its current config hash;
 ``failed``   — the CSV has it with status failed / diverged / not_run (the error is shown);
-``running``  — a runner holds its claim lock ``<table>/.<cell_id>.running.lock`` right now
+``running``  — a runner holds its lease ``<table>/.<cell_id>.running.lock`` right now
                (an flock: the OS drops it when the process dies, so this is never stale);
 ``stale``    — finished ok, but with another config (the spec or recipe changed): will re-run;
 ``pending``  — nothing yet.
@@ -15,9 +15,9 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import results as R
-from .runner import Cell, Runner, RunOptions, plan
-from .spec import Spec, stable_hash
+from . import lease, results
+from .plan import Cell, PlanOptions, config_hash, plan
+from .spec import Spec
 
 STATES = ("done", "running", "failed", "stale", "pending")
 
@@ -33,42 +33,18 @@ class CellStatus:
     split: int | None = None  # for columns with ``splits``
 
 
-def is_running(cells_dir: Path, cell_id: str) -> bool:
-    """Whether some process holds the cell's claim lock now (probed without blocking)."""
-    from filelock import FileLock, Timeout
-
-    path = cells_dir / f".{cell_id}.running.lock"
-    if not path.exists():
-        return False
-    lock = FileLock(str(path))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        return True
-    lock.release()
-    return False
-
-
 class ConfigHashes:
     """The config hash a cell of ``spec`` would be recorded with now: ``status`` and the report
     compare a results row's ``config_hash`` with it to find stale cells (recipe changed)."""
 
     def __init__(self, spec: Spec, results_dir: Path):
         self.spec, self.results_dir = spec, Path(results_dir)
-        self._runners: dict[tuple, Runner] = {}
-
-    def runner(self, smoke: bool, overrides: dict | None = None) -> Runner:
-        key = (smoke, stable_hash(overrides or {}))
-        if key not in self._runners:
-            self._runners[key] = Runner(self.spec, RunOptions(
-                results_dir=self.results_dir, smoke=smoke,
-                overrides=dict(overrides or {})))
-        return self._runners[key]
 
     def current(self, cell: Cell, overrides: dict | None = None) -> str | None:
         """The hash, or None when it cannot be resolved now (e.g. no synthetic stand-in)."""
+        opts = PlanOptions(smoke=cell.smoke, overrides=dict(overrides or {}))
         try:
-            return stable_hash(self.runner(cell.smoke, overrides).cell_config(cell))
+            return config_hash(self.spec, cell, opts)
         except Exception:  # noqa: BLE001 — unresolvable now: the caller trusts the CSV
             return None
 
@@ -85,20 +61,20 @@ def table_status(spec: Spec, results_dir: Path, *, smoke: bool = False,
     from .overrides import compose_variant, spec_parts
 
     hashes = ConfigHashes(spec, Path(results_dir))
-    runner = hashes.runner(smoke)
-    df = R.read_results(runner.csv)
-    rows = {R.row_key(r): r for _, r in df.iterrows()}
+    df = results.read_results(results.table_csv(results_dir, spec.paper.id, spec.table.id))
+    cells_dir = results.cell_dir(results_dir, spec.paper.id, spec.table.id)
+    rows = {results.row_key(r): r for _, r in df.iterrows()}
     out = []
     for cell in plan(spec, seeds=seeds, smoke=smoke, tier=tier,
                      variant=compose_variant(spec_parts(spec))):
-        out.append(_one(hashes, runner, cell, rows.get(cell.key)))
+        out.append(_one(hashes, cells_dir, cell, rows.get(cell.key)))
     return out
 
 
-def _one(hashes: ConfigHashes, runner: Runner, cell: Cell, rec) -> CellStatus:
+def _one(hashes: ConfigHashes, cells_dir: Path, cell: Cell, rec) -> CellStatus:
     base = dict(cell_id=cell.id, row=cell.row.name, dataset=cell.dataset, seed=cell.seed,
                 split=cell.split)
-    if is_running(runner.cells_dir, cell.id):
+    if lease.is_held(cells_dir, cell.id):
         return CellStatus(**base, state="running")
     if rec is None:
         return CellStatus(**base, state="pending")

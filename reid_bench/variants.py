@@ -25,7 +25,7 @@ import yaml
 from .errors import SpecError
 from .overrides import compose_variant
 from .overrides import variant_parts as split_variant
-from .spec import Row, Spec, deep_merge, split_traced
+from .spec import Row, Spec, deep_merge, untrace
 
 PREFIX = "variant:"
 
@@ -67,7 +67,7 @@ def traced_values(spec: Spec) -> list[Traced]:
     """Every traced value of ``spec``: the table recipe, each runnable row's recipe overrides,
     and the traced ``params``/``eval`` values (``spec.traced``), in spec order."""
     out: list[Traced] = []
-    values, prov, _ = split_traced(spec.recipe)
+    values, prov, _ = untrace(spec.recipe)
     for kp, v in _leaves(values).items():
         k = ".".join(kp)
         if k in prov:
@@ -76,7 +76,7 @@ def traced_values(spec: Spec) -> list[Traced]:
     for r in spec.rows:
         if not r.runnable or not r.recipe:
             continue
-        values, prov, _ = split_traced(r.recipe)
+        values, prov, _ = untrace(r.recipe)
         for kp, v in _leaves(values).items():
             k = ".".join(kp)
             if k in prov:
@@ -149,7 +149,8 @@ def available(spec: Spec) -> list[str]:
     return out
 
 
-def _nest(path: tuple, leaf: Any) -> dict:
+def nest(path: tuple, leaf: Any) -> dict:
+    """``leaf`` under the nested keys ``path`` (``("a", "b")`` → ``{"a": {"b": leaf}}``)."""
     out: Any = leaf
     for k in reversed(path):
         out = {k: out}
@@ -209,7 +210,7 @@ def apply_variant(spec: Spec, text: str, *,
                                 "nothing; run it without --smoke")
             new = {"value": alt, "assumed": f"variant of the assumption: {leaf['assumed']}"}
             new_rows[r.name] = r.model_copy(update={"recipe": deep_merge(r.recipe,
-                                                                         _nest(path, new))})
+                                                                         nest(path, new))})
             affected |= {(r.name, ds) for ds in cols(r)}
     else:
         for t in hits:
@@ -218,7 +219,7 @@ def apply_variant(spec: Spec, text: str, *,
                 if block == "params":
                     upd = {"params": {**r.params, sub: alt}}
                 else:
-                    upd = {"eval": _set_eval(r.eval, sub, alt)}
+                    upd = {"eval": set_eval(r.eval, sub, alt)}
                 new_rows[t.owner] = r.model_copy(update=upd)
                 affected |= {(t.owner, ds) for ds in cols(rows[t.owner])}
             elif block == "options":  # a column's dataset loader option
@@ -232,7 +233,7 @@ def apply_variant(spec: Spec, text: str, *,
                              if r.runnable and t.owner in cols(r)}
             else:  # a column's evaluation
                 col = datasets[t.owner]
-                datasets[t.owner] = col.model_copy(update={"eval": _set_eval(col.eval, sub, alt)})
+                datasets[t.owner] = col.model_copy(update={"eval": set_eval(col.eval, sub, alt)})
                 for r in spec.rows:
                     # A row with its own setting of this field is not evaluated with the column's.
                     own = getattr(r.eval, sub, None) if "." not in sub else None
@@ -246,7 +247,7 @@ def apply_variant(spec: Spec, text: str, *,
     return new_spec, part, affected
 
 
-def _set_eval(ev: Any, field_path: str, value: Any) -> Any:
+def set_eval(ev: Any, field_path: str, value: Any) -> Any:
     """A copy of an eval settings model with ``field_path`` (``ap`` or ``options.x``) set; the
     field is re-validated by its model (e.g. ``rerank`` from a dict)."""
     data = ev.model_dump()
@@ -263,7 +264,7 @@ def apply_variants(spec: Spec, texts: list[str], cells: list, *,
     re-made with the new spec's row and its ``variant`` parts (a cell gets the parts of the
     variants that change it, composed with any it already has). Raises SpecError when no
     planned cell is affected (e.g. ``--rows`` names none of the rows the variant changes)."""
-    from .runner import Cell
+    from .plan import Cell
 
     parts_of: dict[tuple[str, str], list[str]] = {}
     for text in texts:
@@ -282,53 +283,3 @@ def apply_variants(spec: Spec, texts: list[str], cells: list, *,
         raise SpecError(f"{spec.path}: --variant {', '.join(texts)} changes none of the planned "
                         f"cells; it applies to row(s) {changed or 'none'}")
     return spec, out
-
-
-# --------------------------------------------------------------------------------------------
-# Validation (called once by spec.load_spec)
-
-
-def check_alternatives(spec: Spec) -> list[tuple]:
-    """``(key path, message)`` for every alternative that would not validate where it goes:
-    a method param, a recipe value (against the row's method recipe) or an eval setting."""
-    from pydantic import ValidationError
-
-    from .registry import METHODS
-
-    errs: list[tuple] = []
-    rows = {r.name: r for r in spec.rows}
-    for t in traced_values(spec):
-        for alt in t.alternatives:
-            where = t.path + ("alternatives",)
-            block, sub = t.key.split(".", 1)
-            try:
-                if block == "options":
-                    continue  # loader options are checked when the dataset loads
-                if block == "eval":
-                    ev = (spec.datasets[t.owner].eval if t.scope == "column"
-                          else rows[t.owner].eval)
-                    _set_eval(ev, sub, alt)
-                    continue
-                targets = ([rows[t.owner]] if t.scope == "row"
-                           else [r for r in spec.rows if r.runnable and r.method])
-                for r in targets:
-                    if r.method not in METHODS:
-                        continue
-                    m = METHODS.get(r.method)
-                    if block == "params":
-                        m.Params.model_validate({**r.params, sub: alt})
-                    else:
-                        v, _ = spec_recipe_with(spec, r, tuple(sub.split(".")), alt)
-                        m.Recipe.model_validate(v)
-            except ValidationError as exc:
-                first = exc.errors()[0]
-                errs.append((where, f"alternative {alt!r} does not validate: {first['msg']}"))
-    return errs
-
-
-def spec_recipe_with(spec: Spec, row: Row, path: tuple, value: Any) -> tuple[dict, dict]:
-    """The resolved recipe values of ``row`` with ``path`` set to ``value``."""
-    tree = deep_merge(spec.recipe, row.recipe)
-    tree = deep_merge(tree, _nest(path, {"value": value, "assumed": "alternative"}))
-    values, prov, _ = split_traced(tree)
-    return values, prov

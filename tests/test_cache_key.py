@@ -11,7 +11,8 @@ from toyspec import register_plugin, tiny_spec
 from reid_bench import results
 from reid_bench.accel import AccelOptions
 from reid_bench.fingerprint import ROOT, import_closure, source_fingerprint
-from reid_bench.runner import Runner, RunOptions, plan
+from reid_bench.plan import plan
+from reid_bench.runner import Runner, RunOptions
 from reid_bench.spec import load_spec
 
 

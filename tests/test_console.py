@@ -9,7 +9,8 @@ import logging
 import sys
 
 from reid_bench.console import bars_enabled, configure, progress
-from reid_bench.runner import Runner, RunOptions, plan
+from reid_bench.plan import plan
+from reid_bench.runner import Runner, RunOptions
 from reid_bench.spec import load_spec
 
 

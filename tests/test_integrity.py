@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -18,9 +17,10 @@ from toyspec import IDE_A, toy_spec, write_spec
 
 from reid_bench import results
 from reid_bench.cli import main
+from reid_bench.plan import plan
 from reid_bench.recipe import OptimRecipe
 from reid_bench.report.build import build_report, table_view
-from reid_bench.runner import Runner, RunOptions, plan
+from reid_bench.runner import Runner, RunOptions
 from reid_bench.spec import load_spec
 from reid_bench.status import table_status
 from reid_bench.train import train_stage

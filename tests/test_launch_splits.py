@@ -125,10 +125,11 @@ def test_root_cause_of_a_failed_job(tmp_path, monkeypatch):
     """Which rank's account the launcher records, decided by hand for each case."""
     from reid_bench.launch import jobfiles
     from reid_bench.launch.torchrun import _failure_of
+    from reid_bench.plan import CellKey
 
     ref = {"row": "r", "dataset": "d", "seed": 0, "tier": "full", "split": 3, "variant": ""}
     monkeypatch.setenv(jobfiles.JOB_ENV, str(tmp_path))
-    jobfiles.write_failure(1, 2, ref, "Traceback ...\nRuntimeError: boom on 1")
+    jobfiles.write_failure(1, 2, CellKey.from_dict(ref), "Traceback ...\nRuntimeError: boom on 1")
     t1 = json.loads((tmp_path / "rank1.json").read_text())["t"]
     # The follower failed first; rank 0's record (a broken connection) came after: follower.
     assert _failure_of(tmp_path, ref, {"t": t1 + 1}, "", 2) == (
@@ -150,7 +151,8 @@ def test_root_cause_of_a_failed_job(tmp_path, monkeypatch):
 def test_slurm_array_gets_one_task_per_split(tmp_path, plugin_env):
     from reid_bench.launch import options_to_dict
     from reid_bench.launch.slurm import SlurmConfig, submit
-    from reid_bench.runner import RunOptions, plan
+    from reid_bench.plan import plan
+    from reid_bench.runner import RunOptions
     from reid_bench.spec import load_spec
 
     spec_path = write_table(tmp_path, ["tiny"])

@@ -16,10 +16,10 @@ from reid_bench.data import market1501_500k as m500
 from reid_bench.errors import DatasetError, SpecError
 from reid_bench.eval.metrics import evaluate_relevance
 from reid_bench.eval.ranking import relevance_from_lists
+from reid_bench.plan import plan
 from reid_bench.registry import METHODS
 from reid_bench.report.build import build_report, table_view
 from reid_bench.report.ledger import assumptions, counts, published_digits
-from reid_bench.runner import plan
 from reid_bench.spec import find_specs, load_spec
 from reid_bench.variants import apply_variant, apply_variants, compose_variant, traced_values
 

@@ -27,9 +27,10 @@ from reid_bench.models.deep_person import (
     batch_hard_triplet_loss,
     pk_loader,
 )
+from reid_bench.plan import plan
 from reid_bench.recipe import BackboneRecipe
 from reid_bench.registry import METHODS
-from reid_bench.runner import Runner, RunOptions, plan
+from reid_bench.runner import Runner, RunOptions
 from reid_bench.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -159,7 +159,8 @@ def test_stage2_keeps_grn_frozen_and_stage1_is_trained_once(shared_data_root, tm
 
 def test_table5_end_to_end_through_the_runner(repo_root, shared_data_root, tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="reid_bench")
-    from reid_bench.runner import Runner, RunOptions, plan
+    from reid_bench.plan import plan
+    from reid_bench.runner import Runner, RunOptions
     from reid_bench.spec import load_spec
 
     data = yaml.safe_load((repo_root / "papers/fmn/table5.yaml").read_text())

@@ -243,7 +243,8 @@ def test_pair_batchnorm_separate_normalises_each_branch_on_its_own():
 
 def test_table4_rows_run_and_share_the_verification_network(tmp_path, shared_data_root,
                                                              repo_root, caplog):
-    from reid_bench.runner import Runner, RunOptions, plan
+    from reid_bench.plan import plan
+    from reid_bench.runner import Runner, RunOptions
     from reid_bench.spec import load_spec
 
     data = yaml.safe_load((repo_root / "papers/ledf/table4.yaml").read_text())

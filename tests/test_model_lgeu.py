@@ -18,7 +18,8 @@ from reid_bench.models.lgeu import (
     hidden_width,
     part_bounds,
 )
-from reid_bench.runner import Runner, RunOptions, plan
+from reid_bench.plan import plan
+from reid_bench.runner import Runner, RunOptions
 from reid_bench.spec import load_spec
 
 PAPER = Path(__file__).resolve().parents[1] / "papers" / "lgeu"

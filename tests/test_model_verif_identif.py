@@ -22,8 +22,9 @@ from reid_bench.models.verif_identif import (
     pair_loss,
     square_layer,
 )
+from reid_bench.plan import plan
 from reid_bench.registry import METHODS
-from reid_bench.runner import Runner, RunOptions, plan
+from reid_bench.runner import Runner, RunOptions
 from reid_bench.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -18,8 +18,9 @@ from toyspec import plugin_env as env
 from reid_bench import results
 from reid_bench.cli import main
 from reid_bench.data.samplers import make_loader
+from reid_bench.plan import plan
 from reid_bench.recipe import OptimRecipe
-from reid_bench.runner import Runner, RunOptions, plan
+from reid_bench.runner import Runner, RunOptions
 from reid_bench.spec import load_spec
 from reid_bench.train import train_stage
 

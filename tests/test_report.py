@@ -59,7 +59,7 @@ TOY_RESULTS = {("K=1", 0): (70.5, 50.2), ("K=1", 1): (71.5, 49.8),
 
 def _config_hash(spec: Spec, name: str, ds: str, seed: int, smoke: bool) -> str:
     """The hash `run` would record for the cell now, so fixtures are not flagged stale."""
-    from reid_bench.runner import Cell
+    from reid_bench.plan import Cell
     from reid_bench.status import ConfigHashes
 
     key = (spec.path, smoke)

@@ -26,7 +26,7 @@ def _hash(spec, name, ds, split, seed):
     """The config hash `run` would record for the cell now, so the rows are not flagged stale."""
     from pathlib import Path
 
-    from reid_bench.runner import Cell
+    from reid_bench.plan import Cell
     from reid_bench.status import ConfigHashes
 
     return ConfigHashes(spec, Path("results")).current(

@@ -29,7 +29,7 @@ def test_finished_cells_only_ok(tmp_path):
     p = tmp_path / "t.csv"
     results.upsert_row(p, _row())
     results.upsert_row(p, _row(row="bad", status="failed", error="boom"))
-    assert results.finished_cells(p) == {("r", "market", 0, "smoke", None, ""): "abc"}
+    assert results.finished_cells(p) == {("r", "market", None, 0, "smoke", ""): "abc"}
 
 
 @pytest.mark.parametrize("mutate, message", [

@@ -17,8 +17,9 @@ from reid_bench.cli import main
 from reid_bench.data import load_dataset
 from reid_bench.embed import make_embedder
 from reid_bench.eval import evaluate_cell
+from reid_bench.plan import plan
 from reid_bench.registry import METHODS
-from reid_bench.runner import Runner, RunOptions, plan
+from reid_bench.runner import Runner, RunOptions
 from reid_bench.spec import load_spec, resolved_recipe
 
 SPEC = toy_spec("rows:\n" + IDE_A + """\

@@ -20,7 +20,8 @@ from toyspec import (
 from reid_bench import results
 from reid_bench.cli import main
 from reid_bench.data import load_dataset
-from reid_bench.runner import Runner, RunOptions, plan
+from reid_bench.plan import plan
+from reid_bench.runner import Runner, RunOptions
 from reid_bench.spec import load_spec
 
 register_plugin()
@@ -93,6 +94,7 @@ def test_split_key_round_trip(tmp_path):
             "smoke": False, "status": "ok", "config_hash": "h"}
     for split in (None, 0, 1, None, 1):
         results.upsert_row(p, base | {"split": split})
-    assert results.finished_cells(p) == {("r", "c", 0, "full", None, ""): "h",
-                                   ("r", "c", 0, "full", 0, ""): "h",
-                                   ("r", "c", 0, "full", 1, ""): "h"}
+    # Keys in results.KEY order: (row, dataset, split, seed, tier, variant).
+    assert results.finished_cells(p) == {("r", "c", None, 0, "full", ""): "h",
+                                         ("r", "c", 0, 0, "full", ""): "h",
+                                         ("r", "c", 1, 0, "full", ""): "h"}

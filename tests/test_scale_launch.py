@@ -20,6 +20,7 @@ from toyspec import (
 from reid_bench import results
 from reid_bench.cli import main
 from reid_bench.errors import ReidBenchError
+from reid_bench.hashing import stable_hash
 from reid_bench.launch import options_to_dict, pending_cells
 from reid_bench.launch.slurm import (
     SlurmConfig,
@@ -29,8 +30,9 @@ from reid_bench.launch.slurm import (
     submit,
 )
 from reid_bench.launch.torchrun import torchrun_command
-from reid_bench.runner import Runner, RunOptions, plan
-from reid_bench.spec import load_spec, stable_hash
+from reid_bench.plan import plan
+from reid_bench.runner import Runner, RunOptions
+from reid_bench.spec import load_spec
 
 SPEC = toy_spec("""\
 rows:
@@ -85,7 +87,7 @@ def test_slurm_array_one_task_per_pending_cell(tmp_path, shared_data_root):
     _write(runner, cells[0], "ok")                   # finished: not resubmitted
     _write(runner, cells[1], "failed")               # failed: resubmitted
     _write(runner, cells[2], "ok", chash="old")      # finished with an old config: resubmitted
-    todo = pending_cells(runner, cells)
+    todo = pending_cells(spec, runner.opts, cells)
     assert [c.id for c in todo] == [c.id for c in cells[1:]]
     cfg = load_site_config(None, partition="gpu", time="1:30:00", array_parallelism=2)
     opts = options_to_dict(runner.opts)
@@ -105,7 +107,7 @@ def test_slurm_array_one_task_per_pending_cell(tmp_path, shared_data_root):
     ran = df[df["status"] == "ok"].set_index("cell_id").loc[out["done"][0]]
     assert (ran["row"], ran["seed"], ran["tier"], ran["split"]) == ("a", 1, "full", 1)
     assert ran["accel"] == "fp32" and df["accel"].notna().sum() == 1
-    assert [c.id for c in pending_cells(runner, cells)] == [c.id for c in todo[:2]]
+    assert [c.id for c in pending_cells(spec, runner.opts, cells)] == [c.id for c in todo[:2]]
 
 
 def test_site_config_and_cli_overrides(tmp_path, monkeypatch):
@@ -218,4 +220,4 @@ def test_torchrun_worker_two_ranks_rank0_writes(setup):
     df = results.read_results(runner.csv)
     assert df["cell_id"].tolist() == [cell.id] and df["status"].tolist() == ["ok"]
     assert df["accel"].tolist() == ["fp32+ddp2"]
-    assert pending_cells(runner, [cell]) == []
+    assert pending_cells(spec, runner.opts, [cell]) == []

@@ -14,8 +14,9 @@ from reid_bench import results, shakedown
 from reid_bench.cli import main
 from reid_bench.data.samplers import make_loader
 from reid_bench.errors import DivergedError, ReidBenchError
+from reid_bench.plan import plan
 from reid_bench.recipe import OptimRecipe
-from reid_bench.runner import Runner, RunOptions, plan
+from reid_bench.runner import Runner, RunOptions
 from reid_bench.spec import load_spec, resolved_recipe
 from reid_bench.train import train_stage
 

@@ -2,8 +2,9 @@
 job (``torchrun``), or one Slurm job per pending cell through submitit (``slurm``).
 
 Every launcher funnels into ``worker.run_cells``, which runs cells with the ordinary ``Runner``
-(so results land in the same CSV under its lock, and the per-cell claim lock keeps two jobs off
-one cell). Options travel between processes as the JSON dict of ``options_to_dict``.
+(so results land in the same CSV under its lock, and the per-cell lease keeps two jobs off one
+cell). Options travel between processes as the JSON dict of ``options_to_dict``; cells as the
+JSON dicts of their keys (``plan.CellKey.as_dict``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..runner import Cell, Runner, RunOptions
+from .. import results
+from ..plan import Cell, config_hash
+from ..runner import RunOptions
 
 
 def options_to_dict(opts: RunOptions) -> dict[str, Any]:
@@ -42,34 +45,18 @@ def options_from_dict(d: dict[str, Any], **over: Any) -> RunOptions:
     return RunOptions(**(d | over))
 
 
-def cell_ref(cell: Cell) -> dict:
-    """JSON reference of a cell: its full key (row, dataset, seed, tier, split, variant)."""
-    return {"row": cell.row.name, "dataset": cell.dataset, "seed": cell.seed,
-            "tier": cell.tier, "split": cell.split, "variant": cell.variant}
-
-
-def cells_from_refs(spec: Any, refs: list) -> list[Cell]:
-    """The cells of ``spec`` named by ``cell_ref`` dicts."""
-    rows = {r.name: r for r in spec.rows}
-    return [Cell(rows[r["row"]], r["dataset"], int(r["seed"]), r["tier"],
-                 None if r.get("split") is None else int(r["split"]), r.get("variant", ""))
-            for r in refs]
-
-
-def pending_cells(runner: Runner, cells: list[Cell]) -> list[Cell]:
+def pending_cells(spec: Any, opts: RunOptions, cells: list[Cell]) -> list[Cell]:
     """The cells not finished ok with their current config (all of them with ``force``).
     Cells whose config cannot be resolved (dataset without stand-in) stay pending: the worker
     records why they did not run."""
-    from .. import results as R
-    from ..spec import stable_hash
-
-    if runner.opts.force:
+    if opts.force:
         return list(cells)
-    finished = R.finished_cells(runner.csv)
+    finished = results.finished_cells(
+        results.table_csv(opts.results_dir, spec.paper.id, spec.table.id))
     out = []
     for c in cells:
         try:
-            h = stable_hash(runner.cell_config(c))
+            h = config_hash(spec, c, opts)
         except Exception:  # noqa: BLE001 — recorded by the worker
             h = None
         if h is None or finished.get(c.key) != h:

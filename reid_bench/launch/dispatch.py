@@ -10,9 +10,11 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from .. import results
 from ..accel import AccelOptions
-from ..runner import Cell, Runner, RunOptions
-from . import cell_ref, options_to_dict, pending_cells
+from ..plan import Cell
+from ..runner import RunOptions
+from . import options_to_dict, pending_cells
 
 
 def accel_options(precision: str, channels_last: bool, compile: bool) -> AccelOptions:
@@ -23,11 +25,11 @@ def accel_options(precision: str, channels_last: bool, compile: bool) -> AccelOp
 def local_pool(spec_path: str, cells: list[Cell], opts: RunOptions, nproc: int,
                log: Callable[[str], None]) -> int:
     """Run ``cells`` with ``nproc`` independent local processes, process i on GPU i (via
-    CUDA_VISIBLE_DEVICES); they share the cells through the per-cell claim lock. Returns 0 if
+    CUDA_VISIBLE_DEVICES); they share the cells through the per-cell lease. Returns 0 if
     every process finished with all its cells ok."""
     import torch
 
-    refs = json.dumps([cell_ref(c) for c in cells])
+    refs = json.dumps([c.key.as_dict() for c in cells])
     opt = json.dumps(options_to_dict(opts))
     procs = []
     for i in range(nproc):
@@ -50,18 +52,18 @@ def dispatch(spec_path: str, spec: Any, cells: list[Cell], opts: RunOptions,
              slurm: dict[str, Any], log: Callable[[str], None]) -> int:
     """Run ``cells`` with ``opts.launcher`` (torchrun | slurm | local with nproc > 1); returns
     the exit code for ``reid-bench run``."""
-    runner = Runner(spec, opts)
-    todo = pending_cells(runner, cells)
+    csv = results.table_csv(opts.results_dir, spec.paper.id, spec.table.id)
+    todo = pending_cells(spec, opts, cells)
     log(f"{len(todo)} of {len(cells)} cell(s) pending")
     if not todo:
         return 0
     if opts.launcher == "torchrun":
         from .torchrun import run_torchrun
 
-        results = run_torchrun(spec_path, todo, options_to_dict(opts), opts.nproc, log)
-        bad = [cid for cid, rc in results if rc != 0]
+        outcomes = run_torchrun(spec_path, todo, options_to_dict(opts), opts.nproc, log)
+        bad = [cid for cid, rc in outcomes if rc != 0]
         for cid in bad:
-            log(f"  not ok: {cid} (see {runner.csv})")
+            log(f"  not ok: {cid} (see {csv})")
         return 1 if bad else 0
     if opts.launcher == "slurm":
         from .slurm import load_site_config, submit

@@ -15,7 +15,10 @@ import os
 import re
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..plan import CellKey
 
 JOB_ENV = "REID_BENCH_JOB_DIR"
 PROGRESS = "progress.jsonl"
@@ -27,32 +30,29 @@ def job_dir() -> Path | None:
     return Path(d) if d else None
 
 
-def ref_key(ref: dict) -> str:
-    """A hashable, order-independent form of a ``cell_ref`` dict."""
-    return json.dumps(ref, sort_keys=True)
-
-
-def log_event(event: str, ref: dict, **extra: Any) -> None:
-    """Append ``{"event", "cell", "t", ...}`` to the job's progress file (no-op outside a
-    job). Flushed and synced: the process may be killed right after."""
+def log_event(event: str, key: CellKey, **extra: Any) -> None:
+    """Append ``{"event", "cell": key.as_dict(), "t", ...}`` to the job's progress file (no-op
+    outside a job). Flushed and synced: the process may be killed right after."""
     d = job_dir()
     if d is None:
         return
-    line = json.dumps({"event": event, "cell": ref, "t": time.time(), **extra}, default=str)
+    line = json.dumps({"event": event, "cell": key.as_dict(), "t": time.time(),
+                       **extra}, default=str)
     with open(d / PROGRESS, "a", encoding="utf-8") as f:
         f.write(line + "\n")
         f.flush()
         os.fsync(f.fileno())
 
 
-def write_failure(rank: int, world: int, ref: dict | None, traceback: str) -> None:
-    """Record rank ``rank``'s failure (no-op outside a job)."""
+def write_failure(rank: int, world: int, key: CellKey | None, traceback: str) -> None:
+    """Record rank ``rank``'s failure in cell ``key`` (no-op outside a job)."""
     d = job_dir()
     if d is None:
         return
     from ..results import write_cell_json  # the one atomic JSON writer
 
-    write_cell_json(d / f"rank{rank}.json", {"rank": rank, "world_size": world, "cell": ref,
+    write_cell_json(d / f"rank{rank}.json", {"rank": rank, "world_size": world,
+                                             "cell": key.as_dict() if key else None,
                                              "traceback": traceback, "t": time.time()})
 
 

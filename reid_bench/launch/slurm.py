@@ -4,7 +4,7 @@ with submitit (``pip install reid-bench[slurm]``).
 Settings come from a site config YAML (``--site-config``, validated by ``SlurmConfig``) with
 CLI flags on top. Each task runs ``run_cell_job`` → the ordinary runner on one cell (under
 torchrun inside the job when ``nproc`` > 1), so all tasks write to the same results folder
-through its CSV lock/atomic rename, and the per-cell claim lock keeps a resubmitted task off a
+through its CSV lock/atomic rename, and the per-cell lease keeps a resubmitted task off a
 cell that is still running. Cells already finished with their current config are not
 submitted.
 
@@ -26,17 +26,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from ..errors import ReidBenchError
-from ..runner import Cell
-from . import cell_ref
+from ..plan import Cell, cells_from_keys
+from ..strict import Strict
 
 
-class SlurmConfig(BaseModel):
+class SlurmConfig(Strict):
     """Slurm resources of one cell's job and of the array."""
 
-    model_config = ConfigDict(extra="forbid")
     partition: str | None = None
     time: int = Field(60, ge=1, description="minutes per cell job")
     gpus_per_node: int = Field(1, ge=0)
@@ -121,15 +120,14 @@ def executor_parameters(cfg: SlurmConfig, name: str) -> dict[str, Any]:
 
 def run_cell_job(spec_path: str, ref: dict, options: dict[str, Any], nproc: int = 1) -> dict:
     """One array task: run one cell (DDP under torchrun when ``nproc`` > 1). Returns
-    {"cell": <cell_ref>, "ok": bool, ...}."""
+    {"cell": <the cell's key dict>, "ok": bool, ...}."""
     if nproc > 1:
         from ..spec import load_spec
-        from . import cells_from_refs
         from .torchrun import run_torchrun
 
         # run_torchrun records the cell failed, with the failing rank's traceback, if a rank
         # dies (docs/reliability.md).
-        cell = cells_from_refs(load_spec(spec_path), [ref])[0]
+        cell = cells_from_keys(load_spec(spec_path), [ref])[0]
         [(_, rc)] = run_torchrun(spec_path, [cell], options, nproc)
         return {"cell": ref, "ok": rc == 0, "returncode": rc}
     from .worker import run_cells
@@ -163,7 +161,7 @@ def submit(spec_path: str, cells: Sequence[Cell], options: dict[str, Any], cfg: 
         raise ReidBenchError(f"--launcher slurm: {exc} Run on a Slurm login node, or use "
                              "--launcher local / torchrun here.") from None
     executor.update_parameters(**executor_parameters(cfg, name))
-    refs = [cell_ref(c) for c in cells]
+    refs = [c.key.as_dict() for c in cells]
     n = len(refs)
     return executor.map_array(run_cell_job, [str(spec_path)] * n, refs, [options] * n,
                               [cfg.nproc] * n)

@@ -24,9 +24,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..runner import Cell
-from . import cell_ref
-from . import jobfiles as J
+from ..plan import Cell, CellKey
+from . import jobfiles
 
 
 def torchrun_command(spec_path: str, cells: Cell | Sequence[Cell], options: dict[str, Any],
@@ -36,14 +35,14 @@ def torchrun_command(spec_path: str, cells: Cell | Sequence[Cell], options: dict
     cells = [cells] if isinstance(cells, Cell) else list(cells)
     return [sys.executable, "-m", "torch.distributed.run", "--standalone",
             f"--nproc-per-node={nproc}", "-m", "reid_bench.launch.worker",
-            "--spec", str(spec_path), "--cells", json.dumps([cell_ref(c) for c in cells]),
+            "--spec", str(spec_path), "--cells", json.dumps([c.key.as_dict() for c in cells]),
             "--options", json.dumps(options)]
 
 
 def _run_job(cmd: list[str], job: Path) -> tuple[int, str]:
     """Run ``cmd`` with ``$REID_BENCH_JOB_DIR`` = ``job``; its stderr is passed through and its
     tail kept (torchrun's failure summary). Returns (exit code, stderr tail)."""
-    env = dict(os.environ, **{J.JOB_ENV: str(job)})
+    env = dict(os.environ, **{jobfiles.JOB_ENV: str(job)})
     for k in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(k, None)
     proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True, errors="replace")
@@ -70,10 +69,10 @@ def _failure_of(job: Path, ref: dict, rank0_end: dict | None, output: str, nproc
     than SIGTERM (it left no traceback; SIGTERM is how torchrun stops the other ranks, which
     it may list too), else the earliest of the ranks' tracebacks and rank 0's record (the
     other ranks' errors, e.g. a broken connection, come after it)."""
-    key = J.ref_key(ref)
-    files = [f for f in J.read_failures(job)
-             if f.get("cell") is not None and J.ref_key(f["cell"]) == key]
-    listed = J.failed_ranks(output)
+    key = CellKey.from_dict(ref)
+    files = [f for f in jobfiles.read_failures(job)
+             if f.get("cell") is not None and CellKey.from_dict(f["cell"]) == key]
+    listed = jobfiles.failed_ranks(output)
     for r, (code, text) in sorted(listed.items()):
         if code < 0 and code != -signal.SIGTERM:
             return (f"rank {r} of {nproc} died (exit code {code}, killed by a signal) while "
@@ -82,7 +81,7 @@ def _failure_of(job: Path, ref: dict, rank0_end: dict | None, output: str, nproc
     if rank0_end is not None:
         cands.append((rank0_end["t"], None))
     if not cands:
-        rank, block = J.root_cause(output)
+        rank, block = jobfiles.root_cause(output)
         who = f"rank {rank} of {nproc}" if rank is not None else "a rank"
         return (f"{who} failed; the job was stopped", block or output[-4000:])
     _, first = min(cands, key=lambda c: c[0])
@@ -94,14 +93,18 @@ def _failure_of(job: Path, ref: dict, rank0_end: dict | None, output: str, nproc
 
 def _record_failed(spec_path: str, cell: Cell, options: dict[str, Any], msg: str, tb: str,
                    started: float) -> None:
-    from ..runner import Runner
-    from ..spec import load_spec, stable_hash
+    import torch
+
+    from ..cellrow import record
+    from ..hashing import stable_hash
+    from ..plan import cell_config
+    from ..spec import load_spec
     from . import options_from_dict
 
-    runner = Runner(load_spec(spec_path), options_from_dict(options))
-    config = runner.cell_config(cell)
-    runner._record(cell, config, stable_hash(config), "failed", msg, started, None,
-                   {"config": config, "traceback": tb})
+    spec, opts = load_spec(spec_path), options_from_dict(options)
+    config = cell_config(spec, cell, opts)
+    record(spec, cell, config, stable_hash(config), "failed", msg, started, None,
+           {"config": config, "traceback": tb}, opts, torch.device(opts.device))
 
 
 def run_torchrun(spec_path: str, cells: Sequence[Cell], options: dict[str, Any], nproc: int,
@@ -117,22 +120,22 @@ def run_torchrun(spec_path: str, cells: Sequence[Cell], options: dict[str, Any],
         try:
             started = time.time()
             rc, output = _run_job(torchrun_command(spec_path, remaining, options, nproc), job)
-            events = J.read_events(job)
-            ended = {J.ref_key(e["cell"]): e for e in events if e["event"] == "end"}
+            events = jobfiles.read_events(job)
+            ended = {CellKey.from_dict(e["cell"]): e for e in events if e["event"] == "end"}
             starts = [e for e in events if e["event"] == "start"]
-            by_key = {J.ref_key(cell_ref(c)): c for c in remaining}
+            by_key = {c.key: c for c in remaining}
             if rc == 0:  # the job went through every cell (each recorded by rank 0)
                 break
             culprit = starts[-1] if starts else None
             if culprit is None:
                 # Failed before any cell started (spec, import, process group): every cell
                 # is recorded with the error rather than relaunched forever.
-                rank, block = J.root_cause(output)
+                rank, block = jobfiles.root_cause(output)
                 for c in remaining:
                     _record_failed(spec_path, c, options, "torchrun job failed before the cell "
                                    "started", block or output[-4000:], started)
                 break
-            ck = J.ref_key(culprit["cell"])
+            ck = CellKey.from_dict(culprit["cell"])
             cend = ended.get(ck)
             if cend is None or cend.get("status") != "ok":
                 found = _failure_of(job, culprit["cell"],
@@ -144,15 +147,16 @@ def run_torchrun(spec_path: str, cells: Sequence[Cell], options: dict[str, Any],
                     log(f"  failed: {by_key[ck].id}"
                         + (f" — {found[0]}" if found else ""))
             done = set(ended) | {ck}
-            remaining = [c for c in remaining if J.ref_key(cell_ref(c)) not in done]
+            remaining = [c for c in remaining if c.key not in done]
         finally:
             shutil.rmtree(job, ignore_errors=True)
     # What each cell ended as, from the results themselves (cells skipped as done elsewhere,
     # or recorded not_run before they started, included).
-    from .. import results as R
+    from .. import results
     from ..spec import load_spec
 
     spec = load_spec(spec_path)
-    df = R.read_results(R.table_csv(Path(options["results_dir"]), spec.paper.id, spec.table.id))
+    df = results.read_results(results.table_csv(Path(options["results_dir"]), spec.paper.id,
+                                                spec.table.id))
     status = dict(zip(df["cell_id"], df["status"], strict=True)) if len(df) else {}
     return [(c.id, 0 if status.get(c.id) == "ok" else 1) for c in cells]

@@ -1,8 +1,8 @@
 """Run cells in this process; under torchrun, run them as one data-parallel training.
 
-``python -m reid_bench.launch.worker --spec S --cells '[<cell_ref dict>, ...]'
+``python -m reid_bench.launch.worker --spec S --cells '[<CellKey.as_dict()>, ...]'
 --options '{...}'`` (what the torchrun and Slurm launchers execute). Under torchrun
-(WORLD_SIZE > 1) every rank trains; rank 0 alone claims the cell, decides about cached
+(WORLD_SIZE > 1) every rank trains; rank 0 alone takes the cell's lease, decides about cached
 trainings, evaluates and writes the results. The other ranks follow rank 0's commands:
 ``("fit", cell key)`` → train the same cell in lockstep; ``("done", None)`` → exit.
 
@@ -24,10 +24,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .. import distributed as D
+from .. import distributed
 from ..errors import DivergedError
-from ..runner import Cell, Runner, RunSummary
-from . import jobfiles as J
+from ..plan import Cell, CellKey, cells_from_keys
+from ..runner import Runner, RunSummary
+from . import jobfiles
 
 
 class DistributedArtifactCache:
@@ -57,24 +58,24 @@ class DistributedArtifactCache:
     def get_or_create(self, kind: str, config: dict, build: Callable[[Path], None]) -> Path:
         final = self.base.path_for(kind, config)
         hit = None
-        if D.is_main():
+        if distributed.is_main():
             reuse_ok = not self.base.refresh or final in self.base._fresh
             hit = bool(reuse_ok and (final / "config.json").is_file())
-        hit = D.broadcast_object(hit)
+        hit = distributed.broadcast_object(hit)
         if hit:
             return final
         # The barrier only after a successful build: a rank whose build raised must not wait
         # in a collective (the others may be mid-training); it exits and torchrun stops the job.
-        if D.is_main():
+        if distributed.is_main():
             out = self.base.get_or_create(kind, config, build)
-            D.barrier()
+            distributed.barrier()
             return out
-        tmp = Path(tempfile.mkdtemp(prefix=f".rank{D.rank()}-"))
+        tmp = Path(tempfile.mkdtemp(prefix=f".rank{distributed.rank()}-"))
         try:
             build(tmp)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-        D.barrier()
+        distributed.barrier()
         return final
 
 
@@ -87,22 +88,20 @@ class _LeaderRunner(Runner):
     """Rank 0: the ordinary runner, telling the other ranks when a training starts and logging
     each cell's start and end for the launcher (``jobfiles``)."""
 
-    current: dict | None = None  # cell_ref of the cell being run
+    current: CellKey | None = None  # key of the cell being run
 
     def _run_cell(self, cell, config, chash):
-        from . import cell_ref
-
-        self.current = cell_ref(cell)
-        J.log_event("start", self.current)
+        self.current = cell.key
+        jobfiles.log_event("start", self.current)
         status, error, result = super()._run_cell(cell, config, chash)
-        J.log_event("end", self.current, status=status)
+        jobfiles.log_event("end", self.current, status=status)
         self.current = None
-        if status == "failed" and D.is_distributed():
+        if status == "failed" and distributed.is_distributed():
             raise _AbortJob(f"{cell.id}: {error}")
         return status, error, result
 
     def _fit_or_load(self, method, params, recipe, ds, cell, train_key, extras, details):
-        D.broadcast_object(("fit", list(cell.key)))
+        distributed.broadcast_object(("fit", list(cell.key)))
         return super()._fit_or_load(method, params, recipe, ds, cell, train_key, extras,
                                     details)
 
@@ -129,7 +128,7 @@ def _follow_fit(runner: Runner, cell: Cell) -> None:
         pass
 
 
-def _die(current: dict | None) -> None:
+def _die(current: CellKey | None) -> None:
     """A rank's exception in a distributed job: write its traceback for the launcher and exit
     at once, non-zero. torchrun then stops the other ranks (the process group goes with them),
     so no rank is left waiting in a collective for the process-group timeout. ``os._exit``:
@@ -139,54 +138,52 @@ def _die(current: dict | None) -> None:
     import traceback
 
     tb = traceback.format_exc()
-    print(f"[rank {D.rank()}] {tb}", file=sys.stderr, flush=True)
-    J.write_failure(D.rank(), D.world_size(), current, tb)
+    print(f"[rank {distributed.rank()}] {tb}", file=sys.stderr, flush=True)
+    jobfiles.write_failure(distributed.rank(), distributed.world_size(), current, tb)
     sys.stdout.flush()
     os._exit(1)
 
 
 def run_cells(spec_path: str, refs: list, options: dict[str, Any]) -> RunSummary:
-    """Run the cells ``refs`` (``cell_ref`` dicts: the full cell key) of ``spec_path`` with ``options``
+    """Run the cells ``refs`` (``CellKey.as_dict`` dicts) of ``spec_path`` with ``options``
     (``options_to_dict``); distributed when started by torchrun. Returns rank 0's summary
     (an empty one on other ranks)."""
     from ..spec import load_spec
-    from . import cells_from_refs, options_from_dict
+    from . import options_from_dict
 
-    device = D.init_from_env(options.get("device"))
+    device = distributed.init_from_env(options.get("device"))
     spec = load_spec(spec_path)
-    cells = cells_from_refs(spec, refs)
+    cells = cells_from_keys(spec, refs)
     opts = options_from_dict(options, device=str(device))
     from ..console import ensure
 
-    ensure(quiet=opts.quiet, silent=D.rank() != 0)  # library logs: rank 0 prints them
-    if not D.is_distributed():
-        if J.job_dir() is not None:  # under a launcher: log progress for it
+    ensure(quiet=opts.quiet, silent=distributed.rank() != 0)  # library logs: rank 0 prints them
+    if not distributed.is_distributed():
+        if jobfiles.job_dir() is not None:  # under a launcher: log progress for it
             return _LeaderRunner(spec, opts).run(cells)
         return Runner(spec, opts).run(cells)
-    from . import cell_ref
-
-    current: dict | None = None
+    current: CellKey | None = None
     try:
-        if D.is_main():
+        if distributed.is_main():
             runner = _LeaderRunner(spec, opts)
             runner.cache = DistributedArtifactCache(runner.cache)
             try:
                 summary = runner.run(cells)
             except BaseException:  # noqa: BLE001 — incl. _AbortJob: end the whole job now
                 _die(runner.current)
-            D.broadcast_object(("done", None))
-            D.destroy()
+            distributed.broadcast_object(("done", None))
+            distributed.destroy()
             return summary
         runner = _FollowerRunner(spec, opts)
         runner.cache = DistributedArtifactCache(runner.cache)
-        by_key = {tuple(c.key): c for c in cells}
+        by_key = {c.key: c for c in cells}
         while True:
-            cmd, key = D.broadcast_object(None)
+            cmd, key = distributed.broadcast_object(None)
             if cmd == "done":
-                D.destroy()
+                distributed.destroy()
                 return RunSummary()
-            cell = by_key[tuple(key)]
-            current = cell_ref(cell)
+            cell = by_key[CellKey(*key)]
+            current = cell.key
             _follow_fit(runner, cell)
             current = None
     except BaseException:  # noqa: BLE001 — any rank's failure ends the job, with its traceback
@@ -197,11 +194,11 @@ def run_cells(spec_path: str, refs: list, options: dict[str, Any]) -> RunSummary
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--spec", required=True)
-    ap.add_argument("--cells", required=True, help="JSON list of cell_ref dicts (full cell keys)")
+    ap.add_argument("--cells", required=True, help="JSON list of cell keys (CellKey.as_dict)")
     ap.add_argument("--options", required=True, help="JSON RunOptions (options_to_dict)")
     a = ap.parse_args(argv)
     summary = run_cells(a.spec, json.loads(a.cells), json.loads(a.options))
-    if J.job_dir() is not None:
+    if jobfiles.job_dir() is not None:
         return 0  # went through every cell: the launcher reads their outcomes from the CSV
     return 0 if summary.ok else 1
 

@@ -19,7 +19,7 @@ import pandas as pd
 from ..errors import ResultsError, SpecError
 from ..overrides import compose_variant, describe_variant, spec_parts, variant_parts
 from ..results import TIERS, cell_dir, metric_values, read_results, table_csv
-from ..spec import Spec, find_specs, load_spec, split_traced
+from ..spec import Spec, find_specs, load_spec, untrace
 from . import claims, ledger, plots, verdicts
 from .flags import annotate
 from .view import NO_RESULT, Number, OtherResults, RecipeEntry, RowView, TableView
@@ -75,14 +75,14 @@ def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
 def _recipe(spec: Spec, smoke: bool) -> list[RecipeEntry]:
     """The table recipe, each row's overrides, and (for smoke runs) the smoke overrides."""
     out: list[RecipeEntry] = []
-    values, prov, _ = split_traced(spec.recipe)
+    values, prov, _ = untrace(spec.recipe)
     for key, val in _flatten(values).items():
         p = prov.get(key, {})
         out.append(RecipeEntry("table", key, val, p.get("source"), p.get("assumed")))
     for r in spec.rows:
         if not r.runnable or not r.recipe:
             continue
-        values, prov, _ = split_traced(r.recipe)
+        values, prov, _ = untrace(r.recipe)
         for key, val in _flatten(values).items():
             p = prov.get(key, {})
             out.append(RecipeEntry(r.name, key, val, p.get("source"), p.get("assumed")))

@@ -32,7 +32,7 @@ def annotate(spec: Spec, results_dir: Path, df: pd.DataFrame) -> pd.DataFrame:
     if df.empty:
         df["flag"], df["flag_reason"] = pd.Series(dtype=str), pd.Series(dtype=str)
         return df
-    from ..runner import Cell
+    from ..plan import Cell
     from ..status import ConfigHashes
 
     hashes = ConfigHashes(spec, Path(results_dir))

@@ -1,7 +1,7 @@
 """``reid-bench run --dry-run``: the cells as the chosen launcher would receive them.
 
-Each cell goes through the same serialisation the launchers use (``cell_ref`` → JSON →
-``cells_from_refs``), so what is listed — split and seed included — is exactly what the
+Each cell goes through the same serialisation the launchers use (``CellKey.as_dict`` → JSON →
+``cells_from_keys``), so what is listed — split and seed included — is exactly what the
 torchrun ranks, the local pool processes or the Slurm tasks would run."""
 
 from __future__ import annotations
@@ -9,8 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..runner import Cell
-from . import cell_ref, cells_from_refs
+from ..plan import Cell, cells_from_keys
 
 
 def launch_summary(launcher: str, nproc: int, n: int) -> str:
@@ -30,8 +29,8 @@ def dry_run_lines(spec: Any, cells: list[Cell], launcher: str, nproc: int) -> li
     """The launch line and one line per cell (row, column, split, seed, method, protocol),
     for the cells as the launcher would deserialise them. Raises RuntimeError if the
     serialisation lost any part of a cell's key."""
-    refs = json.loads(json.dumps([cell_ref(c) for c in cells]))
-    received = cells_from_refs(spec, refs)
+    refs = json.loads(json.dumps([c.key.as_dict() for c in cells]))
+    received = cells_from_keys(spec, refs)
     lost = [c.id for c, r in zip(cells, received, strict=True) if c.key != r.key]
     if lost:
         raise RuntimeError(f"cell keys changed in the launcher's serialisation: {lost[:3]}")

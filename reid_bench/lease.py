@@ -1,0 +1,43 @@
+"""A cell's lease: the per-cell lock a runner holds while it runs the cell, so two runners on
+one results folder (local processes, Slurm tasks) never run the same cell at once.
+
+The lock is an flock on ``<table>/.<cell_id>.running.lock``: the OS drops it when the process
+dies, so a kill -9 leaves no stale lease.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+
+def lease_path(cells_dir: Path, cell_id: str) -> Path:
+    """The lock file of cell ``cell_id`` in the table's cell folder ``cells_dir``."""
+    return Path(cells_dir) / f".{cell_id}.running.lock"
+
+
+def take(cells_dir: Path, cell_id: str) -> FileLock | None:
+    """The cell's lease, held (release it with ``.release()``), or None when another process
+    holds it now. Never blocks."""
+    Path(cells_dir).mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(lease_path(cells_dir, cell_id)))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return None
+    return lock
+
+
+def is_held(cells_dir: Path, cell_id: str) -> bool:
+    """Whether some process holds the cell's lease now (probed without blocking)."""
+    path = lease_path(cells_dir, cell_id)
+    if not path.exists():
+        return False
+    lock = FileLock(str(path))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return True
+    lock.release()
+    return False

@@ -1,0 +1,110 @@
+"""reid_bench.plan: cells, their one key type, and config hashes without a Runner.
+
+The expected hashes below were produced by main at commit 17dc1d7, before ``cell_config`` moved
+out of ``Runner``, with ``stable_hash(Runner(spec, RunOptions(**opts)).cell_config(cell))`` for
+the first cells (and the last) of ``plan(spec, tier=..., variant=...)`` of the real specs.
+A config hash that changes makes every finished cell of every user look stale (re-run), so any
+change here must be deliberate.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from reid_bench import results
+from reid_bench.errors import DatasetError
+from reid_bench.overrides import compose_variant, set_parts
+from reid_bench.plan import CellKey, PlanOptions, cells_from_keys, config_hash, plan
+from reid_bench.shakedown import ShakedownOptions
+from reid_bench.spec import load_spec
+
+ROOT = Path(__file__).resolve().parents[1]
+OVERRIDES = {"train.epochs": 3}
+
+# (spec, tier, options, variant, [(row, dataset, split, seed, expected hash)])
+CASES = [
+    ("ledf/table2", "full", {}, "", [
+        ("LEDF", "cuhk03", 0, 0, "e48ffb6c15d016bd"),
+        ("LEDF", "cuhk03", 1, 0, "c5d04c4277af567f"),
+        ("LEDF", "cuhk03", 19, 0, "61ce5e7f790aac2f")]),
+    ("verif_identif/table7", "full", {}, "", [  # trains on another dataset than it tests
+        ("Finetuned-Baseline (CaffeNet)", "caffenet", None, 0, "eddd3755a04048e0"),
+        ("Ours (VGG16)", "vgg16", None, 0, "3e1ead6cb33579be")]),
+    ("fmn/table5", "smoke", {"smoke": True}, "", [
+        ("Pool1", "market", None, 0, "02f331b153ada24a"),
+        ("Res4", "market", None, 0, "48ecd6e96f4283c2")]),
+    ("fmn/table5", "full", {"overrides": OVERRIDES}, compose_variant(set_parts(OVERRIDES)), [
+        ("Pool1", "market", None, 0, "a0b5c120abcf2275"),
+        ("Res4", "market", None, 0, "f016417574ea853d")]),
+    ("fmn/table5", "shakedown", {"shakedown": ShakedownOptions(steps=2, max_batch=4)}, "", [
+        ("Pool1", "market", None, 0, "218cd7160fed75a6"),
+        ("Res2", "market", None, 0, "0a262a8293a405b1")]),
+]
+
+
+@pytest.mark.parametrize("name,tier,opts,variant,expected", CASES,
+                         ids=[f"{c[0]}-{c[1]}" for c in CASES])
+def test_config_hash_is_what_the_runner_recorded_before(name, tier, opts, variant, expected):
+    spec = load_spec(ROOT / "papers" / f"{name}.yaml")
+    by_key = {(c.row.name, c.dataset, c.split, c.seed): c
+              for c in plan(spec, tier=tier, variant=variant)}
+    for row, ds, split, seed, want in expected:
+        cell = by_key[(row, ds, split, seed)]
+        assert config_hash(spec, cell, PlanOptions(**opts)) == want, (row, ds, split)
+
+
+def test_weights_file_enters_the_hash_as_before(tmp_path):
+    """--weights replaces the backbone's ImageNet file: its sha256 is part of the config."""
+    w = tmp_path / "w.pth"
+    w.write_bytes(b"reid-bench test weights")
+    spec = load_spec(ROOT / "papers/deep_person/table3.yaml")
+    cell = plan(spec)[0]
+    assert (cell.dataset, cell.split) == ("labeled", 0)
+    assert config_hash(spec, cell, PlanOptions(weights={"resnet50": str(w)})) \
+        == "608d684981922dc2"
+    assert config_hash(spec, cell) != "608d684981922dc2"
+
+
+def test_smoke_without_stand_in_cannot_be_planned():
+    spec = load_spec(ROOT / "papers/verif_identif/table7.yaml")
+    with pytest.raises(DatasetError, match="no synthetic stand-in"):
+        config_hash(spec, plan(spec, smoke=True)[0], PlanOptions(smoke=True))
+
+
+def test_planning_and_hashing_build_no_runner():
+    """status, the launchers and --dry-run hash cells through plan: no Runner (whose
+    construction resolves the speed switches and sets cuDNN state) is imported, let alone built."""
+    import subprocess
+
+    code = ("import sys; from reid_bench.plan import plan, config_hash; "
+            "from reid_bench.spec import load_spec; from reid_bench.status import table_status; "
+            f"s = load_spec({str(ROOT / 'papers/ledf/table2.yaml')!r}); "
+            "config_hash(s, plan(s)[0]); table_status(s, 'no-results-here'); "
+            "print(sorted(m for m in ('reid_bench.runner', 'reid_bench.accel') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=ROOT).stdout.strip()
+    assert out == "[]"
+
+
+def test_cell_key_order_id_and_json_round_trip():
+    spec = load_spec(ROOT / "papers/ledf/table2.yaml")
+    cell = plan(spec, variant="subset")[3]
+    key = cell.key
+    # Tuple order is the results CSV's key: a cell's key equals its CSV row's key.
+    assert key._fields == tuple(results.KEY)
+    row = {"row": cell.row.name, "dataset": cell.dataset, "split": float(cell.split),
+           "seed": cell.seed, "tier": cell.tier, "variant": cell.variant}
+    assert results.row_key(row) == key and hash(results.row_key(row)) == hash(key)
+    assert str(key) == cell.id == "ledf__cuhk03__split3__s0__v" + cell.id.split("__v")[1]
+    # The launchers' JSON form: what the job files hold, read back to the same cell.
+    d = json.loads(json.dumps(key.as_dict()))
+    assert d == {"row": "LEDF", "dataset": "cuhk03", "seed": 0, "tier": "full", "split": 3,
+                 "variant": "subset"}
+    assert CellKey.from_dict(d) == key
+    assert cells_from_keys(spec, [d])[0] == cell
+    assert cells_from_keys(spec, [key])[0] == cell
