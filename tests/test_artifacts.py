@@ -95,10 +95,10 @@ def _copy_editing(dest: Path, *edited: str) -> Path:
 def test_editing_a_shared_module_imported_transitively_changes_the_fingerprint(tmp_path):
     """``data/transforms.py`` is imported by no method file, only through ``models/_common.py``
     (hand-checked): editing it must change both IDE's and FMN's fingerprints, so their cached
-    trained models are not reused; editing ``cli.py``, which no method imports, must not."""
+    trained models are not reused; editing ``cli/run.py``, which no method imports, must not."""
     here = {m: METHODS.get(m)().code_fingerprint() for m in ("ide", "fmn")}
     unrelated, shared = _fingerprints_of(
-        _copy_editing(tmp_path / "a", "cli.py"),
-        _copy_editing(tmp_path / "b", "cli.py", "data/transforms.py"))
+        _copy_editing(tmp_path / "a", "cli/run.py"),
+        _copy_editing(tmp_path / "b", "cli/run.py", "data/transforms.py"))
     assert unrelated == here  # same code a method runs, wherever it lives
     assert shared["ide"] != here["ide"] and shared["fmn"] != here["fmn"]

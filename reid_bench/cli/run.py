@@ -1,4 +1,5 @@
-"""``reid-bench``: run a paper table, report it against the published numbers."""
+"""``reid-bench run``: plan each spec's cells and train + evaluate them (locally, under
+torchrun or on Slurm), or print the plan with estimates (``--dry-run``)."""
 
 from __future__ import annotations
 
@@ -7,32 +8,8 @@ from pathlib import Path
 
 import click
 
-from .errors import ReidBenchError
 
-
-class _Group(click.Group):
-    """Prints ReidBenchError as a one-paragraph message (no traceback) and exits 2."""
-
-    def invoke(self, ctx: click.Context):
-        try:
-            return super().invoke(ctx)
-        except ReidBenchError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(2)
-
-
-@click.group(cls=_Group)
-@click.version_option(package_name="reid-bench")
-def main() -> None:
-    """Re-run person re-identification paper tables and compare them with the published numbers.
-
-    \b
-      reid-bench run papers/fmn/table5.yaml --smoke   # train + evaluate every row
-      reid-bench report                               # HTML: published vs reproduced
-    """
-
-
-@main.command()
+@click.command()
 @click.argument("spec_paths", nargs=-1, required=True, type=click.Path())
 @click.option("--rows", "rows", multiple=True,
               help="Run only these rows: names, case-insensitive, comma-separated or repeated.")
@@ -139,16 +116,16 @@ def run(spec_paths, rows, seeds, smoke, dry_run, results_dir, data_root, device,
     table*.yaml); write results/<paper>/<table>.csv per spec."""
     import torch
 
-    from .cache_dir import use_cache_dir
-    from .console import configure as configure_console
-    from .integrity import output_safe, quiet_stdout
-    from .overrides import compose_variant, parse_sets, set_parts, spec_parts, validate_overrides
-    from .plan import plan
-    from .results import SHRUNK_TIERS
-    from .runner import Runner, RunOptions, indent
-    from .selection import dataset_choices, expand_spec_paths, match, row_choices, split_names
-    from .shakedown import ShakedownOptions, check_device
-    from .spec import load_spec
+    from ..cache_dir import use_cache_dir
+    from ..console import configure as configure_console
+    from ..integrity import output_safe, quiet_stdout
+    from ..overrides import compose_variant, parse_sets, set_parts, spec_parts, validate_overrides
+    from ..plan import plan
+    from ..results import SHRUNK_TIERS
+    from ..runner import Runner, RunOptions, indent
+    from ..selection import dataset_choices, expand_spec_paths, match, row_choices, split_names
+    from ..shakedown import ShakedownOptions, check_device
+    from ..spec import load_spec
 
     chosen = [f for f, on in (("--smoke", smoke), ("--smoke-recipe", smoke_recipe),
                               ("--shakedown", shakedown)) if on]
@@ -173,8 +150,8 @@ def run(spec_paths, rows, seeds, smoke, dry_run, results_dir, data_root, device,
     shake = (ShakedownOptions(steps=shakedown_steps, pretrained=pretrained,
                               max_batch=max_batch) if shakedown else None)
     check_device(shake, device)
-    from .launch.dispatch import accel_options, dispatch
-    from .weights import parse_overrides
+    from ..launch.dispatch import accel_options, dispatch
+    from ..weights import parse_overrides
 
     opts = RunOptions(results_dir=Path(results_dir), data_root=data_root,
                       device=device, smoke=smoke, force=force,
@@ -206,7 +183,7 @@ def run(spec_paths, rows, seeds, smoke, dry_run, results_dir, data_root, device,
             validate_overrides(spec, list({c.row.name: c.row for c in cells}.values()),
                                overrides, smoke=tier in SHRUNK_TIERS)
         if cells and variants:
-            from .variants import apply_variants
+            from ..variants import apply_variants
 
             spec, cells = apply_variants(spec, list(variants), cells,
                                          smoke=tier in SHRUNK_TIERS)
@@ -218,8 +195,8 @@ def run(spec_paths, rows, seeds, smoke, dry_run, results_dir, data_root, device,
         if not cells:
             continue
         if dry_run:
-            from .estimate import Estimator, format_estimates
-            from .launch.dry_run import dry_run_lines
+            from ..estimate import Estimator, format_estimates
+            from ..launch.dry_run import dry_run_lines
 
             # The cells as the launcher's workers receive them (every split), then estimates.
             echo("\n".join(dry_run_lines(spec, cells, launcher, nproc)))
@@ -255,176 +232,3 @@ def run(spec_paths, rows, seeds, smoke, dry_run, results_dir, data_root, device,
         sys.exit(1)
 
 
-@main.command()
-@click.argument("paths", nargs=-1, type=click.Path())
-@click.option("--paper-texts", type=click.Path(file_okay=False, exists=True), default=None,
-              help="Folder of the papers' plain texts (<paper id>.txt): also check that every "
-                   "`source:` quote and `replaces:` text is found in the paper.")
-def validate(paths, paper_texts=None):
-    """Validate specs (default: every papers/*/table*.yaml)."""
-    from .errors import SpecError
-    from .spec import find_specs, load_spec
-
-    files = find_specs(list(paths) or None)
-    if not files:
-        raise click.UsageError("no spec files found (looked for papers/*/table*.yaml)")
-    bad = 0
-    for f in files:
-        try:
-            s = load_spec(f, check_methods=True)
-            if paper_texts:
-                from .quotes import check_quotes, paper_text
-
-                text = paper_text(Path(paper_texts), s)
-                missing = check_quotes(s, text) if text is not None else []
-                if missing:
-                    bad += 1
-                    click.echo(f"invalid {f}\n" + "\n".join(
-                        f"{f}: {key}: {fld} not found in {paper_texts}/{s.paper.id}.txt: {q!r}"
-                        for key, fld, q in missing), err=True)
-                    continue
-            click.echo(f"ok      {f} ({len(s.rows)} rows)")
-        except SpecError as exc:
-            bad += 1
-            click.echo(f"invalid {f}\n{exc}", err=True)
-    if bad:
-        click.echo(f"{bad} of {len(files)} spec(s) invalid", err=True)
-        sys.exit(1)
-
-
-@main.command()
-@click.argument("paths", nargs=-1, type=click.Path())
-@click.option("--format", "fmt", type=click.Choice(["csv", "markdown"]), default="csv",
-              show_default=True)
-def published(paths, fmt):
-    """Print every published number of the specs (long format)."""
-    import pandas as pd
-
-    from .spec import find_specs, load_spec
-
-    recs, captions = [], {}
-    for f in find_specs(list(paths) or None):
-        s = load_spec(f)
-        captions[(s.paper.id, s.table.id)] = (s.paper, s.table.caption)
-        for r in s.rows:
-            for ds, metrics in r.published.items():
-                for m, v in metrics.items():
-                    recs.append({"paper": s.paper.id, "table": s.table.id, "row": r.name,
-                                 "dataset": ds, "metric": m, "value": v,
-                                 "runnable": r.runnable})
-    df = pd.DataFrame(recs, columns=["paper", "table", "row", "dataset", "metric", "value",
-                                     "runnable"])
-    if fmt == "markdown":
-        from .report.published import published_markdown
-
-        click.echo(published_markdown(df, captions), nl=False)
-        return
-    click.echo(df.to_csv(index=False), nl=False)
-
-
-@main.command()
-@click.option("--results-dir", type=click.Path(file_okay=False), default="results",
-              show_default=True)
-@click.option("--out", type=click.Path(file_okay=False), default=None,
-              help="Output folder (default: <results-dir>/report).")
-@click.option("--specs", "spec_paths", multiple=True, help="Spec files/folders (default: papers/).")
-@click.option("--format", "fmt", type=click.Choice(["html", "markdown", "json", "latex"]),
-              default="html", show_default=True,
-              help="html: static site (index.html + one page per table); markdown: report.md; "
-                   "json: summary.json for scripts; latex: report.tex (booktabs tables).")
-def report(results_dir, out, spec_paths, fmt):
-    """Render the report: published vs reproduced, verdicts and claims for every table."""
-    from .report.build import build_report
-    from .spec import find_specs
-
-    if not find_specs(list(spec_paths) or None):
-        where = ", ".join(spec_paths) if spec_paths else f"{Path('papers').resolve()}/*/table*.yaml"
-        raise click.UsageError(f"no spec files found (looked for {where}). Run `reid-bench "
-                               "report` from the repository root, or name the specs with --specs.")
-    out = Path(out) if out else Path(results_dir) / "report"
-    index = build_report(Path(results_dir), out, list(spec_paths) or None, fmt=fmt)
-    click.echo(f"report written: {index}")
-
-
-@main.command()
-@click.argument("results_a", type=click.Path(file_okay=False, exists=True))
-@click.argument("results_b", type=click.Path(file_okay=False, exists=True))
-@click.option("--format", "fmt", type=click.Choice(["text", "csv", "json"]), default="text",
-              show_default=True)
-def compare(results_a, results_b, fmt):
-    """Two results folders side by side (two GPUs, two commits): per table, row, dataset and
-    metric the mean ± std over seeds in each, and the delta B − A."""
-    from .compare import compare as compare_folders
-    from .compare import format_text
-
-    a, b = Path(results_a), Path(results_b)
-    df = compare_folders(a, b)
-    if fmt == "csv":
-        click.echo(df.to_csv(index=False), nl=False)
-    elif fmt == "json":
-        click.echo(df.to_json(orient="records", indent=1))
-    else:
-        click.echo(format_text(df, a, b), nl=False)
-
-
-@main.command()
-@click.argument("spec_paths", nargs=-1, type=click.Path())
-@click.option("--results-dir", type=click.Path(file_okay=False), default="results",
-              show_default=True)
-@click.option("--smoke", is_flag=True, help="Status of the --smoke cells.")
-@click.option("--tier", type=click.Choice(["full", "smoke", "shakedown", "smoke_recipe"]),
-              default=None, help="Status of this tier's cells (default: full; smoke with --smoke).")
-@click.option("--seeds", type=click.IntRange(1), default=None,
-              help="Number of seeds planned (default: the spec's `seeds`).")
-@click.option("--brief", is_flag=True, help="Only the per-table counts.")
-def status(spec_paths, results_dir, smoke, seeds, brief, tier=None):
-    """Pending / running / done / failed cells of each table (default: every papers/ spec)."""
-    from .spec import find_specs, load_spec
-    from .status import format_status, table_status
-
-    files = find_specs(list(spec_paths) or None)
-    if not files:
-        raise click.UsageError("no spec files found (looked for papers/*/table*.yaml)")
-    for f in files:
-        spec = load_spec(f)
-        click.echo(format_status(spec, table_status(spec, Path(results_dir), smoke=smoke,
-                                                    seeds=seeds, tier=tier),
-                                 verbose=not brief))
-
-
-def _register_weights() -> None:
-    from .weights.cli import weights
-
-    main.add_command(weights)
-
-
-_register_weights()
-
-
-@main.group()
-def data():
-    """Dataset utilities."""
-
-
-@data.command("check")
-@click.argument("names", nargs=-1)
-@click.option("--data-root", type=click.Path(file_okay=False), default=None)
-@click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
-              help="Folder for derived files (default: $REID_BENCH_CACHE, else "
-                   "~/.cache/reid-bench); the data root is only read.")
-@click.option("--deep", is_flag=True,
-              help="Decode every image fully (progress bar); default: open each header.")
-def data_check(names, data_root, cache_dir=None, deep=False):
-    """Find and validate datasets (default: every registered dataset)."""
-    from .cache_dir import use_cache_dir
-    from .data_check import check_datasets, format_check_table
-
-    use_cache_dir(cache_dir)
-    rows, ok = check_datasets(list(names) or None, data_root, deep=deep, progress=deep)
-    click.echo(format_check_table(rows))
-    if not ok:
-        sys.exit(1)
-
-
-if __name__ == "__main__":
-    main()
