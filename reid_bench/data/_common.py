@@ -10,7 +10,6 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from ..atomic import build_dir as build_atomically  # noqa: F401 — data loaders' name
 from ..errors import DatasetError
 
 

@@ -31,10 +31,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import build_dir
 from ..cache_dir import resolve_cache_dir
 from ..errors import DatasetError
 from ..registry import DATASETS
-from ._common import build_atomically, missing_dataset_error
+from ._common import missing_dataset_error
 from .base import ReidDataset, Sample, fingerprint_samples
 
 CUHK03_SOURCE = ("http://www.ee.cuhk.edu.hk/~xgwang/CUHK_identification.html (cuhk03_release.zip; "
@@ -149,7 +150,7 @@ def load_cuhk03(root: Path, protocol: str = "new", images: str = "detected",
     img_dir = _image_dir(base, mat_path, images)
     with _open_v73(mat_path) as mat:
         try:
-            build_atomically(img_dir, lambda tmp: _extract(mat, images, tmp))
+            build_dir(img_dir, lambda tmp: _extract(mat, images, tmp))
         except OSError as e:
             raise DatasetError(f"cannot extract the CUHK03 images into {img_dir}: {e}. Point "
                                f"--cache-dir / $REID_BENCH_CACHE at a writable folder.") from e

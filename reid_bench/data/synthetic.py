@@ -30,10 +30,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import build_dir
 from ..cache_dir import resolve_cache_dir
 from ..errors import DatasetError
 from ..registry import DATASETS
-from ._common import build_atomically
 from .base import ReidDataset
 from .market1501 import MARKET_NAMES, NameFormat, load_market_layout
 
@@ -242,7 +242,7 @@ def synthetic_dir(cache_root: Path, opt: SyntheticOptions) -> Path:
                        indent=2, sort_keys=True))
 
     try:
-        build_atomically(cache, build)
+        build_dir(cache, build)
     except OSError as e:
         raise DatasetError(f"cannot write the synthetic dataset under {cache.parent}: {e}. "
                            f"Point --cache-dir / $REID_BENCH_CACHE at a writable folder.") from e
