@@ -3,6 +3,7 @@ expects, file lookup and the offline error."""
 
 from __future__ import annotations
 
+import logging
 import struct
 import time
 
@@ -100,7 +101,7 @@ def _write_caffemodel(path, layers, v1: bool) -> None:
 
 
 @pytest.mark.parametrize("v1", [False, True], ids=["layer", "v1-layers"])
-def test_caffenet_conversion_round_trips_a_written_caffemodel(tmp_path, v1):
+def test_caffenet_conversion_round_trips_a_written_caffemodel(tmp_path, v1, caplog):
     layers = _known_caffenet(WIDTH)
     src = tmp_path / "tiny.caffemodel"
     _write_caffemodel(src, layers, v1)
@@ -119,9 +120,12 @@ def test_caffenet_conversion_round_trips_a_written_caffemodel(tmp_path, v1):
         np.testing.assert_array_equal(state[f"{ours}.bias"].numpy(), layers[caffe][1])
     # And it loads strictly into the network through the normal path.
     net = build_backbone("caffenet", width=WIDTH)
-    rec = load_pretrained(net, "caffenet", str(out))
+    with caplog.at_level(logging.INFO, logger="reid_bench.weights"):
+        rec = load_pretrained(net, "caffenet", str(out))
     assert torch.equal(net.fc[3].weight, torch.from_numpy(layers["fc7"][0]))
     assert rec.sha256 == store.sha256(out)
+    # The load is logged (shown by the CLI's console handler), naming the file's hash.
+    assert caplog.messages == [f"  caffenet: loaded {rec.source} (sha256 {rec.sha256[:12]})"]
 
 
 def test_caffenet_conversion_rejects_other_nets_and_wrong_sha1(tmp_path):
