@@ -354,3 +354,26 @@ def test_weights_list_runs_offline_and_lists_every_set(no_caches, monkeypatch):
     assert res.exit_code == 0 and res.output.strip() == str(d / "vgg16.pth")
     res = CliRunner().invoke(main, ["weights", "path", "caffenet"])
     assert res.exit_code == 1 and "weights convert caffenet" in res.output
+
+
+def test_weights_fetch_shows_each_download_as_it_starts(no_caches, monkeypatch):
+    """``store.fetch`` logs the download; ``weights fetch`` prints that record before the
+    file's path (the CLI installs the console handler)."""
+    import huggingface_hub
+    from click.testing import CliRunner
+
+    from reid_bench.cli import main
+    from reid_bench.weights import get
+
+    fetched: list[str] = []
+    monkeypatch.setattr(store, "locate", lambda name: None)
+    monkeypatch.setattr(store, "offline_reason", lambda host: "")
+    # resnet50 comes through timm from the Hugging Face hub: the download is faked.
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download",
+                        lambda repo, file: fetched.append(repo) or f"/hf/{repo}/{file}")
+    res = CliRunner().invoke(main, ["weights", "fetch", "resnet50"])
+    assert res.exit_code == 0, res.output
+    ws = get("resnet50")
+    assert len(fetched) == 1
+    assert res.output.splitlines() == [f"resnet50: downloading {ws.library} {ws.tag} …",
+                                       f"resnet50: /hf/{fetched[0]}/model.safetensors"]
