@@ -28,6 +28,7 @@ from .errors import DatasetError
 from .hashing import stable_hash
 from .plan import cell_config
 from .recipe import OptimRecipe
+from .textable import text_table
 
 
 @dataclass
@@ -238,13 +239,7 @@ def format_estimates(title: str, ests: list[CellEstimate]) -> tuple[str, float |
                      str(e.epochs) if e.stages else "unknown",
                      _num(e.images_per_epoch) if e.stages else "unknown",
                      _num(e.total_images), _hours(h), note])
-    widths = [max(len(x) for x in col) for col in zip(header, *body, strict=True)]
-    right = {3, 4, 5, 6, 7}
-    lines = [title]
-    for line in [header, ["-" * w for w in widths], *body]:
-        lines.append("    " + "  ".join((x.rjust(w) if i in right else x.ljust(w))
-                                      for i, (x, w) in enumerate(zip(line, widths, strict=True)))
-                     .rstrip())
+    lines = [title, *text_table(header, body, right={3, 4, 5, 6, 7}, indent="    ")]
     known = any(e.gpu_hours is not None for e in ests)
     lines.append(f"  table total: {_hours(total if known else None)} GPU-h"
                  + (" (some cells unknown)" if unknown and known else ""))

@@ -9,7 +9,6 @@ finish ok.
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import shutil
@@ -25,8 +24,8 @@ import torch
 from . import lease, results, shakedown
 from . import trained as trained_prov
 from .accel import resolve as resolve_accel
-from .accel import use as use_accel
 from .artifacts import ArtifactCache
+from .cellfit import FitSettings, fit_or_load
 from .cellrow import record
 from .console import progress
 from .data.base import ReidDataset, load_dataset, resolve_data_root
@@ -34,12 +33,11 @@ from .data.samplers import default_num_workers
 from .errors import DatasetError, DivergedError, RegistryError
 from .faults import fault_point
 from .hashing import stable_hash
-from .integrity import checkpoint_identity, use_checkpoint_identity
-from .method import CellContext, Method
+from .method import Method
 from .plan import Cell, cell_config
 from .registry import METHODS
 from .spec import Spec
-from .train import LoopSettings, use_loop_settings
+from .train import LoopSettings
 from .weights.store import WeightsError
 
 log = logging.getLogger(__name__)
@@ -273,55 +271,14 @@ class Runner:
 
     def _fit_or_load(self, method: Method, params: Any, recipe: Any, ds: ReidDataset,
                      cell: Cell, train_key: dict, extras: dict, details: dict) -> torch.nn.Module:
-        work = self.cells_dir / f".work-{cell.id}"
-        work.mkdir(parents=True, exist_ok=True)
-        code = method.code_fingerprint()
-        # Stages cached inside fit (FMN stage 1, LEDF verification nets) were trained under the
-        # same switches and world size as the model, from the same --weights files: their keys
-        # include those too.
-        weights = train_key.get("weights")
-        cache = self.cache.salted(f"{code}+{stable_hash(train_key.get('accel'))[:12]}"
-                                  + (f"+weights:{stable_hash(weights)}" if weights else ""))
-        details["code_fingerprint"] = code
-        ctx = CellContext(dataset=ds, device=self.device, seed=cell.seed, cache=cache,
-                          work_dir=work, num_workers=self.num_workers,
-                          checkpoint_every=self.opts.checkpoint_every,
-                          deterministic=self.opts.deterministic, extras=extras)
-        from .weights import recording, skip_pretrained
-
-        identity = checkpoint_identity(details.get("train_hash", ""), cache.salt)
-        loads: list = []
-
-        def train() -> torch.nn.Module:
-            # The run's speed switches (and checkpoint timer, progress bar) apply to every
-            # train_stage inside fit; its checkpoints resume only this exact training
-            # (integrity.checkpoint_identity).
-            loop = LoopSettings(self.opts.checkpoint_minutes, progress=not self.opts.quiet)
-            with use_accel(self.accel), use_loop_settings(loop), \
-                    use_checkpoint_identity(identity), recording() as rec:
-                model = method.fit(params, recipe, ctx)
-            loads[:] = rec
-            return model
-
-        def build() -> torch.nn.Module:
-            # Architecture only: the trained state replaces every weight, so the ImageNet
-            # file is neither needed nor downloaded (a cached model evaluates offline).
-            with skip_pretrained():
-                return method.build(params, recipe, ds.num_train_pids)
-
-        def publish(model: torch.nn.Module, tmp: Path) -> None:
-            (tmp / "weights.json").write_text(json.dumps([w.as_dict() for w in loads], indent=1))
-            trained_prov.write(tmp, self.accel, self.device, code)
-
-        model, folder, fresh = trained_prov.get_or_train(cache, "trained", train_key, train,
-                                                         build, publish=publish)
-        if not fresh:
-            log.info("  reusing trained model %s (same training config)", folder.name)
-        details["trained_artifact"] = str(folder)
-        details["trained"] = trained_prov.read(folder)  # this model's own training
-        wfile = folder / "weights.json"
-        details["weights"] = json.loads(wfile.read_text()) if wfile.is_file() else []
-        return model.to(self.device)
+        """``cellfit.fit_or_load`` with this run's settings (a hook: the DDP ranks of
+        launch.worker wrap it)."""
+        run = FitSettings(self.device, self.accel, self.cache, self.num_workers,
+                          self.opts.checkpoint_every, self.opts.deterministic,
+                          LoopSettings(self.opts.checkpoint_minutes, progress=not self.opts.quiet))
+        return fit_or_load(method, params, recipe, ds, seed=cell.seed,
+                           work=self.cells_dir / f".work-{cell.id}", train_key=train_key,
+                           extras=extras, details=details, run=run)
 
     def _record(self, cell: Cell, config: dict, chash: str, status: str, error: str,
                 started: float, result: dict | None,

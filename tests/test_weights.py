@@ -3,6 +3,7 @@ expects, file lookup and the offline error."""
 
 from __future__ import annotations
 
+import logging
 import struct
 import time
 
@@ -100,7 +101,7 @@ def _write_caffemodel(path, layers, v1: bool) -> None:
 
 
 @pytest.mark.parametrize("v1", [False, True], ids=["layer", "v1-layers"])
-def test_caffenet_conversion_round_trips_a_written_caffemodel(tmp_path, v1):
+def test_caffenet_conversion_round_trips_a_written_caffemodel(tmp_path, v1, caplog):
     layers = _known_caffenet(WIDTH)
     src = tmp_path / "tiny.caffemodel"
     _write_caffemodel(src, layers, v1)
@@ -119,9 +120,12 @@ def test_caffenet_conversion_round_trips_a_written_caffemodel(tmp_path, v1):
         np.testing.assert_array_equal(state[f"{ours}.bias"].numpy(), layers[caffe][1])
     # And it loads strictly into the network through the normal path.
     net = build_backbone("caffenet", width=WIDTH)
-    rec = load_pretrained(net, "caffenet", str(out))
+    with caplog.at_level(logging.INFO, logger="reid_bench.weights"):
+        rec = load_pretrained(net, "caffenet", str(out))
     assert torch.equal(net.fc[3].weight, torch.from_numpy(layers["fc7"][0]))
     assert rec.sha256 == store.sha256(out)
+    # The load is logged (shown by the CLI's console handler), naming the file's hash.
+    assert caplog.messages == [f"  caffenet: loaded {rec.source} (sha256 {rec.sha256[:12]})"]
 
 
 def test_caffenet_conversion_rejects_other_nets_and_wrong_sha1(tmp_path):
@@ -350,3 +354,26 @@ def test_weights_list_runs_offline_and_lists_every_set(no_caches, monkeypatch):
     assert res.exit_code == 0 and res.output.strip() == str(d / "vgg16.pth")
     res = CliRunner().invoke(main, ["weights", "path", "caffenet"])
     assert res.exit_code == 1 and "weights convert caffenet" in res.output
+
+
+def test_weights_fetch_shows_each_download_as_it_starts(no_caches, monkeypatch):
+    """``store.fetch`` logs the download; ``weights fetch`` prints that record before the
+    file's path (the CLI installs the console handler)."""
+    import huggingface_hub
+    from click.testing import CliRunner
+
+    from reid_bench.cli import main
+    from reid_bench.weights import get
+
+    fetched: list[str] = []
+    monkeypatch.setattr(store, "locate", lambda name: None)
+    monkeypatch.setattr(store, "offline_reason", lambda host: "")
+    # resnet50 comes through timm from the Hugging Face hub: the download is faked.
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download",
+                        lambda repo, file: fetched.append(repo) or f"/hf/{repo}/{file}")
+    res = CliRunner().invoke(main, ["weights", "fetch", "resnet50"])
+    assert res.exit_code == 0, res.output
+    ws = get("resnet50")
+    assert len(fetched) == 1
+    assert res.output.splitlines() == [f"resnet50: downloading {ws.library} {ws.tag} …",
+                                       f"resnet50: /hf/{fetched[0]}/model.safetensors"]

@@ -4,10 +4,10 @@ hand the pending cells to torchrun, Slurm, or several local processes (one per G
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
-from collections.abc import Callable
 from typing import Any
 
 from .. import results
@@ -16,14 +16,15 @@ from ..plan import Cell
 from ..runner import RunOptions
 from . import options_to_dict, pending_cells
 
+log = logging.getLogger(__name__)
+
 
 def accel_options(precision: str, channels_last: bool, compile: bool) -> AccelOptions:
     """``--precision``, ``--channels-last``, ``--compile`` → AccelOptions."""
     return AccelOptions(precision=precision, channels_last=channels_last, compile=compile)
 
 
-def local_pool(spec_path: str, cells: list[Cell], opts: RunOptions, nproc: int,
-               log: Callable[[str], None]) -> int:
+def local_pool(spec_path: str, cells: list[Cell], opts: RunOptions, nproc: int) -> int:
     """Run ``cells`` with ``nproc`` independent local processes, process i on GPU i (via
     CUDA_VISIBLE_DEVICES); they share the cells through the per-cell lease. Returns 0 if
     every process finished with all its cells ok."""
@@ -39,8 +40,8 @@ def local_pool(spec_path: str, cells: list[Cell], opts: RunOptions, nproc: int,
         if torch.cuda.is_available():
             env["CUDA_VISIBLE_DEVICES"] = str(i)
         env["REID_BENCH_PROCS_PER_NODE"] = str(nproc)  # shares the CPUs' loader workers
-        log(f"local process {i + 1}/{nproc}" + (f" on GPU {i}" if torch.cuda.is_available()
-                                                 else ""))
+        log.info("local process %d/%d%s", i + 1, nproc,
+                 f" on GPU {i}" if torch.cuda.is_available() else "")
         procs.append(subprocess.Popen([sys.executable, "-m", "reid_bench.launch.worker",
                                        "--spec", str(spec_path), "--cells", refs,
                                        "--options", opt], env=env))
@@ -49,21 +50,21 @@ def local_pool(spec_path: str, cells: list[Cell], opts: RunOptions, nproc: int,
 
 
 def dispatch(spec_path: str, spec: Any, cells: list[Cell], opts: RunOptions,
-             slurm: dict[str, Any], log: Callable[[str], None]) -> int:
+             slurm: dict[str, Any]) -> int:
     """Run ``cells`` with ``opts.launcher`` (torchrun | slurm | local with nproc > 1); returns
-    the exit code for ``reid-bench run``."""
+    the exit code for ``reid-bench run``. Progress is logged."""
     csv = results.table_csv(opts.results_dir, spec.paper.id, spec.table.id)
     todo = pending_cells(spec, opts, cells)
-    log(f"{len(todo)} of {len(cells)} cell(s) pending")
+    log.info("%d of %d cell(s) pending", len(todo), len(cells))
     if not todo:
         return 0
     if opts.launcher == "torchrun":
         from .torchrun import run_torchrun
 
-        outcomes = run_torchrun(spec_path, todo, options_to_dict(opts), opts.nproc, log)
+        outcomes = run_torchrun(spec_path, todo, options_to_dict(opts), opts.nproc)
         bad = [cid for cid, rc in outcomes if rc != 0]
         for cid in bad:
-            log(f"  not ok: {cid} (see {csv})")
+            log.warning("  not ok: %s (see %s)", cid, csv)
         return 1 if bad else 0
     if opts.launcher == "slurm":
         from .slurm import load_site_config, submit
@@ -75,8 +76,9 @@ def dispatch(spec_path: str, spec: Any, cells: list[Cell], opts: RunOptions,
         jobs = submit(spec_path, todo, options_to_dict(opts), cfg,
                       name=f"reid-{spec.paper.id}-{spec.table.id}")
         ids = [str(j.job_id) for j in jobs]
-        log(f"submitted {len(jobs)} Slurm task(s): {', '.join(ids[:5])}"
-            + (" …" if len(ids) > 5 else ""))
-        log(f"follow with: reid-bench status {spec_path} --results-dir {opts.results_dir}")
+        log.info("submitted %d Slurm task(s): %s%s", len(jobs), ", ".join(ids[:5]),
+                 " …" if len(ids) > 5 else "")
+        log.info("follow with: reid-bench status %s --results-dir %s", spec_path,
+                 opts.results_dir)
         return 0
-    return local_pool(spec_path, todo, opts, opts.nproc, log)
+    return local_pool(spec_path, todo, opts, opts.nproc)

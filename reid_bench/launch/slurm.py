@@ -122,8 +122,11 @@ def run_cell_job(spec_path: str, ref: dict, options: dict[str, Any], nproc: int 
     """One array task: run one cell (DDP under torchrun when ``nproc`` > 1). Returns
     {"cell": <the cell's key dict>, "ok": bool, ...}."""
     if nproc > 1:
+        from ..console import ensure
         from ..spec import load_spec
         from .torchrun import run_torchrun
+
+        ensure(quiet=bool(options.get("quiet")))  # the launcher's lines in the task's log
 
         # run_torchrun records the cell failed, with the failing rank's traceback, if a rank
         # dies (docs/reliability.md).

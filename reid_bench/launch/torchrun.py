@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import collections
 import json
+import logging
 import os
 import shutil
 import signal
@@ -20,12 +21,14 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ..plan import Cell, CellKey
 from . import jobfiles
+
+log = logging.getLogger(__name__)
 
 
 def torchrun_command(spec_path: str, cells: Cell | Sequence[Cell], options: dict[str, Any],
@@ -107,15 +110,15 @@ def _record_failed(spec_path: str, cell: Cell, options: dict[str, Any], msg: str
            {"config": config, "traceback": tb}, opts, torch.device(opts.device))
 
 
-def run_torchrun(spec_path: str, cells: Sequence[Cell], options: dict[str, Any], nproc: int,
-                 log: Callable[[str], None] = print) -> list[tuple[str, int]]:
+def run_torchrun(spec_path: str, cells: Sequence[Cell], options: dict[str, Any],
+                 nproc: int) -> list[tuple[str, int]]:
     """Run ``cells`` under torchrun (one job, relaunched after a failed cell); returns
     [(cell id, 0 if the results record it ok else 1)] in the order of ``cells``."""
     remaining = list(cells)
     root = Path(options["results_dir"]) / "_jobs"
     root.mkdir(parents=True, exist_ok=True)
     while remaining:
-        log(f"torchrun: {len(remaining)} cell(s) with {nproc} process(es)")
+        log.info("torchrun: %d cell(s) with %d process(es)", len(remaining), nproc)
         job = Path(tempfile.mkdtemp(prefix="torchrun-", dir=root))
         try:
             started = time.time()
@@ -144,8 +147,8 @@ def run_torchrun(spec_path: str, cells: Sequence[Cell], options: dict[str, Any],
                     if found is not None:
                         _record_failed(spec_path, by_key[ck], options, found[0], found[1],
                                        culprit["t"])
-                    log(f"  failed: {by_key[ck].id}"
-                        + (f" — {found[0]}" if found else ""))
+                    log.warning("  failed: %s%s", by_key[ck].id,
+                                f" — {found[0]}" if found else "")
             done = set(ended) | {ck}
             remaining = [c for c in remaining if c.key not in done]
         finally:

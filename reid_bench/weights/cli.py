@@ -90,10 +90,14 @@ def path(name):
 @click.argument("names", nargs=-1, type=click.Choice(registry.names()))
 def fetch(names):
     """Download NAMES (default: all) through timm / torchvision into their normal caches."""
+    from ..console import configure
+
+    # store.fetch logs each download: shown here as the command's progress.
+    click.get_current_context().call_on_close(configure(click.echo))
     failed = 0
     for name in names or registry.names():
         try:
-            hit = store.fetch(name, log=click.echo)
+            hit = store.fetch(name)
             click.echo(f"{name}: {hit.path}")
         except store.WeightsError as exc:
             failed += 1

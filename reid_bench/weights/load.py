@@ -10,6 +10,7 @@ fc6 random in silence.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass
@@ -20,6 +21,8 @@ from torch import nn
 
 from . import registry, store
 from .store import WeightsError
+
+log = logging.getLogger(__name__)
 
 _records: ContextVar[list | None] = ContextVar("weights_records", default=None)
 _skip: ContextVar[bool] = ContextVar("weights_skip", default=False)
@@ -105,7 +108,7 @@ def load_strict(module: nn.Module, state: dict[str, torch.Tensor], *,
     module.load_state_dict(state, strict=False)
 
 
-def load_pretrained(module: nn.Module, name: str, pretrained: str, log=print) -> Loaded | None:
+def load_pretrained(module: nn.Module, name: str, pretrained: str) -> Loaded | None:
     """Load the ``pretrained`` weights of backbone ``name`` into ``module`` strictly.
 
     ``pretrained``: "none" (nothing), "imagenet" (the weight set, found or fetched by
@@ -115,7 +118,7 @@ def load_pretrained(module: nn.Module, name: str, pretrained: str, log=print) ->
         return None
     ws = registry.get(name)
     if pretrained == "imagenet":
-        located = store.fetch(name, log=log)
+        located = store.fetch(name)
     else:
         p = Path(pretrained).expanduser()
         if not p.is_file():
@@ -131,7 +134,7 @@ def load_pretrained(module: nn.Module, name: str, pretrained: str, log=print) ->
                            f"delete it and run `reid-bench weights fetch {name}`")
     state = read_state_dict(located.path)
     load_strict(module, state, head=ws.head, where=f"{name} weights {located.path}")
-    log(f"  {name}: loaded {rec.source} (sha256 {rec.sha256[:12]})")
+    log.info("  %s: loaded %s (sha256 %s)", name, rec.source, rec.sha256[:12])
     records = _records.get()
     if records is not None:
         records.append(rec)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import socket
 import threading
@@ -30,6 +31,8 @@ from pathlib import Path
 
 from ..errors import ReidBenchError
 from . import registry
+
+log = logging.getLogger(__name__)
 
 ENV_DIR = "REID_BENCH_WEIGHTS_DIR"
 _overrides: ContextVar[dict[str, str] | None] = ContextVar("weights_overrides", default=None)
@@ -189,9 +192,9 @@ def _download_host(ws: registry.WeightSet) -> str:
     return "dl.caffe.berkeleyvision.org"
 
 
-def fetch(name: str, log=print) -> Located:
+def fetch(name: str) -> Located:
     """Make the weights of ``name`` local, downloading through timm / torchvision into their
-    normal caches when needed. CaffeNet cannot be fetched (no library ships it): the error
+    normal caches when needed (the download is logged). CaffeNet cannot be fetched (no library ships it): the error
     says how to convert it."""
     hit = locate(name)
     if hit is not None:
@@ -203,7 +206,7 @@ def fetch(name: str, log=print) -> Located:
     if why:
         raise WeightsError(f"{name}: ImageNet weights ({ws.library} {ws.tag}) are not cached "
                            f"and cannot be downloaded ({why}); {fixes(name)}")
-    log(f"{name}: downloading {ws.library} {ws.tag} …")
+    log.info("%s: downloading %s %s …", name, ws.library, ws.tag)
     if ws.library == "timm":
         from huggingface_hub import hf_hub_download
 
