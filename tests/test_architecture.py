@@ -91,7 +91,7 @@ LAYERS = [
      "train", "artifacts", "trained", "fingerprint", "method", "embed", "models"},
     {"spec", "overrides", "alternatives", "variants", "shakedown", "plan", "results", "lease",
      "cellrow", "status", "estimate", "selection", "quotes", "data_check"},
-    {"runner", "launch"},
+    {"runner", "cellfit", "launch"},
     {"report", "compare"},
     {"cli", "__main__"},
 ]

@@ -212,7 +212,7 @@ def run(spec_paths, rows, seeds, smoke, dry_run, results_dir, data_root, device,
             rc = dispatch(str(spec_path), spec, cells, opts,
                           {"partition": slurm_partition, "time": slurm_time, "gpus": slurm_gpus,
                            "array_parallelism": slurm_array_parallelism,
-                           "site_config": site_config}, echo)
+                           "site_config": site_config})
             failed_any |= rc != 0
             continue
         runner = Runner(spec, opts)
