@@ -119,9 +119,9 @@ def accel_info(acc: Any) -> dict[str, Any]:
 def default_num_workers(device: str) -> tuple[int, str]:
     """``reid-bench run``'s default ``--num-workers`` (the loader users get) and where it came
     from. A callable or None default (an "auto" value) is resolved the way the CLI would."""
-    from reid_bench import cli
+    from reid_bench.cli import main
 
-    param = next((p for p in cli.run.params if p.name == "num_workers"), None)
+    param = next((p for p in main.commands["run"].params if p.name == "num_workers"), None)
     value = getattr(param, "default", 0) if param is not None else 0
     if callable(value):
         value = value()
