@@ -303,7 +303,12 @@ def test_offline_error_is_fast_and_names_the_fixes(no_caches, monkeypatch):
 def test_unreachable_host_is_detected_within_the_timeout(monkeypatch):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("REID_BENCH_OFFLINE", raising=False)
-    monkeypatch.setattr(store.socket, "create_connection", lambda *a, **k: time.sleep(30))
+
+    def hang(*a, **k):  # a host that never answers: hangs past the timeout, then times out
+        time.sleep(3)
+        raise TimeoutError("timed out")
+
+    monkeypatch.setattr(store.socket, "create_connection", hang)
     t0 = time.monotonic()
     why = store.offline_reason("example.invalid", timeout=0.2)
     assert time.monotonic() - t0 < 2 and "unreachable" in why
