@@ -39,6 +39,19 @@ def own_cache(tmp_path, monkeypatch) -> Path:
     return path
 
 
+@pytest.fixture()
+def no_caches(tmp_path, monkeypatch) -> Path:
+    """Empty torch hub / HF / reid-bench weight caches and no weights dir: a weight set is found
+    only where the test puts it."""
+    from reid_bench.weights import store
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.delenv(store.ENV_DIR, raising=False)
+    monkeypatch.setattr(store, "_hf_cached", lambda tag: None)
+    return tmp_path
+
+
 @pytest.fixture(scope="session")
 def shared_data_root(tmp_path_factory) -> Path:
     """One data root per test session, so the synthetic dataset is generated once."""

@@ -277,16 +277,6 @@ def test_vgg16_has_exactly_one_dropout_before_its_classifier(method):
 # ------------------------------------------------------------------ lookup and offline
 
 
-@pytest.fixture()
-def no_caches(tmp_path, monkeypatch):
-    """Empty torch hub / HF / reid-bench caches, no weights dir."""
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    monkeypatch.delenv(store.ENV_DIR, raising=False)
-    monkeypatch.setattr(store, "_hf_cached", lambda tag: None)
-    return tmp_path
-
-
 def test_offline_error_is_fast_and_names_the_fixes(no_caches, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     t0 = time.monotonic()

@@ -45,12 +45,8 @@ def tv_resnet50(tmp_path_factory):
 
 
 @pytest.fixture()
-def env(tmp_path, monkeypatch):
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    monkeypatch.delenv(store.ENV_DIR, raising=False)
-    monkeypatch.setattr(store, "_hf_cached", lambda tag: None)
-    return write_spec(tmp_path, SPEC, "papers/wdemo/table1.yaml")
+def env(no_caches):
+    return write_spec(no_caches, SPEC, "papers/wdemo/table1.yaml")
 
 
 def _run(spec, results, data_root, *extra):
