@@ -387,3 +387,19 @@ def test_mixed_provenance_is_flagged(tmp_path):
     upsert_row(csv, base | {"row": "VGG16 (I)", "git_commit": "a" * 40,
                             "dataset_fingerprint": "f1", "cell_id": "x2"})
     assert table_view(spec, tmp_path, with_plots=False).mixed_provenance == []
+
+
+def test_mixed_provenance_is_flagged_on_a_subset_page(tmp_path):
+    """A page showing a non-canonical variant (here a --subset run, shown when the canonical
+    cells have no result) warns about mixed provenance too: its provenance rows are that
+    variant's."""
+    spec = load_spec(ROOT / "papers" / "verif_identif" / "table2.yaml")
+    csv = table_csv(tmp_path, spec.paper.id, spec.table.id)
+    base = {"paper": spec.paper.id, "table": spec.table.id, "dataset": "market", "seed": 0,
+            "smoke": False, "synthetic": False, "status": "ok", "rank1": 50.0, "mAP": 30.0,
+            "torch": "2.14.1", "device_name": "cpu", "variant": "subset", "subset": True}
+    upsert_row(csv, base | {"row": "ResNet-50 (I)", "git_commit": "a" * 40, "cell_id": "x1"})
+    upsert_row(csv, base | {"row": "VGG16 (I)", "git_commit": "b" * 40, "cell_id": "x2"})
+    v = table_view(spec, tmp_path, with_plots=False)
+    assert v.variant == "subset"
+    assert "2 code versions" in " ".join(v.mixed_provenance)

@@ -111,3 +111,20 @@ def test_flags_and_full_reasons_in_html_markdown_json(tmp_path):
     assert nums and all(n["flags"] == ["smoke recipe", "subset"] for n in nums)
     assert all(n["verdict"] == "not comparable" and n["would_be"] == "reproduced" for n in nums)
     assert js["tables"][0]["flags"] == ["smoke recipe", "subset"]
+
+
+def test_every_verdict_has_a_latex_mark_and_an_edited_row_renders(tmp_path):
+    """A verdict without a LaTeX mark stopped the whole ``--format latex`` report (jinja's
+    StrictUndefined): every verdict has one, and a table with a hand-edited row renders it."""
+    from reid_bench.report.latex import MARKS
+    from reid_bench.report.verdicts import LABELS, SEVERITY
+
+    assert set(MARKS) == set(LABELS) == set(SEVERITY)
+    spec, res = write_toy(tmp_path)
+    csv = table_csv(res, "toy", "table1")
+    df = read_results(csv)
+    df.loc[0, "rank1"] = float(df.loc[0, "rank1"]) + 5  # a hand edit: the row digest breaks
+    df.to_csv(csv, index=False)
+    text = build_report(res, tmp_path / "out", [str(tmp_path / "papers")], fmt="latex").read_text()
+    assert MARKS["edited"] in text and MARKS["stale"] in text  # the legend names every verdict
+    assert sum(MARKS["edited"] in ln for ln in text.splitlines() if "&" in ln) >= 1

@@ -132,3 +132,27 @@ def test_kill_after_first_cell_then_resume_recomputes_nothing(spec_path, tmp_pat
     assert sorted(final["row"]) == ["IDE A", "IDE B"]
     assert final.set_index("row").loc["IDE A", "finished_at"] == done_at
     assert (final["status"] == "ok").all()
+
+
+def test_a_model_reused_from_memory_keeps_its_training_provenance(tmp_path, shared_data_root):
+    """Under --smoke both columns use the one synthetic stand-in, so the second cell reuses the
+    model trained for the first without training: its row still names that model's training
+    (trained_* columns, code fingerprint), not blanks."""
+    from toyspec import register_plugin, tiny_recipe
+
+    register_plugin()
+    row = ("rows:\n  - name: a\n    method: test_tiny\n    published: {market: {rank1: 50.0, "
+           "mAP: 30.0}, duke: {rank1: 50.0, mAP: 30.0}}\n")
+    spec_path = write_spec(tmp_path, toy_spec(
+        row, recipe=tiny_recipe(epochs=1), datasets=(
+            "datasets:\n  market: {name: market1501, eval: {protocol: market}}\n"
+            "  duke: {name: dukemtmc, eval: {protocol: market}}\n")))
+    spec = load_spec(spec_path)
+    runner = Runner(spec, RunOptions(results_dir=tmp_path / "r", data_root=shared_data_root,
+                                     smoke=True))
+    summary = runner.run(plan(spec, smoke=True))
+    assert summary.ok and len(summary.done) == 2
+    df = results.read_results(runner.csv)
+    assert df["train_hash"].nunique() == 1  # one training served both cells
+    for col in ("trained_commit", "trained_at", "trained_device"):
+        assert df[col].notna().all() and df[col].nunique() == 1, col

@@ -21,10 +21,12 @@ from .fmt import FLAG_TEXT
 TEMPLATES = Path(__file__).parent / "templates"
 
 # Verdict marks in text-mode-safe LaTeX (the HTML's symbols are not in pdflatex's fonts).
+# One per verdict (verdicts.LABELS): a verdict without a mark would stop the whole report.
 MARKS = {
     "reproduced": r"$\checkmark$", "better": r"$\blacktriangle$", "worse": r"$\blacktriangledown$",
     "not run": r"$\circ$", "failed": r"$\times$", "quoted": "--", "n/a": r"$\cdot$",
-    "synthetic": r"$\dagger$", "not comparable": r"$\ddagger$",
+    "synthetic": r"$\dagger$", "not comparable": r"$\ddagger$", "edited": r"$\ast$",
+    "stale": r"$\circlearrowright$", "variant": r"$\neq$", "incomplete": r"$\ominus$",
 }
 
 _SPECIAL = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
@@ -80,6 +82,7 @@ def _env() -> jinja2.Environment:
     env.globals["MARKS"] = MARKS
     env.globals["FLAG_TEXT"] = FLAG_TEXT
     env.globals["LABELS"] = verdicts.LABELS
+    env.globals["SEVERITY"] = verdicts.SEVERITY
     return env
 
 

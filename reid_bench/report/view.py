@@ -41,6 +41,12 @@ class Number:
     partial_mean: float | None = None
 
     @property
+    def listed(self) -> bool:
+        """Whether a list of another tier's or variant's numbers shows this one: it has a
+        value or an outcome worth saying (failed, diverged...), not a cell it never ran."""
+        return self.mean is not None or self.status not in ("not run", "quoted", "n/a")
+
+    @property
     def incomplete(self) -> bool:
         return 0 < self.runs < self.planned
 
@@ -166,10 +172,9 @@ class TableView:
     def mixed_provenance(self) -> list[str]:
         """Warnings when the numbers of this table do not share one provenance: more than one
         code version, uncommitted changes, more than one dataset fingerprint per column, more
-        than one torch version or device."""
-        cells = [p for p in self.provenance if p.get("status") == "ok"
-                 and p.get("tier", self.tier) == self.tier
-                 and (p.get("variant") or "") == self.variant]
+        than one torch version or device. (``provenance`` holds only the shown tier and
+        variant.)"""
+        cells = [p for p in self.provenance if p.get("status") == "ok"]
         out = []
 
         def distinct(key: str, among=cells) -> list[str]:
