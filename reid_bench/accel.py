@@ -45,7 +45,6 @@ import torch
 from .strict import Strict
 
 Precision = Literal["fp32", "tf32", "bf16", "fp16"]
-PRECISIONS: tuple[str, ...] = ("fp32", "tf32", "bf16", "fp16")
 #: The precision every paper in papers/ trained in (see the module docstring).
 PAPER_PRECISION = "fp32"
 _AMP_DTYPE = {"bf16": "bfloat16", "fp16": "float16"}

@@ -39,7 +39,7 @@ def check_alternatives(spec: Spec) -> list[tuple]:
                     if block == "params":
                         m.Params.model_validate({**r.params, sub: alt})
                     else:
-                        v, _ = spec_recipe_with(spec, r, tuple(sub.split(".")), alt)
+                        v = spec_recipe_with(spec, r, tuple(sub.split(".")), alt)
                         m.Recipe.model_validate(v)
             except ValidationError as exc:
                 first = exc.errors()[0]
@@ -47,9 +47,8 @@ def check_alternatives(spec: Spec) -> list[tuple]:
     return errs
 
 
-def spec_recipe_with(spec: Spec, row: Row, path: tuple, value: Any) -> tuple[dict, dict]:
+def spec_recipe_with(spec: Spec, row: Row, path: tuple, value: Any) -> dict:
     """The resolved recipe values of ``row`` with ``path`` set to ``value``."""
     tree = deep_merge(spec.recipe, row.recipe)
     tree = deep_merge(tree, nest(path, {"value": value, "assumed": "alternative"}))
-    values, prov, _ = untrace(tree)
-    return values, prov
+    return untrace(tree)[0]

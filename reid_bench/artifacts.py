@@ -48,12 +48,11 @@ class ArtifactCache:
         to fill a temporary folder and publish it atomically. ``build`` may raise: nothing is
         published then."""
         final = self.path_for(kind, config)
-        reuse_ok = not self.refresh or final in self._fresh
-        if reuse_ok and (final / "config.json").is_file():
+        if self.reusable(final):
             return final
         final.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(str(final) + ".lock"):
-            if reuse_ok and (final / "config.json").is_file():
+            if self.reusable(final):
                 return final
 
             def fill(tmp: Path) -> None:
@@ -65,6 +64,12 @@ class ArtifactCache:
             atomic.build_dir(final, fill, replace=True)
             self._fresh.add(final)
         return final
+
+    def reusable(self, final: Path) -> bool:
+        """Whether the artefact folder ``final`` (a ``path_for``) is complete and may be
+        returned as is: always, unless ``refresh`` and this process has not rebuilt it yet."""
+        return ((not self.refresh or final in self._fresh)
+                and (final / "config.json").is_file())
 
     def exists(self, kind: str, config: dict) -> bool:
         return (self.path_for(kind, config) / "config.json").is_file()

@@ -103,3 +103,50 @@ def ensure(*, quiet: bool = False, silent: bool = False) -> None:
         print(msg, flush=True)
 
     configure(echo, quiet=quiet, level=logging.WARNING if silent else logging.INFO)
+
+
+def output_safe(log: Any, on_close: Any = None) -> Any:
+    """``log`` wrapped so that an output error (``run … | head`` closing the pipe: broken pipe,
+    EPIPE, a closed or full terminal) never propagates into the cell being run, where it would
+    be recorded as the cell's failure. After the first such error the console stays quiet and
+    the run goes on writing results; one notice goes to stderr if it is still open.
+    ``on_close()`` runs once then (the CLI points stdout at /dev/null with ``quiet_stdout``).
+    """
+    if getattr(log, "_output_safe", False):
+        return log
+    state = {"closed": False}
+
+    def safe(msg: str) -> None:
+        if state["closed"]:
+            return
+        try:
+            log(msg)
+        except (BrokenPipeError, ValueError, OSError) as exc:
+            if isinstance(exc, ValueError) and "closed file" not in str(exc):
+                raise
+            state["closed"] = True
+            if on_close is not None:
+                on_close()
+            import sys
+
+            try:
+                print(f"reid-bench: console output closed ({type(exc).__name__}); the run "
+                      "continues and still records every result", file=sys.stderr)
+            except (OSError, ValueError):
+                pass
+
+    safe._output_safe = True  # type: ignore[attr-defined]
+    return safe
+
+
+def quiet_stdout() -> None:
+    # Point stdout at /dev/null so the interpreter's final flush does not raise again.
+    import os
+    import sys
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass

@@ -176,6 +176,15 @@ def check_datasets(names: list[str] | None, data_root, deep: bool = False,
     return rows, not any(r["status"] in bad for r in rows)
 
 
+def load_verified(name: str, data_root: Path, options: dict[str, Any], *,
+                  subset: bool = False) -> ReidDataset:
+    """Registered dataset ``name`` loaded from ``data_root`` with ``options``, as a run uses it:
+    checked with ``verify_loaded`` (counts too, unless ``subset``)."""
+    ds = load_dataset(name, data_root, **options)
+    verify_loaded(ds, name, options, counts=not subset)
+    return ds
+
+
 def verify_loaded(ds: ReidDataset, name: str, options: dict[str, Any] | None = None,
                   counts: bool = True) -> None:
     """Fail in seconds if the loaded dataset ``ds`` (registered ``name``, loader ``options``)

@@ -26,7 +26,7 @@ from pydantic import BaseModel
 from . import results
 from .errors import DatasetError
 from .hashing import stable_hash
-from .plan import cell_config
+from .plan import cell_config, training_key
 from .recipe import OptimRecipe
 from .textable import text_table
 
@@ -82,38 +82,14 @@ def optim_stages(recipe: BaseModel, prefix: str = "") -> Iterator[tuple[str, Opt
             yield from optim_stages(value, f"{prefix}{name}.")
 
 
-# CUHK03 as released: 14,097 images of 1,467 identities. The classic protocol's training split
-# (1,367 ids) has a per-split image count; about the ids' share of the images.
-CUHK03_IMAGES, CUHK03_IDS = 14097, 1467
-
-
 def published_train_images(name: str, options: dict) -> tuple[int | None, str]:
     """(training images of registered dataset ``name`` by its published statistics, or None;
-    a note when the number is an approximation)."""
-    if name in ("market1501", "market1501_500k"):
-        from .data.market1501 import MARKET1501_EXPECTED
+    a note when the number is an approximation): the dataset's ``train_images`` declaration
+    (``reid_bench.data.base``)."""
+    from .registry import DATASETS
 
-        return MARKET1501_EXPECTED["train"]["images"], ""
-    if name == "dukemtmc":
-        from .data.dukemtmc import DUKEMTMC_EXPECTED
-
-        return DUKEMTMC_EXPECTED["train"]["images"], ""
-    if name == "cuhk03":
-        from .data.cuhk03 import CUHK03_EXPECTED
-
-        key = (options.get("protocol", "new"), options.get("images", "detected"))
-        train = CUHK03_EXPECTED.get(key, {}).get("train", {})
-        if "images" in train:
-            return train["images"], ""
-        if "ids" in train:
-            n = round(CUHK03_IMAGES * train["ids"] / CUHK03_IDS)
-            return n, f"≈ {train['ids']:,} of {CUHK03_IDS:,} ids' share of {CUHK03_IMAGES:,} images"
-        return None, ""
-    if name == "synthetic":
-        from .data.synthetic import SyntheticOptions
-
-        return SyntheticOptions(**options).expected()["train"]["images"], ""
-    return None, ""
+    declared = DATASETS.info(name).get("train_images") if name in DATASETS else None
+    return declared(options) if declared is not None else (None, "")
 
 
 class Estimator:
@@ -145,12 +121,11 @@ class Estimator:
 
     def _load(self, name: str, options: dict) -> Any:
         """The dataset as the runner loads it, checked the same way (counts unless --subset)."""
-        from .data.base import load_dataset, resolve_data_root
-        from .data_check import verify_loaded
+        from .data.base import resolve_data_root
+        from .data_check import load_verified
 
-        ds = load_dataset(name, resolve_data_root(self.opts.data_root), **options)
-        verify_loaded(ds, name, options, counts=not self.opts.subset)
-        return ds
+        return load_verified(name, resolve_data_root(self.opts.data_root), options,
+                             subset=self.opts.subset)
 
     def cell(self, cell: Any) -> CellEstimate:
         from .registry import METHODS
@@ -170,8 +145,7 @@ class Estimator:
             factor = method.epoch_images(recipe, name)
             est.stages.append(Stage(name, optim.epochs,
                                     None if n is None else int(math.ceil(n * factor))))
-        tkey = stable_hash({"method": cell.row.method, "params": method.training_key(params),
-                            "recipe": config["recipe"], "dataset": src, "seed": cell.seed})
+        tkey = stable_hash(training_key(cell, config, method, params))
         if tkey in self.seen:
             est.shared_with = self.seen[tkey]
         else:

@@ -67,11 +67,12 @@ def spec_parts(spec: Any) -> list[str]:
 
 def set_parts(overrides: dict[str, Any]) -> list[str]:
     """``set:<key>=<value>`` parts of ``overrides`` (values as compact JSON, text as is)."""
-    return [f"set:{k}={_text(v)}" for k, v in sorted(overrides.items())]
+    return [f"set:{k}={spell(v)}" for k, v in sorted(overrides.items())]
 
 
-def _text(v: Any) -> str:
-    return v if isinstance(v, str) else json.dumps(v, separators=(",", ":"))
+def spell(value: Any) -> str:
+    """A value as written in a variant part: strings as they are, anything else as JSON."""
+    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
 
 
 def describe_variant(variant: str, baseline: dict[str, Any] | None = None) -> list[str]:
@@ -82,7 +83,7 @@ def describe_variant(variant: str, baseline: dict[str, Any] | None = None) -> li
     out = []
     sets = [p[4:] for p in parts if p.startswith("set:")]
     if baseline:
-        sets = [s + (f" (spec: {_text(baseline[k])})" if (k := s.partition("=")[0]) in baseline
+        sets = [s + (f" (spec: {spell(baseline[k])})" if (k := s.partition("=")[0]) in baseline
                      else "") for s in sets]
     if sets:
         out.append("deviates from the paper's recipe: " + ", ".join(sets) + " (--set)")
@@ -119,7 +120,7 @@ def parse_sets(items: Iterable[str]) -> dict[str, Any]:
             value = yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError as exc:
             raise OverrideError(f"--set {key}: value {raw!r} is not valid YAML ({exc})") from None
-        if ";" in key or ";" in _text(value):
+        if ";" in key or ";" in spell(value):
             raise OverrideError(f"--set {key}: ';' is not allowed in keys or values")
         if key.split(".")[0] == "eval":
             raise OverrideError(f"--set {key}: evaluation settings follow the paper's protocol "

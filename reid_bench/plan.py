@@ -218,3 +218,13 @@ def weights_key(row: Row, recipe: dict, weights: Mapping[str, str] | None) -> di
     if name not in weights or pretrained != "imagenet":
         return {}
     return {"weights": {name: sha256(Path(weights[name]))}}
+
+
+def training_key(cell: Cell, config: dict[str, Any], method: Any, params: Any) -> dict[str, Any]:
+    """What of ``cell``'s ``config`` (``cell_config``) determines its trained model: the method,
+    the params that change training (``method.training_key``), the recipe, the training data
+    source and the seed. Cells with equal keys share one training; the runner adds what it
+    learns at run time (dataset fingerprint, speed switches, weights)."""
+    return {"method": cell.row.method, "params": method.training_key(params),
+            "recipe": config["recipe"],
+            "dataset": config["train_dataset"] or config["dataset"], "seed": cell.seed}

@@ -28,19 +28,24 @@ from .artifacts import ArtifactCache
 from .cellfit import FitSettings, fit_or_load
 from .cellrow import record
 from .console import progress
-from .data.base import ReidDataset, load_dataset, resolve_data_root
+from .data.base import ReidDataset, resolve_data_root
 from .data.samplers import default_num_workers
+from .data_check import load_verified
 from .errors import DatasetError, DivergedError, RegistryError
 from .faults import fault_point
 from .hashing import stable_hash
 from .method import Method
-from .plan import Cell, cell_config
+from .plan import Cell, cell_config, training_key
 from .registry import METHODS
 from .spec import Spec
 from .train import LoopSettings
 from .weights.store import WeightsError
 
 log = logging.getLogger(__name__)
+
+# The ``details`` entries that describe a trained model (cellfit.fit_or_load fills them); a
+# cell reusing the model from memory records the same.
+_TRAINED_PROVENANCE = ("code_fingerprint", "trained_artifact", "trained", "weights")
 
 
 @dataclass
@@ -109,21 +114,18 @@ class Runner:
         self.num_workers = (default_num_workers(self.device) if opts.num_workers is None
                             else opts.num_workers)
         self._datasets: dict[str, ReidDataset] = {}
-        self._trained: dict[str, torch.nn.Module] = {}
-        self._trained_weights: list[dict] = []  # weights provenance of the model in _trained
+        # The latest trained model, by training hash, with its provenance ``details`` entries.
+        self._trained: dict[str, tuple[torch.nn.Module, dict[str, Any]]] = {}
         self._mean_colour: dict[str, tuple[float, float, float]] = {}  # by dataset fingerprint
 
     # ---------------------------------------------------------------- resolution
     def load(self, name: str, options: dict) -> ReidDataset:
         key = stable_hash([name, options])
         if key not in self._datasets:
-            from .data_check import verify_loaded
-
-            ds = load_dataset(name, self.data_root, **options)
             # Fail in seconds on a half-extracted or relabelled dataset, not after an epoch.
             # A deliberate --subset is checked for layout (the loader) and images, not counts.
-            verify_loaded(ds, name, options, counts=not self.opts.subset)
-            self._datasets[key] = ds
+            self._datasets[key] = load_verified(name, self.data_root, options,
+                                                subset=self.opts.subset)
         return self._datasets[key]
 
     def cell_config(self, cell: Cell) -> dict[str, Any]:
@@ -142,7 +144,6 @@ class Runner:
                 config = self.cell_config(cell)
                 chash = stable_hash(config)
             except DatasetError as exc:
-                config, chash = {}, ""
                 self._record(cell, {}, "", "not_run", str(exc), time.time(), None)
                 summary.failed.append((cell.id, "not_run", str(exc)))
                 log.info("%s: not run —\n%s", tag, indent(str(exc)))
@@ -210,18 +211,18 @@ class Runner:
         details["dataset_fingerprint"] = ds.fingerprint
         details["synthetic"] = ds.synthetic or train_ds.synthetic
         _seed_everything(cell.seed, self.opts.deterministic)
-        train_key = {"method": cell.row.method, "params": method.training_key(params),
-                     "recipe": config["recipe"], "dataset": tsrc or config["dataset"],
-                     "fingerprint": train_ds.fingerprint, "seed": cell.seed,
+        train_key = {**training_key(cell, config, method, params),
+                     "fingerprint": train_ds.fingerprint,
                      # precision/speed switches, world size, global batch (reid_bench.trained)
-                     **trained_prov.key_extras(self.accel, config["recipe"], self.opts),
+                     **trained_prov.key_extras(self.accel, config["recipe"],
+                                               self.opts.shakedown),
                      **({"weights": config["weights"]} if "weights" in config else {})}
         thash = stable_hash(train_key)
         details["train_hash"] = thash
         details["accel"] = self.accel.as_dict()
         extras = self._extras(recipe, train_ds, method.backbone_name(params))
         shakedown.begin_cell(self.device)
-        model = self._trained.get(thash)
+        model, prov = self._trained.get(thash, (None, {}))
         if model is None:
             from .weights import use_overrides
 
@@ -233,10 +234,11 @@ class Runner:
                     self._shakedown_stages = {thash: stages}
                     if stages is not None:  # a diverged cell keeps its losses too
                         details["shakedown"] = shakedown.summary(stages, self.device)
-            self._trained = {thash: model}  # keep only the latest: bounded memory
-            self._trained_weights = details.get("weights", [])
+            # Keep only the latest (bounded memory), with what a reusing cell records of it.
+            self._trained = {thash: (model, {k: details[k] for k in _TRAINED_PROVENANCE
+                                             if k in details})}
         else:
-            details["weights"] = self._trained_weights
+            details.update(prov)
         embed_inp = method.test_input(recipe)
         from .embed import make_embedder
 

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from .errors import ReidBenchError
+from .spec.discover import find_specs
 
 
 class SelectionError(ReidBenchError):
@@ -31,7 +32,7 @@ def expand_spec_paths(paths: Sequence[str]) -> list[Path]:
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
-            found = sorted(p.glob("**/table*.yaml"))
+            found = find_specs([str(p)])
             if not found:
                 raise SelectionError(f"{p}: no spec files (table*.yaml) in this folder")
             out += found

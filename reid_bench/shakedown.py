@@ -30,7 +30,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from .errors import ReidBenchError
-from .step_probe import begin_cell, collect, peak_memory, step_limit, summary  # noqa: F401
+from .step_probe import begin_cell, collect, summary  # noqa: F401 (re-exported: the runner's API)
 from .strict import Strict
 
 # Small synthetic test split: enough for every protocol's query/gallery logic, cheap to embed

@@ -33,6 +33,10 @@ class CellStatus:
     split: int | None = None  # for columns with ``splits``
 
 
+# Tiers whose config the spec alone determines (see ConfigHashes.current).
+REPLANNABLE_TIERS = ("full", "smoke")
+
+
 class ConfigHashes:
     """The config hash a cell of ``spec`` would be recorded with now: ``status`` and the report
     compare a results row's ``config_hash`` with it to find stale cells (recipe changed)."""
@@ -41,7 +45,12 @@ class ConfigHashes:
         self.spec, self.results_dir = spec, Path(results_dir)
 
     def current(self, cell: Cell, overrides: dict | None = None) -> str | None:
-        """The hash, or None when it cannot be resolved now (e.g. no synthetic stand-in)."""
+        """The hash, or None when it cannot be resolved now (e.g. no synthetic stand-in) or
+        not from the spec alone: a shakedown or smoke-recipe config also depends on the run's
+        flags (steps, batch cap), which the CSV records but this is not given, so those cells
+        are never called stale."""
+        if cell.tier not in REPLANNABLE_TIERS:
+            return None
         opts = PlanOptions(smoke=cell.smoke, overrides=dict(overrides or {}))
         try:
             return config_hash(self.spec, cell, opts)
@@ -82,9 +91,7 @@ def _one(hashes: ConfigHashes, cells_dir: Path, cell: Cell, rec) -> CellStatus:
         err = rec.get("error")
         return CellStatus(**base, state="failed",
                           error=f"{rec['status']}: {err if isinstance(err, str) else ''}")
-    # A shakedown or smoke-recipe config also depends on the run's flags (steps, batch cap),
-    # which the CSV records but status is not given: those cells are never called stale here.
-    stale = cell.tier in ("full", "smoke") and hashes.is_stale(cell, str(rec["config_hash"]))
+    stale = hashes.is_stale(cell, str(rec["config_hash"]))
     return CellStatus(**base, state="stale" if stale else "done")
 
 

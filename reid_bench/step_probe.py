@@ -70,8 +70,9 @@ class StageProbe:
         _sync(self.device)
         self._t = time.perf_counter()
 
-    def loss(self, loss: torch.Tensor) -> None:
-        self.record["losses"].append(float(loss.detach()))
+    def loss(self, value: float) -> None:
+        """The step's loss, already read to the host by the training loop."""
+        self.record["losses"].append(float(value))
 
     def stop(self) -> None:
         _sync(self.device)

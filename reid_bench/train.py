@@ -191,10 +191,11 @@ def train_stage(model: nn.Module, loader: Any, step: StepFn, optim: OptimRecipe,
                 probe.start(batch)
             loss, scalars = step(batch) if fast is None else fast.step(step, batch)
             global_step += 1
+            value = float(loss.detach())  # the step's one host sync: the check and the logs
             if probe is not None:
-                probe.loss(loss)
-            if not torch.isfinite(loss):
-                raise DivergedError(f"[{stage}] loss became {loss.item()} at epoch {epoch}, "
+                probe.loss(value)
+            if not math.isfinite(value):
+                raise DivergedError(f"[{stage}] loss became {value} at epoch {epoch}, "
                                     f"step {global_step}; lower the learning rate or check the "
                                     "data", step=global_step)
             fault_point("train_step")
@@ -213,7 +214,7 @@ def train_stage(model: nn.Module, loader: Any, step: StepFn, optim: OptimRecipe,
             if probe is not None:
                 probe.stop()
             n += 1
-            sums["loss"] = sums.get("loss", 0.0) + float(loss.detach())
+            sums["loss"] = sums.get("loss", 0.0) + value
             for k, v in scalars.items():
                 sums[k] = sums.get(k, 0.0) + float(v)
             if bar is not loader:

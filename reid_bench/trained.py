@@ -82,7 +82,9 @@ def effective_batch(recipe: dict, max_batch: int | None = None) -> dict[str, int
 
 def key_extras(accel: Any, recipe: dict, opts: Any) -> dict[str, Any]:
     """The entries ``Runner`` adds to a training's cache key: switches (with world size) and
-    effective batch. ``accel``: the resolved ``Accel``; ``opts``: ``RunOptions``."""
+    effective batch. ``accel``: the resolved ``Accel``; ``opts``: the run's ``ShakedownOptions``
+    or None (its ``max_batch`` caps the batch; a no-op on a recipe ``shakedown.adjust_recipe``
+    already capped)."""
     d = accel.as_dict()
     return {"accel": {k: v for k, v in d.items() if k != "tag"},
             "world_size": d.get("world_size", 1),

@@ -16,15 +16,13 @@ variants change nothing the trained-model cache is keyed by, so they reuse the t
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
 from .errors import SpecError
-from .overrides import compose_variant
-from .overrides import variant_parts as split_variant
+from .overrides import compose_variant, spell, variant_parts
 from .spec import Row, Spec, deep_merge, untrace
 
 PREFIX = "variant:"
@@ -94,11 +92,6 @@ def traced_values(spec: Spec) -> list[Traced]:
 # Variant strings (results column ``variant``)
 
 
-def spell(value: Any) -> str:
-    """A value as written in a variant part: strings as they are, anything else as JSON."""
-    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
-
-
 def variant_part(key: str, value: Any) -> str:
     """``variant:<key>=<value>``: the part of the results ``variant`` an alternative adds."""
     return f"{PREFIX}{key}={spell(value)}"
@@ -107,7 +100,7 @@ def variant_part(key: str, value: Any) -> str:
 def variant_choices(variant: str) -> list[tuple[str, str]]:
     """``(key, value)`` of each assumption-variant part of ``variant``."""
     out = []
-    for p in split_variant(variant):
+    for p in variant_parts(variant):
         if p.startswith(PREFIX):
             k, _, v = p[len(PREFIX):].partition("=")
             out.append((k, v))
@@ -277,7 +270,7 @@ def apply_variants(spec: Spec, texts: list[str], cells: list, *,
         parts = parts_of.get((c.row.name, c.dataset))
         if parts:
             out.append(Cell(rows[c.row.name], c.dataset, c.seed, c.tier, c.split,
-                            compose_variant(split_variant(c.variant) + parts)))
+                            compose_variant(variant_parts(c.variant) + parts)))
     if not out:
         changed = sorted({r for r, _ in parts_of})
         raise SpecError(f"{spec.path}: --variant {', '.join(texts)} changes none of the planned "

@@ -113,3 +113,12 @@ def test_truncated_image_named(tmp_path):
         ds[0]
     with pytest.raises(DatasetError, match="missing.jpg"):
         ImageDataset([Sample(str(tmp_path / "missing.jpg"), 1, 0)], None, True)[0]
+
+
+def test_imagenet_statistics_are_timms():
+    """The written-out ImageNet mean/std (data.transforms, kept free of a timm import) are the
+    ones the weights' own preprocessing uses."""
+    from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+
+    assert IMAGENET_MEAN == tuple(IMAGENET_DEFAULT_MEAN)
+    assert IMAGENET_STD == tuple(IMAGENET_DEFAULT_STD)

@@ -118,7 +118,7 @@ def run(spec_paths, rows, seeds, smoke, dry_run, results_dir, data_root, device,
 
     from ..cache_dir import use_cache_dir
     from ..console import configure as configure_console
-    from ..integrity import output_safe, quiet_stdout
+    from ..console import output_safe, quiet_stdout
     from ..overrides import compose_variant, parse_sets, set_parts, spec_parts, validate_overrides
     from ..plan import plan
     from ..results import SHRUNK_TIERS
@@ -150,14 +150,16 @@ def run(spec_paths, rows, seeds, smoke, dry_run, results_dir, data_root, device,
     shake = (ShakedownOptions(steps=shakedown_steps, pretrained=pretrained,
                               max_batch=max_batch) if shakedown else None)
     check_device(shake, device)
-    from ..launch.dispatch import accel_options, dispatch
+    from ..accel import AccelOptions
+    from ..launch.dispatch import dispatch
     from ..weights import parse_overrides
 
     opts = RunOptions(results_dir=Path(results_dir), data_root=data_root,
                       device=device, smoke=smoke, force=force,
                       num_workers=num_workers, checkpoint_every=checkpoint_every,
                       deterministic=deterministic,
-                      accel=accel_options(precision, channels_last, compile_),
+                      accel=AccelOptions(precision=precision, channels_last=channels_last,
+                                         compile=compile_),
                       launcher=launcher, nproc=nproc, overrides=overrides,
                       shakedown=shake, subset=subset,
                       checkpoint_minutes=checkpoint_minutes, quiet=quiet,

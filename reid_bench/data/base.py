@@ -7,7 +7,8 @@ A loader is a function registered in ``registry.DATASETS`` under the name specs 
 
 ``register`` may also declare ``check_variants``: the option sets ``reid-bench data check``
 checks the dataset with (default: once with default options; ``[]``: no default location,
-skipped).
+skipped); and ``train_images``: ``options -> (training images or None, note)`` by the
+published statistics, for ``run --dry-run`` estimates (default: counted on disk).
 
 ``root`` is the data root (``--data-root`` / ``$REID_BENCH_DATA`` / ``./data``); the loader looks
 for its own sub-folder(s) under it and raises ``DatasetError`` naming every path it looked at,
@@ -88,6 +89,13 @@ def fingerprint_samples(root: Path, splits: dict[str, Sequence[Sample]]) -> str:
                 rel, size = s.path, -1
             h.update(f"{split}\0{rel}\0{s.pid}\0{s.camid}\0{size}\n".encode())
     return h.hexdigest()[:16]
+
+
+def published_train_images(expected: dict[str, dict[str, int]]
+                           ) -> Callable[[dict], tuple[int | None, str]]:
+    """The ``train_images`` declaration of a dataset whose statistics ``expected`` (split →
+    ids/images) do not depend on loader options."""
+    return lambda options: (expected["train"]["images"], "")
 
 
 def resolve_data_root(data_root: str | os.PathLike | None = None) -> Path:

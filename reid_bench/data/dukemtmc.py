@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 from ..registry import DATASETS
-from .base import ReidDataset
+from .base import ReidDataset, published_train_images
 from .market1501 import NameFormat, find_layout_dir, load_market_layout
 
 DUKE_NAMES = NameFormat(
@@ -40,7 +40,7 @@ def duke_candidates(root: Path) -> list[Path]:
             root / "dukemtmc-reid"]
 
 
-@DATASETS.register("dukemtmc")
+@DATASETS.register("dukemtmc", train_images=published_train_images(DUKEMTMC_EXPECTED))
 def load_dukemtmc(root: Path) -> ReidDataset:
     """DukeMTMC-reID from the data root ``root`` (no options)."""
     found = find_layout_dir("dukemtmc", duke_candidates(root), DUKE_NAMES, DUKEMTMC_SOURCE)

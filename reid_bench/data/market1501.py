@@ -24,7 +24,7 @@ from pathlib import Path
 from ..errors import DatasetError
 from ..registry import DATASETS
 from ._common import find_dataset_dir, list_files, missing_dataset_error
-from .base import ReidDataset, Sample, fingerprint_samples
+from .base import ReidDataset, Sample, fingerprint_samples, published_train_images
 
 
 @dataclass(frozen=True)
@@ -144,7 +144,7 @@ def find_market_dir(root: Path) -> Path:
                            MARKET1501_SOURCE, mq=True)
 
 
-@DATASETS.register("market1501")
+@DATASETS.register("market1501", train_images=published_train_images(MARKET1501_EXPECTED))
 def load_market1501(root: Path) -> ReidDataset:
     """Market-1501 from the data root ``root`` (no options)."""
     return load_market_layout(find_market_dir(root), "market1501", synthetic=False,

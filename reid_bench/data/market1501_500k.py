@@ -26,7 +26,7 @@ from pathlib import Path
 from ..errors import DatasetError
 from ..registry import DATASETS
 from ._common import missing_dataset_error
-from .base import Sample
+from .base import Sample, published_train_images
 from .market1501 import MARKET1501_EXPECTED, MARKET1501_SOURCE, find_market_dir, load_market_layout
 
 CHUNK = 8192
@@ -103,7 +103,8 @@ def distractor_listing_hash(folder: Path) -> tuple[str, int]:
     return h.hexdigest()[:16], sum(counts.values())
 
 
-@DATASETS.register("market1501_500k")
+@DATASETS.register("market1501_500k",
+                   train_images=published_train_images(MARKET1501_EXPECTED))
 def load_market1501_500k(root: Path, sample_seed: int = 0):
     """Market-1501 plus the 500k distractor stream, from data root ``root``. ``sample_seed``
     seeds the order of the distractors (see the module docstring). ``meta["num_distractors"]``

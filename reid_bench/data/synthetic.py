@@ -249,7 +249,8 @@ def synthetic_dir(cache_root: Path, opt: SyntheticOptions) -> Path:
     return cache / LAYOUT_DIR
 
 
-@DATASETS.register("synthetic")
+@DATASETS.register("synthetic", train_images=lambda options: (
+    SyntheticOptions(**options).expected()["train"]["images"], ""))
 def load_synthetic(root: Path, **options) -> ReidDataset:
     """The synthetic dataset (generated into the cache folder; an existing copy under data root
     ``root`` is reused); ``options`` are SyntheticOptions fields (unknown names raise

@@ -9,26 +9,36 @@ JSON dicts of their keys (``plan.CellKey.as_dict``).
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
+
+from pydantic import BaseModel
 
 from .. import results
 from ..plan import Cell, config_hash
 from ..runner import RunOptions
 
+# A worker runs the cells it is given in its own process: how they were launched stays here.
+_NOT_SENT = ("launcher", "nproc")
+
 
 def options_to_dict(opts: RunOptions) -> dict[str, Any]:
-    """``opts`` as a picklable/JSON dict."""
-    accel = opts.accel.model_dump() if opts.accel is not None else None
-    return {"results_dir": str(opts.results_dir),
-            "data_root": str(opts.data_root) if opts.data_root is not None else None,
-            "device": opts.device, "smoke": opts.smoke, "force": opts.force,
-            "num_workers": opts.num_workers, "checkpoint_every": opts.checkpoint_every,
-            "deterministic": opts.deterministic, "accel": accel,
-            "overrides": dict(opts.overrides),
-            "shakedown": opts.shakedown.model_dump() if opts.shakedown is not None else None,
-            "subset": opts.subset, "checkpoint_minutes": opts.checkpoint_minutes,
-            "quiet": opts.quiet, "weights": dict(opts.weights)}
+    """``opts`` as a picklable/JSON dict: every field (so a new option reaches the workers)
+    but ``_NOT_SENT``; paths as strings, the pydantic option models as dicts."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(opts):
+        if f.name in _NOT_SENT:
+            continue
+        v = getattr(opts, f.name)
+        if isinstance(v, Path):
+            v = str(v)
+        elif isinstance(v, BaseModel):
+            v = v.model_dump()
+        elif isinstance(v, dict):
+            v = dict(v)
+        out[f.name] = v
+    return out
 
 
 def options_from_dict(d: dict[str, Any], **over: Any) -> RunOptions:

@@ -1,5 +1,5 @@
-"""The ``reid-bench run`` side of the launchers: turn CLI flags into ``AccelOptions`` and
-hand the pending cells to torchrun, Slurm, or several local processes (one per GPU)."""
+"""The ``reid-bench run`` side of the launchers: hand the pending cells to torchrun, Slurm, or
+several local processes (one per GPU)."""
 
 from __future__ import annotations
 
@@ -11,17 +11,11 @@ import sys
 from typing import Any
 
 from .. import results
-from ..accel import AccelOptions
 from ..plan import Cell
 from ..runner import RunOptions
 from . import options_to_dict, pending_cells
 
 log = logging.getLogger(__name__)
-
-
-def accel_options(precision: str, channels_last: bool, compile: bool) -> AccelOptions:
-    """``--precision``, ``--channels-last``, ``--compile`` → AccelOptions."""
-    return AccelOptions(precision=precision, channels_last=channels_last, compile=compile)
 
 
 def local_pool(spec_path: str, cells: list[Cell], opts: RunOptions, nproc: int) -> int:

@@ -94,17 +94,15 @@ def _failure_of(job: Path, ref: dict, rank0_end: dict | None, output: str, nproc
     return f"rank {first['rank']} of {nproc} failed: {tb.splitlines()[-1]}", tb
 
 
-def _record_failed(spec_path: str, cell: Cell, options: dict[str, Any], msg: str, tb: str,
-                   started: float) -> None:
+def _record_failed(spec: Any, opts: Any, cell: Cell, msg: str, tb: str, started: float) -> None:
+    """Record ``cell`` of ``spec`` failed with ``msg`` and traceback ``tb``, as the runner
+    would (``opts``: the run's ``RunOptions``)."""
     import torch
 
     from ..cellrow import record
     from ..hashing import stable_hash
     from ..plan import cell_config
-    from ..spec import load_spec
-    from . import options_from_dict
 
-    spec, opts = load_spec(spec_path), options_from_dict(options)
     config = cell_config(spec, cell, opts)
     record(spec, cell, config, stable_hash(config), "failed", msg, started, None,
            {"config": config, "traceback": tb}, opts, torch.device(opts.device))
@@ -114,6 +112,11 @@ def run_torchrun(spec_path: str, cells: Sequence[Cell], options: dict[str, Any],
                  nproc: int) -> list[tuple[str, int]]:
     """Run ``cells`` under torchrun (one job, relaunched after a failed cell); returns
     [(cell id, 0 if the results record it ok else 1)] in the order of ``cells``."""
+    from .. import results
+    from ..spec import load_spec
+    from . import options_from_dict
+
+    spec, opts = load_spec(spec_path), options_from_dict(options)
     remaining = list(cells)
     root = Path(options["results_dir"]) / "_jobs"
     root.mkdir(parents=True, exist_ok=True)
@@ -135,17 +138,16 @@ def run_torchrun(spec_path: str, cells: Sequence[Cell], options: dict[str, Any],
                 # is recorded with the error rather than relaunched forever.
                 rank, block = jobfiles.root_cause(output)
                 for c in remaining:
-                    _record_failed(spec_path, c, options, "torchrun job failed before the cell "
+                    _record_failed(spec, opts, c, "torchrun job failed before the cell "
                                    "started", block or output[-4000:], started)
                 break
             ck = CellKey.from_dict(culprit["cell"])
             cend = ended.get(ck)
             if cend is None or cend.get("status") != "ok":
-                found = _failure_of(job, culprit["cell"],
-                                    cend if cend is not None else None, output, nproc)
+                found = _failure_of(job, culprit["cell"], cend, output, nproc)
                 if ck in by_key:
                     if found is not None:
-                        _record_failed(spec_path, by_key[ck], options, found[0], found[1],
+                        _record_failed(spec, opts, by_key[ck], found[0], found[1],
                                        culprit["t"])
                     log.warning("  failed: %s%s", by_key[ck].id,
                                 f" — {found[0]}" if found else "")
@@ -155,10 +157,6 @@ def run_torchrun(spec_path: str, cells: Sequence[Cell], options: dict[str, Any],
             shutil.rmtree(job, ignore_errors=True)
     # What each cell ended as, from the results themselves (cells skipped as done elsewhere,
     # or recorded not_run before they started, included).
-    from .. import results
-    from ..spec import load_spec
-
-    spec = load_spec(spec_path)
     df = results.read_results(results.table_csv(Path(options["results_dir"]), spec.paper.id,
                                                 spec.table.id))
     status = dict(zip(df["cell_id"], df["status"], strict=True)) if len(df) else {}

@@ -59,8 +59,7 @@ class DistributedArtifactCache:
         final = self.base.path_for(kind, config)
         hit = None
         if distributed.is_main():
-            reuse_ok = not self.base.refresh or final in self.base._fresh
-            hit = bool(reuse_ok and (final / "config.json").is_file())
+            hit = self.base.reusable(final)
         hit = distributed.broadcast_object(hit)
         if hit:
             return final

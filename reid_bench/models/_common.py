@@ -45,12 +45,16 @@ def train_image_dataset(ctx: CellContext, inp: InputRecipe) -> ImageDataset:
                         relabel=True)
 
 
-def shuffled_loader(ds, batch_size: int, ctx: CellContext, drop_last: bool = True):
-    """Seeded shuffling loader over ``ds``; keeps the last partial batch when the split is
-    smaller than one batch (tiny smoke datasets)."""
-    drop = drop_last and len(ds) >= batch_size
-    return make_loader(ds, batch_size, shuffle=True, seed=ctx.seed, num_workers=ctx.num_workers,
-                       pin_memory=ctx.device.type == "cuda", drop_last=drop)
+def train_loader(ds, batch_size: int, ctx: CellContext, *, sampler=None, batch_sampler=None):
+    """A training stage's seeded loader over ``ds`` with the cell's workers and pinning:
+    shuffled, or in the order of ``sampler`` (e.g. pairs) or ``batch_sampler`` (e.g. P×K). The
+    last partial batch is dropped unless the epoch is smaller than one batch (tiny smoke
+    datasets)."""
+    drop = batch_sampler is None and len(sampler if sampler is not None else ds) >= batch_size
+    return make_loader(ds, batch_size, shuffle=sampler is None and batch_sampler is None,
+                       seed=ctx.seed, num_workers=ctx.num_workers,
+                       pin_memory=ctx.device.type == "cuda", drop_last=drop,
+                       sampler=sampler, batch_sampler=batch_sampler)
 
 
 def backbone_and_head_groups(backbone: nn.Module, model: nn.Module,

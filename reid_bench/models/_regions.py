@@ -27,9 +27,13 @@ def split_regions(x: torch.Tensor, K: int) -> list[torch.Tensor]:
 
 def crop_regions(x: torch.Tensor, k: torch.Tensor, K: int,
                  size: tuple[int, int]) -> torch.Tensor:
-    """Region ``k[i]`` of each image ``x[i]`` (of K horizontal regions), resized to ``size``."""
-    bounds = region_bounds(x.shape[-2], K)
-    out = [F.interpolate(x[i:i + 1, :, bounds[j][0]:bounds[j][1], :], size=size,
-                         mode="bilinear", align_corners=False)
-           for i, j in enumerate(k.tolist())]
-    return torch.cat(out)
+    """Region ``k[i]`` of each image ``x[i]`` (of K horizontal regions), resized to ``size``.
+    One resize per region index over the images that chose it (bilinear resizing treats each
+    image alone, so this equals resizing image by image)."""
+    out = x.new_empty((x.shape[0], x.shape[1], *size))
+    for j, (a, b) in enumerate(region_bounds(x.shape[-2], K)):
+        idx = (k == j).nonzero(as_tuple=True)[0]
+        if len(idx):
+            out[idx] = F.interpolate(x[idx, :, a:b, :], size=size, mode="bilinear",
+                                     align_corners=False)
+    return out

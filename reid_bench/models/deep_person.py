@@ -27,7 +27,6 @@ import torch.nn.functional as F
 from pydantic import Field, model_validator
 from torch import nn
 
-from ..data.samplers import make_loader
 from ..data.torch_dataset import ImageDataset
 from ..data.transforms import normalize_step
 from ..distributed import gather_with_grad
@@ -36,7 +35,7 @@ from ..recipe import BackboneRecipe, GradClip, InputRecipe, OptimRecipe
 from ..registry import METHODS
 from ..strict import Strict
 from ..train import train_stage
-from ._common import ce_and_acc, classifier, to_device
+from ._common import ce_and_acc, classifier, to_device, train_loader
 from ._losses import batch_hard_triplet_loss
 from ._sampling import IdentityEpochPK
 from .backbones import build_backbone
@@ -234,9 +233,9 @@ class DeepPersonNet(nn.Module):
         return out
 
     def describe(self, x: torch.Tensor, which: str) -> torch.Tensor:
+        if which == "fm":  # the pooled map alone: the branches' layers need not run
+            return self.backbone.feature_map(x).mean(dim=(2, 3))
         f = self.branches(x)
-        if which == "fm":
-            return f["fm"]
         return torch.cat([f[k] for k in ("global_feat", "part_feat") if k in f], dim=1)
 
     def forward(self, x: torch.Tensor):
@@ -280,9 +279,7 @@ def pk_loader(ds: ImageDataset, recipe: DeepPersonRecipe, ctx: CellContext):
     """The training loader: P×K batches (P = batch_size / K), ceil(N_c / P) per epoch."""
     k = recipe.sampler.k
     sampler = IdentityEpochPK(ds.labels, recipe.train.batch_size // k, k, ctx.seed)
-    return make_loader(ds, recipe.train.batch_size, shuffle=False, seed=ctx.seed,
-                       num_workers=ctx.num_workers, pin_memory=ctx.device.type == "cuda",
-                       drop_last=False, batch_sampler=sampler)
+    return train_loader(ds, recipe.train.batch_size, ctx, batch_sampler=sampler)
 
 
 def training_step(model: DeepPersonNet, params: DeepPersonParams, w: DeepPersonLoss,

@@ -45,10 +45,10 @@ from ._common import (
     ModelRecipe,
     ce_and_acc,
     classifier,
-    shuffled_loader,
     softmax_step,
     to_device,
     train_image_dataset,
+    train_loader,
 )
 from .backbones import ResNetBackbone, build_backbone
 
@@ -285,7 +285,7 @@ class FMN(Method):
         def train_grn() -> GRN:
             torch.manual_seed(ctx.seed)
             grn = model.grn.to(ctx.device)
-            train_stage(grn, shuffled_loader(ds, recipe.stage1.batch_size, ctx),
+            train_stage(grn, train_loader(ds, recipe.stage1.batch_size, ctx),
                         softmax_step(grn, ctx.device), recipe.stage1, device=ctx.device,
                         stage="fmn-grn", checkpoint=ctx.work_dir / "grn.ckpt",
                         checkpoint_every=ctx.checkpoint_every)
@@ -302,7 +302,7 @@ class FMN(Method):
         model.freeze_grn()
         # Re-seed: stage 2 draws the same batches whether stage 1 was trained or loaded.
         torch.manual_seed(ctx.seed + 1)
-        loader = shuffled_loader(ds, recipe.stage2.batch_size, ctx)
+        loader = train_loader(ds, recipe.stage2.batch_size, ctx)
         rk = recipe.ranking
 
         def step2(batch):

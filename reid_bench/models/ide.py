@@ -22,9 +22,9 @@ from ._common import (
     ClassifierNet,
     StandardRecipe,
     backbone_and_head_groups,
-    shuffled_loader,
     softmax_step,
     train_image_dataset,
+    train_loader,
 )
 from .backbones import build_backbone
 
@@ -51,7 +51,7 @@ class IDE(Method):
     def fit(self, params: IDEParams, recipe: StandardRecipe, ctx: CellContext) -> IDENet:
         ds = train_image_dataset(ctx, recipe.input)
         model = self.build(params, recipe, ds.num_classes).to(ctx.device)
-        loader = shuffled_loader(ds, recipe.train.batch_size, ctx)
+        loader = train_loader(ds, recipe.train.batch_size, ctx)
 
         train_stage(model, loader, softmax_step(model, ctx.device), recipe.train,
                     device=ctx.device, stage="ide",

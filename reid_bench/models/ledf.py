@@ -40,7 +40,6 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from ..data.samplers import make_loader
 from ..method import CellContext, Method
 from ..recipe import OptimRecipe
 from ..registry import METHODS
@@ -53,10 +52,10 @@ from ._common import (
     backbone_and_head_groups,
     ce_and_acc,
     map_to_image,
-    shuffled_loader,
     softmax_step,
     to_device,
     train_image_dataset,
+    train_loader,
 )
 from ._regions import crop_regions, split_regions
 from ._sampling import RegionPairDataset, RegionPairSampler
@@ -288,10 +287,7 @@ class LEDF(Method):
         sampler = RegionPairSampler(ds.labels, params.K, recipe.pair_ratio, ctx.seed,
                                     per_image=recipe.pair_epoch == "image_pairs")
         bs = recipe.verification.batch_size
-        loader = make_loader(RegionPairDataset(ds), bs, shuffle=False, seed=ctx.seed,
-                             num_workers=ctx.num_workers, sampler=sampler,
-                             pin_memory=ctx.device.type == "cuda",
-                             drop_last=len(sampler) >= bs)
+        loader = train_loader(RegionPairDataset(ds), bs, ctx, sampler=sampler)
         size = (recipe.region.height, recipe.region.width)
 
         def step(batch):
@@ -334,7 +330,7 @@ class LEDF(Method):
             model.extractor.trunk.load_state_dict(
                 LocalFeatureTrunk(vnet.backbone, params.tap).state_dict())
         model.to(ctx.device)
-        loader = shuffled_loader(ds, recipe.identification.batch_size, ctx)
+        loader = train_loader(ds, recipe.identification.batch_size, ctx)
         tag = "image" if params.input == "image" else f"K{params.K}"
         train_stage(model, loader, softmax_step(model, ctx.device), recipe.identification,
                     device=ctx.device, stage=f"ledf-ident-{tag}",

@@ -40,9 +40,9 @@ from ._common import (
     StandardRecipe,
     backbone_and_head_groups,
     classifier,
-    shuffled_loader,
     softmax_step,
     train_image_dataset,
+    train_loader,
 )
 from .backbones import build_backbone
 
@@ -160,7 +160,7 @@ class LGEU(Method):
     def fit(self, params: LGEUParams, recipe: StandardRecipe, ctx: CellContext) -> LGEUNet:
         ds = train_image_dataset(ctx, recipe.input)
         model = self.build(params, recipe, ds.num_classes).to(ctx.device)
-        loader = shuffled_loader(ds, recipe.train.batch_size, ctx)
+        loader = train_loader(ds, recipe.train.batch_size, ctx)
 
         step = softmax_step(model, ctx.device)  # Sec. 2.2: softmax loss on Y
 

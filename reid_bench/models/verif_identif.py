@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from pydantic import Field, field_validator
 from torch import nn
 
-from ..data.samplers import PairDataset, PairRatioSchedule, PairSampler, make_loader
+from ..data.samplers import PairDataset, PairRatioSchedule, PairSampler
 from ..errors import DatasetError
 from ..method import CellContext, Method
 from ..registry import METHODS
@@ -48,6 +48,7 @@ from ._common import (
     init_classifier,
     to_device,
     train_image_dataset,
+    train_loader,
 )
 from .backbones import build_backbone
 
@@ -244,9 +245,7 @@ class VerifIdentif(Method):
                                        PairRatioSchedule(p.start, p.factor, p.maximum), ctx.seed)
         pairs = PairDataset(images, sampler)
         n_pairs = recipe.train.batch_size
-        loader = make_loader(pairs, n_pairs, shuffle=False, seed=ctx.seed, sampler=sampler,
-                             num_workers=ctx.num_workers, pin_memory=ctx.device.type == "cuda",
-                             drop_last=len(sampler) >= n_pairs)
+        loader = train_loader(pairs, n_pairs, ctx, sampler=sampler)
 
         def step(batch):
             x1, y1, x2, y2, same = to_device(batch, ctx.device)

@@ -45,7 +45,7 @@ def deviation_flags(r: dict) -> tuple[str, ...]:
     part of the dataset), "smoke recipe" (``--smoke-recipe``: the shrunk recipe)."""
     out = []
     variant = r.get("variant") if isinstance(r.get("variant"), str) else ""
-    if "subset" in variant.split(";") or r.get("subset") is True:
+    if "subset" in variant_parts(variant) or r.get("subset") is True:
         out.append("subset")
     if r.get("tier") == "smoke_recipe":
         out.append("smoke recipe")
@@ -116,7 +116,7 @@ def _row_views(spec: Spec, df: pd.DataFrame, columns: list[tuple[str, str]],
 
     # The shrunk tiers run one split per column (no split axis), like --smoke.
     shrunk = bool(not df.empty and df["tier"].iloc[0] in SHRUNK_TIERS)
-    long = _long_metrics(df) if not df.empty else _long_metrics(pd.DataFrame())
+    long = _long_metrics(df)
     rows: list[RowView] = []
     for r in spec.rows:
         rv = RowView(r)

@@ -50,11 +50,7 @@ def annotate(spec: Spec, results_dir: Path, df: pd.DataFrame) -> pd.DataFrame:
         parts = variant_parts(rec.get("variant"))
         # Only cells this spec can re-plan: its own spec part plus --set overrides.
         comparable = {p for p in parts if not p.startswith("set:")} == own
-        # Tiers whose run options ConfigHashes reproduces (another tier's options, e.g. a
-        # shakedown's step limit, would read as a changed recipe).
-        replannable = rec["tier"] in ("full", "smoke")
-        if rec["status"] == "ok" and row is not None and row.runnable and comparable \
-                and replannable:
+        if rec["status"] == "ok" and row is not None and row.runnable and comparable:
             cell = Cell(row, str(rec["dataset"]), int(rec["seed"]), str(rec["tier"]),
                         split_of(rec["split"]), str(rec.get("variant") or ""))
             if hashes.is_stale(cell, str(rec["config_hash"]),

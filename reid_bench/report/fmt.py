@@ -31,9 +31,7 @@ def signed(x: float | None) -> str:
 
 def fmt_published(x: float | None, digits: int | None) -> str:
     """A published number with the paper's decimals ("–" for a dash)."""
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "–"
-    return f"{x:.{2 if digits is None else digits}f}"
+    return fmt(x, 2 if digits is None else digits)
 
 
 def ours(n: Any) -> str:

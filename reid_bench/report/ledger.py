@@ -23,8 +23,9 @@ from typing import Any
 
 import pandas as pd
 
+from ..overrides import variant_parts
 from ..spec import Spec
-from ..variants import split_variant, traced_values, variant_choices
+from ..variants import traced_values, variant_choices
 from . import verdicts
 from .fmt import delta
 
@@ -72,7 +73,7 @@ class VariantRun:
     @property
     def label(self) -> str:
         parts = [f"{k} = {v}" for k, v in self.choices]
-        other = [p for p in split_variant(self.variant) if not p.startswith("variant:")]
+        other = [p for p in variant_parts(self.variant) if not p.startswith("variant:")]
         return "; ".join(parts + other)
 
 
@@ -157,10 +158,7 @@ def variant_runs(spec: Spec, vdf: pd.DataFrame, numbers: dict[tuple[str, str, st
             main = numbers.get((row, ds, m))
             if main is None:
                 continue  # a metric the table does not print
-            try:
-                band = verdicts.tolerance(m, spec.tolerances)
-            except Exception:  # noqa: BLE001 — unknown metric: no verdict
-                continue
+            band = verdicts.tolerance(m, spec.tolerances)
             mean = float(grp["value"].mean())
             syn = bool(grp["synthetic"].any())
             run.numbers.append(VariantNumber(

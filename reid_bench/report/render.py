@@ -91,7 +91,7 @@ def markdown(views: list[TableView], broken: list[tuple[str, str]], stamp: str) 
 
 
 def _verdict_text(n: Number) -> str:
-    return f"{verdicts.SYMBOLS[n.verdict.key]} {n.verdict.label}"
+    return f"{n.verdict.symbol} {n.verdict.label}"
 
 
 def number_cell(n: Number, digits: int | None = 2) -> str:
@@ -129,7 +129,7 @@ def other_rows(o: OtherResults) -> list[list[str]]:
     the numbers it has, not the cells it never ran."""
     return [[rv.name, ds, m, fmt(n.published), ours(n), signed(n.delta), _verdict_text(n)]
             for rv in o.rows for (ds, m), n in rv.numbers.items()
-            if n.mean is not None or n.status not in ("not run", "quoted", "n/a")]
+            if n.listed]
 
 
 def variant_rows(led: ledger.Ledger, run: ledger.VariantRun) -> list[list[str]]:

@@ -36,8 +36,7 @@ def summary(views: list[TableView], broken: list[tuple[str, str]], stamp: str) -
             "other_results": [{"tier": o.tier, "variant": o.variant, "labels": o.labels,
                                "numbers": [_json_number(rv.name, ds, m, n) for rv in o.rows
                                            for (ds, m), n in rv.numbers.items()
-                                           if n.mean is not None or n.status not in
-                                           ("not run", "quoted", "n/a")]}
+                                           if n.listed]}
                               for o in v.others],
             # Provenance of every results row (all tiers and variants): commit, dirty, config
             # hash, seed, versions, device, timestamps, tier, variant, trust flag.

@@ -18,14 +18,13 @@ safetensors (no pickle: the file is data only and loads memory-mapped).
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from .. import atomic
-from .store import WeightsError
+from .store import WeightsError, file_digest
 
 # Protobuf wire types.
 _VARINT, _I64, _LEN, _I32 = 0, 1, 2, 5
@@ -171,14 +170,6 @@ def caffenet_state_dict(layers: dict[str, list[np.ndarray]]) -> dict[str, torch.
     return state
 
 
-def file_sha1(path: str | Path) -> str:
-    h = hashlib.sha1()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def convert_caffenet(caffemodel: str | Path, out: str | Path, *, width: float = 1.0,
                      expected_sha1: str | None = None) -> Path:
     """Convert a BVLC CaffeNet ``.caffemodel`` into a safetensors state dict of
@@ -193,7 +184,7 @@ def convert_caffenet(caffemodel: str | Path, out: str | Path, *, width: float = 
     if not src.is_file():
         raise WeightsError(f"{src}: no such file")
     if expected_sha1:
-        got = file_sha1(src)
+        got = file_digest(src, "sha1")
         if got != expected_sha1:
             raise WeightsError(f"{src}: sha1 {got} is not the BVLC reference CaffeNet's "
                                f"({expected_sha1}); pass --no-verify to convert it anyway")

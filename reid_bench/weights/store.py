@@ -219,14 +219,20 @@ def fetch(name: str) -> Located:
 _SHA: dict[tuple[str, int, int], str] = {}
 
 
+def file_digest(path: str | Path, algorithm: str) -> str:
+    """Hex digest of a file's bytes with hashlib's ``algorithm``, read in 4 MiB chunks
+    (``hashlib.file_digest`` needs Python 3.11)."""
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def sha256(path: Path) -> str:
     """sha256 of a file (memoised by path, size and mtime within the process)."""
     st = path.stat()
     key = (str(path), st.st_size, st.st_mtime_ns)
     if key not in _SHA:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 22), b""):
-                h.update(chunk)
-        _SHA[key] = h.hexdigest()
+        _SHA[key] = file_digest(path, "sha256")
     return _SHA[key]

@@ -23,9 +23,9 @@ from torch import nn
 from reid_bench.method import CellContext, Method
 from reid_bench.models._common import (
     StandardRecipe,
-    shuffled_loader,
     to_device,
     train_image_dataset,
+    train_loader,
 )
 from reid_bench.registry import DATASETS, METHODS
 from reid_bench.train import train_stage
@@ -69,7 +69,7 @@ class Tiny(Method):
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         ds = train_image_dataset(ctx, recipe.input)
         model = self.build(params, recipe, ds.num_classes)
-        loader = shuffled_loader(ds, recipe.train.batch_size, ctx)
+        loader = train_loader(ds, recipe.train.batch_size, ctx)
         pid = os.getpid()
         _mark(params.marker, f"fit {pid} {len(loader) * recipe.train.epochs}")
         calls = {"n": 0}
