@@ -106,6 +106,7 @@ def test_flags_and_full_reasons_in_html_markdown_json(tmp_path):
     assert m and "the last line matters too" in m.group(1) and "expected 19732" in m.group(1)
     md = build_report(res, tmp_path / "m", papers, fmt="markdown").read_text()
     assert "[smoke recipe, subset]" in md and "not comparable" in md
+    assert "the last line matters too" in md and "expected 19732" in md  # the reason, in full
     js = json.loads(build_report(res, tmp_path / "j", papers, fmt="json").read_text())
     nums = [n for n in js["tables"][0]["numbers"] if n["row"] == "Absent"]
     assert nums and all(n["flags"] == ["smoke recipe", "subset"] for n in nums)

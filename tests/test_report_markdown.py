@@ -5,6 +5,8 @@ wrote it; the JSON summary is the view model dumped with the same keys and value
 at 17dc1d7) on ``tests/report_md_fixture.py``: a table with a hand-edited row, a failed row, a
 quoted row, a bf16 row, claims, assumptions, an assumption-variant run, a --set run, a subset
 run and a smoke run; a shakedown-only, a subset-only and a smoke-only table; unreadable specs.
+One deliberate change since: each table's "Why numbers are missing" list (the full reasons the
+HTML shows under a row), added to ``report.md`` in review.
 """
 
 from __future__ import annotations

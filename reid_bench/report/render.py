@@ -78,6 +78,7 @@ def markdown_env() -> jinja2.Environment:
     env.globals["main_header"] = main_header
     env.globals["main_rows"] = main_rows
     env.globals["other_rows"] = other_rows
+    env.globals["reason_items"] = reason_items
     env.globals["variant_rows"] = variant_rows
     env.globals["SEVERITY"] = verdicts.SEVERITY
     env.filters["code"] = lambda x: f"`{x}`"
@@ -121,6 +122,21 @@ def main_rows(v: TableView) -> list[list[str]]:
             name += f" *(precision {'/'.join(rv.precisions)}, paper: fp32)*"
         out.append([name, *(number_cell(rv.numbers[c], v.ledger.digits.get(c) if v.ledger else 2)
                             for c in v.columns), verdicts.LABELS[rv.verdict]])
+    return out
+
+
+def reason_items(v: TableView) -> list[str]:
+    """Markdown list items saying, in full, why a row's numbers are missing or failed (not run
+    without a stand-in, a failure's error, an edit): one per distinct reason of each row; a
+    multi-line reason as an indented code block."""
+    out = []
+    for rv in v.rows:
+        for r in rv.shown_reasons:
+            if "\n" in r.strip():
+                block = "\n".join("    " + ln for ln in r.strip().splitlines())
+                out.append(f"- **{rv.name}**:\n\n{block}")
+            else:
+                out.append(f"- **{rv.name}**: {r.strip()}")
     return out
 
 
