@@ -9,15 +9,13 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.nn.functional as F
 from click.testing import CliRunner
-from torch.utils.data import TensorDataset
+from crashing import crashing_training
 from toyspec import cli_cmd, register_plugin, tiny_spec
 from toyspec import plugin_env as env
 
 from reid_bench import results
 from reid_bench.cli import main
-from reid_bench.data.samplers import make_loader
 from reid_bench.plan import plan
 from reid_bench.recipe import OptimRecipe
 from reid_bench.runner import Runner, RunOptions
@@ -45,18 +43,7 @@ def assert_table_clean(csv: Path, rows: list[str]) -> None:
 def _train_tiny(ckpt: Path, crash_at_step: int | None = None) -> torch.nn.Module:
     torch.manual_seed(0)
     model = rb_test_methods.TinyNet(5)
-    g = torch.Generator().manual_seed(1)
-    data = TensorDataset(torch.randn(64, 3, 16, 8, generator=g),
-                         torch.randint(0, 5, (64,), generator=g))
-    loader = make_loader(data, 8, shuffle=True, seed=0, drop_last=True)
-    calls = {"n": 0}
-
-    def step(batch):
-        calls["n"] += 1
-        if calls["n"] == crash_at_step:
-            raise RuntimeError("injected crash")
-        x, y = batch
-        return F.cross_entropy(model(x), y), {}
+    loader, step = crashing_training(model, 64, (3, 16, 8), 5, crash_at_step=crash_at_step)
 
     train_stage(model, loader, step, OptimRecipe(epochs=4, lr=0.1, batch_size=8),
                 checkpoint=ckpt, checkpoint_every=1)

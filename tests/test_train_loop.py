@@ -6,14 +6,11 @@ from __future__ import annotations
 import logging
 import re
 import sys
-import time
 
 import pytest
 import torch
-import torch.nn.functional as F
-from torch.utils.data import TensorDataset
+from crashing import crashing_training
 
-from reid_bench.data.samplers import make_loader
 from reid_bench.recipe import OptimRecipe
 from reid_bench.train import LoopSettings, train_stage, use_loop_settings
 
@@ -21,19 +18,8 @@ from reid_bench.train import LoopSettings, train_stage, use_loop_settings
 def _run(ckpt, *, crash_at_step=None, every=0, minutes=None, settings=None, sleep=0.0):
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 3))
-    g = torch.Generator().manual_seed(1)
-    data = TensorDataset(torch.randn(32, 3, 2, 2, generator=g),
-                         torch.randint(0, 3, (32,), generator=g))
-    loader = make_loader(data, 8, shuffle=True, seed=0, drop_last=True)
-    calls = {"n": 0}
-
-    def step(batch):
-        calls["n"] += 1
-        if calls["n"] == crash_at_step:
-            raise RuntimeError("injected crash")
-        time.sleep(sleep)  # a step slower than tqdm's refresh interval shows the postfix
-        x, y = batch
-        return F.cross_entropy(model(x), y), {}
+    loader, step = crashing_training(model, 32, (3, 2, 2), 3, crash_at_step=crash_at_step,
+                                     sleep=sleep)
 
     with use_loop_settings(settings or LoopSettings()):
         train_stage(model, loader, step, OptimRecipe(epochs=5, lr=0.1, batch_size=8),
