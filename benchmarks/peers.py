@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,15 +51,58 @@ def _run(cmd: list[str], cwd: Path, env: dict | None = None) -> None:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{p.stdout[-2000:]}\n{p.stderr[-2000:]}")
 
 
-def _extract(archive: Path, dest: Path) -> Path:
+def _extract(archive: Path, dest: Path) -> None:
     if archive.suffix == ".whl":
         with zipfile.ZipFile(archive) as z:
             z.extractall(dest)
-        return dest
-    with tarfile.open(archive) as t:
-        t.extractall(dest)
-    subdirs = [p for p in dest.iterdir() if p.is_dir()]
-    return subdirs[0] if len(subdirs) == 1 else dest
+    else:
+        with tarfile.open(archive) as t:
+            t.extractall(dest, filter="data")  # no links or paths out of dest
+
+
+def _publish(tmp: Path, final: Path) -> None:
+    """Rename the finished ``tmp`` folder to ``final``; a concurrent session that got there
+    first wins and ``tmp`` is dropped (so a half-written download is never reused)."""
+    try:
+        tmp.rename(final)
+    except OSError:
+        if not final.is_dir():
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def fetch_source(name: str, root: str | os.PathLike) -> Path:
+    """Download ``PACKAGES[name]`` from PyPI with ``pip download --no-deps`` into ``root`` and
+    extract it there (both reused when already complete); returns the folder holding the
+    package's top-level module (the wheel's root, or the sdist's single top folder).
+    Raises ``RuntimeError`` with pip's output when the download fails."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    req = PACKAGES[name]
+    dl, src = root / f"{name}_dl", root / f"{name}_src"
+    for d in (dl, src):  # empty: left by an interrupted run of an older version of this file
+        if d.is_dir() and not any(d.iterdir()):
+            d.rmdir()
+    if not dl.is_dir():
+        tmp = Path(tempfile.mkdtemp(prefix=f".{name}_dl-", dir=root))
+        try:
+            _run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", req,
+                  "-d", str(tmp)], root)
+            _publish(tmp, dl)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    archive = next(dl.iterdir())
+    if not src.is_dir():
+        tmp = Path(tempfile.mkdtemp(prefix=f".{name}_src-", dir=root))
+        try:
+            _extract(archive, tmp)
+            _publish(tmp, src)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    if archive.suffix == ".whl":
+        return src
+    subdirs = [p for p in src.iterdir() if p.is_dir()]
+    return subdirs[0] if len(subdirs) == 1 else src
 
 
 def _ensure_cython(root: Path) -> Path:
@@ -96,16 +141,7 @@ def prepare(root: str | os.PathLike) -> dict[str, Peer]:
     for name, req in PACKAGES.items():
         peer = Peer(name)
         try:
-            dl = root / f"{name}_dl"
-            dl.mkdir(exist_ok=True)
-            if not any(dl.iterdir()):
-                _run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", req, "-d", str(dl)], root)
-            archive = next(dl.iterdir())
-            src = root / f"{name}_src"
-            if not src.exists():
-                src.mkdir()
-            base = _extract(archive, src) if not any(src.iterdir()) else (
-                next(p for p in src.iterdir() if p.is_dir()) if archive.suffix != ".whl" else src)
+            base = fetch_source(name, root)
             peer.root = base
             files = {k: base / v for k, v in FILES[name].items()}
             missing = [str(v) for k, v in files.items() if k != "rank_cy" and not v.exists()]
