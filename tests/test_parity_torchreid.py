@@ -105,6 +105,19 @@ def torchreid() -> SimpleNamespace:
                          f"{type(e).__name__}: {str(e)[:800]}")
 
 
+def test_unreachable_index_skips_with_the_reason_and_fails_under_ci(tmp_path, monkeypatch):
+    """No index: the download error (pip's own message) is the reason; a skip outside CI, a
+    failure under CI."""
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    with pytest.raises(RuntimeError, match="pip download.*torchreid==0.2.5"):
+        load_torchreid(tmp_path)
+    assert not any(tmp_path.iterdir())  # nothing half-written is left to be reused
+    for ci, outcome in (("", pytest.skip.Exception), ("true", pytest.fail.Exception)):
+        monkeypatch.setenv("CI", ci)
+        with pytest.raises(outcome, match="no index"):
+            peer_unavailable("peer torchreid==0.2.5 unavailable: no index")
+
+
 # ---------------------------------------------------------------- IDE ResNet-50 ---------------
 
 NUM_CLASSES = 5
@@ -281,11 +294,9 @@ def test_batch_hard_triplet_equals_torchreid_float64(torchreid, p, k, d, margin)
     assert dg <= 1e-12, dg
 
 
-@pytest.mark.parametrize("p,k,d,margin", [c for c in TRIPLET_CASES if c[1] > 1])
+@pytest.mark.parametrize("p,k,d,margin", TRIPLET_CASES)
 def test_batch_hard_triplet_equals_torchreid_float32(torchreid, p, k, d, margin):
-    """Training runs the loss in float32. (K = 1 is left to float64: there d_ap is the
-    anchor's distance to itself, float32 rounding noise of |a|²+|a|²−2a·a that the two
-    implementations round differently.)"""
+    """Training runs the loss in float32."""
     dl, dg, ref = triplet_parity(torchreid, p, k, d, margin, torch.float32)
     assert dl <= 1e-5 * max(1.0, ref), (dl, ref)
     assert dg <= 1e-5, dg
@@ -348,28 +359,27 @@ ERASING = {
 
 
 def _erasing_stats(erase, n: int, h: int = 256, w: int = 128):
-    """Apply ``erase`` to ``n`` constant images; (fraction erased, areas, h/w ratios, fills)."""
+    """Apply ``erase`` to ``n`` constant images; (fraction erased, areas, h/w ratios, fills)
+    of the erased ones."""
     base = torch.full((3, h, w), 7.0)
-    hit, areas, ratios, fills = 0, [], [], set()
-    for _ in range(n):
+    masks = torch.empty(n, h, w, dtype=torch.bool)
+    fills = torch.zeros(n, 3)
+    for i in range(n):
         out = erase(base.clone())
-        mask = (out != 7.0).any(0)
-        if not mask.any():
-            continue
-        hit += 1
-        rows, cols = mask.any(1).nonzero(), mask.any(0).nonzero()
-        eh, ew = int(rows.max() - rows.min() + 1), int(cols.max() - cols.min() + 1)
-        assert int(mask.sum()) == eh * ew  # one axis-aligned rectangle
-        areas.append(eh * ew / (h * w))
-        ratios.append(eh / ew)
-        fills.add(tuple(round(float(out[c][mask][0]), 4) for c in range(3)))
-    return hit / n, torch.tensor(areas), torch.tensor(ratios), fills
+        masks[i] = (out != 7.0).any(0)
+        fills[i] = out.flatten(1)[:, int(masks[i].flatten().to(torch.uint8).argmax())]
+    hit = masks.flatten(1).any(1)
+    masks, fills = masks[hit], fills[hit]
+    eh, ew = masks.any(2).sum(1), masks.any(1).sum(1)
+    assert torch.equal(masks.sum((1, 2)), eh * ew)  # one axis-aligned rectangle each
+    return (float(hit.double().mean()), (eh * ew).double() / (h * w), eh.double() / ew,
+            {tuple(round(float(v), 4) for v in f) for f in fills})
 
 
-@pytest.mark.parametrize("p", [0.5, 1.0])
-def test_random_erasing_definitions(torchreid, p):
+def test_random_erasing_definitions(torchreid):
     """Both steps measured on the 256×128 input of the specs: the probability agrees; area
     range, aspect-ratio distribution and fill value are each library's own (``ERASING``)."""
+    p, n = 0.5, 2000
     from reid_bench.data.transforms import build_transform
 
     steps = build_transform(InputRecipe(random_erasing=p, normalize="none"), train=True).transforms
@@ -378,7 +388,6 @@ def test_random_erasing_definitions(torchreid, p):
                                                 mean=list(ERASING["torchreid"]["fill"]))
     torch.manual_seed(0)
     random.seed(0)
-    n = 1500
     for name, erase in (("ours", ours), ("torchreid", theirs)):
         spec = ERASING[name]
         frac, areas, ratios, fills = _erasing_stats(erase, n)
