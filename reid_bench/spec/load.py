@@ -16,18 +16,22 @@ from ..errors import SpecError
 from ..yamlio import load_yaml_with_lines
 from .checks import check_claims, check_columns, check_rows
 from .messages import format_errors, pydantic_errors
+from .same_as import resolve_same_as
 from .schema import Spec
 from .traced import strip_traced_settings, untrace
 
 
-def load_spec(path: str | Path, *, check_methods: bool = False) -> Spec:
+def load_spec(path: str | Path, *, check_methods: bool = False,
+              same_as: bool = True) -> Spec:
     """Read and validate one spec file.
 
     Checks the schema, that every row publishes a number (or explicit ``null`` for a dash) for
     every metric of every column it belongs to, that recipe values are traced and that each
     runnable row's method params and resolved recipe validate against its method. With
     ``check_methods`` an unregistered method is an error (``validate``); without, the runner
-    records such rows as failed cells. Raises SpecError listing every problem found.
+    records such rows as failed cells. ``same_as`` rows are resolved against the specs they
+    name (``spec/same_as.py``; ``same_as=False``: left as written, how a referenced spec is
+    read). Raises SpecError listing every problem found.
     """
     path = Path(path)
     if not path.is_file():
@@ -40,6 +44,10 @@ def load_spec(path: str | Path, *, check_methods: bool = False) -> Spec:
         if forbidden in data:
             raise SpecError(format_errors(path, lines,
                                           [((forbidden,), "reserved key; remove it")]))
+    for i, row in enumerate(data.get("rows") or []):
+        if isinstance(row, dict) and "shared" in row:
+            raise SpecError(format_errors(path, lines, [(("rows", i, "shared"), "reserved key "
+                                                         "(filled from same_as); remove it")]))
     traced, errors = strip_traced_settings(data)
     try:
         spec = Spec.model_validate(data)
@@ -54,6 +62,9 @@ def load_spec(path: str | Path, *, check_methods: bool = False) -> Spec:
                                         f"{path.parent.name!r}"))
     _, _, errs = untrace(spec.recipe, ("recipe",))
     errors += errs
+    if same_as:
+        spec, errs = resolve_same_as(spec, path, lambda p: load_spec(p, same_as=False))
+        errors += errs
     errors += check_columns(spec)
     row_errors, names = check_rows(spec, check_methods)
     errors += row_errors

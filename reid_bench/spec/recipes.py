@@ -21,12 +21,14 @@ def deep_merge(base: dict, over: dict) -> dict:
 
 def resolved_recipe(spec: Spec, row: Row, *, smoke: bool) -> tuple[dict, dict[str, dict]]:
     """The recipe values for ``row`` (table recipe ⊕ row recipe, then ⊕ smoke overrides when
-    ``smoke``) and the provenance of each value. Smoke overrides are ours, not the paper's;
+    ``smoke``; a ``same_as`` row's are the referenced row's) and the provenance of each value. Smoke overrides are ours, not the paper's;
     their provenance reads ``{"smoke": True}``."""
-    tree = deep_merge(spec.recipe, row.recipe)
+    # A same_as row carries the referenced row's whole recipe (spec/same_as.py).
+    tree = row.recipe if row.shared else deep_merge(spec.recipe, row.recipe)
     values, prov, _ = untrace(tree)
     if smoke:
-        over = deep_merge(spec.smoke.recipe, row.smoke.recipe)
+        over = (row.shared.smoke_recipe if row.shared
+                else deep_merge(spec.smoke.recipe, row.smoke.recipe))
         values = deep_merge(values, over)
         for key in _leaf_keys(over):
             prov[key] = {"smoke": True}
