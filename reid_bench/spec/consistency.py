@@ -159,11 +159,29 @@ def printed_note() -> str:
     return "printed numbers ± half their last digit"
 
 
-def check_shared(specs: list[Spec], checked: set[str], out: Consistency) -> None:
-    """Rows of different specs printing the same numbers (≥ 2 equal metrics on the same
-    dataset) must be linked by ``same_as`` chains; declared ones are checked at load. Errors go
-    to every spec in ``checked`` (paths) holding one of the two rows."""
+def identical_pairs(specs: list[Spec]) -> list[tuple]:
+    """Every pair of rows of different specs printing the same numbers on the same dataset
+    (at least 2 equal metrics, none differing): ``(spec_a, index_a, column_a, spec_b, index_b,
+    column_b, {metric: value})``, one per row pair (its first matching column)."""
     rows = [(s, i, r) for s in specs for i, r in enumerate(s.rows)]
+    out = []
+    for n, (sa, ia, ra) in enumerate(rows):
+        for sb, ib, rb in rows[n + 1:]:
+            if sa is sb:
+                continue
+            hit = next(((ca, cb, nums) for ca in row_columns(sa, ra) for cb in row_columns(sb, rb)
+                        if sb.datasets[cb].name == sa.datasets[ca].name
+                        and len(nums := shared_numbers(ra.published.get(ca) or {},
+                                                       rb.published.get(cb) or {})) >= 2), None)
+            if hit:
+                out.append((sa, ia, hit[0], sb, ib, hit[1], hit[2]))
+    return out
+
+
+def check_shared(specs: list[Spec], checked: set[str], out: Consistency) -> None:
+    """Rows of different specs printing the same numbers (``identical_pairs``) must be linked
+    by ``same_as`` chains (declared ones are checked at load). Errors go to every spec in
+    ``checked`` (paths) holding one of the two rows."""
     parent: dict[str, str] = {}
 
     def find(x: str) -> str:
@@ -171,28 +189,23 @@ def check_shared(specs: list[Spec], checked: set[str], out: Consistency) -> None
             x = parent[x]
         return x
 
-    for s, _, r in rows:
-        for ref in declared_refs(s, r).values():
-            parent[find(row_ref(s, r))] = find(ref)
-    for n, (sa, ia, ra) in enumerate(rows):
-        for sb, ib, rb in rows[n + 1:]:
-            if sa is sb or find(row_ref(sa, ra)) == find(row_ref(sb, rb)):
-                continue
-            for ca in row_columns(sa, ra):
-                same = [(cb, shared_numbers(ra.published.get(ca) or {}, rb.published.get(cb) or {}))
-                        for cb in row_columns(sb, rb)
-                        if sb.datasets[cb].name == sa.datasets[ca].name]
-                hit = next(((cb, nums) for cb, nums in same if len(nums) >= 2), None)
-                if hit is None:
-                    continue
-                nums = ", ".join(f"{m} {v}" for m, v in hit[1].items())
-                for s, i, c, other in ((sa, ia, ca, row_ref(sb, rb)), (sb, ib, hit[0], row_ref(sa, ra))):
-                    if s.path in checked:
-                        out.add(s, ("rows", i, "published", c),
-                                f"prints the same {s.datasets[c].name} numbers as {other} "
-                                f"({nums}) without declaring it: add same_as: {other!r} (a "
-                                "runnable row then shares that row's training), on one of the two")
-                break
+    for s in specs:
+        for r in s.rows:
+            for ref in declared_refs(s, r).values():
+                a, b = find(row_ref(s, r)), find(ref)
+                if a != b:
+                    parent[a] = b
+    for sa, ia, ca, sb, ib, cb, nums in identical_pairs(specs):
+        ra, rb = sa.rows[ia], sb.rows[ib]
+        if find(row_ref(sa, ra)) == find(row_ref(sb, rb)):
+            continue
+        printed = ", ".join(f"{m} {v}" for m, v in nums.items())
+        for s, i, c, other in ((sa, ia, ca, row_ref(sb, rb)), (sb, ib, cb, row_ref(sa, ra))):
+            if s.path in checked:
+                out.add(s, ("rows", i, "published", c),
+                        f"prints the same {s.datasets[c].name} numbers as {other} ({printed}) "
+                        f"without declaring it: add same_as: {other!r} (a runnable row then "
+                        "shares that row's training) on one of the two")
 
 
 def check_specs(specs: list[Spec], universe: list[Spec] | None = None) -> Consistency:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .recipes import deep_merge
 from .schema import EvalSettings, Row, SharedRun, Spec
+from .traced import untrace
 
 #: ``<paper>/<table>:<row>``, e.g. ``verif_identif/table2:ResNet-50 (I)``.
 REF_RE = re.compile(r"^(?P<paper>[a-z][a-z0-9_]*)/(?P<table>table[0-9]+):(?P<row>.+)$")
@@ -91,7 +92,7 @@ def resolve_same_as(spec: Spec, path: Path, load: Callable[[Path], Spec]
                 targets[col] = found
         if bad or not row.runnable:
             continue
-        msg = _shared_run(row, targets)
+        msg = _shared_run(spec, row, targets)
         if isinstance(msg, str):
             errors.append((kp, msg))
         else:
@@ -132,32 +133,47 @@ def _target(spec: Spec, row: Row, col: str, ref: str, path: Path, load, cache):
             f"this row's {col!r} ({mine})")
 
 
-def _shared_run(row: Row, targets: dict[str, tuple]) -> Row | str:
-    """``row`` running its targets' training and evaluation, or an error message."""
-    own = [k for k in ("method", "recipe", "params") if getattr(row, k)]
-    own += ["eval"] if row.eval.model_dump(exclude_defaults=True) else []
-    own += ["smoke"] if row.smoke.model_dump(exclude_defaults=True) else []
-    if own:
-        return (f"a runnable same_as row runs the referenced row's method, params, recipe, "
-                f"evaluation and smoke settings; remove its own {', '.join(own)}")
+def _shared_run(spec: Spec, row: Row, targets: dict[str, tuple]) -> Row | str:
+    """``row`` running its targets' training (and, when it writes no method of its own, their
+    evaluation), or an error message. A row that writes its own method, params and recipe
+    must train exactly as its targets (the trained-model cache then shares the training)."""
     plans, evals = {}, {}
     for col, (other, target, oc) in targets.items():
         if not target.runnable:
             return (f"same_as {row_ref(other, target)} is a quoted row (runnable: false): "
                     "nothing to share; make this row runnable: false too")
-        if target.same_as is not None:
+        if target.same_as is not None and not target.method:
             return (f"same_as {row_ref(other, target)} is itself a same_as row; name the row "
                     f"it refers to")
         plans[col] = (target.method, target.params, deep_merge(other.recipe, target.recipe))
         evals[col] = column_eval(other, target, oc)
     first = next(iter(targets))
     for col, p in plans.items():
-        if p != plans[first]:
+        if _values(p) != _values(plans[first]):
             return (f"column {col!r}'s same_as row trains differently from column {first!r}'s "
                     f"(method, params or recipe differ): split the row or drop one reference")
     other, target, _ = targets[first]
+    refs = {c: row_ref(t[0], t[1]) for c, t in targets.items()}
+    if row.method:
+        mine = (row.method, row.params, deep_merge(spec.recipe, row.recipe))
+        if _values(mine) != _values(plans[first]):
+            return (f"this row's method, params or recipe differ from {refs[first]}'s, whose "
+                    "numbers it shares: remove them to run that row's training")
+        return row.model_copy(update={"shared": SharedRun(refs=refs)})
+    own = ["eval"] if row.eval.model_dump(exclude_defaults=True) else []
+    own += ["smoke"] if row.smoke.model_dump(exclude_defaults=True) else []
+    own += [k for k in ("recipe", "params") if getattr(row, k)]
+    if own:
+        return (f"a same_as row without a method runs the referenced row's method, params, "
+                f"recipe, evaluation and smoke settings; remove its own {', '.join(own)}")
     method, params, recipe = plans[first]
-    shared = SharedRun(refs={c: row_ref(t[0], t[1]) for c, t in targets.items()}, eval=evals,
+    shared = SharedRun(refs=refs, eval=evals, takes_training=True,
                        smoke_recipe=deep_merge(other.smoke.recipe, target.smoke.recipe))
     return row.model_copy(update={"method": method, "params": params, "recipe": recipe,
                                   "shared": shared})
+
+
+def _values(plan: tuple) -> tuple:
+    """(method, params, recipe values) without provenance: what trains."""
+    method, params, recipe = plan
+    return method, untrace(params, require=False)[0], untrace(recipe, require=False)[0]

@@ -94,6 +94,9 @@ class SharedRun(Strict):
     overrides folded in), and the referenced table's ``--smoke`` recipe overrides."""
 
     refs: dict[str, str]
+    # True: the row wrote no method and runs the referenced row's (recipe, eval, smoke below);
+    # False: it wrote its own, checked to train the same.
+    takes_training: bool = False
     eval: dict[str, EvalSettings] = Field(default_factory=dict)
     smoke_recipe: dict[str, Any] = Field(default_factory=dict)
 
