@@ -174,6 +174,14 @@ def _shared_run(spec: Spec, row: Row, targets: dict[str, tuple]) -> Row | str:
 
 
 def _values(plan: tuple) -> tuple:
-    """(method, params, recipe values) without provenance: what trains."""
+    """(method, params with the method's defaults, recipe values) without provenance."""
+    from ..registry import METHODS  # lazy: the registry imports every method module
+
     method, params, recipe = plan
-    return method, untrace(params, require=False)[0], untrace(recipe, require=False)[0]
+    params = untrace(params, require=False)[0]
+    if method in METHODS:
+        try:
+            params = METHODS.get(method).Params.model_validate(params).model_dump()
+        except ValueError:  # reported by the row's own method check
+            pass
+    return method, params, untrace(recipe)[0]
