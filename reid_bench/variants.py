@@ -73,7 +73,9 @@ def traced_values(spec: Spec) -> list[Traced]:
             out.append(_traced(f"recipe.{k}", v, "table", "", prov[k], ("recipe",) + kp))
     index = {r.name: i for i, r in enumerate(spec.rows)}
     for r in spec.rows:
-        if not r.runnable or not r.recipe:
+        # A same_as row running another table's training carries that table's recipe: its
+        # traced values are that spec's (quoted from that paper, varied there).
+        if not r.runnable or not r.recipe or (r.shared and r.shared.takes_training):
             continue
         values, prov, _ = untrace(r.recipe)
         for kp, v in _leaves(values).items():
