@@ -203,3 +203,14 @@ def test_dry_run_says_same_training_as():
 def test_some_shipped_numbers_exclude_a_definition():
     """The generated cases above are not empty (the CUHK03 single-shot tables exclude one)."""
     assert len(_decidable_exclusions()) >= 2
+
+
+def test_report_page_shows_the_consistency_line(tmp_path):
+    from reid_bench.report.build import build_report
+
+    build_report(tmp_path / "results", tmp_path / "report",
+                 [str(ROOT / "papers/verif_identif/table4.yaml")], fmt="html")
+    page = (tmp_path / "report" / "verif_identif-table4.html").read_text()
+    assert ('<p class="consistency" id="consistency"><b>Published-number consistency</b>'
+            in page)
+    assert "published mAP is consistent with the trapezoid AP (Market-1501 compute_AP.m) only" in page

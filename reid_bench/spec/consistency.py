@@ -235,3 +235,21 @@ def table_line(spec: Spec, checks: list[MapCheck]) -> str:
             "consistent with no single AP definition")
     return (f"published mAP is {what} ({len(dec)} of {len(mine)} runnable row×column decidable; "
             f"the spec evaluates with ap: {', '.join(used)})")
+
+
+@dataclass
+class TableConsistency:
+    """What the report shows of a table's consistency: ``line`` (``table_line``) and the
+    messages of its own errors (infeasible AP definition, decreasing CMC)."""
+
+    line: str
+    errors: list[str] = field(default_factory=list)
+
+
+def table_consistency(spec: Spec) -> TableConsistency:
+    """The consistency of ``spec``'s own published numbers (``check_spec``; identical rows
+    across tables are ``validate``'s, which sees every spec)."""
+    out = Consistency()
+    check_spec(spec, out)
+    return TableConsistency(table_line(spec, out.maps),
+                            [m for _, m in out.errors.get(spec.path, [])])
