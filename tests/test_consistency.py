@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from reid_bench.cli import main as cli
-from reid_bench.eval.ranking import AP_DEFINITIONS
 from reid_bench.errors import SpecError
+from reid_bench.eval.ranking import AP_DEFINITIONS
 from reid_bench.spec import find_specs, load_spec
 from reid_bench.spec.consistency import (
     AP_LABELS,
