@@ -107,7 +107,10 @@ def _target(spec: Spec, row: Row, col: str, ref: str, path: Path, load, cache):
         return f"same_as {ref!r} is not {REF_FORM}"
     if (m["paper"], m["table"]) == (spec.paper.id, spec.table.id):
         return f"same_as {ref!r} names this table; same_as links two tables"
-    file = path.parent.parent / m["paper"] / f"{m['table']}.yaml"
+    # Beside this spec's paper folder; for a copy of a spec kept elsewhere, the project's papers/.
+    rel = Path(m["paper"]) / f"{m['table']}.yaml"
+    file = next((f for f in (path.parent.parent / rel, Path("papers") / rel) if f.is_file()),
+                path.parent.parent / rel)
     if file not in cache:
         try:
             cache[file] = load(file) if file.is_file() else None
