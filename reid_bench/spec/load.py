@@ -7,6 +7,7 @@ every error names the file, the line, the key path and what is allowed. Unknown 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from pathlib import Path
 
@@ -63,7 +64,7 @@ def load_spec(path: str | Path, *, check_methods: bool = False,
     _, _, errs = untrace(spec.recipe, ("recipe",))
     errors += errs
     if same_as:
-        spec, errs = resolve_same_as(spec, path, lambda p: load_spec(p, same_as=False))
+        spec, errs = resolve_same_as(spec, path, _reference)
         errors += errs
     errors += check_columns(spec)
     row_errors, names = check_rows(spec, check_methods)
@@ -78,3 +79,16 @@ def load_spec(path: str | Path, *, check_methods: bool = False,
     text = path.read_bytes()
     return spec.model_copy(update={"path": str(path),
                                    "spec_hash": hashlib.sha256(text).hexdigest()[:16]})
+
+
+def _reference(path: Path) -> Spec:
+    """A spec a ``same_as`` names, read as written (its own same_as unresolved); one read per
+    file version per process (every spec of a paper names the same few)."""
+    st = path.stat()
+    return _reference_at(str(path.resolve()), st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=64)
+def _reference_at(path: str, mtime_ns: int, size: int) -> Spec:
+    del mtime_ns, size  # part of the cache key only
+    return load_spec(path, same_as=False)
