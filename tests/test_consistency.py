@@ -214,3 +214,13 @@ def test_report_page_shows_the_consistency_line(tmp_path):
     assert ('<p class="consistency" id="consistency"><b>Published-number consistency</b>'
             in page)
     assert "published mAP is consistent with the trapezoid AP (Market-1501 compute_AP.m) only" in page
+
+
+def test_report_page_names_same_as_rows(tmp_path):
+    from reid_bench.report.build import build_report
+
+    build_report(tmp_path / "results", tmp_path / "report",
+                 [str(ROOT / "papers/ledf/table3.yaml")], fmt="html")
+    page = (tmp_path / "report" / "ledf-table3.html").read_text()
+    assert ("ResNet-50 (O) = <code>verif_identif/table2:ResNet-50 (I)</code> (market), "
+            "<code>verif_identif/table4:ResNet-50-Basel.</code> (cuhk03)") in page
