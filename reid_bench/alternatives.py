@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from .spec import Row, Spec, deep_merge, untrace
+from .spec.recipes import recipe_tree
 from .variants import nest, set_eval, traced_values
 
 
@@ -30,8 +31,11 @@ def check_alternatives(spec: Spec) -> list[tuple]:
                           else rows[t.owner].eval)
                     set_eval(ev, sub, alt)
                     continue
+                # A same_as row running another table's training has none of this table's
+                # recipe (spec/same_as.py).
                 targets = ([rows[t.owner]] if t.scope == "row"
-                           else [r for r in spec.rows if r.runnable and r.method])
+                           else [r for r in spec.rows if r.runnable and r.method
+                                 and not (r.shared and r.shared.takes_training)])
                 for r in targets:
                     if r.method not in METHODS:
                         continue
@@ -49,6 +53,5 @@ def check_alternatives(spec: Spec) -> list[tuple]:
 
 def spec_recipe_with(spec: Spec, row: Row, path: tuple, value: Any) -> dict:
     """The resolved recipe values of ``row`` with ``path`` set to ``value``."""
-    tree = deep_merge(spec.recipe, row.recipe)
-    tree = deep_merge(tree, nest(path, {"value": value, "assumed": "alternative"}))
+    tree = deep_merge(recipe_tree(spec, row), nest(path, {"value": value, "assumed": "alternative"}))
     return untrace(tree)[0]

@@ -45,6 +45,9 @@ class CellEstimate:
     throughput: float | None = None  # training images per second per GPU
     throughput_source: str = ""  # "--throughput" | "shakedown" | ""
     shared_with: str | None = None  # id of the cell whose identical training this reuses
+    # The row's declared same_as for this column (another table's row, one shared training);
+    # counted here unless that table's cell came first in this plan (then shared_with).
+    same_as: str | None = None
     problem: str = ""  # why nothing could be estimated
     size_note: str = ""  # how the training split size was found, when not published exactly
 
@@ -146,6 +149,8 @@ class Estimator:
             est.stages.append(Stage(name, optim.epochs,
                                     None if n is None else int(math.ceil(n * factor))))
         tkey = stable_hash(training_key(cell, config, method, params))
+        refs = cell.row.shared.refs if cell.row.shared else {}
+        est.same_as = refs.get(cell.dataset)
         if tkey in self.seen:
             est.shared_with = self.seen[tkey]
         else:
@@ -199,6 +204,9 @@ def format_estimates(title: str, ests: list[CellEstimate]) -> tuple[str, float |
         note = e.problem or (f"same training as {e.shared_with}" if e.shared_with else
                              (f"{e.throughput:,.0f} img/s ({e.throughput_source})"
                               if e.throughput else "no throughput: pass --throughput"))
+        if e.same_as and not e.shared_with:
+            note += (f"; same training as {e.same_as} (same_as: one training for both tables, "
+                     "counted here)")
         if e.size_note:
             note += f"; {e.size_note}"
         if e.stages and len(e.stages) > 1 and e.images_per_epoch is None and e.total_images:

@@ -177,7 +177,8 @@ def cell_config(spec: Spec, cell: Cell, opts: Any = PlanOptions()) -> dict[str, 
         values = shakedown.adjust_recipe(row.method, values, shake)
         name, options = col.smoke_standin, shakedown.dataset_options(row.method, values)
         train = None
-    ev = col.eval
+    # A same_as row is evaluated as the row it shares its numbers with (spec/same_as.py).
+    ev = row.shared.eval.get(cell.dataset, col.eval) if row.shared else col.eval
     rerank = row.eval.rerank or ev.rerank
     # Only a run with overrides has the key, so canonical config hashes stay as they were.
     over = {"overrides": dict(sorted(overrides.items()))} if overrides else {}

@@ -24,6 +24,7 @@ import yaml
 from .errors import SpecError
 from .overrides import compose_variant, spell, variant_parts
 from .spec import Row, Spec, deep_merge, untrace
+from .spec.recipes import recipe_tree, smoke_tree
 
 PREFIX = "variant:"
 
@@ -72,7 +73,9 @@ def traced_values(spec: Spec) -> list[Traced]:
             out.append(_traced(f"recipe.{k}", v, "table", "", prov[k], ("recipe",) + kp))
     index = {r.name: i for i, r in enumerate(spec.rows)}
     for r in spec.rows:
-        if not r.runnable or not r.recipe:
+        # A same_as row running another table's training carries that table's recipe: its
+        # traced values are that spec's (quoted from that paper, varied there).
+        if not r.runnable or not r.recipe or (r.shared and r.shared.takes_training):
             continue
         values, prov, _ = untrace(r.recipe)
         for kp, v in _leaves(values).items():
@@ -193,11 +196,11 @@ def apply_variant(spec: Spec, text: str, *,
         for r in spec.rows:
             if not r.runnable:
                 continue
-            leaf = _pick(deep_merge(spec.recipe, r.recipe), path)
+            leaf = _pick(recipe_tree(spec, r), path)
             if not (isinstance(leaf, dict) and leaf.get("assumed")
                     and any(_same(a, alt, spell(alt)) for a in leaf.get("alternatives") or ())):
                 continue
-            if smoke and _pick(deep_merge(spec.smoke.recipe, r.smoke.recipe), path) is not None:
+            if smoke and _pick(smoke_tree(spec, r), path) is not None:
                 raise SpecError(f"{spec.path}: --variant {text}: under --smoke the smoke recipe "
                                 f"sets {sub!r} for row {r.name!r}, so this variant would change "
                                 "nothing; run it without --smoke")

@@ -135,3 +135,28 @@ def test_missing_files_and_bad_options(tmp_path, cuhk_root):
         load_dataset("cuhk03", cuhk_root, protocol="old")
     with pytest.raises(DatasetError, match="images"):
         load_dataset("cuhk03", cuhk_root, protocol="classic", images="both")
+
+
+@pytest.mark.parametrize("view", [1, 2, "both"])
+def test_classic_query_views(cuhk_root, view):
+    """query_view 1/2: the queries come from that view, the gallery from the other; "both"
+    (Deep-Person's released code): every test image is a query and a gallery image."""
+    ds = load_dataset("cuhk03", cuhk_root, protocol="classic", images="detected", split=0,
+                      query_view=view)
+    q = sorted((s.pid, s.camid) for s in ds.query)
+    g = sorted((s.pid, s.camid) for s in ds.gallery)
+    if view == "both":
+        assert q == g and {c % 2 for _, c in q} == {0, 1}
+    else:
+        assert {c % 2 for _, c in q} == {view - 1} and {c % 2 for _, c in g} == {2 - view}
+    assert ds.meta["gallery_other_cameras"] and ds.meta["query_view"] == view
+
+
+def test_gallery_stats_declaration():
+    from reid_bench.data.base import GalleryStats
+    from reid_bench.registry import DATASETS
+
+    stats = DATASETS.info("cuhk03")["gallery_stats"]
+    assert stats({"protocol": "classic", "query_view": 1}) == GalleryStats(100, (1, 5), 500)
+    assert stats({"protocol": "classic", "query_view": "both"}).images == 1000
+    assert stats({"protocol": "new"}) is None

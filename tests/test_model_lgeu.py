@@ -196,3 +196,19 @@ def test_table2_lgeu_rows_end_to_end(tmp_path, shared_data_root):
     assert summary.ok and len(summary.done) == 2, summary.failed
     trained = [p for p in (results / "_artifacts" / "trained").iterdir() if p.is_dir()]
     assert len(trained) == 1
+
+
+@pytest.mark.parametrize("head,modules", [("linear", 1), ("bottleneck", 5)])
+def test_classifier_param_sets_the_head_not_the_descriptor(head, modules):
+    """``classifier: linear`` (assumed) is one linear layer on Y; ``bottleneck`` puts FC 512 →
+    BN → ReLU → dropout before it. The test descriptor is Y either way."""
+    torch.manual_seed(0)
+    x = torch.randn(3, 3, 128, 64)
+    net = LGEU().build(LGEUParams(classifier=head), SMOKE_RECIPE, num_classes=5)
+    heads = list(net.classifier) if isinstance(net.classifier, torch.nn.Sequential) \
+        else [net.classifier]
+    assert len(heads) == modules and heads[-1].out_features == 5
+    assert net.train()(x).shape == (3, 5)
+    with torch.no_grad():
+        net.eval()
+        torch.testing.assert_close(net(x), net.pooling(net.backbone.feature_map(x)))

@@ -19,6 +19,7 @@ from reid_bench.models.verif_identif import (
     VerifIdentifParams,
     VerifIdentifRecipe,
     contrastive_loss,
+    pair_descriptors,
     pair_loss,
     square_layer,
 )
@@ -196,3 +197,23 @@ def test_fit_without_training_split_is_not_run(tmp_path):
                                                              "width": 0.25}})
     with pytest.raises(DatasetError, match="imagefolder"):
         VerifIdentif().fit(VerifIdentifParams(pooling="mac"), recipe, ctx)
+
+
+def test_pair_batchnorm_separate_runs_each_branch_as_its_own_batch():
+    """Recipe ``pair_batchnorm``: ``separate`` gives each half its own BatchNorm statistics,
+    ``joint`` (one stacked batch) shares them; the same network at test time."""
+    torch.manual_seed(0)
+    model = _build("resnet50", num_classes=5)
+    a, b = torch.randn(4, 3, 64, 32), torch.randn(4, 3, 64, 32) * 3 + 1
+    model.train()
+    with torch.no_grad():
+        sep = pair_descriptors(model, a, b, separate=True)
+        torch.testing.assert_close(sep[0], model(a))
+        torch.testing.assert_close(sep[1], model(b))
+        joint = pair_descriptors(model, a, b, separate=False)
+        assert not torch.allclose(joint[0], sep[0])
+        model.eval()
+        for x, y in zip(pair_descriptors(model, a, b, True), pair_descriptors(model, a, b, False),
+                        strict=True):
+            torch.testing.assert_close(x, y)
+    assert VerifIdentifRecipe().pair_batchnorm == "joint"

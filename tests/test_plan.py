@@ -5,6 +5,12 @@ out of ``Runner``, with ``stable_hash(Runner(spec, RunOptions(**opts)).cell_conf
 the first cells (and the last) of ``plan(spec, tier=..., variant=...)`` of the real specs.
 A config hash that changes makes every finished cell of every user look stale (re-run), so any
 change here must be deliberate.
+
+Deliberate changes since: ledf/table2 (issue 26: CUHK03 single-shot scored with the trapezoid
+AP its published numbers require, the 10 single-shot repeats, ``tap`` and the ImageNet start
+traced as assumed) and verif_identif/table7 (the dropout rate, pair BatchNorm and mean colour
+traced as assumed) and deep_person/table3 (cosine distance, CUHK03 query view and repeats
+traced as assumed): their spec values or provenance changed, so their hashes did.
 """
 
 from __future__ import annotations
@@ -28,12 +34,12 @@ OVERRIDES = {"train.epochs": 3}
 # (spec, tier, options, variant, [(row, dataset, split, seed, expected hash)])
 CASES = [
     ("ledf/table2", "full", {}, "", [
-        ("LEDF", "cuhk03", 0, 0, "e48ffb6c15d016bd"),
-        ("LEDF", "cuhk03", 1, 0, "c5d04c4277af567f"),
-        ("LEDF", "cuhk03", 19, 0, "61ce5e7f790aac2f")]),
+        ("LEDF", "cuhk03", 0, 0, "f76d626aa129236f"),
+        ("LEDF", "cuhk03", 1, 0, "4cbbd224547d83dd"),
+        ("LEDF", "cuhk03", 19, 0, "fce4882de2241d58")]),
     ("verif_identif/table7", "full", {}, "", [  # trains on another dataset than it tests
-        ("Finetuned-Baseline (CaffeNet)", "caffenet", None, 0, "eddd3755a04048e0"),
-        ("Ours (VGG16)", "vgg16", None, 0, "3e1ead6cb33579be")]),
+        ("Finetuned-Baseline (CaffeNet)", "caffenet", None, 0, "9d4cfc2d318e5083"),
+        ("Ours (VGG16)", "vgg16", None, 0, "4166af7cd3108293")]),
     ("fmn/table5", "smoke", {"smoke": True}, "", [
         ("Pool1", "market", None, 0, "02f331b153ada24a"),
         ("Res4", "market", None, 0, "48ecd6e96f4283c2")]),
@@ -65,8 +71,8 @@ def test_weights_file_enters_the_hash_as_before(tmp_path):
     cell = plan(spec)[0]
     assert (cell.dataset, cell.split) == ("labeled", 0)
     assert config_hash(spec, cell, PlanOptions(weights={"resnet50": str(w)})) \
-        == "608d684981922dc2"
-    assert config_hash(spec, cell) != "608d684981922dc2"
+        == "8e751cc7aa659ee0"
+    assert config_hash(spec, cell) != "8e751cc7aa659ee0"
 
 
 def test_smoke_without_stand_in_cannot_be_planned():

@@ -14,15 +14,23 @@ import click
 @click.option("--paper-texts", type=click.Path(file_okay=False, exists=True), default=None,
               help="Folder of the papers' plain texts (<paper id>.txt): also check that every "
                    "`source:` quote and `replaces:` text is found in the paper.")
-def validate(paths, paper_texts=None):
-    """Validate specs (default: every papers/*/table*.yaml)."""
+@click.option("--consistency", "show_consistency", is_flag=True,
+              help="Also print what the published-number consistency checks found per table "
+                   "(they always run: CMC non-decreasing, mAP feasible under the spec's AP "
+                   "definition, identical rows across tables declared with same_as).")
+def validate(paths, paper_texts=None, show_consistency=False):
+    """Validate specs (default: every papers/*/table*.yaml), their published numbers'
+    consistency included."""
     from ..errors import SpecError
     from ..spec import find_specs, load_spec
+    from ..spec.consistency import check_specs
+    from ..spec.consistency_text import details, error_text
 
     files = find_specs(list(paths) or None)
     if not files:
         raise click.UsageError("no spec files found (looked for papers/*/table*.yaml)")
     bad = 0
+    loaded = {}
     for f in files:
         try:
             s = load_spec(f, check_methods=True)
@@ -37,10 +45,30 @@ def validate(paths, paper_texts=None):
                         f"{f}: {key}: {fld} not found in {paper_texts}/{s.paper.id}.txt: {q!r}"
                         for key, fld, q in missing), err=True)
                     continue
-            click.echo(f"ok      {f} ({len(s.rows)} rows)")
+            loaded[f] = s
         except SpecError as exc:
             bad += 1
             click.echo(f"invalid {f}\n{exc}", err=True)
+    # Identical rows are looked for among every spec of the project, not only those named.
+    done = {Path(f).resolve() for f in loaded}
+    universe = []
+    for f in find_specs(None):
+        if Path(f).resolve() in done:
+            continue
+        try:
+            universe.append(load_spec(f))
+        except SpecError:
+            pass  # reported when validated itself
+    result = check_specs(list(loaded.values()), universe)
+    for f, s in loaded.items():
+        errs = result.errors.get(s.path)
+        if errs:
+            bad += 1
+            click.echo(f"invalid {f}\n{error_text(s.path, errs)}", err=True)
+        else:
+            click.echo(f"ok      {f} ({len(s.rows)} rows)")
+    if show_consistency:
+        click.echo("\n".join(details(list(loaded.values()), result)))
     if bad:
         click.echo(f"{bad} of {len(files)} spec(s) invalid", err=True)
         sys.exit(1)

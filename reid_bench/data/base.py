@@ -8,7 +8,10 @@ A loader is a function registered in ``registry.DATASETS`` under the name specs 
 ``register`` may also declare ``check_variants``: the option sets ``reid-bench data check``
 checks the dataset with (default: once with default options; ``[]``: no default location,
 skipped); and ``train_images``: ``options -> (training images or None, note)`` by the
-published statistics, for ``run --dry-run`` estimates (default: counted on disk).
+published statistics, for ``run --dry-run`` estimates (default: counted on disk); and
+``gallery_stats``: ``options -> GalleryStats | None``, what the published statistics guarantee
+about the test gallery (``validate --consistency`` bounds a printed mAP with it; default: nothing
+stated, the check says "not decidable").
 
 ``root`` is the data root (``--data-root`` / ``$REID_BENCH_DATA`` / ``./data``); the loader looks
 for its own sub-folder(s) under it and raises ``DatasetError`` naming every path it looked at,
@@ -89,6 +92,18 @@ def fingerprint_samples(root: Path, splits: dict[str, Sequence[Sample]]) -> str:
                 rel, size = s.path, -1
             h.update(f"{split}\0{rel}\0{s.pid}\0{s.camid}\0{size}\n".encode())
     return h.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class GalleryStats:
+    """What a dataset's published statistics guarantee about its test gallery: ``ids``
+    identities, between ``matches[0]`` and ``matches[1]`` images of a query's identity in the
+    gallery it is ranked against (after the protocol's junk rule), at most ``images`` gallery
+    images in all."""
+
+    ids: int
+    matches: tuple[int, int]
+    images: int
 
 
 def published_train_images(expected: dict[str, dict[str, int]]

@@ -36,7 +36,7 @@ from ..cache_dir import resolve_cache_dir
 from ..errors import DatasetError
 from ..registry import DATASETS
 from ._common import missing_dataset_error
-from .base import ReidDataset, Sample, fingerprint_samples
+from .base import GalleryStats, ReidDataset, Sample, fingerprint_samples
 
 CUHK03_SOURCE = ("http://www.ee.cuhk.edu.hk/~xgwang/CUHK_identification.html (cuhk03_release.zip; "
                  "Li et al., CVPR 2014); new-protocol .mat files: "
@@ -132,10 +132,21 @@ def _train_images(options: dict) -> tuple[int | None, str]:
     return None, ""
 
 
+def _gallery_stats(options: dict):
+    """Classic protocol: 100 test identities; every identity has at most 5 images per camera
+    view (cuhk-03.mat: columns 1-5 and 6-10), so a query's identity has 1-5 images in the other
+    view and the gallery at most 5 (views 1, 2) or 10 (``both``: every other camera) images per
+    identity. The new protocol's statistics do not bound a query's matches: None."""
+    if options.get("protocol", "new") != "classic":
+        return None
+    per_id = 10 if options.get("query_view", 1) == "both" else 5
+    return GalleryStats(ids=100, matches=(1, 5), images=100 * per_id)
+
+
 # `data check` checks the new protocol's two image kinds (the classic one uses the same files).
 @DATASETS.register("cuhk03", check_variants=[{"protocol": "new", "images": "detected"},
                                              {"protocol": "new", "images": "labeled"}],
-                   train_images=_train_images)
+                   train_images=_train_images, gallery_stats=_gallery_stats)
 def load_cuhk03(root: Path, protocol: str = "new", images: str = "detected",
                 split: int = 0, query_view: int = 1) -> ReidDataset:
     """CUHK03 from data root ``root``.
@@ -143,13 +154,17 @@ def load_cuhk03(root: Path, protocol: str = "new", images: str = "detected",
     ``protocol``: "new" (767 train / 700 test ids, Zhong et al. 2017; one partition) or
     "classic" (20 partitions of 1,367 train / 100 test ids; query = the test ids' images from
     camera view ``query_view`` of the pair, gallery = those from the other view; the papers
-    only say "the other camera", so specs mark the view as assumed). ``split``: the partition
+    only say "the other camera", so specs mark the view as assumed; ``"both"``: every test
+    image is a query and a gallery image, and the protocol ranks each query against the
+    images of the other cameras only, as open-reid's ``separate_camera_set``, the evaluation of
+    Deep-Person's released code). ``split``: the partition
     index, 0..19 for classic, 0 for new (the option keeps the name of the cell's ``split``
     that the runner fills it from, and of the spec's ``splits:``; it is part of the cells'
     config hashes). ``images``: "detected" (DPM boxes) or "labeled" (hand-drawn boxes)."""
-    if query_view not in (1, 2):
+    if query_view not in (1, 2, "both"):
         raise DatasetError(f"cuhk03 option query_view={query_view!r}: use 1 or 2 (the camera "
-                           "view of each pair the classic protocol queries come from).")
+                           "view of each pair the classic protocol queries come from) or "
+                           "'both' (every test image is a query and a gallery image).")
     if protocol not in ("new", "classic"):
         raise DatasetError(f"cuhk03 option protocol={protocol!r}: use 'new' or 'classic'.")
     if images not in ("detected", "labeled"):
@@ -207,13 +222,18 @@ def load_cuhk03(root: Path, protocol: str = "new", images: str = "detected",
                        # fingerprint wherever the cache is.
                        fingerprint=fingerprint_samples(img_dir.parent, splits),
                        meta={"protocol": protocol, "images": images, "partition": partition,
-                             "expected": CUHK03_EXPECTED[(protocol, images)]})
+                             "expected": CUHK03_EXPECTED[(protocol, images)],
+                             # Classic: queries meet only other cameras' images (with views 1
+                             # and 2 the gallery is the other view anyway).
+                             "gallery_other_cameras": protocol == "classic",
+                             "query_view": query_view})
 
 
 def _classic_partition(on_disk: set[str], test_ids, query_view: int,
                        sample) -> dict[str, list[Sample]]:
     """Splits of one classic partition: its ``test_ids`` ((group, person) rows) are query
-    (view ``query_view``) and gallery (the other view), every other identity is train."""
+    (view ``query_view``) and gallery (the other view), or both (``"both"``: each test image
+    in query and gallery), every other identity is train."""
     test = {(int(g), int(p)) for g, p in test_ids}
     splits: dict[str, list[Sample]] = {"train": [], "query": [], "gallery": []}
     for name in sorted(on_disk):
@@ -221,9 +241,13 @@ def _classic_partition(on_disk: set[str], test_ids, query_view: int,
         if m is None:
             continue  # not one of ours (e.g. a stray file); never part of a split
         key = (int(m["group"]), int(m["pid"]))
-        dest = ("train" if key not in test
-                else "query" if m["view"] == str(query_view) else "gallery")
-        splits[dest].append(sample(name))
+        if key not in test:
+            splits["train"].append(sample(name))
+        elif query_view == "both":
+            splits["query"].append(sample(name))
+            splits["gallery"].append(sample(name))
+        else:
+            splits["query" if m["view"] == str(query_view) else "gallery"].append(sample(name))
     return splits
 
 

@@ -51,13 +51,17 @@ class LGEUParams(Strict):
     """Row-level switches. ``unit``: what replaces/precedes the global pooling (``gap`` = the
     plain baseline, ``se`` = SE unit, ``lgeu`` = the paper's unit). ``parts`` = K (ignored by
     ``gap``; ``se`` is K = 1 by definition). ``reduction`` = R with its meaning set by
-    ``reduction_mode`` (``width``: hidden = R; ``ratio``: hidden = C // R)."""
+    ``reduction_mode`` (``width``: hidden = R; ``ratio``: hidden = C // R). ``classifier``:
+    ``linear`` (one linear layer on Y, the paper names no other) or ``bottleneck`` (Y → FC 512
+    → BatchNorm → ReLU → dropout 0.5 → linear, the IDE/torchreid head); Y is the descriptor
+    either way."""
 
     unit: Literal["gap", "se", "lgeu"] = "lgeu"
     parts: int = Field(4, ge=1)
     reduction: int = Field(16, ge=1)
     reduction_mode: Literal["width", "ratio"] = "width"
     gate_bias: bool = False
+    classifier: Literal["linear", "bottleneck"] = "linear"
 
 
 def hidden_width(channels: int, reduction: int, mode: str) -> int:
@@ -134,11 +138,18 @@ class LGEUNet(nn.Module):
     """ResNet-50 trunk → pooling (GAP / SE / LGEU) → Y → linear classifier (softmax loss).
     ``forward`` returns logits in training mode and the descriptor Y in eval mode."""
 
-    def __init__(self, backbone: nn.Module, pooling: nn.Module, num_classes: int):
+    def __init__(self, backbone: nn.Module, pooling: nn.Module, num_classes: int,
+                 head: str = "linear"):
         super().__init__()
         self.backbone = backbone
         self.pooling = pooling
-        self.classifier = classifier(backbone.feature_dim, num_classes)
+        dim = backbone.feature_dim
+        if head == "bottleneck":
+            self.classifier = nn.Sequential(nn.Linear(dim, 512), nn.BatchNorm1d(512),
+                                            nn.ReLU(inplace=True), nn.Dropout(0.5),
+                                            classifier(512, num_classes))
+        else:
+            self.classifier = classifier(dim, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.pooling(self.backbone.feature_map(x))
@@ -155,7 +166,7 @@ class LGEU(Method):
     def build(self, params: LGEUParams, recipe: StandardRecipe, num_classes: int) -> LGEUNet:
         bb = build_backbone("resnet50", width=recipe.backbone.width,
                             pretrained=recipe.backbone.pretrained)
-        return LGEUNet(bb, build_pooling(params, bb.feature_dim), num_classes)
+        return LGEUNet(bb, build_pooling(params, bb.feature_dim), num_classes, params.classifier)
 
     def fit(self, params: LGEUParams, recipe: StandardRecipe, ctx: CellContext) -> LGEUNet:
         ds = train_image_dataset(ctx, recipe.input)

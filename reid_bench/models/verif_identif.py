@@ -102,6 +102,9 @@ class VerifIdentifRecipe(StandardRecipe):
 
     pairs: PairRecipe = PairRecipe()
     loss: LossRecipe = LossRecipe()
+    # ``joint``: the pair runs as one stacked batch, so BatchNorm (ResNet-50) normalises both
+    # branches together; ``separate``: one forward per branch, as two MatConvNet networks.
+    pair_batchnorm: Literal["joint", "separate"] = "joint"
 
 
 def square_layer(f1: torch.Tensor, f2: torch.Tensor) -> torch.Tensor:
@@ -171,6 +174,18 @@ class VerifIdentifNet(nn.Module):
         if self.verification is not None:
             out["verif"] = self._conv1x1(self.verification, square_layer(d1, d2))
         return out
+
+
+def pair_descriptors(model: VerifIdentifNet, x1: torch.Tensor, x2: torch.Tensor,
+                     separate: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """f of both images of a pair batch. The two branches share every weight (Sec. III-A), so
+    one forward over the stacked pair batch is the siamese pass, BatchNorm then normalising
+    both halves together; ``separate`` (recipe ``pair_batchnorm``) runs one batch per branch,
+    as the paper's two MatConvNet networks do."""
+    if separate:
+        return model(x1), model(x2)
+    f = model(torch.cat([x1, x2]))
+    return f[: len(x1)], f[len(x1):]
 
 
 def pair_loss(model: VerifIdentifNet, f1: torch.Tensor, f2: torch.Tensor, y1: torch.Tensor,
@@ -249,10 +264,7 @@ class VerifIdentif(Method):
 
         def step(batch):
             x1, y1, x2, y2, same = to_device(batch, ctx.device)
-            # The two branches share every weight, so one forward over the stacked pair batch
-            # is the siamese pass (BatchNorm sees both halves together).
-            f = model(torch.cat([x1, x2]))
-            f1, f2 = f[: len(x1)], f[len(x1):]
+            f1, f2 = pair_descriptors(model, x1, x2, recipe.pair_batchnorm == "separate")
             loss, scalars = pair_loss(model, f1, f2, y1, y2, same, recipe.loss)
             scalars["neg_ratio"] = sampler.ratio
             return loss, scalars

@@ -20,6 +20,7 @@ from ..errors import ResultsError, SpecError
 from ..overrides import compose_variant, describe_variant, spec_parts, variant_parts
 from ..results import TIERS, cell_dir, metric_values, read_results, table_csv
 from ..spec import Spec, find_specs, load_spec, untrace
+from ..spec.consistency import table_consistency
 from . import claims, ledger, plots, verdicts
 from .flags import annotate
 from .view import NO_RESULT, Number, OtherResults, RecipeEntry, RowView, TableView
@@ -254,6 +255,7 @@ def table_view(spec: Spec, results_dir: Path, *, with_plots: bool = True) -> Tab
                      deviation=describe_variant(home), others=others,
                      cells=[_clean({k: rec.get(k) for k in CELL_PROVENANCE})
                             for rec in everything.to_dict("records")])
+    view.consistency = table_consistency(spec)
     vdf = vdf[vdf["tier"] == tier] if not vdf.empty else vdf
     view.ledger = ledger.ledger_view(spec, vdf, {(rv.name, ds, m): n for rv in rows
                                             for (ds, m), n in rv.numbers.items()}, _long_metrics)

@@ -31,6 +31,7 @@ def summary(views: list[TableView], broken: list[tuple[str, str]], stamp: str) -
                         "published_status": c.published_status, "synthetic": c.synthetic,
                         "comparisons": [vars(x) for x in c.comparisons]} for c in v.claims],
             "assumptions": [vars(e) for e in v.assumptions],
+            "consistency": vars(v.consistency) if v.consistency else None,
             "tier": v.tier, "variant": v.variant, "deviation": v.deviation,
             "flagged": v.flagged,
             "other_results": [{"tier": o.tier, "variant": o.variant, "labels": o.labels,

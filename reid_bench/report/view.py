@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..spec import Row, Spec
+from ..spec.consistency import TableConsistency
 from . import claims, ledger, plots, verdicts
 from .fmt import delta
 
@@ -145,6 +146,9 @@ class TableView:
     others: list[OtherResults] = field(default_factory=list)
     cells: list[dict[str, Any]] = field(default_factory=list)  # provenance of every row
     ledger: ledger.Ledger | None = None  # assumptions, stated/assumed counts, variant runs
+    # The published numbers checked against each other and the spec's AP definition
+    # (spec/consistency.py): a line and any errors.
+    consistency: TableConsistency | None = None
 
     @property
     def flagged(self) -> dict[str, int]:

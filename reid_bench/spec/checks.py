@@ -64,6 +64,8 @@ def check_rows(spec: Spec, check_methods: bool) -> tuple[list[tuple], set[str]]:
                                    "number comes from)"))
             continue
         if not row.method:
+            if row.same_as is not None and row.shared is None:
+                continue  # read as a same_as target: its own load resolves and checks it
             errors.append((rp, "a runnable row needs 'method'"))
             continue
         _, _, errs = untrace(row.recipe, rp + ("recipe",))

@@ -7,6 +7,7 @@ every error names the file, the line, the key path and what is allowed. Unknown 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from pathlib import Path
 
@@ -16,18 +17,22 @@ from ..errors import SpecError
 from ..yamlio import load_yaml_with_lines
 from .checks import check_claims, check_columns, check_rows
 from .messages import format_errors, pydantic_errors
+from .same_as import resolve_same_as
 from .schema import Spec
 from .traced import strip_traced_settings, untrace
 
 
-def load_spec(path: str | Path, *, check_methods: bool = False) -> Spec:
+def load_spec(path: str | Path, *, check_methods: bool = False,
+              same_as: bool = True) -> Spec:
     """Read and validate one spec file.
 
     Checks the schema, that every row publishes a number (or explicit ``null`` for a dash) for
     every metric of every column it belongs to, that recipe values are traced and that each
     runnable row's method params and resolved recipe validate against its method. With
     ``check_methods`` an unregistered method is an error (``validate``); without, the runner
-    records such rows as failed cells. Raises SpecError listing every problem found.
+    records such rows as failed cells. ``same_as`` rows are resolved against the specs they
+    name (``spec/same_as.py``; ``same_as=False``: left as written, how a referenced spec is
+    read). Raises SpecError listing every problem found.
     """
     path = Path(path)
     if not path.is_file():
@@ -40,6 +45,10 @@ def load_spec(path: str | Path, *, check_methods: bool = False) -> Spec:
         if forbidden in data:
             raise SpecError(format_errors(path, lines,
                                           [((forbidden,), "reserved key; remove it")]))
+    for i, row in enumerate(data.get("rows") or []):
+        if isinstance(row, dict) and "shared" in row:
+            raise SpecError(format_errors(path, lines, [(("rows", i, "shared"), "reserved key "
+                                                         "(filled from same_as); remove it")]))
     traced, errors = strip_traced_settings(data)
     try:
         spec = Spec.model_validate(data)
@@ -54,6 +63,9 @@ def load_spec(path: str | Path, *, check_methods: bool = False) -> Spec:
                                         f"{path.parent.name!r}"))
     _, _, errs = untrace(spec.recipe, ("recipe",))
     errors += errs
+    if same_as:
+        spec, errs = resolve_same_as(spec, path, _reference)
+        errors += errs
     errors += check_columns(spec)
     row_errors, names = check_rows(spec, check_methods)
     errors += row_errors
@@ -67,3 +79,16 @@ def load_spec(path: str | Path, *, check_methods: bool = False) -> Spec:
     text = path.read_bytes()
     return spec.model_copy(update={"path": str(path),
                                    "spec_hash": hashlib.sha256(text).hexdigest()[:16]})
+
+
+def _reference(path: Path) -> Spec:
+    """A spec a ``same_as`` names, read as written (its own same_as unresolved); one read per
+    file version per process (every spec of a paper names the same few)."""
+    st = path.stat()
+    return _reference_at(str(path.resolve()), st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=64)
+def _reference_at(path: str, mtime_ns: int, size: int) -> Spec:
+    del mtime_ns, size  # part of the cache key only
+    return load_spec(path, same_as=False)

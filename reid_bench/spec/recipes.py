@@ -19,14 +19,27 @@ def deep_merge(base: dict, over: dict) -> dict:
     return out
 
 
+def recipe_tree(spec: Spec, row: Row) -> dict:
+    """``row``'s traced recipe tree: the table recipe ⊕ the row's, or, for a ``same_as`` row
+    that runs the referenced row's training, that row's whole tree (``spec/same_as.py``)."""
+    took = row.shared is not None and row.shared.takes_training
+    return copy.deepcopy(row.recipe) if took else deep_merge(spec.recipe, row.recipe)
+
+
+def smoke_tree(spec: Spec, row: Row) -> dict:
+    """``row``'s ``--smoke`` recipe overrides (plain values), as ``recipe_tree`` chooses."""
+    took = row.shared is not None and row.shared.takes_training
+    return (copy.deepcopy(row.shared.smoke_recipe) if took
+            else deep_merge(spec.smoke.recipe, row.smoke.recipe))
+
+
 def resolved_recipe(spec: Spec, row: Row, *, smoke: bool) -> tuple[dict, dict[str, dict]]:
     """The recipe values for ``row`` (table recipe ⊕ row recipe, then ⊕ smoke overrides when
-    ``smoke``) and the provenance of each value. Smoke overrides are ours, not the paper's;
+    ``smoke``; a ``same_as`` row's are the referenced row's) and the provenance of each value. Smoke overrides are ours, not the paper's;
     their provenance reads ``{"smoke": True}``."""
-    tree = deep_merge(spec.recipe, row.recipe)
-    values, prov, _ = untrace(tree)
+    values, prov, _ = untrace(recipe_tree(spec, row))
     if smoke:
-        over = deep_merge(spec.smoke.recipe, row.smoke.recipe)
+        over = smoke_tree(spec, row)
         values = deep_merge(values, over)
         for key in _leaf_keys(over):
             prov[key] = {"smoke": True}

@@ -88,6 +88,19 @@ class SmokeSettings(Strict):
     dataset_options: dict[str, Any] = Field(default_factory=dict)
 
 
+class SharedRun(Strict):
+    """A ``same_as`` row as ``load_spec`` resolved it (never written in YAML): per column, the
+    referenced row (``<paper>/<table>:<row>``) and that column's evaluation (the referenced row's
+    overrides folded in), and the referenced table's ``--smoke`` recipe overrides."""
+
+    refs: dict[str, str]
+    # True: the row wrote no method and runs the referenced row's (recipe, eval, smoke below);
+    # False: it wrote its own, checked to train the same.
+    takes_training: bool = False
+    eval: dict[str, EvalSettings] = Field(default_factory=dict)
+    smoke_recipe: dict[str, Any] = Field(default_factory=dict)
+
+
 class Row(Strict):
     """One row of the paper table."""
 
@@ -102,6 +115,12 @@ class Row(Strict):
     source: str | None = None  # where a quoted row comes from (citation), or the section
     note: str | None = None
     datasets: list[str] | None = None  # run only on these columns (default: all)
+    # The published numbers are another table's row: ``<paper>/<table>:<row>`` for every column
+    # of this row, or {column: ref}. A runnable same_as row runs the referenced row's method,
+    # params, recipe and evaluation (resolved by load_spec into ``shared``): one training, both
+    # tables. ``validate`` refuses identical numbers across tables that do not declare it.
+    same_as: str | dict[str, str] | None = None
+    shared: SharedRun | None = None  # filled by load_spec from same_as; reserved in YAML
 
     @field_validator("published")
     @classmethod

@@ -13,8 +13,9 @@ from typing import Any, ClassVar
 
 import torch
 
-from ...data.base import ReidDataset, Sample
+from ...data.base import GalleryStats, ReidDataset, Sample
 from ...metrics import METRICS
+from ..ap_bounds import MatchBounds
 from ..distance import compute_distance
 from ..metrics import evaluate_relevance
 from ..ranking import RankResult, relevance_from_ids
@@ -70,6 +71,12 @@ class Protocol(ABC):
     def evaluate(self, dataset: ReidDataset, embed: Embed, ctx: EvalContext) -> EvalResult:
         """Metrics of ``embed`` on ``dataset``; ``details`` holds only what this protocol adds
         (``evaluate_cell`` adds the settings)."""
+
+    def match_bounds(self, stats: GalleryStats | None) -> MatchBounds | None:
+        """What this protocol guarantees every evaluated query (true matches, gallery size)
+        on a dataset whose published statistics are ``stats`` (the loader's
+        ``gallery_stats``), for ``validate --consistency``; None: nothing (not decidable)."""
+        return None
 
     def percent(self, res: RankResult, max_rank: int, suffix: str = "") -> dict[str, float]:
         """This protocol's ``metrics`` of ``res`` in percent, each key suffixed (``@<N>``)."""

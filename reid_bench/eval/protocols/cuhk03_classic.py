@@ -7,7 +7,9 @@ import math
 import numpy as np
 import torch
 
+from ...data.base import GalleryStats
 from ...registry import PROTOCOLS
+from ..ap_bounds import MatchBounds
 from ..distance import compute_distance
 from ..ranking import RankResult
 from ._common import EvalContext, EvalResult, Protocol, embed_split, ids
@@ -15,15 +17,18 @@ from ._common import EvalContext, EvalResult, Protocol, embed_split, ids
 
 def single_shot_rank(D: torch.Tensor, q_pids, q_camids, g_pids, g_camids, repeats: int,
                      generator: torch.Generator, max_rank: int,
-                     ap: str) -> tuple[np.ndarray, np.ndarray, int]:
+                     ap: str, other_cameras: bool = False) -> tuple[np.ndarray, np.ndarray, int]:
     """CUHK03 classic single-shot: for each query and repeat, one random valid image per
-    gallery identity (not the query's id in the query's camera, not id −1) forms the gallery.
+    gallery identity (not the query's id in the query's camera, not id −1; with
+    ``other_cameras`` no image of the query's camera at all) forms the gallery.
     With one true match per query, AP = 1/rank ("standard") or (1/rank + prev)/2 (trapezoid).
     Returns per-repeat CMC (repeats×max_rank), per-repeat mAP, and the skipped-query count."""
     Dc = D.cpu().double()
     Q, G = Dc.shape
     valid = ~((g_pids[None] == q_pids[:, None]) & (g_camids[None] == q_camids[:, None]))
     valid &= (g_pids != -1)[None]
+    if other_cameras:  # open-reid's separate_camera_set (queries from both views)
+        valid &= g_camids[None] != q_camids[:, None]
     uid, gcls = torch.unique(g_pids, return_inverse=True)
     has_match = ((g_pids[None] == q_pids[:, None]) & valid).any(1)
     cmcs, maps = [], []
@@ -64,6 +69,10 @@ class CUHK03Classic(Protocol):
     splits = ("query", "gallery")
     options = {"repeats": 10}
 
+    def match_bounds(self, stats: GalleryStats | None) -> MatchBounds | None:
+        # Single-shot: one image per gallery identity, so exactly one true match among `ids`.
+        return None if stats is None else MatchBounds(1, 1, stats.ids)
+
     def evaluate(self, dataset, embed, ctx: EvalContext) -> EvalResult:
         repeats = int(ctx.options["repeats"])
         if repeats < 1:
@@ -77,7 +86,8 @@ class CUHK03Classic(Protocol):
         D = compute_distance(qf, gf, ctx.distance, device=ctx.device)
         (qp, qc), (gp, gc) = ids(q), ids(g)
         gen = torch.Generator().manual_seed(ctx.seed)
-        cmcs, maps, skipped = single_shot_rank(D, qp, qc, gp, gc, repeats, gen, ctx.max_rank,
-                                               ctx.ap)
+        cmcs, maps, skipped = single_shot_rank(
+            D, qp, qc, gp, gc, repeats, gen, ctx.max_rank, ctx.ap,
+            other_cameras=bool(dataset.meta.get("gallery_other_cameras", False)))
         res = RankResult(cmcs.mean(0), float(maps.mean()), np.zeros(0), len(q), skipped)
         return self.result(res, ctx, repeats=repeats, seed=ctx.seed)
