@@ -197,6 +197,8 @@ def apply_variant(spec: Spec, text: str, *,
             if not (isinstance(leaf, dict) and leaf.get("assumed")
                     and any(_same(a, alt, spell(alt)) for a in leaf.get("alternatives") or ())):
                 continue
+            if _unused(r, path):
+                continue  # the row's method never reads it: same training, not a variant
             if smoke and _pick(deep_merge(spec.smoke.recipe, r.smoke.recipe), path) is not None:
                 raise SpecError(f"{spec.path}: --variant {text}: under --smoke the smoke recipe "
                                 f"sets {sub!r} for row {r.name!r}, so this variant would change "
@@ -238,6 +240,17 @@ def apply_variant(spec: Spec, text: str, *,
               for e in spec.traced]
     new_spec = spec.model_copy(update={"rows": rows_out, "datasets": datasets, "traced": traced})
     return new_spec, part, affected
+
+
+def _unused(row: Row, path: tuple) -> bool:
+    """Whether ``row``'s method, with the row's params, never reads recipe key ``path``."""
+    from .registry import METHODS
+
+    if row.method not in METHODS:
+        return False
+    method = METHODS.get(row.method)()
+    unused = method.recipe_unused(method.Params.model_validate(row.params))
+    return any(".".join(path[:i]) in unused for i in range(1, len(path) + 1))
 
 
 def set_eval(ev: Any, field_path: str, value: Any) -> Any:

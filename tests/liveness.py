@@ -352,6 +352,6 @@ def differences(a: dict, b: dict) -> list[str]:
     if len(sa) != len(sb):
         out.append("stages")
     else:
-        for x, y in zip(sa, sb):
+        for x, y in zip(sa, sb, strict=True):
             out += [f"{x['stage']}.{k}" for k in x if x[k] != y.get(k)]
     return out

@@ -8,9 +8,6 @@ sets a removed field is refused by the strict schema, with its file and line).""
 from __future__ import annotations
 
 import pytest
-
-from reid_bench.registry import METHODS
-
 from liveness import (
     PARAMS,
     base_recipe,
@@ -21,6 +18,8 @@ from liveness import (
     perturbed,
     tiny_dataset,
 )
+
+from reid_bench.registry import METHODS
 
 CASES = [(m, ".".join(leaf)) for m in sorted(METHODS.names()) for leaf in perturbations(m)]
 
