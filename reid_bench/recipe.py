@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
 from .strict import Strict
 
@@ -88,6 +88,12 @@ class OptimRecipe(Strict):
     backbone_lr_mult: float = Field(1.0, ge=0)
     grad_clip: GradClip | None = None  # None: no clipping
 
+    def unused_fields(self) -> frozenset[str]:
+        """Fields these values make irrelevant: Adam has no momentum or Nesterov switch (its
+        betas are torch's defaults), and ``gamma`` acts only at ``lr_steps``."""
+        out = {"momentum", "nesterov"} if self.optimizer == "adam" else set()
+        return frozenset(out | ({"gamma"} if not self.lr_steps else set()))
+
     def lr_at(self, epoch: int) -> float:
         """Learning rate of epoch ``epoch`` (0-based) for a parameter group with multiplier 1."""
         lr = self.lr * self.gamma ** sum(1 for s in self.lr_steps if epoch >= s)
@@ -107,3 +113,17 @@ class BackboneRecipe(Strict):
 
     pretrained: str = "imagenet"
     width: float = Field(1.0, gt=0, le=1.0)
+
+
+def recipe_leaves(cls: type[BaseModel], prefix: str = "") -> list[str]:
+    """Dotted keys of every leaf field of a recipe model class: the fields that are not a
+    (required) sub-model themselves; an optional sub-model (``grad_clip: GradClip | None``) is
+    one leaf. The keys a spec traces (``reid_bench.spec.traced``)."""
+    out: list[str] = []
+    for name, f in cls.model_fields.items():
+        sub = f.annotation
+        if isinstance(sub, type) and issubclass(sub, BaseModel):
+            out += recipe_leaves(sub, f"{prefix}{name}.")
+        else:
+            out.append(f"{prefix}{name}")
+    return out

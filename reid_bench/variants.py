@@ -63,7 +63,8 @@ def _leaves(values: Any, prefix: tuple = ()) -> dict[tuple, Any]:
 
 def traced_values(spec: Spec) -> list[Traced]:
     """Every traced value of ``spec``: the table recipe, each runnable row's recipe overrides,
-    and the traced ``params``/``eval`` values (``spec.traced``), in spec order."""
+    the traced ``params``/``eval`` values (``spec.traced``), in spec order, then every recipe
+    value the spec leaves out, per row, as ``assumed: "default"`` (``spec.defaults``)."""
     out: list[Traced] = []
     values, prov, _ = untrace(spec.recipe)
     for kp, v in _leaves(values).items():
@@ -85,6 +86,13 @@ def traced_values(spec: Spec) -> list[Traced]:
         path = (("datasets", e["owner"]) + sub if e["scope"] == "column"
                 else ("rows", index.get(e["owner"], 0)) + sub)
         out.append(_traced(e["key"], e["value"], e["scope"], e["owner"], e, path))
+    # A recipe value the spec leaves out is the Recipe's default: our choice, never the
+    # paper's (spec.defaults).
+    from .spec.defaults import DEFAULT_REASON, untraced_leaves
+
+    for u in untraced_leaves(spec):
+        out.append(Traced(f"recipe.{u.key}", u.value, "row", u.row, assumed=DEFAULT_REASON,
+                          path=("rows", u.row_index, "recipe")))
     return out
 
 

@@ -20,14 +20,17 @@ from .schema import Spec
 from .traced import strip_traced_settings, untrace
 
 
-def load_spec(path: str | Path, *, check_methods: bool = False) -> Spec:
+def load_spec(path: str | Path, *, check_methods: bool = False, complete: bool = False) -> Spec:
     """Read and validate one spec file.
 
     Checks the schema, that every row publishes a number (or explicit ``null`` for a dash) for
     every metric of every column it belongs to, that recipe values are traced and that each
     runnable row's method params and resolved recipe validate against its method. With
     ``check_methods`` an unregistered method is an error (``validate``); without, the runner
-    records such rows as failed cells. Raises SpecError listing every problem found.
+    records such rows as failed cells. With ``complete`` (``validate``, for the specs of the
+    project's ``papers/``) every recipe value a row's method reads must be traced: one left to
+    the Recipe's default is an error naming it (``spec.defaults``). Raises SpecError listing
+    every problem found.
     """
     path = Path(path)
     if not path.is_file():
@@ -62,6 +65,10 @@ def load_spec(path: str | Path, *, check_methods: bool = False) -> Spec:
     from ..alternatives import check_alternatives  # lazy: it imports this package
 
     errors += check_alternatives(spec)
+    if complete and not errors:
+        from .defaults import untraced_errors
+
+        errors += untraced_errors(spec)
     if errors:
         raise SpecError(format_errors(path, lines, errors))
     text = path.read_bytes()
