@@ -28,6 +28,7 @@ from pydantic import BaseModel, ValidationError
 
 from reid_bench.data.base import ReidDataset, Sample
 from reid_bench.data.transforms import build_transform, compute_mean_colour
+from reid_bench.hashing import stable_hash
 from reid_bench.method import CellContext
 from reid_bench.registry import METHODS
 from reid_bench.train import _set_epoch, build_optimizer
@@ -253,6 +254,7 @@ class Recorder:
     def __init__(self) -> None:
         self.stages: list[dict] = []
         self.builders: list[dict] = []
+        self.cache: list[dict] = []  # per get_or_train: its kind, key and the stages inside
 
     def train_stage(self, model, loader, step, optim, *, groups=None, stage="train", **_):
         groups = groups or [(model.parameters(), 1.0)]
@@ -288,9 +290,12 @@ class Recorder:
         })
         return []
 
-    @staticmethod
-    def get_or_train(cache, kind, key, train, build, **_):
-        return train(), Path("."), True
+    def get_or_train(self, cache, kind, key, train, build, **_):
+        first = len(self.stages)
+        model = train()
+        self.cache.append({"kind": kind, "key": stable_hash(key),
+                           "stages": self.stages[first:]})
+        return model, Path("."), True
 
     def build_backbone(self, real):
         def build(name, *, width=1.0, pretrained="none", **kw):
@@ -339,19 +344,30 @@ def observe(method_name: str, params: dict, recipe: dict, ds: ReidDataset, work:
         x = torch.stack([tf(open_image(s)) for s in ds.gallery])
         desc = method.features(model, p)(x)
     monkeypatch.undo()
-    return {"builders": rec.builders, "stages": rec.stages,
+    return {"builders": rec.builders, "stages": rec.stages, "cache": rec.cache,
             "test_input": test_inp.model_dump(), "test_transform": repr(tf),
             "descriptor": _num(desc),
             "params": sum(t.numel() for t in model.parameters())}
 
 
 def differences(a: dict, b: dict) -> list[str]:
-    """Top-level (and per-stage) keys where two observations differ."""
-    out = [k for k in a if k != "stages" and a[k] != b.get(k)]
+    """Top-level (and per-stage) keys where two observations differ. The cache keys are not
+    compared: a key that hashes a whole recipe block changes with a field nothing reads."""
+    out = [k for k in a if k not in ("stages", "cache") and a[k] != b.get(k)]
     sa, sb = a["stages"], b["stages"]
     if len(sa) != len(sb):
         out.append("stages")
     else:
         for x, y in zip(sa, sb, strict=True):
             out += [f"{x['stage']}.{k}" for k in x if x[k] != y.get(k)]
+    return out
+
+
+def stale_cache(a: dict, b: dict) -> list[str]:
+    """Cached stages (``get_or_train``) whose training differs between two observations while
+    their cache key does not: the second run would reuse the first one's model."""
+    out = []
+    for x, y in zip(a["cache"], b["cache"], strict=True):
+        if x["kind"] == y["kind"] and x["key"] == y["key"] and x["stages"] != y["stages"]:
+            out.append(x["kind"])
     return out

@@ -16,6 +16,7 @@ from liveness import (
     params_for,
     perturbations,
     perturbed,
+    stale_cache,
     tiny_dataset,
 )
 
@@ -54,3 +55,44 @@ def test_recipe_field_is_live(method, field, tiny, tmp_path, monkeypatch):
     assert differences(a, b), (
         f"{method} recipe field {field} = {value!r} changes nothing the method builds, trains "
         "with or evaluates with: wire it, or remove it from the method's Recipe")
+    # A stage cached inside fit (FMN's GRN, LEDF's verification network) must be keyed by
+    # every value that changes it, or a variant would reuse the canonical stage.
+    assert stale_cache(a, b) == [], f"{method} {field}: cache key misses it"
+
+
+def _unused_cases():
+    """(method, row params, unused leaf) for every project spec row whose method declares
+    recipe keys its params leave unread (``Method.recipe_unused``)."""
+    from reid_bench.recipe import recipe_leaves
+    from reid_bench.spec import find_specs, load_spec
+
+    seen, out = set(), []
+    for path in find_specs():
+        for row in load_spec(path).rows:
+            if not (row.runnable and row.method in METHODS):
+                continue
+            m = METHODS.get(row.method)()
+            unused = m.recipe_unused(m.Params.model_validate(row.params))
+            for leaf in recipe_leaves(m.Recipe):
+                parts = leaf.split(".")
+                if any(".".join(parts[:i]) in unused for i in range(1, len(parts) + 1)):
+                    key = (row.method, repr(sorted(row.params.items())), leaf)
+                    if key not in seen:
+                        seen.add(key)
+                        out.append((row.method, dict(row.params), leaf))
+    return out
+
+
+UNUSED = _unused_cases()
+
+
+@pytest.mark.parametrize("method,params,field", UNUSED,
+                         ids=[f"{m}-{'-'.join(map(str, p.values()))}-{f}" for m, p, f in UNUSED])
+def test_recipe_unused_is_true(method, params, field, tiny, tmp_path, monkeypatch):
+    # A key a method declares unread for these params (so a --variant of it skips the row)
+    # must change nothing for them.
+    base, new, value = perturbed(method, tuple(field.split(".")))
+    p = {**params, **PARAMS[method]}
+    a = observe(method, p, base, tiny, tmp_path, monkeypatch)
+    b = observe(method, p, new, tiny, tmp_path, monkeypatch)
+    assert differences(a, b) == [], f"{method} {params}: {field} = {value!r} is read after all"
