@@ -30,6 +30,7 @@ from reid_bench.data.base import ReidDataset, Sample
 from reid_bench.data.transforms import build_transform, compute_mean_colour
 from reid_bench.hashing import stable_hash
 from reid_bench.method import CellContext
+from reid_bench.recipe import recipe_leaves
 from reid_bench.registry import METHODS
 from reid_bench.train import _set_epoch, build_optimizer
 
@@ -105,18 +106,6 @@ def _merge(a: dict, b: dict) -> dict:
 # ------------------------------------------------------------------------------ leaf fields
 
 
-def _model_type(ann: Any) -> type[BaseModel] | None:
-    return ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
-
-
-def recipe_leaves(cls: type[BaseModel], prefix: tuple = ()) -> list[tuple[str, ...]]:
-    """Dotted paths of every leaf field of a Recipe class: fields that are not themselves a
-    (required) sub-model. An optional sub-model (``grad_clip: GradClip | None``) is one leaf."""
-    out: list[tuple[str, ...]] = []
-    for name, f in cls.model_fields.items():
-        sub = _model_type(f.annotation)
-        out += recipe_leaves(sub, prefix + (name,)) if sub else [prefix + (name,)]
-    return out
 
 
 def leaf_annotation(cls: type[BaseModel], path: tuple[str, ...]) -> Any:
@@ -198,7 +187,9 @@ def candidates(ann: Any, value: Any, name: str) -> list:
 
 
 def perturbations(method: str) -> list[tuple[str, ...]]:
-    return recipe_leaves(METHODS.get(method).Recipe)
+    """Every leaf of ``method``'s Recipe (``reid_bench.recipe.recipe_leaves``: an optional
+    sub-model such as ``grad_clip`` is one leaf) as a key path."""
+    return [tuple(k.split(".")) for k in recipe_leaves(METHODS.get(method).Recipe)]
 
 
 def perturbed(method: str, path: tuple[str, ...]) -> tuple[dict, dict, Any]:

@@ -29,8 +29,8 @@ CASES = [(str(p), choice) for p in SPECS for choice in available(load_spec(p))]
 
 
 def test_cases_cover_every_spec():
-    # Generated from the specs: 26 tables, and the alternatives they declare.
-    assert len(SPECS) == 26 and len(CASES) >= 20
+    # Generated from the specs (26 tables when written) and the alternatives they declare.
+    assert len(SPECS) >= 26 and len(CASES) >= 40
 
 
 def _variant_cells(path: str, choice: str):
