@@ -7,6 +7,8 @@ sets a removed field is refused by the strict schema, with its file and line).""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from liveness import (
     PARAMS,
@@ -96,3 +98,23 @@ def test_recipe_unused_is_true(method, params, field, tiny, tmp_path, monkeypatc
     a = observe(method, p, base, tiny, tmp_path, monkeypatch)
     b = observe(method, p, new, tiny, tmp_path, monkeypatch)
     assert differences(a, b) == [], f"{method} {params}: {field} = {value!r} is read after all"
+
+
+@pytest.mark.parametrize("paper,field", [("fmn", "test_full_size"), ("deep_person", "pad"),
+                                         ("deep_person", "random_erasing")])
+def test_a_field_the_method_lacks_is_refused_with_file_and_line(paper, field, tmp_path):
+    # Fields removed from a method's Recipe because its code cannot use them (FMN's mask fixes
+    # the test size; Deep-Person's Sec. 4.1 pipeline has no pad or erasing).
+    from reid_bench.errors import SpecError
+    from reid_bench.spec import load_spec
+
+    src = (Path(__file__).resolve().parents[1] / "papers" / paper / "table1.yaml").read_text()
+    lines = src.split("\n")
+    at = next(i for i, x in enumerate(lines) if x == "  input:") + 1
+    lines.insert(at, f'    {field}: {{value: 0, assumed: "x"}}')
+    path = tmp_path / "papers" / paper / "table1.yaml"
+    path.parent.mkdir(parents=True)
+    path.write_text("\n".join(lines))
+    with pytest.raises(SpecError, match=rf"table1.yaml:{at + 1}: recipe.input.{field}: "
+                                        "unknown key"):
+        load_spec(path)
