@@ -101,6 +101,13 @@ class Method(ABC):
         estimates; pair stages override it with 2)."""
         return 1.0
 
+    def recipe_unused(self, params: Any) -> frozenset[str]:
+        """Dotted recipe keys (``"verification.lr"``, or a whole block ``"verification"``) that
+        a row with ``params`` never reads, e.g. the stage a row's switch leaves out. A
+        ``--variant`` of such a key does not apply to the row (it would retrain the same
+        recipe under the variant's label). Default: none."""
+        return frozenset()
+
     def training_key(self, params: BaseModel) -> dict:
         """The params that determine the trained weights."""
         return {k: v for k, v in params.model_dump(mode="json").items()

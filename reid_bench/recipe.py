@@ -9,19 +9,20 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
 from .strict import Strict
 
 
-class InputRecipe(Strict):
-    """How images become tensors.
+class FixedSizeInputRecipe(Strict):
+    """How images become tensors, every test image at one size (``InputRecipe`` without
+    ``test_full_size``: for networks whose layers fix the input size, e.g. FMN's mask).
 
     Train: resize to ``resize`` (or straight to ``height``×``width`` when None), optional
     zero-pad ``pad`` pixels, random crop ``height``×``width`` when ``random_crop``, horizontal flip
     with p=0.5 when ``flip``, normalise, then random erasing with probability ``random_erasing``.
     Test: resize to ``resize`` then centre-crop when ``test_center_crop``, else resize straight to
-    ``height``×``width``; with ``test_full_size`` no resize at all; normalise.
+    ``height``×``width``; normalise.
     """
 
     height: int = Field(256, gt=0)
@@ -32,21 +33,27 @@ class InputRecipe(Strict):
     flip: bool = True
     random_erasing: float = Field(0.0, ge=0.0, le=1.0)
     test_center_crop: bool = False
-    # Test images at their own size (image retrieval, Verif-Identif Sec. IV-C): no test resize;
-    # the embedder then runs one image per batch.
-    test_full_size: bool = False
     # "imagenet": torchvision mean/std (pretrained backbones); "mean_image": subtract the mean
     # colour of the training images (Verif-Identif III-F, MatConvNet style); "none".
     normalize: Literal["imagenet", "mean_image", "none"] = "imagenet"
 
     @model_validator(mode="after")
-    def _crop_needs_room(self) -> InputRecipe:
+    def _crop_needs_room(self) -> FixedSizeInputRecipe:
         if self.random_crop and self.resize is not None:
             rh, rw = self.resize
             if rh + 2 * self.pad < self.height or rw + 2 * self.pad < self.width:
                 raise ValueError(f"random_crop {self.height}x{self.width} does not fit in resize "
                                  f"{rh}x{rw} (+pad {self.pad})")
         return self
+
+
+class InputRecipe(FixedSizeInputRecipe):
+    """How images become tensors (``FixedSizeInputRecipe``); with ``test_full_size`` test
+    images are not resized at all."""
+
+    # Test images at their own size (image retrieval, Verif-Identif Sec. IV-C): no test resize;
+    # the embedder then runs one image per batch.
+    test_full_size: bool = False
 
 
 class GradClip(Strict):
@@ -81,6 +88,12 @@ class OptimRecipe(Strict):
     backbone_lr_mult: float = Field(1.0, ge=0)
     grad_clip: GradClip | None = None  # None: no clipping
 
+    def unused_fields(self) -> frozenset[str]:
+        """Fields these values make irrelevant: Adam has no momentum or Nesterov switch (its
+        betas are torch's defaults), and ``gamma`` acts only at ``lr_steps``."""
+        out = {"momentum", "nesterov"} if self.optimizer == "adam" else set()
+        return frozenset(out | ({"gamma"} if not self.lr_steps else set()))
+
     def lr_at(self, epoch: int) -> float:
         """Learning rate of epoch ``epoch`` (0-based) for a parameter group with multiplier 1."""
         lr = self.lr * self.gamma ** sum(1 for s in self.lr_steps if epoch >= s)
@@ -100,3 +113,17 @@ class BackboneRecipe(Strict):
 
     pretrained: str = "imagenet"
     width: float = Field(1.0, gt=0, le=1.0)
+
+
+def recipe_leaves(cls: type[BaseModel], prefix: str = "") -> list[str]:
+    """Dotted keys of every leaf field of a recipe model class: the fields that are not a
+    (required) sub-model themselves; an optional sub-model (``grad_clip: GradClip | None``) is
+    one leaf. The keys a spec traces (``reid_bench.spec.traced``)."""
+    out: list[str] = []
+    for name, f in cls.model_fields.items():
+        sub = f.annotation
+        if isinstance(sub, type) and issubclass(sub, BaseModel):
+            out += recipe_leaves(sub, f"{prefix}{name}.")
+        else:
+            out.append(f"{prefix}{name}")
+    return out

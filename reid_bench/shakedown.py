@@ -112,7 +112,9 @@ def dataset_options(method: str, values: dict) -> dict:
     inp = getattr(recipe, "input", None)
     h, w = 128, 64
     if inp is not None:
-        h, w = inp.resize if inp.resize is not None else (inp.height, inp.width)
+        # Deep-Person's input has no resize (its pipeline starts at height×width).
+        resize = getattr(inp, "resize", None)
+        h, w = resize if resize is not None else (inp.height, inp.width)
     from .recipe import OptimRecipe
 
     biggest = max([p.batch_size for _, p in _walk(recipe) if isinstance(p, OptimRecipe)] or [1])

@@ -64,7 +64,8 @@ def _leaves(values: Any, prefix: tuple = ()) -> dict[tuple, Any]:
 
 def traced_values(spec: Spec) -> list[Traced]:
     """Every traced value of ``spec``: the table recipe, each runnable row's recipe overrides,
-    and the traced ``params``/``eval`` values (``spec.traced``), in spec order."""
+    the traced ``params``/``eval`` values (``spec.traced``), in spec order, then every recipe
+    value the spec leaves out, per row, as ``assumed: "default"`` (``spec.defaults``)."""
     out: list[Traced] = []
     values, prov, _ = untrace(spec.recipe)
     for kp, v in _leaves(values).items():
@@ -88,6 +89,13 @@ def traced_values(spec: Spec) -> list[Traced]:
         path = (("datasets", e["owner"]) + sub if e["scope"] == "column"
                 else ("rows", index.get(e["owner"], 0)) + sub)
         out.append(_traced(e["key"], e["value"], e["scope"], e["owner"], e, path))
+    # A recipe value the spec leaves out is the Recipe's default: our choice, never the
+    # paper's (spec.defaults).
+    from .spec.defaults import DEFAULT_REASON, untraced_leaves
+
+    for u in untraced_leaves(spec):
+        out.append(Traced(f"recipe.{u.key}", u.value, "row", u.row, assumed=DEFAULT_REASON,
+                          path=("rows", u.row_index, "recipe")))
     return out
 
 
@@ -200,6 +208,8 @@ def apply_variant(spec: Spec, text: str, *,
             if not (isinstance(leaf, dict) and leaf.get("assumed")
                     and any(_same(a, alt, spell(alt)) for a in leaf.get("alternatives") or ())):
                 continue
+            if _unused(r, path):
+                continue  # the row's method never reads it: same training, not a variant
             if smoke and _pick(smoke_tree(spec, r), path) is not None:
                 raise SpecError(f"{spec.path}: --variant {text}: under --smoke the smoke recipe "
                                 f"sets {sub!r} for row {r.name!r}, so this variant would change "
@@ -241,6 +251,17 @@ def apply_variant(spec: Spec, text: str, *,
               for e in spec.traced]
     new_spec = spec.model_copy(update={"rows": rows_out, "datasets": datasets, "traced": traced})
     return new_spec, part, affected
+
+
+def _unused(row: Row, path: tuple) -> bool:
+    """Whether ``row``'s method, with the row's params, never reads recipe key ``path``."""
+    from .registry import METHODS
+
+    if row.method not in METHODS:
+        return False
+    method = METHODS.get(row.method)()
+    unused = method.recipe_unused(method.Params.model_validate(row.params))
+    return any(".".join(path[:i]) in unused for i in range(1, len(path) + 1))
 
 
 def set_eval(ev: Any, field_path: str, value: Any) -> Any:

@@ -33,7 +33,9 @@ def validate(paths, paper_texts=None, show_consistency=False):
     loaded = {}
     for f in files:
         try:
-            s = load_spec(f, check_methods=True)
+            # The project's own specs (papers/ here) trace every value their methods read.
+            s = load_spec(f, check_methods=True,
+                          complete=(Path.cwd() / "papers").resolve() in Path(f).resolve().parents)
             if paper_texts:
                 from ..quotes import check_quotes, paper_text
 

@@ -35,7 +35,7 @@ from ..recipe import BackboneRecipe, GradClip, InputRecipe, OptimRecipe
 from ..registry import METHODS
 from ..strict import Strict
 from ..train import train_stage
-from ._common import ce_and_acc, classifier, to_device, train_loader
+from ._common import backbone_and_head_groups, ce_and_acc, classifier, to_device, train_loader
 from ._losses import batch_hard_triplet_loss
 from ._sampling import IdentityEpochPK
 from .backbones import build_backbone
@@ -67,11 +67,16 @@ class DeepPersonParams(Strict):
         return self
 
 
-class DeepPersonInput(InputRecipe):
-    """``InputRecipe`` plus Sec. 4.1's scale/aspect-ratio crop: resize to height×width, crop a
+class DeepPersonInput(Strict):
+    """Sec. 4.1's pipeline, only the values it has: train images resized to height×width, a
     random box whose area is ``crop_scale`` × the image area and whose height/width ratio lies in
-    ``crop_aspect``, resize it back to height×width, flip. ``None`` disables the crop."""
+    ``crop_aspect`` resized back to height×width (``None``: no crop), flip; test images "simply
+    resized to 256×128"; ``normalize``: the ImageNet mean/std ("imagenet") or none."""
 
+    height: int = Field(256, gt=0)
+    width: int = Field(128, gt=0)
+    flip: bool = True
+    normalize: Literal["imagenet", "none"] = "imagenet"
     crop_scale: tuple[float, float] | None = None
     crop_aspect: tuple[float, float] | None = None
 
@@ -86,12 +91,6 @@ class DeepPersonInput(InputRecipe):
             a, b = self.crop_aspect
             if not 0 < a <= b:
                 raise ValueError(f"crop_aspect {self.crop_aspect} must satisfy 0 < lo <= hi")
-        if self.normalize == "mean_image":
-            raise ValueError("Deep-Person normalises with the ImageNet mean/std (Sec. 4.1): "
-                             "normalize must be 'imagenet' or 'none'")
-        if self.resize is not None or self.pad or self.random_crop or self.random_erasing:
-            raise ValueError("Deep-Person's train pipeline is resize → scale/aspect crop → flip; "
-                             "resize, pad, random_crop and random_erasing are not used")
         return self
 
 
@@ -126,6 +125,8 @@ class DeepPersonRecipe(Strict):
     arch: DeepPersonArch = DeepPersonArch()
     loss: DeepPersonLoss = DeepPersonLoss()
     sampler: PKRecipe = PKRecipe()
+    # ``train.backbone_lr_mult``: the ImageNet ResNet-50 trunk's lr multiplier; the three
+    # branches are new layers at the full rate (Sec. 4.1 names one rate for the whole network).
     # Sec. 4.1 "We apply gradient clipping to avoid gradient explosion": every parameter's
     # gradient is rescaled to at most this L2 norm (None: no clipping). ``train_stage`` applies
     # it as ``train.grad_clip`` (per parameter), once per step on true-scale, all-reduced
@@ -343,7 +344,10 @@ class DeepPerson(Method):
         loader = pk_loader(ds, recipe, ctx)
 
         step = training_step(model, params, recipe.loss, ctx.device)
-        train_stage(model, loader, step, recipe.train_optim(), device=ctx.device,
+        # Sec. 4.1: the backbone is "the ResNet-50 [46] model pre-trained on ImageNet"; the
+        # branches are new layers (x1).
+        groups = backbone_and_head_groups(model.backbone, model, recipe.train.backbone_lr_mult)
+        train_stage(model, loader, step, recipe.train_optim(), groups=groups, device=ctx.device,
                     stage="deep_person", checkpoint=ctx.work_dir / "deep_person.ckpt",
                     checkpoint_every=ctx.checkpoint_every)
         return model.eval()

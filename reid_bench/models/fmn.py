@@ -36,13 +36,14 @@ from pydantic import Field
 from torch import nn
 
 from ..method import CellContext, Method
-from ..recipe import OptimRecipe
+from ..recipe import FixedSizeInputRecipe, InputRecipe, OptimRecipe
 from ..registry import METHODS
 from ..strict import Strict
 from ..train import train_stage
 from ..trained import get_or_train
 from ._common import (
     ModelRecipe,
+    backbone_and_head_groups,
     ce_and_acc,
     classifier,
     softmax_step,
@@ -84,8 +85,13 @@ class RankingRecipe(Strict):
 
 class FMNRecipe(ModelRecipe):
     """Input pipeline, backbone weights/width, ``stage1`` (GRN) and ``stage2`` (MN + LAN)
-    optimiser stages, classifier head and ranking-loss settings."""
+    optimiser stages, classifier head and ranking-loss settings. Each stage's
+    ``backbone_lr_mult`` scales the lr of its ImageNet-initialised trunk (stage 1: the GRN's
+    ResNet-50; stage 2: the LAN's ResNet stages) against the new layers (the identity
+    classifiers; the MN has ``mn_lr_mult``)."""
 
+    # The MN's mask is h×w of the training input (Eq. 1-2): test images take that size too.
+    input: FixedSizeInputRecipe = FixedSizeInputRecipe()
     stage1: OptimRecipe = OptimRecipe()
     stage2: OptimRecipe = OptimRecipe()
     head: HeadRecipe = HeadRecipe()
@@ -93,10 +99,10 @@ class FMNRecipe(ModelRecipe):
     # Learning-rate multiplier of the MN weights W in stage 2 (LAN and its classifier: x1).
     # exp(ReLU(Wᵀg)) grows multiplicatively with W, so a smaller rate keeps the mask finite.
     mn_lr_mult: float = Field(1.0, ge=0)
-    # What the MN reads as g (Sec. 3.2: "final fully connected layer in our case"). The only
-    # reading implemented: the pooled res5 feature (2048-d, Table 1's "dim" of the GRN); the
-    # fine-tuned net's last FC outputs one logit per training identity. Specs mark it assumed.
-    global_feature: Literal["pool5"] = "pool5"
+    # What the MN reads as g (Sec. 3.2: "final fully connected layer in our case"): "pool5",
+    # the pooled res5 feature (2048-d, Table 1's "dim" of the GRN), or "fc", the literal
+    # reading: the fine-tuned GRN's last FC layer, one logit per training identity (Sec. 4.2).
+    global_feature: Literal["pool5", "fc"] = "pool5"
 
 
 # ------------------------------------------------------------------------------- functions
@@ -164,16 +170,19 @@ class FMNNet(nn.Module):
     statistics fixed) and runs without gradient (Algorithm 1 stage 2)."""
 
     def __init__(self, grn_backbone: ResNetBackbone, lan_backbone: ResNetBackbone,
-                 num_classes: int, mask_layer: str, mask_hw: tuple[int, int], dropout: float):
+                 num_classes: int, mask_layer: str, mask_hw: tuple[int, int], dropout: float,
+                 global_feature: str = "pool5"):
         super().__init__()
         self.mask_layer = mask_layer
         self.mask_hw = mask_hw
+        self.global_feature = global_feature
         self.grn = GRN(grn_backbone, num_classes, dropout)
         # MN (Eq. 1): W ∈ R^{m×n'} without bias, as written. Small random init (Algorithm 1:
         # "random initialization for θ_m"): W is non-zero so ReLU passes gradient, and the
         # initial mask exp(≈0) ≈ 1 leaves the LAN's ImageNet input almost unchanged.
         h, w = mask_hw
-        self.mn = nn.Linear(grn_backbone.feature_dim, h * w, bias=False)
+        g_dim = grn_backbone.feature_dim if global_feature == "pool5" else num_classes
+        self.mn = nn.Linear(g_dim, h * w, bias=False)
         nn.init.normal_(self.mn.weight, std=0.001)
         # LAN: the LAN backbone's stages above the masked layer (its lower stages are unused,
         # so they are not kept).
@@ -209,7 +218,8 @@ class FMNNet(nn.Module):
                 f, g, logits_g = self._global(x)
         else:
             f, g, logits_g = self._global(x)
-        mask = fmn_mask(F.relu(self.mn(g)), *self.mask_hw)   # Eq. 1, Eq. 2
+        g_mn = g if self.global_feature == "pool5" else logits_g  # Sec. 3.2's g
+        mask = fmn_mask(F.relu(self.mn(g_mn)), *self.mask_hw)   # Eq. 1, Eq. 2
         o = mix(f, mask)                                      # Eq. 3
         l = self.lan(o).mean(dim=(2, 3))  # noqa: E741 (the paper's l)
         logits_l = self.lan_classifier(self.lan_dropout(l))
@@ -262,7 +272,11 @@ class FMN(Method):
         grn_bb = backbone()
         lan_bb = backbone()  # Algorithm 1: θ_o → θ_l (ImageNet weights, own parameters)
         hw = mask_size(grn_bb, params.mask_layer, recipe.input.height, recipe.input.width)
-        return FMNNet(grn_bb, lan_bb, num_classes, params.mask_layer, hw, recipe.head.dropout)
+        return FMNNet(grn_bb, lan_bb, num_classes, params.mask_layer, hw, recipe.head.dropout,
+                      recipe.global_feature)
+
+    def test_input(self, recipe: FMNRecipe) -> InputRecipe:
+        return InputRecipe.model_validate(recipe.input.model_dump())
 
     def features(self, model: FMNNet, params: FMNParams):
         return lambda x: model.descriptor(x, params.descriptor, params.alpha)
@@ -278,15 +292,19 @@ class FMN(Method):
                 "dataset": ctx.dataset.fingerprint, "seed": ctx.seed}
 
     def fit(self, params: FMNParams, recipe: FMNRecipe, ctx: CellContext) -> FMNNet:
-        ds = train_image_dataset(ctx, recipe.input)
+        ds = train_image_dataset(ctx, self.test_input(recipe))  # its train half
         model = self.build(params, recipe, ds.num_classes)
 
         # ---- Stage 1 (Algorithm 1 step 1): GRN alone, cross-entropy (Eq. 4). Cached.
         def train_grn() -> GRN:
             torch.manual_seed(ctx.seed)
             grn = model.grn.to(ctx.device)
+            # Sec. 4.2: the ImageNet ResNet-50 is fine-tuned with its 1000-way FC replaced by
+            # a new identity classifier: trunk at stage1.backbone_lr_mult x lr, classifier x1.
             train_stage(grn, train_loader(ds, recipe.stage1.batch_size, ctx),
                         softmax_step(grn, ctx.device), recipe.stage1, device=ctx.device,
+                        groups=backbone_and_head_groups(grn.backbone, grn,
+                                                        recipe.stage1.backbone_lr_mult),
                         stage="fmn-grn", checkpoint=ctx.work_dir / "grn.ckpt",
                         checkpoint_every=ctx.checkpoint_every)
             return grn
@@ -313,9 +331,12 @@ class FMN(Method):
             return ce + rk.weight * rank, {"ce": float(ce.detach()),
                                            "rank": float(rank.detach()), "acc": acc}
 
-        mn = {id(p) for p in model.mn.parameters()}
-        lan = [p for p in model.parameters() if p.requires_grad and id(p) not in mn]
-        groups = [(lan, 1.0), (list(model.mn.parameters()), recipe.mn_lr_mult)]
+        # Algorithm 1: the LAN's ResNet stages start from the ImageNet weights (θ_o → θ_l), so
+        # they are the stage's trunk (stage2.backbone_lr_mult); the LAN classifier is new (x1),
+        # the MN has its own multiplier. The frozen GRN has no trainable parameters.
+        groups = [(list(model.lan.parameters()), recipe.stage2.backbone_lr_mult),
+                  (list(model.lan_classifier.parameters()), 1.0),
+                  (list(model.mn.parameters()), recipe.mn_lr_mult)]
         train_stage(model, loader, step2, recipe.stage2, groups=groups,
                     device=ctx.device, stage=f"fmn-{params.mask_layer}",
                     checkpoint=ctx.work_dir / "fmn_stage2.ckpt",

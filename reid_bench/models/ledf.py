@@ -264,6 +264,13 @@ class LEDF(Method):
         region = (recipe.region.height, recipe.region.width)
         return LEDFNet(idnet, id_size, SummingMapExtractor(trunk, params.K, region))
 
+    def recipe_unused(self, params: LEDFParams) -> frozenset[str]:
+        # Table 3's ResNet-50 (O) feeds the image itself: no verification network is trained.
+        if params.input == "image":
+            return frozenset({"region", "verification", "pair_ratio", "pair_epoch",
+                              "pair_batchnorm"})
+        return frozenset()
+
     # ---------------------------------------------------------------- stage 1
     def verification_config(self, params: LEDFParams, recipe: LEDFRecipe,
                             ctx: CellContext) -> dict:

@@ -87,9 +87,28 @@ def _recipe(spec: Spec, smoke: bool) -> list[RecipeEntry]:
         for key, val in _flatten(values).items():
             p = prov.get(key, {})
             out.append(RecipeEntry(r.name, key, val, p.get("source"), p.get("assumed")))
+    out += _defaults(spec)
     if smoke:
         for key, val in _flatten(spec.smoke.recipe).items():
             out.append(RecipeEntry("smoke", key, val, None, None))
+    return out
+
+
+def _defaults(spec: Spec) -> list[RecipeEntry]:
+    """The values the spec leaves to its methods' Recipe defaults (``spec.defaults``), each
+    ``assumed: default``: once for the table when every runnable row runs the same one."""
+    from ..spec.defaults import DEFAULT_REASON, untraced_leaves
+
+    runnable = {r.name for r in spec.rows if r.runnable and r.method}
+    rows: dict[tuple, list[str]] = {}
+    values: dict[tuple, Any] = {}
+    for u in untraced_leaves(spec):
+        rows.setdefault((u.key, repr(u.value)), []).append(u.row)
+        values[(u.key, repr(u.value))] = u.value
+    out: list[RecipeEntry] = []
+    for (key, rv), names in rows.items():
+        scopes = ["table"] if set(names) == runnable else names
+        out += [RecipeEntry(s, key, values[(key, rv)], None, DEFAULT_REASON) for s in scopes]
     return out
 
 

@@ -132,12 +132,19 @@ def assumptions(spec: Spec) -> list[Assumption]:
 
 def counts(spec: Spec) -> dict[str, int]:
     """``recipe_stated`` / ``recipe_assumed``: traced recipe values (table recipe plus row
-    overrides) citing the paper vs assumed; ``other_assumed``: assumed params, evaluation and
+    overrides) citing the paper vs assumed, the latter including ``recipe_default``: values
+    the spec leaves out (the Recipe's defaults, ``assumed: default``); ``other_assumed``: assumed params, evaluation and
     dataset values; ``with_alternatives``: assumed values a variant run can try."""
     tv = traced_values(spec)
     rec = [t for t in tv if t.block == "recipe"]
+    from ..spec.defaults import DEFAULT_REASON
+
+    # A default applies per row; counted once per (key, value) like the assumptions list.
+    defaults = {(t.key, repr(t.value)) for t in rec if t.assumed == DEFAULT_REASON}
     return {"recipe_stated": sum(1 for t in rec if t.source),
-            "recipe_assumed": sum(1 for t in rec if t.assumed),
+            "recipe_assumed": sum(1 for t in rec if t.assumed and t.assumed != DEFAULT_REASON)
+            + len(defaults),
+            "recipe_default": len(defaults),
             "other_assumed": sum(1 for t in tv if t.block != "recipe" and t.assumed),
             "with_alternatives": sum(1 for t in tv if t.assumed and t.alternatives)}
 

@@ -23,7 +23,7 @@ from .traced import strip_traced_settings, untrace
 
 
 def load_spec(path: str | Path, *, check_methods: bool = False,
-              same_as: bool = True) -> Spec:
+              same_as: bool = True, complete: bool = False) -> Spec:
     """Read and validate one spec file.
 
     Checks the schema, that every row publishes a number (or explicit ``null`` for a dash) for
@@ -32,7 +32,10 @@ def load_spec(path: str | Path, *, check_methods: bool = False,
     ``check_methods`` an unregistered method is an error (``validate``); without, the runner
     records such rows as failed cells. ``same_as`` rows are resolved against the specs they
     name (``spec/same_as.py``; ``same_as=False``: left as written, how a referenced spec is
-    read). Raises SpecError listing every problem found.
+    read). With ``complete`` (``validate``, for the specs of the project's ``papers/``)
+    every recipe value a row's method reads must be traced: one left to the Recipe's
+    default is an error naming it (``spec.defaults``). Raises SpecError listing every
+    problem found.
     """
     path = Path(path)
     if not path.is_file():
@@ -74,6 +77,10 @@ def load_spec(path: str | Path, *, check_methods: bool = False,
     from ..alternatives import check_alternatives  # lazy: it imports this package
 
     errors += check_alternatives(spec)
+    if complete and not errors:
+        from .defaults import untraced_errors
+
+        errors += untraced_errors(spec)
     if errors:
         raise SpecError(format_errors(path, lines, errors))
     text = path.read_bytes()
