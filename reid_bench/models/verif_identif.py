@@ -239,6 +239,13 @@ class VerifIdentif(Method):
                             pretrained=recipe.backbone.pretrained)
         return VerifIdentifNet(bb, num_classes, params.losses, params.dropout, params.pooling)
 
+    def recipe_unused(self, params: VerifIdentifParams) -> frozenset[str]:
+        # CaffeNet and VGG16 have no BatchNorm: joint or separate statistics over the pair is
+        # the same computation for them.
+        if params.backbone in ("caffenet", "vgg16"):
+            return frozenset({"pair_batchnorm"})
+        return frozenset()
+
     def epoch_images(self, recipe, stage: str) -> float:
         # one pair (two images) per training image per epoch (PairSampler).
         return 2.0 if stage == "train" else 1.0
