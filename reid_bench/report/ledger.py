@@ -24,6 +24,7 @@ from typing import Any
 import pandas as pd
 
 from ..overrides import variant_parts
+from ..rowstate import merge_flags, most_withheld, reading
 from ..spec import Spec
 from ..variants import traced_values, variant_choices
 from . import verdicts
@@ -57,6 +58,8 @@ class VariantNumber:
     value: float | None
     verdict: verdicts.Verdict
     n: int
+    # Every flag of the variant's number (rowstate), its own assumption part included.
+    flags: list[str] = field(default_factory=list)
 
     @property
     def move(self) -> float | None:
@@ -160,10 +163,14 @@ def variant_runs(spec: Spec, vdf: pd.DataFrame, numbers: dict[tuple[str, str, st
                 continue  # a metric the table does not print
             band = verdicts.tolerance(m, spec.tolerances)
             mean = float(grp["value"].mean())
-            syn = bool(grp["synthetic"].any())
+            states = list(grp["state"])
+            # Its verdict is withheld for every flag but its own assumption reading (the
+            # point of the ledger: does the verdict move with the reading?).
+            withheld = most_withheld(reading(s) for s in states)
             run.numbers.append(VariantNumber(
                 row, ds, m, main.published, main.mean, main.verdict, mean,
-                verdicts.verdict("ok", main.published, mean, band, syn), len(grp)))
+                verdicts.verdict("ok", main.published, mean, band, withheld=withheld),
+                len(grp), merge_flags(states)))
         order = {r.name: i for i, r in enumerate(spec.rows)}
         run.numbers.sort(key=lambda x: (order.get(x.row, 1 << 30), x.dataset, x.metric))
         out.append(run)

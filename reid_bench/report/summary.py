@@ -23,6 +23,9 @@ def summary(views: list[TableView], broken: list[tuple[str, str]], stamp: str) -
             "paper": v.spec.paper.id, "table": v.spec.table.id, "caption": v.spec.table.caption,
             "spec": v.spec.path, "results_csv": v.csv, "page": v.page,
             "synthetic": v.synthetic, "smoke": v.smoke, "flags": v.flags,
+            # Every flag of a headline number, and the other blocks (never the headline).
+            "number_flags": v.number_flags,
+            "blocks": [{"title": t, "flags": f} for t, f in v.blocks],
             "row_verdicts": v.counts,
             "rows": {rv.name: rv.verdict for rv in v.rows},
             "numbers": nums,
