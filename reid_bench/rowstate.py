@@ -169,7 +169,8 @@ class RowStates:
         precision = _text(rec.get("precision"))
         chash = _text(rec.get("config_hash"))
         stale = False
-        if not edited and rec.get("status") == "ok" and chash:
+        # Stale is checked on edited rows too: each flag says one thing; both may hold.
+        if rec.get("status") == "ok" and chash:
             current = self.current_config_hash(rec)
             stale = current is not None and current != chash
         return RowState(
