@@ -202,7 +202,7 @@ def test_ledger(rendered):
     runs = {r.variant: r for r in v.ledger.variants}
     md = rendered["md"]
     n = 0
-    for (name, tier, variant), (flags, place) in expect.items():
+    for (name, _tier, variant), (flags, place) in expect.items():
         if place != "ledger":
             continue
         x = next(x for x in runs[variant].numbers if x.row == name)
@@ -242,7 +242,7 @@ def test_latex(rendered):
     from reid_bench.report.latex import MARKS, flag_mark
 
     tex, expect = rendered["tex"], rendered["expect"]
-    for (name, tier, variant), (flags, place) in expect.items():
+    for (name, _tier, _variant), (flags, place) in expect.items():
         if place != "headline":
             # The LaTeX table is the paper's table: no other block's number is in it.
             continue
