@@ -88,3 +88,16 @@ def test_only_full_tier_results_of_the_pages_own_variant_are_the_headline(tier, 
     st = RowStates().state(_rec(tier, variant, config_hash="h"))
     assert (st.block == "headline") == (tier == "full" and variant == "")
     assert st.comparable == (tier == "full" and variant == "")
+
+
+@pytest.mark.parametrize("seed", [4408, 856, 0])
+def test_a_digest_that_reads_as_a_number_is_compared_as_text(seed):
+    """Seed 4408 gives the digest "9165716992052516" (856: "5e78669606808239"), which parse as
+    numbers: the stored digest was read as one, so such a row was called edited (seen on an
+    LGEU row, "57293887554656e0", in the issue 28 report check)."""
+    from reid_bench.integrity import row_edited
+
+    rec = {"row": "A", "seed": seed}
+    rec["row_digest"] = row_digest(rec)
+    assert row_edited(rec) == ""
+    assert row_edited({**rec, "seed": seed + 1})  # an edit is still caught
