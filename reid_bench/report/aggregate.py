@@ -240,6 +240,7 @@ def table_view(spec: Spec, results_dir: Path, *, with_plots: bool = True,
                      deviation=describe_variant(home), others=others,
                      cells=[_clean({k: rec.get(k) for k in CELL_PROVENANCE})
                             for part in (everything, vdf) for rec in part.to_dict("records")])
+    view.data_checked = data_fingerprints is not None
     view.ledger = ledger.ledger_view(spec, vdf, {(rv.name, ds, m): n for rv in rows
                                             for (ds, m), n in rv.numbers.items()}, _long_metrics)
     if with_plots:

@@ -26,6 +26,7 @@ def summary(views: list[TableView], broken: list[tuple[str, str]], stamp: str) -
             # Every flag of a headline number, and the other blocks (never the headline).
             "number_flags": v.number_flags,
             "blocks": [{"title": t, "flags": f} for t, f in v.blocks],
+            "data_checked": v.data_checked,
             "row_verdicts": v.counts,
             "rows": {rv.name: rv.verdict for rv in v.rows},
             "numbers": nums,

@@ -157,6 +157,7 @@ class TableView:
     others: list[OtherResults] = field(default_factory=list)
     cells: list[dict[str, Any]] = field(default_factory=list)  # provenance of every row
     ledger: ledger.Ledger | None = None  # assumptions, stated/assumed counts, variant runs
+    data_checked: bool = False  # rows' dataset fingerprints compared with the current data
 
     @property
     def flagged(self) -> dict[str, int]:
