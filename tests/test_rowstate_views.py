@@ -87,7 +87,7 @@ def where(tier, var, subset) -> str:
     """headline | ledger | other: where the page shows this combination's number."""
     if tier == "full" and var == "" and not subset:
         return "headline"
-    return "ledger" if tier == "full" and var == "variant" else "other"
+    return "ledger" if var == "variant" else "other"
 
 
 def comparable(flags: list[str], place: str) -> bool:
@@ -199,24 +199,25 @@ def test_html_page(rendered):
 def test_ledger(rendered):
     v, expect = rendered["view"], rendered["expect"]
     page = rendered["html"][v.page]
-    runs = {r.variant: r for r in v.ledger.variants}
+    runs = {(r.tier, r.variant): r for r in v.ledger.variants}
     md = rendered["md"]
     n = 0
-    for (name, _tier, variant), (flags, place) in expect.items():
+    for (name, tier, variant), (flags, place) in expect.items():
         if place != "ledger":
             continue
-        x = next(x for x in runs[variant].numbers if x.row == name)
+        run = runs[(tier, variant)]
+        x = next(x for x in run.numbers if x.row == name)
         assert x.flags == flags
         assert (x.verdict.key in COMPARISONS) == comparable(flags, place), (name, variant)
-        sec = page[page.index(f'<h3 data-variant="{variant}">'):]
+        sec = page[page.index(f'<h3 data-variant="{variant}" data-tier="{tier}">'):]
         sec = sec[:sec.index("</table>")]
         tr = re.search(rf'<tr data-row="{name}" data-metric="rank1">(.*?)</tr>', sec, re.S)
         assert _cell_flags(tr.group(1)) == flags
-        mdsec = md[md.index(f"**Variant {runs[variant].label}**"):]
+        mdsec = md[md.index(f"**Variant {run.label}**"):]
         line = next(ln for ln in mdsec.splitlines() if ln.startswith(f"| {name} |"))
         assert f"[{', '.join(flags)}]" in line
         n += 1
-    assert n == 32
+    assert n == 4 * 2 * 16  # tiers × subset × row kinds
 
 
 def test_markdown(rendered):
@@ -264,7 +265,7 @@ def test_json(rendered):
     for o in js["other_results"]:
         got.update({(n["row"], o["tier"], o["variant"]): n for n in o["numbers"]})
     for run in js["ledger"]["variants"]:
-        got.update({(n["row"], "full", run["variant"]): n for n in run["numbers"]})
+        got.update({(n["row"], run["tier"], run["variant"]): n for n in run["numbers"]})
     for key, (flags, place) in expect.items():
         n = got[key]
         assert n["flags"] == flags, key

@@ -157,14 +157,13 @@ TRUST_FLAGS = ("edited", "stale", "data changed", "variant")
 
 
 def _split_assumption_variants(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(every other result, the full-tier results with an assumption variant) of a results
-    frame: the latter are the ledger's variant runs."""
+    """(every other result, the results with an assumption variant) of a results frame: the
+    latter are the ledger's variant runs, each beside the canonical numbers of its tier."""
     from ..variants import variant_choices
 
     if df.empty:
         return df, df
     choice = df["variant"].fillna("").astype(str).map(lambda s: bool(variant_choices(s)))
-    choice &= df["tier"] == "full"
     return df[~choice], df[choice]
 
 
@@ -184,15 +183,15 @@ def table_view(spec: Spec, results_dir: Path, *, with_plots: bool = True,
     The headline table shows the full tier of this spec's own variant only (the canonical
     spec's, or a spec copy's ``spec:<hash>``): never smoke, shakedown, smoke-recipe, subset or
     another variant's numbers, which are each listed beside it as a labelled block
-    (``TableView.others``); assumption-variant runs of the full tier go to the ledger. With
+    (``TableView.others``); assumption-variant runs go to the ledger. With
     no such results the headline reads "not run". Every flag and verdict comes from the rows'
     ``rowstate.RowState`` (``data_fingerprints``: dataset name → current fingerprint, when
     the caller knows it; else the data is "not checked")."""
     csv = table_csv(results_dir, spec.paper.id, spec.table.id)
     everything = annotate(spec, results_dir, read_results(csv), data_fingerprints)
     home = compose_variant(spec_parts(spec))
-    # Full-tier assumption-variant runs go to the ledger beside the table's numbers; every
-    # other tier and deviation (spec copy, --set, subset) is listed under "Other results".
+    # Assumption-variant runs go to the ledger beside the canonical numbers of their tier;
+    # every other deviation (spec copy, --set, subset) is listed under "Other results".
     everything, vdf = _split_assumption_variants(everything)
     if everything.empty:
         df = everything
@@ -241,8 +240,13 @@ def table_view(spec: Spec, results_dir: Path, *, with_plots: bool = True,
                      cells=[_clean({k: rec.get(k) for k in CELL_PROVENANCE})
                             for part in (everything, vdf) for rec in part.to_dict("records")])
     view.data_checked = data_fingerprints is not None
-    view.ledger = ledger.ledger_view(spec, vdf, {(rv.name, ds, m): n for rv in rows
-                                            for (ds, m), n in rv.numbers.items()}, _long_metrics)
+    # Each variant run beside the canonical numbers of its own tier.
+    canonical = {("full", rv.name, ds, m): n for rv in rows for (ds, m), n in rv.numbers.items()}
+    for o in others:
+        if o.variant == home:
+            canonical.update({(o.tier, rv.name, ds, m): n for rv in o.rows
+                              for (ds, m), n in rv.numbers.items()})
+    view.ledger = ledger.ledger_view(spec, vdf, canonical, _long_metrics)
     if with_plots:
         view.plots = plots.all_plots(view, cell_dir(results_dir, spec.paper.id, spec.table.id))
     return view

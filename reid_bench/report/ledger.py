@@ -72,12 +72,15 @@ class VariantRun:
     choices: list[tuple[str, str]]  # (key, value) of its assumption parts
     numbers: list[VariantNumber] = field(default_factory=list)
     synthetic: bool = False
+    # The tier it ran in; its numbers stand beside the canonical ones of the same tier.
+    tier: str = "full"
 
     @property
     def label(self) -> str:
         parts = [f"{k} = {v}" for k, v in self.choices]
         other = [p for p in variant_parts(self.variant) if not p.startswith("variant:")]
-        return "; ".join(parts + other)
+        tier = [f"{self.tier} tier"] if self.tier != "full" else []
+        return "; ".join(parts + other + tier)
 
 
 @dataclass
@@ -145,20 +148,25 @@ def counts(spec: Spec) -> dict[str, int]:
             "with_alternatives": sum(1 for t in tv if t.assumed and t.alternatives)}
 
 
-def variant_runs(spec: Spec, vdf: pd.DataFrame, numbers: dict[tuple[str, str, str], Any],
+def variant_runs(spec: Spec, vdf: pd.DataFrame, numbers: dict[tuple, Any],
                  long_metrics) -> list[VariantRun]:
-    """Each variant's numbers beside the canonical ones. ``numbers[(row, ds, metric)]`` is the
-    report's canonical ``Number``; ``long_metrics`` turns results into long form."""
+    """Each variant's numbers beside the canonical ones of its tier. ``numbers[(tier, row, ds,
+    metric)]`` is the report's canonical ``Number`` (the headline's for the full tier, the
+    tier's block's otherwise); ``long_metrics`` turns results into long form."""
     out: list[VariantRun] = []
     if vdf.empty:
         return out
-    for variant, sub in vdf.groupby(vdf["variant"].fillna("").astype(str), sort=True):
+    from ..results import TIERS
+
+    order = {t: i for i, t in enumerate(TIERS)}
+    groups = vdf.groupby([vdf["tier"].astype(str), vdf["variant"].fillna("").astype(str)])
+    for (tier, variant), sub in sorted(groups, key=lambda g: (order.get(g[0][0], 9), g[0][1])):
         run = VariantRun(variant, variant_choices(variant),
-                         synthetic=bool(sub["synthetic"].astype(bool).any()))
+                         synthetic=bool(sub["synthetic"].astype(bool).any()), tier=tier)
         lm = long_metrics(sub)
         lm = lm[lm["status"] == "ok"]
         for (row, ds, m), grp in lm.groupby(["row", "dataset", "metric"], sort=False):
-            main = numbers.get((row, ds, m))
+            main = numbers.get((tier, row, ds, m))
             if main is None:
                 continue  # a metric the table does not print
             band = verdicts.tolerance(m, spec.tolerances)
@@ -177,7 +185,7 @@ def variant_runs(spec: Spec, vdf: pd.DataFrame, numbers: dict[tuple[str, str, st
     return out
 
 
-def ledger_view(spec: Spec, vdf: pd.DataFrame, numbers: dict[tuple[str, str, str], Any],
+def ledger_view(spec: Spec, vdf: pd.DataFrame, numbers: dict[tuple, Any],
                 long_metrics) -> Ledger:
     return Ledger(assumptions(spec), counts(spec),
                   variant_runs(spec, vdf, numbers, long_metrics), published_digits(spec))

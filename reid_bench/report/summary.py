@@ -47,7 +47,8 @@ def summary(views: list[TableView], broken: list[tuple[str, str]], stamp: str) -
             "cells": v.cells,
             "ledger": {"counts": v.ledger.counts,
                        "assumptions": [vars(a) for a in v.ledger.assumptions],
-                       "variants": [{"variant": r.variant, "synthetic": r.synthetic,
+                       "variants": [{"variant": r.variant, "tier": r.tier,
+                                     "synthetic": r.synthetic,
                                      "numbers": [{**vars(x), "move": x.move,
                                                   "main_verdict": x.main_verdict.key,
                                                   "verdict": x.verdict.key}
