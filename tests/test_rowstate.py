@@ -101,3 +101,29 @@ def test_a_digest_that_reads_as_a_number_is_compared_as_text(seed):
     rec["row_digest"] = row_digest(rec)
     assert row_edited(rec) == ""
     assert row_edited({**rec, "seed": seed + 1})  # an edit is still caught
+
+
+@pytest.mark.parametrize("tier,kind", list(itertools.product(TIERS, PARTS)))
+def test_the_replanned_hash_is_the_one_a_run_records(tmp_path, tier, kind):
+    """What the runner hashes (``plan.cell_config`` with the run's options: --smoke, --set,
+    --variant via ``apply_variants``, --shakedown's steps / pretrained / batch cap) is what
+    ``RowStates`` rebuilds from the row, so a finished row is never called stale."""
+    from reid_bench.overrides import parse_sets, set_parts
+    from reid_bench.plan import PlanOptions, config_hash, plan
+    from reid_bench.shakedown import ShakedownOptions
+    from reid_bench.variants import apply_variants
+
+    spec = _spec(tmp_path, 0.0005)
+    sets = parse_sets(["train.lr=0.02"]) if kind == "set" else {}
+    cells = plan(spec, tier=tier, variant=compose_variant(set_parts(sets)))
+    if kind == "variant":
+        spec, cells = apply_variants(spec, ["recipe.train.epochs=30"], cells,
+                                     smoke=tier in ("smoke", "smoke_recipe"))
+    (cell,) = cells
+    shake = ShakedownOptions(steps=1, pretrained="none", max_batch=4) \
+        if tier == "shakedown" else None
+    recorded = config_hash(spec, cell, PlanOptions(smoke=tier == "smoke", overrides=sets,
+                                                   shakedown=shake))
+    rec = _rec(tier, cell.variant, config_hash=recorded)
+    assert cell.variant == rec["variant"]
+    assert RowStates(_spec(tmp_path, 0.0005)).current_config_hash(rec) == recorded
