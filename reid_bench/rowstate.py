@@ -41,6 +41,9 @@ from .results import SHRUNK_TIERS, split_of
 log = logging.getLogger(__name__)
 
 DATA_MATCH, DATA_CHANGED, DATA_NOT_CHECKED = "match", "changed", "not checked"
+# accel.PAPER_PRECISION, the papers' training precision: not imported, so that status and the
+# report never import torch (tests/test_rowstate.py checks the two agree).
+PAPER_PRECISION = "fp32"
 
 # Every flag a number can carry, in display order; what each means (legends, footnotes).
 FLAG_TEXT: dict[str, str] = {
@@ -155,8 +158,6 @@ class RowStates:
 
     def state(self, rec: Mapping[str, Any]) -> RowState:
         """The state of results row ``rec`` (a dict as ``results.read_results`` gives)."""
-        from .accel import PAPER_PRECISION
-
         variant = _text(rec.get("variant"))
         parts = variant_parts(variant)
         edited = row_edited(rec)

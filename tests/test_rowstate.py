@@ -127,3 +127,9 @@ def test_the_replanned_hash_is_the_one_a_run_records(tmp_path, tier, kind):
     rec = _rec(tier, cell.variant, config_hash=recorded)
     assert cell.variant == rec["variant"]
     assert RowStates(_spec(tmp_path, 0.0005)).current_config_hash(rec) == recorded
+
+
+def test_paper_precision_is_accels():
+    from reid_bench import accel, rowstate
+
+    assert rowstate.PAPER_PRECISION == accel.PAPER_PRECISION
