@@ -118,6 +118,8 @@ ROWS = [("verif_identif/table2.yaml", "ResNet-50 (I)", "ide"),
 
 @pytest.mark.slow
 def test_cpu_shakedown_one_row_per_method(repo_root, shared_data_root, tmp_path):
+    from reid_bench.rowstate import RowStates
+
     opts = shakedown.ShakedownOptions(steps=1, pretrained="none", max_batch=4)
     seconds = {}
     t_all = time.perf_counter()
@@ -135,6 +137,8 @@ def test_cpu_shakedown_one_row_per_method(repo_root, shared_data_root, tmp_path)
         assert r["tier"] == "shakedown" and r["status"] == "ok" and r["method"] == method
         assert r["pretrained"] == "none" and r["max_batch"] == 4 and r["shakedown_steps"] == 1
         assert r["precision"] == "fp32" and r["synthetic"]
+        # The report and status re-plan this row to the hash the run recorded: not stale.
+        assert RowStates(spec).current_config_hash(r.to_dict()) == r["config_hash"]
         assert math.isfinite(r["first_loss"]) and math.isfinite(r["last_loss"])
         assert r["step_s"] > 0 and r["peak_mem_mb"] > 0
         cfg = runner.cell_config(cells[0])
