@@ -64,7 +64,9 @@ def row_digest(row: Mapping[str, Any]) -> str:
 def row_edited(row: Mapping[str, Any]) -> str:
     """Why ``row`` (a results row as read back) cannot be trusted as written, or "" when its
     digest matches: "no row digest" or "content does not match its row digest"."""
-    stored = _canon(row.get(DIGEST_COLUMN))
+    # The stored digest is text: never read it as a number ("57293887554656e0" is hex).
+    raw = row.get(DIGEST_COLUMN)
+    stored = raw.strip() if isinstance(raw, str) else ""
     if not stored:
         return "no row digest (written by hand or by a version without digests)"
     if stored != row_digest(row):

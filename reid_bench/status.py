@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from . import lease, results
 from .plan import Cell, PlanOptions, config_hash, plan
@@ -68,8 +69,9 @@ def table_status(spec: Spec, results_dir: Path, *, smoke: bool = False,
     """The state of every planned cell of ``spec`` in ``results_dir`` in ``tier`` (default
     "smoke" with ``smoke``, else "full"; a spec copy: its own ``spec:<hash>`` cells)."""
     from .overrides import compose_variant, spec_parts
+    from .rowstate import RowStates
 
-    hashes = ConfigHashes(spec, Path(results_dir))
+    hashes = RowStates(spec)
     df = results.read_results(results.table_csv(results_dir, spec.paper.id, spec.table.id))
     cells_dir = results.cell_dir(results_dir, spec.paper.id, spec.table.id)
     rows = {results.row_key(r): r for _, r in df.iterrows()}
@@ -80,7 +82,7 @@ def table_status(spec: Spec, results_dir: Path, *, smoke: bool = False,
     return out
 
 
-def _one(hashes: ConfigHashes, cells_dir: Path, cell: Cell, rec) -> CellStatus:
+def _one(hashes: Any, cells_dir: Path, cell: Cell, rec) -> CellStatus:
     base = dict(cell_id=cell.id, row=cell.row.name, dataset=cell.dataset, seed=cell.seed,
                 split=cell.split)
     if lease.is_held(cells_dir, cell.id):
@@ -91,7 +93,8 @@ def _one(hashes: ConfigHashes, cells_dir: Path, cell: Cell, rec) -> CellStatus:
         err = rec.get("error")
         return CellStatus(**base, state="failed",
                           error=f"{rec['status']}: {err if isinstance(err, str) else ''}")
-    stale = hashes.is_stale(cell, str(rec["config_hash"]))
+    # The row's state (reid_bench.rowstate), the same the report shows.
+    stale = hashes.state(rec.to_dict()).stale
     return CellStatus(**base, state="stale" if stale else "done")
 
 

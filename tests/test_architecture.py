@@ -90,7 +90,7 @@ LAYERS = [
     {"recipe", "data", "eval", "weights", "distributed", "accel", "train_fast", "step_probe",
      "train", "artifacts", "trained", "fingerprint", "method", "embed", "models"},
     {"spec", "overrides", "alternatives", "variants", "shakedown", "plan", "results", "lease",
-     "cellrow", "status", "estimate", "selection", "quotes", "data_check"},
+     "cellrow", "status", "estimate", "selection", "quotes", "data_check", "rowstate"},
     {"runner", "cellfit", "launch"},
     {"report", "compare"},
     {"cli", "__main__"},

@@ -297,19 +297,24 @@ def test_spec_copy_and_set_overrides_get_their_own_cells(tmp_path):
     # labelled, and the copy's recipe is not passed off as the canonical one.
     spec = load_spec(canonical)
     v = table_view(spec, res, with_plots=False)
-    assert v.variant == "" and v.rows[0].numbers[("market", "rank1")].n == 1
+    # Smoke runs only: the headline reads "not run"; every run is a labelled block beside it.
+    assert v.variant == "" and v.rows[0].numbers[("market", "rank1")].n == 0
+    own = next(o for o in v.others if (o.tier, o.variant) == ("smoke", ""))
+    assert own.rows[0].numbers[("market", "rank1")].n == 1
     labels = {o.variant: " ".join(o.labels) for o in v.others}
     assert "deviates from the paper's recipe: train.epochs=1 (spec: 1), train.lr=0.02 " \
         "(spec: 0.05)" in labels["set:train.epochs=1;set:train.lr=0.02"]
     assert "another spec file" in labels[f"spec:{copy_spec.spec_hash}"]
     for o in v.others:
-        assert o.rows[0].numbers[("market", "rank1")].verdict.key == "variant"
+        if o.variant:
+            assert o.rows[0].numbers[("market", "rank1")].verdict.key == "variant"
     md = build_report(res, tmp_path / "md", [str(canonical)], fmt="markdown").read_text()
     assert "deviates from the paper's recipe: train.epochs=1 (spec: 1), train.lr=0.02" in md
     # The copy's own page: its results, its recipe, under a banner.
     vc = table_view(copy_spec, res, with_plots=False)
     assert vc.variant == f"spec:{copy_spec.spec_hash}" and vc.page != v.page
-    assert vc.rows[0].numbers[("market", "rank1")].verdict.key == "variant"
+    mine = next(o for o in vc.others if o.variant == vc.variant)
+    assert mine.rows[0].numbers[("market", "rank1")].verdict.key == "variant"
     page = (build_report(res, tmp_path / "h", [str(copy)]).parent / vc.page).read_text()
     assert 'id="variant-banner"' in page
     # status of the copy looks at the copy's cells.

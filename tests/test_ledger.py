@@ -288,9 +288,14 @@ def test_eval_only_variant_reuses_the_trained_model_and_reports_beside_main(
     assert var_row["rank1"] == main_row["rank1"]  # same model, same ranking
     # The report keeps the variant out of the table's numbers and shows it beside them.
     view = table_view(load_spec(spec_path), res_dir, with_plots=False)
-    num = view.rows[1].numbers[("market", "mAP")]
+    # A smoke run: its numbers are the smoke block's (never the headline), and the variant
+    # run stands beside them in the ledger, labelled with its tier.
+    assert view.rows[1].numbers[("market", "mAP")].n == 0
+    (smoke,) = view.others
+    num = smoke.rows[1].numbers[("market", "mAP")]
     assert num.n == 1 and num.mean == pytest.approx(main_row["mAP"])
     (run,) = view.ledger.variants
+    assert run.tier == "smoke" and "smoke tier" in run.label
     assert run.choices == [("eval.ap", "market_matlab")]
     got = {(x.row, x.metric): x for x in run.numbers}
     assert got[("B", "mAP")].value == pytest.approx(var_row["mAP"])

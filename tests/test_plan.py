@@ -93,6 +93,9 @@ def test_planning_and_hashing_build_no_runner():
             "from reid_bench.spec import load_spec; from reid_bench.status import table_status; "
             f"s = load_spec({str(ROOT / 'papers/ledf/table2.yaml')!r}); "
             "config_hash(s, plan(s)[0]); table_status(s, 'no-results-here'); "
+            "from reid_bench.rowstate import RowStates; "
+            "RowStates(s).state({'row': 'x', 'tier': 'full', 'status': 'ok', "
+            "'precision': 'bf16', 'config_hash': 'h'}); "
             "print(sorted(m for m in ('reid_bench.runner', 'reid_bench.accel') "
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -111,9 +111,10 @@ def write_toy(tmp_path: Path, *, synthetic: bool = False) -> tuple[Spec, Path]:
 
 def write_synthetic_results(spec: Spec, results_dir: Path, seeds: int = 2,
                             seed: int = 0) -> None:
-    """Clearly synthetic fixture results for every runnable row of a real spec: smoke and
-    synthetic flags set, commit 'test-fixture', numbers drawn at random in [5, 95] — never
-    presented as paper results (the report must label them synthetic)."""
+    """Clearly synthetic fixture results for every runnable row of a real spec: full-tier
+    cells of the canonical spec (so they fill the table's headline, which smoke results never
+    do) with the synthetic flag set, commit 'test-fixture', numbers drawn at random in
+    [5, 95] — never presented as paper results (the report must label them synthetic)."""
     rng = random.Random(seed)
     csv = table_csv(results_dir, spec.paper.id, spec.table.id)
     for r in spec.rows:
@@ -124,7 +125,8 @@ def write_synthetic_results(spec: Spec, results_dir: Path, seeds: int = 2,
                 vals = {m: round(rng.uniform(5, 95), 4) for m in spec.column_metrics(ds)}
                 fixed = {m: v for m, v in vals.items() if "@" not in m}
                 extra = {m: v for m, v in vals.items() if "@" in m}
-                row = _row(spec, r.name, ds, s, metrics=fixed, synthetic=True, extra=extra)
+                row = _row(spec, r.name, ds, s, metrics=fixed, extra=extra)
+                row |= {"synthetic": True, "dataset_name": "synthetic"}
                 upsert_row(csv, row)
                 cmc = sorted(rng.uniform(0, 1) for _ in range(20))
                 write_cell_json(cell_dir(results_dir, spec.paper.id, spec.table.id)
@@ -271,19 +273,22 @@ def test_html_markdown_json_outputs(tmp_path):
 def test_synthetic_results_are_labelled_everywhere(tmp_path):
     spec, res = write_toy(tmp_path, synthetic=True)
     v = table_view(spec, res, with_plots=False)
-    k2 = next(r for r in v.rows if r.name == "K=2").numbers[("market", "rank1")]
+    # Smoke results are never the headline: it reads "not run", the smoke block follows.
+    assert v.headline_empty and not v.synthetic and v.claims_held == 0
+    assert all(n.mean is None for r in v.rows for n in r.numbers.values())
+    (smoke,) = v.others
+    k2 = next(r for r in smoke.rows if r.name == "K=2").numbers[("market", "rank1")]
     assert k2.verdict.key == "synthetic" and k2.verdict.would_be == "better"
-    assert all(c.synthetic and "not comparable" in c.label for c in v.claims)
-    assert v.claims_held == 0  # synthetic claims never count as held
+    assert k2.flags == ["synthetic"]
     out = tmp_path / "site"
     build_report(res, out, [spec.path])
     page = (out / "toy-table1.html").read_text()
-    assert "SYNTHETIC SMOKE" in page and 'data-verdict="better"' not in page
+    assert 'id="notrun-banner"' in page and 'data-verdict="better"' not in page
     assert page.count('data-verdict="synthetic"') == 6  # K=1..3 × rank1, mAP
-    assert "SYNTHETIC smoke data" in page  # the figure's own title
+    assert page.count('data-flag="synthetic"') == 6
     assert "SYNTHETIC SMOKE" in (out / "index.html").read_text()
     md = build_report(res, out, [spec.path], fmt="markdown").read_text()
-    assert "SYNTHETIC SMOKE RESULTS" in md and "would read: better" in md
+    assert "**NOT RUN**" in md and "would read: better" in md and "[synthetic]" in md
 
 
 def test_cli_report_formats(tmp_path):
@@ -389,10 +394,10 @@ def test_mixed_provenance_is_flagged(tmp_path):
     assert table_view(spec, tmp_path, with_plots=False).mixed_provenance == []
 
 
-def test_mixed_provenance_is_flagged_on_a_subset_page(tmp_path):
-    """A page showing a non-canonical variant (here a --subset run, shown when the canonical
-    cells have no result) warns about mixed provenance too: its provenance rows are that
-    variant's."""
+def test_a_subset_run_is_never_the_headline(tmp_path):
+    """A --subset run of the canonical spec is listed apart, labelled and "not comparable",
+    even when the canonical cells have no result (issue 28: it was the headline, under a
+    "not the canonical spec" banner)."""
     spec = load_spec(ROOT / "papers" / "verif_identif" / "table2.yaml")
     csv = table_csv(tmp_path, spec.paper.id, spec.table.id)
     base = {"paper": spec.paper.id, "table": spec.table.id, "dataset": "market", "seed": 0,
@@ -401,5 +406,9 @@ def test_mixed_provenance_is_flagged_on_a_subset_page(tmp_path):
     upsert_row(csv, base | {"row": "ResNet-50 (I)", "git_commit": "a" * 40, "cell_id": "x1"})
     upsert_row(csv, base | {"row": "VGG16 (I)", "git_commit": "b" * 40, "cell_id": "x2"})
     v = table_view(spec, tmp_path, with_plots=False)
-    assert v.variant == "subset"
-    assert "2 code versions" in " ".join(v.mixed_provenance)
+    assert v.variant == "" and v.deviation == [] and v.headline_empty
+    (sub,) = v.others
+    assert sub.variant == "subset"
+    nums = [n for r in sub.rows for n in r.numbers.values() if n.mean is not None]
+    assert nums and all(n.flags == ["subset"] and n.verdict.key == "not comparable"
+                        for n in nums)

@@ -13,6 +13,7 @@ from test_report import _row, write_toy
 from reid_bench.report.build import build_report
 from reid_bench.report.latex import tex
 from reid_bench.results import read_results, table_csv, upsert_row
+from reid_bench.rowstate import RowStates
 
 LONG_REASON = ("dataset market1501 at /data does not match what the paper used:\n"
                "  - train: 3 ids, expected 751\n  - gallery: 7 images, expected 19732\n"
@@ -20,14 +21,13 @@ LONG_REASON = ("dataset market1501 at /data does not match what the paper used:\
 
 
 def _flagged(tmp_path):
-    """The toy table plus a subset smoke-recipe result row with special characters in its
-    name, and a not-run row whose reason spans several lines."""
+    """The toy table, the same results again as a subset smoke-recipe run (never the
+    headline: listed apart), an "Absent" row run only that way, a canonical row edited by hand
+    and a not-run row whose reason spans several lines."""
     spec, res = write_toy(tmp_path)
     csv = table_csv(res, "toy", "table1")
-    # Every result of the table is a subset smoke-recipe run (the main table shows such a run
-    # only when the canonical cells have no finished result; beside them it is listed apart).
     rows = read_results(csv).to_dict("records")
-    csv.unlink()
+    upsert_row(csv, {**_row(spec, "Missing", "market", 0, status="not_run", error=LONG_REASON)})
     for r in rows:
         upsert_row(csv, {**{k: v for k, v in r.items() if k != "row_digest"},
                          "tier": "smoke_recipe", "variant": "subset", "subset": True,
@@ -37,6 +37,15 @@ def _flagged(tmp_path):
                      "cell_id": "absent__market__s0__smoke_recipe__vx"})
     upsert_row(csv, {**_row(spec, "Missing", "market", 0, status="not_run", error=LONG_REASON),
                      "tier": "smoke_recipe", "variant": "subset", "subset": True})
+    # The config hash a smoke-recipe subset run records (else they read stale).
+    states = RowStates(spec)
+    for rec in read_results(csv).to_dict("records"):
+        if rec["tier"] == "smoke_recipe" and rec["status"] == "ok":
+            rec = {k: (None if isinstance(v, float) and v != v else v) for k, v in rec.items()}
+            upsert_row(csv, {**rec, "config_hash": states.current_config_hash(rec)})
+    df = read_results(csv)
+    df.loc[(df["row"] == "K=3") & (df["tier"] == "full"), "mAP"] = 53.0  # a hand edit
+    df.to_csv(csv, index=False)
     return spec, res
 
 
@@ -55,11 +64,14 @@ def test_latex_is_escaped_booktabs_and_balanced(tmp_path):
     line = next(ln for ln in text.splitlines() if ln.startswith("K=2"))
     assert "70.00" not in line and "80.00" in line and "85.00" in line  # paper and our mean
     assert line.count("&") == 6  # row + 2 metrics × (paper, ours, delta)
-    assert "$-$" in next(ln for ln in text.splitlines() if ln.startswith("K=3"))
-    # The subset + smoke-recipe row is marked and explained, with a not-comparable mark.
+    k3 = next(ln for ln in text.splitlines() if ln.startswith("K=3"))
+    assert "$-$" in k3
+    # The edited row is marked and explained; never a comparison mark.
+    assert r"\textsuperscript{ed}" in k3 and r"\checkmark" not in k3
+    assert "Flags: \\textsuperscript{ed} the results row was changed by hand" in text
+    # The subset smoke-recipe run is not the paper's table: it is not in it.
     absent = next(ln for ln in text.splitlines() if ln.startswith("Absent"))
-    assert r"\textsuperscript{sr,sub}" in absent and r"$\ddagger$" in absent
-    assert "-{}-subset" in text and "-{}-smoke-recipe" in text
+    assert absent.split("&")[2].strip() == "--" and "sr" not in absent  # ours: not run
     assert r"\checkmark" not in absent
 
 
@@ -95,11 +107,12 @@ def test_flags_and_full_reasons_in_html_markdown_json(tmp_path):
     page = (tmp_path / "h" / "toy-table1.html")
     build_report(res, tmp_path / "h", papers, fmt="html")
     html = page.read_text()
-    assert 'id="flags-banner"' in html and "SMOKE RECIPE + SUBSET" in html
-    assert 'data-flag="subset"' in html and 'data-flag="smoke recipe"' in html
+    assert 'id="flags-banner"' not in html  # the headline holds no subset number
+    other = html[html.index('id="other-results"'):]
+    assert 'data-flag="subset"' in other and 'data-flag="smoke recipe"' in other
     # The not-comparable verdict, never "reproduced", for the flagged row (67.0 = published).
     absent = re.search(r'data-row="Absent" data-dataset="market" data-metric="rank1".*?'
-                       r'data-verdict="([^"]+)"', html, re.S)
+                       r'data-verdict="([^"]+)"', other, re.S)
     assert absent and absent.group(1) == "not comparable"
     # The whole multi-line reason, in a row of its own under the row (not truncated).
     m = re.search(r'<tr class="reasons" data-row="Missing">(.*?)</tr>', html, re.S)
@@ -108,10 +121,14 @@ def test_flags_and_full_reasons_in_html_markdown_json(tmp_path):
     assert "[smoke recipe, subset]" in md and "not comparable" in md
     assert "the last line matters too" in md and "expected 19732" in md  # the reason, in full
     js = json.loads(build_report(res, tmp_path / "j", papers, fmt="json").read_text())
-    nums = [n for n in js["tables"][0]["numbers"] if n["row"] == "Absent"]
+    (other,) = js["tables"][0]["other_results"]
+    nums = [n for n in other["numbers"] if n["row"] == "Absent"]
     assert nums and all(n["flags"] == ["smoke recipe", "subset"] for n in nums)
     assert all(n["verdict"] == "not comparable" and n["would_be"] == "reproduced" for n in nums)
-    assert js["tables"][0]["flags"] == ["smoke recipe", "subset"]
+    assert js["tables"][0]["flags"] == [] and js["tables"][0]["number_flags"] == ["edited"]
+    # The block's not-run row keeps its reason (it used to be an empty table).
+    missing = next(n for n in other["numbers"] if n["row"] == "Missing")
+    assert missing["status"] == "not run" and "expected 19732" in missing["reason"]
 
 
 def test_every_verdict_has_a_latex_mark_and_an_edited_row_renders(tmp_path):

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from report_md_fixture import write_fixture
 
+from reid_bench import rowstate
 from reid_bench.report import aggregate
 from reid_bench.report.render import markdown
 from reid_bench.report.summary import summary
@@ -29,16 +30,9 @@ STAMP = "2026-01-01T00:00:00+00:00"
 def fixture_views(tmp_path_factory):
     root = tmp_path_factory.mktemp("mdfx")
     paths, res = write_fixture(root)
-    real = aggregate.annotate
-
-    def annotate(spec, results_dir, df):
-        # The fixture's config hashes are made up: keep the hand edit, drop "stale".
-        df = real(spec, results_dir, df)
-        df.loc[df["flag"] == "stale", ["flag", "flag_reason"]] = ""
-        return df
-
     mp = pytest.MonkeyPatch()
-    mp.setattr(aggregate, "annotate", annotate)
+    # The fixture's config hashes are made up: no cell is re-planned, so none is stale.
+    mp.setattr(rowstate.RowStates, "current_config_hash", lambda self, rec: None)
     try:
         views, broken = aggregate.collect(res, paths + [str(root / "papers/mdfx/missing.yaml")],
                                           with_plots=False)

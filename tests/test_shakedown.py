@@ -118,6 +118,8 @@ ROWS = [("verif_identif/table2.yaml", "ResNet-50 (I)", "ide"),
 
 @pytest.mark.slow
 def test_cpu_shakedown_one_row_per_method(repo_root, shared_data_root, tmp_path):
+    from reid_bench.rowstate import RowStates
+
     opts = shakedown.ShakedownOptions(steps=1, pretrained="none", max_batch=4)
     seconds = {}
     t_all = time.perf_counter()
@@ -135,6 +137,8 @@ def test_cpu_shakedown_one_row_per_method(repo_root, shared_data_root, tmp_path)
         assert r["tier"] == "shakedown" and r["status"] == "ok" and r["method"] == method
         assert r["pretrained"] == "none" and r["max_batch"] == 4 and r["shakedown_steps"] == 1
         assert r["precision"] == "fp32" and r["synthetic"]
+        # The report and status re-plan this row to the hash the run recorded: not stale.
+        assert RowStates(spec).current_config_hash(r.to_dict()) == r["config_hash"]
         assert math.isfinite(r["first_loss"]) and math.isfinite(r["last_loss"])
         assert r["step_s"] > 0 and r["peak_mem_mb"] > 0
         cfg = runner.cell_config(cells[0])
@@ -176,17 +180,22 @@ def test_report_labels_shakedown_and_non_paper_precision(tmp_path):
                          for k, v in rec.items()} | {"precision": "bf16"
                                                      if rec["row"] == "K=2" else "fp32"})
     v = table_view(spec, res, with_plots=False)
-    assert v.tier == "shakedown"
-    assert all(n.verdict.key == "synthetic" for r in v.rows if r.name.startswith("K=")
-               for n in r.numbers.values())
-    assert [r.name for r in v.rows if r.precisions] == ["K=2"]
+    # Never the headline (issue 28): it reads "not run", the shakedown block follows.
+    assert v.tier == "full" and v.headline_empty and not v.synthetic
+    assert all(n.mean is None for r in v.rows for n in r.numbers.values())
+    (shake,) = v.others
+    assert shake.tier == "shakedown"
+    assert all(n.verdict.key == "synthetic" and "shakedown" in n.flags
+               for r in shake.rows if r.name.startswith("K=") for n in r.numbers.values())
+    k2 = next(r for r in shake.rows if r.name == "K=2").numbers[("market", "rank1")]
+    assert k2.flags == ["shakedown", "precision bf16"]
     build_report(res, tmp_path / "site", [spec.path])
     html = page.read_text()
-    assert "SHAKEDOWN — NOT A REPRODUCTION" in html and "SYNTHETIC SMOKE" not in html
-    assert "bf16 (paper: fp32)" in html
+    assert 'id="notrun-banner"' in html and "SYNTHETIC SMOKE" not in html
+    assert 'data-flag="precision bf16"' in html and 'data-flag="shakedown"' in html
     assert "SHAKEDOWN" in (tmp_path / "site" / "index.html").read_text()
     md = build_report(res, tmp_path / "site", [spec.path], fmt="markdown").read_text()
-    assert "SHAKEDOWN RESULTS" in md and "precision bf16, paper: fp32" in md
+    assert "**NOT RUN**" in md and "[shakedown, precision bf16]" in md
 
 
 def test_status_of_a_shakedown_tier_counts_its_own_cells(tmp_path):

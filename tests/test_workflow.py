@@ -93,8 +93,13 @@ def test_subset_smoke_recipe_walkthrough_on_real_layout(tmp_path):
     out = cli("report", "--results-dir", res, "--specs", spec, "--out", tmp_path / "rep")
     assert out.exit_code == 0, out.output
     html = (tmp_path / "rep" / "demo-table1.html").read_text()
-    assert "SMOKE RECIPE + SUBSET" in html and 'data-flag="subset"' in html
-    assert 'data-verdict="not comparable"' in html
+    # Never the headline (it reads "not run"): a labelled block, every flag on its numbers.
+    assert 'id="notrun-banner"' in html
+    other = html[html.index('id="other-results"'):]
+    assert 'data-flag="subset"' in other and 'data-flag="smoke recipe"' in other
+    assert 'data-verdict="not comparable"' in other
+    # The report re-plans the cell to the hash the runner recorded: not stale.
+    assert 'data-verdict="stale"' not in html
     assert 'data-verdict="reproduced"' not in html and 'data-verdict="better"' not in html
 
 

@@ -17,8 +17,9 @@ from typing import Any
 import pandas as pd
 
 from ..errors import ResultsError, SpecError
-from ..overrides import compose_variant, describe_variant, spec_parts, variant_parts
-from ..results import TIERS, cell_dir, metric_values, read_results, table_csv
+from ..overrides import compose_variant, describe_variant, spec_parts
+from ..results import SHRUNK_TIERS, TIERS, cell_dir, metric_values, read_results, table_csv
+from ..rowstate import BLOCKS, merge_flags, most_withheld
 from ..spec import Spec, find_specs, load_spec, untrace
 from ..spec.consistency import table_consistency
 from . import claims, ledger, plots, verdicts
@@ -27,30 +28,20 @@ from .view import NO_RESULT, Number, OtherResults, RecipeEntry, RowView, TableVi
 
 
 def _long_metrics(df: pd.DataFrame) -> pd.DataFrame:
-    """Results in long form: row, dataset, seed, status, synthetic, metric, value (the fixed
-    metric columns plus the ``extra_metrics`` JSON, e.g. ``rank1@100000``)."""
+    """Results in long form: row, dataset, seed, status, synthetic, metric, value, and the
+    row's ``state`` (``rowstate.RowState``; the fixed metric columns plus the
+    ``extra_metrics`` JSON, e.g. ``rank1@100000``)."""
     recs = []
     for r in df.to_dict("records"):
         for m, x in metric_values(r).items():
+            st = r.get("state")
             recs.append({"row": r["row"], "dataset": r["dataset"], "seed": r["seed"],
-                         "split": r.get("split"),
-                         "status": r["status"], "synthetic": bool(r["synthetic"]),
-                         "metric": m, "value": x, "flag": r.get("flag") or "",
-                         "flags": deviation_flags(r)})
+                         "split": r.get("split"), "status": r["status"],
+                         "synthetic": bool(st is not None and ({"synthetic", "shakedown"}
+                                                               & set(st.flags))),
+                         "metric": m, "value": x, "flag": r.get("flag") or "", "state": st})
     return pd.DataFrame(recs, columns=["row", "dataset", "seed", "split", "status", "synthetic",
-                                       "metric", "value", "flag", "flags"])
-
-
-def deviation_flags(r: dict) -> tuple[str, ...]:
-    """How a results row on real data deviates from the paper's setup: "subset" (``--subset``:
-    part of the dataset), "smoke recipe" (``--smoke-recipe``: the shrunk recipe)."""
-    out = []
-    variant = r.get("variant") if isinstance(r.get("variant"), str) else ""
-    if "subset" in variant_parts(variant) or r.get("subset") is True:
-        out.append("subset")
-    if r.get("tier") == "smoke_recipe":
-        out.append("smoke recipe")
-    return tuple(out)
+                                       "metric", "value", "flag", "state"])
 
 
 def _status_of(cells: pd.DataFrame) -> tuple[str, str]:
@@ -128,12 +119,9 @@ def _clean(rec: dict[str, Any]) -> dict[str, Any]:
                 else v) for k, v in rec.items()}
 
 
-def _row_views(spec: Spec, df: pd.DataFrame, columns: list[tuple[str, str]],
-               deviates: str) -> list[RowView]:
-    """Row views of ``spec`` over the results ``df`` (one tier and variant); ``deviates``
-    ("variant" or "") flags every number computed off the paper's canonical recipe."""
-    from ..results import SHRUNK_TIERS
-
+def _row_views(spec: Spec, df: pd.DataFrame, columns: list[tuple[str, str]]) -> list[RowView]:
+    """Row views of ``spec`` over the results ``df`` (one tier and variant, annotated with each
+    row's ``state``): every number's flags and verdict come from its rows' states."""
     # The shrunk tiers run one split per column (no split axis), like --smoke.
     shrunk = bool(not df.empty and df["tier"].iloc[0] in SHRUNK_TIERS)
     long = _long_metrics(df)
@@ -141,10 +129,11 @@ def _row_views(spec: Spec, df: pd.DataFrame, columns: list[tuple[str, str]],
     for r in spec.rows:
         rv = RowView(r)
         sub = df[df["row"] == r.name] if not df.empty else df
-        rv.cells = sub.to_dict("records")
+        rv.cells = sub.drop(columns=["state"], errors="ignore").to_dict("records")
         for ds, m in columns:
             num = Number(published=r.published.get(ds, {}).get(m))
             band = verdicts.tolerance(m, spec.tolerances)
+            withheld = None
             if not r.runnable:
                 num.status, num.reason = "quoted", r.source or ""
             elif not rv.in_column(ds):
@@ -152,6 +141,7 @@ def _row_views(spec: Spec, df: pd.DataFrame, columns: list[tuple[str, str]],
             else:
                 cells = sub[sub["dataset"] == ds] if not sub.empty else sub
                 num.status, num.reason = _status_of(cells)
+                num.recorded = not cells.empty
                 ok = long[(long["row"] == r.name) & (long["dataset"] == ds)
                           & (long["metric"] == m) & (long["status"] == "ok")]
                 if len(ok):
@@ -159,18 +149,19 @@ def _row_views(spec: Spec, df: pd.DataFrame, columns: list[tuple[str, str]],
                     num.mean = float(ok["value"].mean())
                     num.std = float(ok["value"].std(ddof=1)) if len(ok) > 1 else 0.0
                     num.n = len(ok)
-                    num.synthetic = bool(ok["synthetic"].any())
-                    flags = set(ok["flag"])
-                    num.flag = next((f for f in ("edited", "stale") if f in flags), deviates)
-                    num.flags = sorted({f for fl in ok["flags"] for f in fl})
+                    states = list(ok["state"])
+                    num.flags = merge_flags(states)
+                    num.synthetic = bool({"synthetic", "shakedown"} & set(num.flags))
+                    withheld = most_withheld(states)
+                    num.flag = withheld if withheld in TRUST_FLAGS else ""
                     why = sorted({str(x) for x in cells.get("flag_reason", []) if x})
                     if why:
                         num.reason = "; ".join(why)
                     _check_complete(num, ok, spec, ds, shrunk)
                 elif num.status == "ok":
                     num.status, num.reason = "n/a", f"metric {m} was not computed"
-            num.verdict = verdicts.verdict(num.status, num.published, num.mean, band, num.synthetic,
-                                    num.flag, num.flags)
+            num.verdict = verdicts.verdict(num.status, num.published, num.mean, band,
+                                           withheld=withheld)
             if num.incomplete:
                 num.verdict = verdicts.Verdict("incomplete", band, detail=f"{num.runs}/{num.planned}",
                                         would_be=verdicts.compare(num.published, num.partial_mean,
@@ -181,8 +172,13 @@ def _row_views(spec: Spec, df: pd.DataFrame, columns: list[tuple[str, str]],
     return rows
 
 
+# Verdicts of a number that also name its trust flag (``Number.flag``).
+TRUST_FLAGS = ("edited", "stale", "data changed", "variant")
+
+
 def _split_assumption_variants(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(results without an assumption variant, results with one) of a results frame."""
+    """(every other result, the results with an assumption variant) of a results frame: the
+    latter are the ledger's variant runs, each beside the canonical numbers of its tier."""
     from ..variants import variant_choices
 
     if df.empty:
@@ -200,50 +196,38 @@ def _baseline(spec: Spec, smoke: bool) -> dict[str, Any]:
     return {} if row is None else _flatten(resolved_recipe(spec, row, smoke=smoke)[0])
 
 
-def table_view(spec: Spec, results_dir: Path, *, with_plots: bool = True) -> TableView:
+def table_view(spec: Spec, results_dir: Path, *, with_plots: bool = True,
+               data_fingerprints: dict[str, str] | None = None) -> TableView:
     """Published vs reproduced for every row × column × metric of ``spec``.
 
-    The main table shows one tier of this spec's own variant (the real results if any, else
-    smoke, else shakedown); every other tier and variant of the same CSV (smoke beside real,
-    spec copies, --set overrides) is listed beside it, labelled (``TableView.others``)."""
+    The headline table shows the full tier of this spec's own variant only (the canonical
+    spec's, or a spec copy's ``spec:<hash>``): never smoke, shakedown, smoke-recipe, subset or
+    another variant's numbers, which are each listed beside it as a labelled block
+    (``TableView.others``); assumption-variant runs go to the ledger. With
+    no such results the headline reads "not run". Every flag and verdict comes from the rows'
+    ``rowstate.RowState`` (``data_fingerprints``: dataset name → current fingerprint, when
+    the caller knows it; else the data is "not checked")."""
     csv = table_csv(results_dir, spec.paper.id, spec.table.id)
-    everything = annotate(spec, results_dir, read_results(csv))
-    # Assumption-variant runs (``variant:`` parts) go to the ledger beside the table's numbers;
+    everything = annotate(spec, results_dir, read_results(csv), data_fingerprints)
+    home = compose_variant(spec_parts(spec))
+    # Assumption-variant runs go to the ledger beside the canonical numbers of their tier;
     # every other deviation (spec copy, --set, subset) is listed under "Other results".
     everything, vdf = _split_assumption_variants(everything)
-    own = home = compose_variant(spec_parts(spec))
-    # A --subset run of this spec is shown in the main table when the canonical cells have no
-    # finished result (its numbers then read "not comparable"); otherwise it is listed apart.
-    subset = compose_variant(spec_parts(spec) + ["subset"])
-    def finished(variant: str) -> bool:
-        return bool(((everything["variant"] == variant) & (everything["status"] == "ok")).any())
-
-    if not everything.empty and not finished(home) and finished(subset):
-        home = subset
-    mine = everything[everything["variant"] == home] if not everything.empty else everything
-    present = set(mine["tier"]) if not mine.empty else set()
-    tier = next((t for t in TIERS if t in present), "full")
-    df = mine[mine["tier"] == tier] if not mine.empty else mine
-    smoke = tier == "smoke"
+    if everything.empty:
+        df = everything
+    else:
+        df = everything[(everything["variant"] == home) & (everything["tier"] == "full")]
     columns = [(ds, m) for ds in spec.datasets for m in spec.column_metrics(ds)]
-    rows = _row_views(spec, df, columns, "variant" if own else "")
+    rows = _row_views(spec, df, columns)
     others = []
-    groups = everything.groupby(["tier", "variant"], sort=True) if not everything.empty else []
-    for (t, var), sub in groups:
-        if (t, var) == (tier, home):
+    groups = everything.groupby(["tier", "variant"], sort=False) if not everything.empty else []
+    order = {t: i for i, t in enumerate(TIERS)}
+    for (t, var), sub in sorted(groups, key=lambda g: (order.get(g[0][0], 9), g[0][1])):
+        if (t, var) == ("full", home):
             continue
-        labels = ([f"{t} tier: synthetic stand-in data, shrunk recipe — not comparable"]
-                  if t == "smoke" else
-                  [f"{t} tier: the full recipe for a few steps — not comparable"]
-                  if t == "shakedown" else [])
+        labels = [BLOCKS[t]] if t in BLOCKS else []
         labels += describe_variant(var, _baseline(spec, t == "smoke"))
-        # A subset alone is flagged by its deviation flags ("not comparable"), not as a recipe
-        # deviation.
-        recipe_dev = [p for p in variant_parts(var) if p != "subset"]
-        others.append(OtherResults(t, var, labels,
-                                   _row_views(spec, sub, columns,
-                                              "variant" if recipe_dev else ""),
-                                   columns))
+        others.append(OtherResults(t, var, labels, _row_views(spec, sub, columns), columns))
     counts = {k: 0 for k in verdicts.SEVERITY}
     for rv in rows:
         counts[rv.verdict] += 1
@@ -251,7 +235,7 @@ def table_view(spec: Spec, results_dir: Path, *, with_plots: bool = True) -> Tab
 
     def reproduced(row: str, ds: str, m: str) -> claims.Stat | None:
         n = by_name[row].numbers.get((ds, m))
-        if n is None or n.mean is None or n.flag in ("edited", "stale"):
+        if n is None or n.mean is None or n.flag in ("edited", "stale", "data changed"):
             return None  # an edited or stale number is no evidence for or against a claim
         return claims.Stat(n.mean, n.std or 0.0, n.n, n.synthetic)
 
@@ -265,19 +249,25 @@ def table_view(spec: Spec, results_dir: Path, *, with_plots: bool = True) -> Tab
     prov = [_clean(rec) for rec in (df[prov_cols].to_dict("records") if not df.empty else [])]
     wall = float(pd.to_numeric(df["wall_s"], errors="coerce").fillna(0).sum()) if len(df) else 0
     view = TableView(spec, rows, columns, counts,
-                     synthetic=bool(not df.empty and df["synthetic"].astype(bool).any()),
-                     smoke=smoke, provenance=prov, recipe=_recipe(spec, smoke),
+                     synthetic=any(n.synthetic for rv in rows for n in rv.numbers.values()),
+                     smoke=False, provenance=prov,
+                     recipe=_recipe(spec, any(o.tier in SHRUNK_TIERS for o in others)),
                      claims=claims.check_claims(spec, reproduced, published),
                      page=f"{spec.paper.id}-{spec.table.id}"
-                          + (f"-{spec.spec_hash[:8]}" if own else "") + ".html",
-                     csv=str(csv), wall_s=wall, tier=tier, variant=home,
+                          + (f"-{spec.spec_hash[:8]}" if home else "") + ".html",
+                     csv=str(csv), wall_s=wall, tier="full", variant=home,
                      deviation=describe_variant(home), others=others,
                      cells=[_clean({k: rec.get(k) for k in CELL_PROVENANCE})
-                            for rec in everything.to_dict("records")])
+                            for part in (everything, vdf) for rec in part.to_dict("records")])
     view.consistency = table_consistency(spec)
-    vdf = vdf[vdf["tier"] == tier] if not vdf.empty else vdf
-    view.ledger = ledger.ledger_view(spec, vdf, {(rv.name, ds, m): n for rv in rows
-                                            for (ds, m), n in rv.numbers.items()}, _long_metrics)
+    view.data_checked = data_fingerprints is not None
+    # Each variant run beside the canonical numbers of its own tier.
+    canonical = {("full", rv.name, ds, m): n for rv in rows for (ds, m), n in rv.numbers.items()}
+    for o in others:
+        if o.variant == home:
+            canonical.update({(o.tier, rv.name, ds, m): n for rv in o.rows
+                              for (ds, m), n in rv.numbers.items()})
+    view.ledger = ledger.ledger_view(spec, vdf, canonical, _long_metrics)
     if with_plots:
         view.plots = plots.all_plots(view, cell_dir(results_dir, spec.paper.id, spec.table.id))
     return view
@@ -299,13 +289,15 @@ def _check_complete(num: Number, ok: pd.DataFrame, spec: Spec, ds: str, smoke: b
 
 
 def collect(results_dir: Path, spec_paths: list[str] | None = None, *,
-            with_plots: bool = True) -> tuple[list[TableView], list[tuple[str, str]]]:
+            with_plots: bool = True, data_fingerprints: dict[str, str] | None = None,
+            ) -> tuple[list[TableView], list[tuple[str, str]]]:
     """Views of every spec (default ``papers/*/table*.yaml``) and ``(file, error)`` for the
-    specs or results files that could not be read."""
+    specs or results files that could not be read (``data_fingerprints``: ``table_view``)."""
     views, broken = [], []
     for f in find_specs(spec_paths):
         try:
-            views.append(table_view(load_spec(f), results_dir, with_plots=with_plots))
+            views.append(table_view(load_spec(f), results_dir, with_plots=with_plots,
+                                    data_fingerprints=data_fingerprints))
         except (SpecError, ResultsError) as exc:
             broken.append((str(f), str(exc)))
     return views, broken

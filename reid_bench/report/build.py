@@ -11,8 +11,10 @@
 
 The steps live in their own modules: ``report.aggregate`` (spec + results CSV -> view model),
 ``report.view`` (the view model), ``report.render`` (HTML and markdown from jinja templates),
-``report.latex`` and ``report.summary`` (JSON). Anything computed on synthetic data is labelled
-so everywhere: its verdict reads "synthetic: not comparable" and its pages carry a banner.
+``report.latex`` and ``report.summary`` (JSON). Every flag and verdict comes from each results
+row's ``rowstate.RowState``: a table's headline holds only full-tier results of its own spec;
+smoke, shakedown, smoke-recipe, subset and variant results are labelled blocks beside it, and
+anything computed on synthetic data reads "synthetic: not comparable" wherever it is shown.
 """
 
 from __future__ import annotations

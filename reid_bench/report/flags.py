@@ -1,65 +1,56 @@
-"""Per-row trust flags of a results table, computed once for the report and exports.
+"""Per-row trust flags of a results table, from each row's ``rowstate.RowState``.
 
-A results row is flagged
-
-- ``edited`` when its content no longer matches its ``row_digest`` (or it has none): it was
-  changed by hand after the runner wrote it (``reid_bench.integrity``);
-- ``stale`` ("stale (recipe changed)") when its ``config_hash`` differs from the hash the
-  current spec gives the same cell — the same computation ``reid-bench status`` uses
-  (``reid_bench.status.ConfigHashes``).
-
-A flagged number is shown with its flag and never counts as reproduced.
+``annotate`` adds to a results table, once, the column ``state`` (the row's ``RowState``: tier,
+variant, subset, synthetic, edited, stale, data, precision) that every view renders, and for
+the reasons the pages print, ``flag`` (the trust flag: "edited", "stale", "data changed" or
+"") with ``flag_reason``. A flagged number is shown with its flag and never counts as
+reproduced.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
 
-from ..integrity import row_edited
-from ..overrides import overrides_from_json, spec_parts, variant_parts
-from ..results import split_of
+from ..rowstate import RowStates
 from ..spec import Spec
 
-FLAGS = ("edited", "stale")
+FLAGS = ("edited", "stale", "data changed")
+STALE_REASON = ("stale (recipe changed): recorded with another config than the current spec "
+                "gives this cell; `reid-bench run` re-runs it")
+DATA_REASON = ("data changed: recorded on data with another fingerprint than the dataset's "
+               "current one; `reid-bench run` re-runs it")
 
 
-def annotate(spec: Spec, results_dir: Path, df: pd.DataFrame) -> pd.DataFrame:
-    """``df`` (a results table as read) with two more columns: ``flag`` ("edited", "stale"
-    or "") and ``flag_reason``."""
+def annotate(spec: Spec, results_dir: Path, df: pd.DataFrame,
+             data_fingerprints: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """``df`` (a results table as read) with the columns ``state`` (``RowState``), ``flag``
+    ("edited", "stale", "data changed" or "") and ``flag_reason``. ``data_fingerprints``
+    (dataset name → current fingerprint), when known, checks each row's data."""
     df = df.copy()
+    written = [c for c in df.columns if c not in ("state", "flag", "flag_reason")]
     if df.empty:
+        df["state"] = pd.Series(dtype=object)
         df["flag"], df["flag_reason"] = pd.Series(dtype=str), pd.Series(dtype=str)
         return df
-    from ..plan import Cell
-    from ..status import ConfigHashes
-
-    hashes = ConfigHashes(spec, Path(results_dir))
-    rows = {r.name: r for r in spec.rows}
-    own = set(spec_parts(spec))
-    written = [c for c in df.columns if c not in ("flag", "flag_reason")]
-    flags, reasons = [], []
+    states = RowStates(spec, data_fingerprints=data_fingerprints)
+    out, flags, reasons = [], [], []
     for rec in df[written].to_dict("records"):
-        why = row_edited(rec)
-        if why:
+        st = states.state(rec)
+        out.append(st)
+        if st.edited:
             flags.append("edited")
-            reasons.append(f"edited: {why}")
-            continue
-        row = rows.get(rec["row"])
-        parts = variant_parts(rec.get("variant"))
-        # Only cells this spec can re-plan: its own spec part plus --set overrides.
-        comparable = {p for p in parts if not p.startswith("set:")} == own
-        if rec["status"] == "ok" and row is not None and row.runnable and comparable:
-            cell = Cell(row, str(rec["dataset"]), int(rec["seed"]), str(rec["tier"]),
-                        split_of(rec["split"]), str(rec.get("variant") or ""))
-            if hashes.is_stale(cell, str(rec["config_hash"]),
-                               overrides_from_json(rec.get("overrides"))):
-                flags.append("stale")
-                reasons.append("stale (recipe changed): recorded with another config than the "
-                               "current spec gives this cell; `reid-bench run` re-runs it")
-                continue
-        flags.append("")
-        reasons.append("")
-    df["flag"], df["flag_reason"] = flags, reasons
+            reasons.append(f"edited: {st.edited}")
+        elif st.stale:
+            flags.append("stale")
+            reasons.append(STALE_REASON)
+        elif "data changed" in st.flags:
+            flags.append("data changed")
+            reasons.append(DATA_REASON)
+        else:
+            flags.append("")
+            reasons.append("")
+    df["state"], df["flag"], df["flag_reason"] = out, flags, reasons
     return df

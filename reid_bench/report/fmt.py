@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ..rowstate import FLAG_TEXT  # what each flag means, in one place
+
 
 def delta(value: float | None, reference: float | None) -> float | None:
     """``value − reference``; None when either is missing."""
@@ -42,12 +44,6 @@ def ours(n: Any) -> str:
     if n.mean is None:
         return "–"
     return fmt(n.mean) + (f" ± {fmt(n.std)}" if n.n > 1 else "")
-
-
-FLAG_TEXT = {
-    "subset": "computed with --subset on a deliberate subset of the real dataset",
-    "smoke recipe": "computed with --smoke-recipe: the spec's shrunk recipe on the real data",
-}
 
 
 def flags_text(flags: list[str]) -> str:

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import jinja2
 
+from ..rowstate import flag_text
 from . import verdicts
-from .fmt import FLAG_TEXT
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -26,7 +26,7 @@ MARKS = {
     "reproduced": r"$\checkmark$", "better": r"$\blacktriangle$", "worse": r"$\blacktriangledown$",
     "not run": r"$\circ$", "failed": r"$\times$", "quoted": "--", "n/a": r"$\cdot$",
     "synthetic": r"$\dagger$", "not comparable": r"$\ddagger$", "edited": r"$\ast$",
-    "stale": r"$\circlearrowright$", "variant": r"$\neq$", "incomplete": r"$\ominus$",
+    "stale": r"$\circlearrowright$", "data changed": r"$\leftrightarrows$", "variant": r"$\neq$", "incomplete": r"$\ominus$",
 }
 
 _SPECIAL = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
@@ -48,7 +48,16 @@ def tex(value: object) -> str:
     return "".join(_UNICODE.get(c, c if ord(c) < 128 else "?") for c in s)
 
 
-FLAG_MARKS = {"subset": "sub", "smoke recipe": "sr"}
+# The superscript each flag (rowstate.FLAGS; a precision flag: its precision) puts on a number.
+FLAG_MARKS = {"synthetic": "syn", "shakedown": "sd", "smoke recipe": "sr", "subset": "sub",
+              "variant": "var", "edited": "ed", "stale": "st", "data changed": "dc"}
+
+
+def flag_mark(flag: str) -> str:
+    """The LaTeX superscript text of ``flag``."""
+    if flag.startswith("precision "):
+        return tex(flag[10:])
+    return FLAG_MARKS.get(flag, tex(flag))
 
 
 def _num(x: float | None) -> str:
@@ -78,9 +87,9 @@ def _env() -> jinja2.Environment:
     env.filters["num"] = _num
     env.filters["ours"] = _ours
     env.filters["delta"] = _delta
-    env.filters["flagmark"] = lambda f: FLAG_MARKS.get(f, tex(f))
+    env.filters["flagmark"] = flag_mark
+    env.globals["flag_text"] = flag_text
     env.globals["MARKS"] = MARKS
-    env.globals["FLAG_TEXT"] = FLAG_TEXT
     env.globals["LABELS"] = verdicts.LABELS
     env.globals["SEVERITY"] = verdicts.SEVERITY
     return env

@@ -24,6 +24,7 @@ from typing import Any
 import pandas as pd
 
 from ..overrides import variant_parts
+from ..rowstate import merge_flags, most_withheld, reading
 from ..spec import Spec
 from ..variants import traced_values, variant_choices
 from . import verdicts
@@ -57,6 +58,8 @@ class VariantNumber:
     value: float | None
     verdict: verdicts.Verdict
     n: int
+    # Every flag of the variant's number (rowstate), its own assumption part included.
+    flags: list[str] = field(default_factory=list)
 
     @property
     def move(self) -> float | None:
@@ -69,12 +72,15 @@ class VariantRun:
     choices: list[tuple[str, str]]  # (key, value) of its assumption parts
     numbers: list[VariantNumber] = field(default_factory=list)
     synthetic: bool = False
+    # The tier it ran in; its numbers stand beside the canonical ones of the same tier.
+    tier: str = "full"
 
     @property
     def label(self) -> str:
         parts = [f"{k} = {v}" for k, v in self.choices]
         other = [p for p in variant_parts(self.variant) if not p.startswith("variant:")]
-        return "; ".join(parts + other)
+        tier = [f"{self.tier} tier"] if self.tier != "full" else []
+        return "; ".join(parts + other + tier)
 
 
 @dataclass
@@ -149,35 +155,44 @@ def counts(spec: Spec) -> dict[str, int]:
             "with_alternatives": sum(1 for t in tv if t.assumed and t.alternatives)}
 
 
-def variant_runs(spec: Spec, vdf: pd.DataFrame, numbers: dict[tuple[str, str, str], Any],
+def variant_runs(spec: Spec, vdf: pd.DataFrame, numbers: dict[tuple, Any],
                  long_metrics) -> list[VariantRun]:
-    """Each variant's numbers beside the canonical ones. ``numbers[(row, ds, metric)]`` is the
-    report's canonical ``Number``; ``long_metrics`` turns results into long form."""
+    """Each variant's numbers beside the canonical ones of its tier. ``numbers[(tier, row, ds,
+    metric)]`` is the report's canonical ``Number`` (the headline's for the full tier, the
+    tier's block's otherwise); ``long_metrics`` turns results into long form."""
     out: list[VariantRun] = []
     if vdf.empty:
         return out
-    for variant, sub in vdf.groupby(vdf["variant"].fillna("").astype(str), sort=True):
+    from ..results import TIERS
+
+    order = {t: i for i, t in enumerate(TIERS)}
+    groups = vdf.groupby([vdf["tier"].astype(str), vdf["variant"].fillna("").astype(str)])
+    for (tier, variant), sub in sorted(groups, key=lambda g: (order.get(g[0][0], 9), g[0][1])):
         run = VariantRun(variant, variant_choices(variant),
-                         synthetic=bool(sub["synthetic"].astype(bool).any()))
+                         synthetic=bool(sub["synthetic"].astype(bool).any()), tier=tier)
         lm = long_metrics(sub)
         lm = lm[lm["status"] == "ok"]
         for (row, ds, m), grp in lm.groupby(["row", "dataset", "metric"], sort=False):
-            main = numbers.get((row, ds, m))
+            main = numbers.get((tier, row, ds, m))
             if main is None:
                 continue  # a metric the table does not print
             band = verdicts.tolerance(m, spec.tolerances)
             mean = float(grp["value"].mean())
-            syn = bool(grp["synthetic"].any())
+            states = list(grp["state"])
+            # Its verdict is withheld for every flag but its own assumption reading (the
+            # point of the ledger: does the verdict move with the reading?).
+            withheld = most_withheld(reading(s) for s in states)
             run.numbers.append(VariantNumber(
                 row, ds, m, main.published, main.mean, main.verdict, mean,
-                verdicts.verdict("ok", main.published, mean, band, syn), len(grp)))
+                verdicts.verdict("ok", main.published, mean, band, withheld=withheld),
+                len(grp), merge_flags(states)))
         order = {r.name: i for i, r in enumerate(spec.rows)}
         run.numbers.sort(key=lambda x: (order.get(x.row, 1 << 30), x.dataset, x.metric))
         out.append(run)
     return out
 
 
-def ledger_view(spec: Spec, vdf: pd.DataFrame, numbers: dict[tuple[str, str, str], Any],
+def ledger_view(spec: Spec, vdf: pd.DataFrame, numbers: dict[tuple, Any],
                 long_metrics) -> Ledger:
     return Ledger(assumptions(spec), counts(spec),
                   variant_runs(spec, vdf, numbers, long_metrics), published_digits(spec))

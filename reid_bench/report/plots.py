@@ -7,7 +7,11 @@
 - ``ablation_bars``: every runnable row, published vs reproduced, grouped per metric.
 - ``cmc_curves``: the CMC arrays the runner saves per cell (``<cell_id>.json`` key ``cmc``).
 
-Figures built from synthetic numbers carry a "SYNTHETIC" title and watermark.
+Figures draw the headline numbers only (``report.view``), each with its flags
+(``rowstate``): a flagged number's point or bar is labelled with its flags in the figure, a
+number whose verdict is withheld is drawn in the "not comparable" colour, and the figure's
+title lists every flag it shows (``Plot.flags``). Figures with synthetic numbers also carry a
+"SYNTHETIC" watermark.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import io
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +41,7 @@ class Plot:
     kind: str  # sweep | gallery | bars | cmc
     title: str
     svg: str
+    flags: list[str] = field(default_factory=list)  # every flag of a number it draws
 
 
 def to_svg(fig: Figure) -> str:
@@ -52,10 +57,35 @@ def to_svg(fig: Figure) -> str:
     return text
 
 
-def _figure(n_panels: int, synthetic: bool, title: str, width: float = 3.6) -> tuple[Figure, list]:
+FLAGGED_STYLE = {"color": "#d9a400", "hatch": ".."}  # a number whose verdict is withheld
+
+
+def _flags_of(nums: Sequence[Any]) -> list[str]:
+    from ..rowstate import merge_flags_text
+
+    return merge_flags_text(f for n in nums if n.mean is not None for f in n.flags)
+
+
+def _withheld(n: Any) -> bool:
+    from .verdicts import WITHHELD
+
+    return n.verdict.key in WITHHELD
+
+
+def _flag_note(ax: Any, x: float, y: float, n: Any) -> None:
+    """Write ``n``'s flags beside its point or bar (nothing for an unflagged number)."""
+    if n.flags and n.mean is not None:
+        ax.annotate(", ".join(n.flags), (x, y), xytext=(0, 4), textcoords="offset points",
+                    fontsize=6, rotation=90, ha="center", va="bottom", color="#6b4e00")
+
+
+def _figure(n_panels: int, synthetic: bool, title: str, width: float = 3.6,
+            flags: Sequence[str] = ()) -> tuple[Figure, list]:
     with matplotlib.rc_context(RC):
         fig = Figure(figsize=(max(width * n_panels, 4.5), 3.2), layout="constrained")
         axes = [fig.add_subplot(1, n_panels, i + 1) for i in range(n_panels)]
+    if flags:
+        title = f"flagged: {', '.join(flags)}\n{title}"
     if synthetic:
         title = f"SYNTHETIC smoke data — not comparable to the paper\n{title}"
         fig.text(0.5, 0.45, "SYNTHETIC", fontsize=40, color="#d9b44a", alpha=0.25,
@@ -92,7 +122,9 @@ def param_sweeps(view: Any) -> list[Plot]:
     for key, rows in find_param_sweeps([rv.row for rv in view.rows]):
         by_name = {rv.name: rv for rv in view.rows}
         cols = [(ds, m) for ds, m in view.columns if "@" not in m]
-        fig, axes = _figure(len(cols), view.synthetic, f"{key} sweep: published vs reproduced")
+        flags = _flags_of([by_name[r.name].numbers[c] for r in rows for c in cols])
+        fig, axes = _figure(len(cols), view.synthetic, f"{key} sweep: published vs reproduced",
+                            flags=flags)
         xs = [r.params[key] for r in rows]
         for ax, (ds, m) in zip(axes, cols, strict=True):
             nums = [by_name[r.name].numbers[(ds, m)] for r in rows]
@@ -102,12 +134,14 @@ def param_sweeps(view: Any) -> list[Plot]:
             err = [n.std or 0.0 for n in nums]
             if not all(np.isnan(ours)):
                 ax.errorbar(xs, ours, yerr=err, label="reproduced", capsize=3, **OURS_STYLE)
+                for x, n in zip(xs, nums, strict=True):
+                    _flag_note(ax, x, n.mean or 0.0, n)
             ax.set_xlabel(key)
             ax.set_ylabel(f"{m} (%)")
             ax.set_title(view.spec.datasets[ds].label or ds, fontsize=9)
             ax.set_xticks(xs)
             ax.legend(fontsize=8)
-        plots.append(Plot("sweep", f"{key} sweep", to_svg(fig)))
+        plots.append(Plot("sweep", f"{key} sweep", to_svg(fig), flags))
     return plots
 
 
@@ -122,8 +156,9 @@ def gallery_sweeps(view: Any) -> list[Plot]:
     plots = []
     for (ds, base), pts in groups.items():
         pts.sort()
+        flags = _flags_of([rv.numbers[(ds, m)] for rv in view.rows for _, m in pts])
         fig, axes = _figure(1, view.synthetic, f"{base} vs gallery size "
-                            f"({view.spec.datasets[ds].label or ds})", width=6.5)
+                            f"({view.spec.datasets[ds].label or ds})", width=6.5, flags=flags)
         ax = axes[0]
         xs = [n for n, _ in pts]
         cmap = matplotlib.colormaps["tab10"]
@@ -138,12 +173,14 @@ def gallery_sweeps(view: Any) -> list[Plot]:
             if any(v is not None for v in ours):
                 ax.errorbar(xs, [np.nan if v is None else v for v in ours],
                             yerr=[rv.numbers[(ds, m)].std or 0.0 for _, m in pts], color=c,
-                            marker="o", capsize=3, label=f"{rv.name} (reproduced)")
+                            marker="o", capsize=3, label=f"{rv.name} (reproduced"
+                            + "".join(f", {f}" for f in _flags_of(
+                                [rv.numbers[(ds, m)] for _, m in pts])) + ")")
         ax.set_xscale("log")
         ax.set_xlabel("gallery size (images)")
         ax.set_ylabel(f"{base} (%)")
         ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
-        plots.append(Plot("gallery", f"{base} vs gallery size", to_svg(fig)))
+        plots.append(Plot("gallery", f"{base} vs gallery size", to_svg(fig), flags))
     return plots
 
 
@@ -155,9 +192,10 @@ def ablation_bars(view: Any) -> list[Plot]:
         rows = [rv for rv in view.rows if rv.runnable and rv.in_column(ds)]
         if not rows or not metrics:
             continue
+        flags = _flags_of([rv.numbers[(ds, m)] for rv in rows for m in metrics])
         fig, axes = _figure(len(metrics), view.synthetic,
                             f"{view.spec.datasets[ds].label or ds}: published vs reproduced",
-                            width=max(3.6, 0.45 * len(rows) + 1.5))
+                            width=max(3.6, 0.45 * len(rows) + 1.5), flags=flags)
         x = np.arange(len(rows))
         for ax, m in zip(axes, metrics, strict=True):
             nums = [rv.numbers[(ds, m)] for rv in rows]
@@ -165,9 +203,16 @@ def ablation_bars(view: Any) -> list[Plot]:
             ours = [np.nan if n.mean is None else n.mean for n in nums]
             ax.bar(x - 0.2, pub, 0.4, label="published", color="#bbbbbb", edgecolor="#555555",
                    hatch="//")
-            ax.bar(x + 0.2, ours, 0.4, yerr=[n.std or 0.0 for n in nums], capsize=2,
+            plain = [np.nan if _withheld(n) else v for n, v in zip(nums, ours, strict=True)]
+            held = [v if _withheld(n) else np.nan for n, v in zip(nums, ours, strict=True)]
+            ax.bar(x + 0.2, plain, 0.4, yerr=[n.std or 0.0 for n in nums], capsize=2,
                    label="reproduced", color="#1f5fa8")
+            if not all(np.isnan(held)):
+                ax.bar(x + 0.2, held, 0.4, yerr=[n.std or 0.0 for n in nums], capsize=2,
+                       label="ours, not comparable (flagged)", edgecolor="#6b4e00",
+                       **FLAGGED_STYLE)
             for xi, n in zip(x, nums, strict=True):
+                _flag_note(ax, xi + 0.2, n.mean or 0.0, n)
                 if n.mean is None:
                     ax.text(xi + 0.2, 1, "not run" if n.status != "failed" else "failed",
                             rotation=90, fontsize=7, ha="center", va="bottom")
@@ -176,7 +221,7 @@ def ablation_bars(view: Any) -> list[Plot]:
             ax.set_ylabel(f"{m} (%)")
             ax.legend(fontsize=7)
         plots.append(Plot("bars", f"{view.spec.datasets[ds].label or ds}: published vs "
-                                  "reproduced", to_svg(fig)))
+                                  "reproduced", to_svg(fig), flags))
     return plots
 
 
@@ -209,11 +254,15 @@ def cmc_curves(view: Any, cells_dir: Path, max_rank: int = 20) -> list[Plot]:
                     arrs.append(np.asarray(cmc[:max_rank]) * 100.0)
             if arrs:
                 n = min(len(a) for a in arrs)
-                curves.append((rv.name, np.mean([a[:n] for a in arrs], axis=0)))
+                fl = _flags_of([num for (d, _), num in rv.numbers.items() if d == ds])
+                name = rv.name + (f" [{', '.join(fl)}]" if fl else "")
+                curves.append((name, np.mean([a[:n] for a in arrs], axis=0)))
         if not curves:
             continue
+        flags = _flags_of([num for rv in view.rows for (d, _), num in rv.numbers.items()
+                           if d == ds])
         fig, axes = _figure(1, view.synthetic, f"CMC ({view.spec.datasets[ds].label or ds})",
-                            width=6.5)
+                            width=6.5, flags=flags)
         ax = axes[0]
         for name, y in curves:
             ax.plot(np.arange(1, len(y) + 1), y, marker=".", label=name)
@@ -222,7 +271,7 @@ def cmc_curves(view: Any, cells_dir: Path, max_rank: int = 20) -> list[Plot]:
         ax.set_ylabel("matching rate (%)")
         ax.legend(fontsize=7, loc="lower right")
         plots.append(Plot("cmc", f"CMC curves ({view.spec.datasets[ds].label or ds})",
-                          to_svg(fig)))
+                          to_svg(fig), flags))
     return plots
 
 

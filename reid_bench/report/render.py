@@ -13,6 +13,7 @@ from pathlib import Path
 import jinja2
 from markupsafe import Markup
 
+from ..rowstate import flag_text
 from ..textable import markdown_table
 from . import claims, ledger, verdicts
 from .fmt import flags_text, fmt, fmt_published, ours, signed
@@ -38,6 +39,7 @@ def _globals(env: jinja2.Environment) -> jinja2.Environment:
     env.globals["BLOCKS"] = ledger.BLOCKS
     env.globals["pubfmt"] = fmt_published
     env.globals["flags_text"] = flags_text
+    env.globals["flag_text"] = flag_text
     return env
 
 
@@ -95,6 +97,11 @@ def _verdict_text(n: Number) -> str:
     return f"{n.verdict.symbol} {n.verdict.label}"
 
 
+def flag_marks(flags: list[str]) -> str:
+    """" [flag, flag]" after a number in markdown ("" without flags)."""
+    return f" [{', '.join(flags)}]" if flags else ""
+
+
 def number_cell(n: Number, digits: int | None = 2) -> str:
     """One number in markdown: "published / ours ± std [flags] (Δ) verdict"."""
     pub = fmt_published(n.published, digits)  # as the paper prints it
@@ -102,8 +109,7 @@ def number_cell(n: Number, digits: int | None = 2) -> str:
         return pub
     if n.mean is None:
         return f"{pub} / {_verdict_text(n)}"
-    flags = f" [{', '.join(n.flags)}]" if n.flags else ""
-    return f"{pub} / {ours(n)}{flags} ({signed(n.delta)}) {_verdict_text(n)}"
+    return f"{pub} / {ours(n)}{flag_marks(n.flags)} ({signed(n.delta)}) {_verdict_text(n)}"
 
 
 def main_header(v: TableView) -> list[str]:
@@ -143,7 +149,9 @@ def reason_items(v: TableView) -> list[str]:
 def other_rows(o: OtherResults) -> list[list[str]]:
     """Rows (row, column, metric, published, ours, Δ, verdict) of another tier or variant:
     the numbers it has, not the cells it never ran."""
-    return [[rv.name, ds, m, fmt(n.published), ours(n), signed(n.delta), _verdict_text(n)]
+    return [[rv.name, ds, m, fmt(n.published), ours(n) + flag_marks(n.flags), signed(n.delta),
+             _verdict_text(n) + (f" — {n.reason.strip().splitlines()[0]}"
+                                 if n.reason.strip() and n.status != "ok" else "")]
             for rv in o.rows for (ds, m), n in rv.numbers.items()
             if n.listed]
 
@@ -152,5 +160,6 @@ def variant_rows(led: ledger.Ledger, run: ledger.VariantRun) -> list[list[str]]:
     """Rows of an assumption-variant run beside the canonical numbers."""
     return [[x.row, x.dataset, x.metric,
              fmt_published(x.published, led.digits.get((x.dataset, x.metric))),
-             fmt(x.main), x.main_verdict.label, fmt(x.value), x.verdict.label, signed(x.move)]
+             fmt(x.main), x.main_verdict.label, fmt(x.value) + flag_marks(x.flags),
+             x.verdict.label, signed(x.move)]
             for x in run.numbers]

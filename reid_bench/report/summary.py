@@ -23,6 +23,10 @@ def summary(views: list[TableView], broken: list[tuple[str, str]], stamp: str) -
             "paper": v.spec.paper.id, "table": v.spec.table.id, "caption": v.spec.table.caption,
             "spec": v.spec.path, "results_csv": v.csv, "page": v.page,
             "synthetic": v.synthetic, "smoke": v.smoke, "flags": v.flags,
+            # Every flag of a headline number, and the other blocks (never the headline).
+            "number_flags": v.number_flags,
+            "blocks": [{"title": t, "flags": f} for t, f in v.blocks],
+            "data_checked": v.data_checked,
             "row_verdicts": v.counts,
             "rows": {rv.name: rv.verdict for rv in v.rows},
             "numbers": nums,
@@ -44,7 +48,8 @@ def summary(views: list[TableView], broken: list[tuple[str, str]], stamp: str) -
             "cells": v.cells,
             "ledger": {"counts": v.ledger.counts,
                        "assumptions": [vars(a) for a in v.ledger.assumptions],
-                       "variants": [{"variant": r.variant, "synthetic": r.synthetic,
+                       "variants": [{"variant": r.variant, "tier": r.tier,
+                                     "synthetic": r.synthetic,
                                      "numbers": [{**vars(x), "move": x.move,
                                                   "main_verdict": x.main_verdict.key,
                                                   "verdict": x.verdict.key}

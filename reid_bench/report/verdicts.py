@@ -27,11 +27,11 @@ from ..metrics import METRICS
 DEFAULT_TOLERANCES: dict[str, float] = {name: m.tolerance for name, m in METRICS.items()}
 
 # Display order from most to least severe: a row's verdict is its most severe number's.
-SEVERITY = ("failed", "edited", "stale", "not run", "incomplete", "worse", "synthetic",
+SEVERITY = ("failed", "edited", "stale", "data changed", "not run", "incomplete", "worse", "synthetic",
             "not comparable", "variant", "better", "reproduced", "n/a", "quoted")
 # Verdicts that withhold a comparison (shown only as "would read: ..."): the number is not a
 # reproduction of the paper's recipe, or can no longer be trusted as one.
-WITHHELD = ("edited", "stale", "variant", "synthetic", "not comparable")
+WITHHELD = ("edited", "stale", "data changed", "variant", "synthetic", "not comparable")
 
 LABELS: dict[str, str] = {
     "reproduced": "reproduced",
@@ -44,6 +44,7 @@ LABELS: dict[str, str] = {
     "synthetic": "synthetic: not comparable",
     "edited": "edited: row changed by hand",
     "stale": "stale (recipe changed)",
+    "data changed": "data changed since the run",
     "variant": "deviates from the paper's recipe",
     "not comparable": "not comparable",
     # Fewer splits × seeds finished ok than planned: the partial mean is not the table's number.
@@ -53,7 +54,7 @@ LABELS: dict[str, str] = {
 # Text symbols beside the colour, so the verdict survives grey-scale printing and markdown.
 SYMBOLS: dict[str, str] = {
     "reproduced": "✓", "better": "▲", "worse": "▼", "not run": "○", "failed": "✗",
-    "quoted": "—", "n/a": "·", "synthetic": "⚠", "edited": "✎", "stale": "↻", "variant": "≠",
+    "quoted": "—", "n/a": "·", "synthetic": "⚠", "edited": "✎", "stale": "↻", "data changed": "⇄", "variant": "≠",
     "not comparable": "⚠", "incomplete": "◐",
 }
 
@@ -105,11 +106,14 @@ def compare(published: float | None, mean: float | None, band: float) -> str | N
 
 
 def verdict(status: str, published: float | None, mean: float | None, band: float,
-            synthetic: bool, flag: str = "", flags: tuple[str, ...] | list[str] = ()) -> Verdict:
+            synthetic: bool = False, flag: str = "", flags: tuple[str, ...] | list[str] = (),
+            *, withheld: str | None = None) -> Verdict:
     """The verdict of one number given the cell ``status`` (ok | failed | diverged | not run |
     quoted | n/a), the published value, our mean over seeds, whether it is synthetic, its
     trust ``flag`` ("edited", "stale", "variant" or ""; a flag outranks synthetic) and its
-    deviation ``flags`` (e.g. "subset", "smoke recipe": then ``not comparable``)."""
+    deviation ``flags`` (e.g. "subset", "smoke recipe": then ``not comparable``).
+    ``withheld`` (``rowstate.RowState.withheld`` of the number's rows) replaces the last three
+    when given: the verdict key that stands in for the comparison, "" when it may be shown."""
     if status in ("quoted", "n/a", "not run"):
         return Verdict(status, band)
     if status in ("failed", "diverged"):
@@ -118,6 +122,8 @@ def verdict(status: str, published: float | None, mean: float | None, band: floa
     if cmp is None:
         # The paper prints "-" here (or the metric was not computed): nothing to compare.
         return Verdict("n/a", band)
+    if withheld is not None:
+        return Verdict(withheld, band, would_be=cmp) if withheld else Verdict(cmp, band)
     if flag:
         return Verdict(flag, band, would_be=cmp)
     if synthetic:

@@ -33,8 +33,13 @@ class Number:
     reason: str = ""
     synthetic: bool = False
     verdict: verdicts.Verdict = verdicts.Verdict("not run")
-    flag: str = ""  # "edited" | "stale" | "variant" | "" (report.flags; never reproduced)
-    flags: list[str] = field(default_factory=list)  # deviations: "subset", "smoke recipe"
+    # The trust flag behind a withheld verdict: "edited" | "stale" | "data changed" | "variant"
+    # | "" (never reproduced).
+    flag: str = ""
+    # Every flag of the number (rowstate.RowState.flags of its rows, merged): each view that
+    # shows the number shows them all.
+    flags: list[str] = field(default_factory=list)
+    recorded: bool = False  # the CSV has a row for this number's cells (even a not-run one)
     # Runs (distinct split × seed) planned for this number and finished ok. With fewer than
     # planned, ``mean`` stays None and the partial mean goes to ``partial_mean``.
     planned: int = 1
@@ -45,7 +50,8 @@ class Number:
     def listed(self) -> bool:
         """Whether a list of another tier's or variant's numbers shows this one: it has a
         value or an outcome worth saying (failed, diverged...), not a cell it never ran."""
-        return self.mean is not None or self.status not in ("not run", "quoted", "n/a")
+        return (self.mean is not None or self.status not in ("not run", "quoted", "n/a")
+                or (self.recorded and self.status == "not run"))
 
     @property
     def incomplete(self) -> bool:
@@ -86,7 +92,8 @@ class RowView:
         """Distinct not-run reasons and failure messages of this row's numbers."""
         out: list[str] = []
         for n in self.numbers.values():
-            shown = n.status not in ("ok", "quoted", "n/a") or n.flag in ("edited", "stale")
+            shown = n.status not in ("ok", "quoted", "n/a") or n.flag in ("edited", "stale",
+                                                                          "data changed")
             if n.reason and shown and n.reason not in out:
                 out.append(n.reason)
         return out
@@ -121,6 +128,11 @@ class OtherResults:
     def title(self) -> str:
         return f"{self.tier}" + (f" · {self.variant}" if self.variant else "")
 
+    @property
+    def empty(self) -> bool:
+        """No number of this block has a value or an outcome to show."""
+        return not any(n.listed for rv in self.rows for n in rv.numbers.values())
+
 
 @dataclass
 class TableView:
@@ -149,11 +161,12 @@ class TableView:
     # The published numbers checked against each other and the spec's AP definition
     # (spec/consistency.py): a line and any errors.
     consistency: TableConsistency | None = None
+    data_checked: bool = False  # rows' dataset fingerprints compared with the current data
 
     @property
     def flagged(self) -> dict[str, int]:
         """How many results rows are flagged edited / stale."""
-        out = {"edited": 0, "stale": 0}
+        out = {"edited": 0, "stale": 0, "data changed": 0}
         for c in self.cells:
             if c.get("flag") in out:
                 out[c["flag"]] += 1
@@ -161,8 +174,43 @@ class TableView:
 
     @property
     def flags(self) -> list[str]:
-        """Deviation flags of any reproduced number on this page ("subset", "smoke recipe")."""
-        return sorted({f for rv in self.rows for n in rv.numbers.values() for f in n.flags})
+        """Deviation flags of any headline number on this page that make it not comparable
+        without a trust verdict of its own ("subset", "smoke recipe"; a spec copy's "variant"
+        has its own banner)."""
+        return sorted({f for rv in self.rows for n in rv.numbers.values() for f in n.flags
+                       if f in ("subset", "smoke recipe")})
+
+    @property
+    def number_flags(self) -> list[str]:
+        """Every flag of any headline number (footnotes and legends say what each means)."""
+        from ..rowstate import merge_flags_text
+
+        return merge_flags_text(f for rv in self.rows for n in rv.numbers.values()
+                                for f in n.flags)
+
+    @property
+    def headline_empty(self) -> bool:
+        """No headline number has a result while other blocks do: the page says the table is
+        not run and points at the labelled blocks."""
+        return bool(self.blocks) and not any(n.mean is not None or n.incomplete
+                                             for rv in self.rows for n in rv.numbers.values())
+
+    @property
+    def other_tiers(self) -> list[str]:
+        """Tiers of the other blocks with something to show (index banners)."""
+        return sorted({o.tier for o in self.others if not o.empty})
+
+    @property
+    def blocks(self) -> list[tuple[str, list[str]]]:
+        """(title, flags) of every other block of this table with a number or an outcome to
+        show (the index lists them beside the headline counts)."""
+        out = []
+        for o in self.others:
+            listed = [n for rv in o.rows for n in rv.numbers.values() if n.listed]
+            if listed:
+                flags = sorted({f for n in listed for f in n.flags})
+                out.append((o.title, flags))
+        return out
 
     @property
     def assumptions(self) -> list[RecipeEntry]:
