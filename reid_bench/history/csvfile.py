@@ -56,7 +56,7 @@ def _cell(v: Any) -> str:
     if v is None:
         return ""
     if isinstance(v, float):
-        return "nan" if math.isnan(v) else format(v, ".9g")
+        return repr(v)  # round-trips exactly; nan and inf as Python writes them
     return str(v)
 
 

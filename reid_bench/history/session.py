@@ -197,7 +197,7 @@ class StageLog:
     def step(self, epoch: int, step: int, lr: float, loss: float, scalars: dict[str, float],
              batch: Any, opt: torch.optim.Optimizer) -> None:
         """After global step ``step`` (1-based) of 0-based ``epoch``: a ``steps`` row every
-        ``every_steps`` steps (means over them)."""
+        ``every_steps`` steps (means over the steps since the last row of this epoch)."""
         h = self.history
         if h is None:
             return
@@ -232,21 +232,30 @@ class StageLog:
                "epochs": self.epochs, "seconds": secs,
                "img_per_s": self._epoch_images / secs if secs > 0 else None,
                "lr": float(rec["lr"]), **_lrs(opt), **scal})
-        self._epoch_images = 0
+        # A steps row averages steps of one epoch: a resumed run (from an epoch's end) then
+        # writes the same rows as an uninterrupted one.
+        self._epoch_images, self._sums, self._n, self._images = 0, {}, 0, 0
+        self._t0 = time.perf_counter()
         if epoch + 1 == -(-self.epochs // 4) and not self._warned:
             for why in csvfile.plateaued(h.rows_of([self.stage])):
                 self._warned = True
                 log.warning("%s: check the learning rate and the data", why)
         m = h.monitor
-        if monitor and m is not None and m.every and (epoch + 1) % m.every == 0 \
-                and m.accepts(model):
-            t0 = time.perf_counter()
-            was = model.training
-            with preserved_rng(), torch.no_grad():
-                try:
-                    metrics = m.evaluate(model)
-                finally:
-                    model.train(was)
+        if not (monitor and m is not None and m.every and (epoch + 1) % m.every == 0):
+            return
+        t0 = time.perf_counter()
+        # Each submodule's own mode: a frozen part kept in eval mode (FMN's stage-1 GRN in
+        # stage 2) must not come back in train mode and update its BatchNorm statistics.
+        modes = [(mod, mod.training) for mod in model.modules()]
+        # Everything the monitor does (even building a network to learn its class draws
+        # initial weights) leaves the RNGs and the mode as they were.
+        with preserved_rng(), torch.no_grad():
+            try:
+                metrics = m.evaluate(model) if m.accepts(model) else None
+            finally:
+                for mod, was in modes:
+                    mod.training = was
+        if metrics is not None:
             h.add({"stage": self.stage, "kind": "monitor", "epoch": epoch + 1, "step": step,
                    "epochs": self.epochs, "seconds": time.perf_counter() - t0,
                    **{k: float(v) for k, v in metrics.items()}})
