@@ -14,7 +14,7 @@ import torch
 from crashing import crashing_training
 from toyspec import register_plugin, tiny_spec
 
-from reid_bench import history, results
+from reid_bench import history
 from reid_bench.artifacts import ArtifactCache
 from reid_bench.errors import ResultsError
 from reid_bench.history import csvfile

@@ -151,3 +151,31 @@ def plateaued(rows: Sequence[Row], term: str = "loss") -> list[str]:
             out.append(f"[{stage}] {term} did not decrease in the first quarter of training "
                        f"(epoch 1: {first:.4g}, epoch {q} of {total}: {at_q:.4g})")
     return out
+
+
+def clean_rows(obj: Any, where: str) -> list[Row]:
+    """History rows as stored in a cell JSON (``obj``, untrusted), checked like ``read_rows``
+    checks a file: a list of at most ``MAX_ROWS`` objects with valid column names, a known
+    ``kind``, a ``stage``, counts for ``epoch``/``step`` and numbers elsewhere."""
+    if not isinstance(obj, list) or len(obj) > MAX_ROWS:
+        raise ResultsError(f"{where}: history is not a list of at most {MAX_ROWS} rows")
+    out = []
+    for i, r in enumerate(obj):
+        if not isinstance(r, dict) or len(r) > MAX_COLUMNS:
+            raise ResultsError(f"{where}: history row {i} is not an object of at most "
+                               f"{MAX_COLUMNS} entries")
+        row: Row = {}
+        for k, v in r.items():
+            if not isinstance(k, str) or not _NAME.match(k):
+                raise ResultsError(f"{where}: history row {i}: bad column name {str(k)[:40]!r}")
+            if v is None:
+                continue
+            if isinstance(v, bool) or not isinstance(v, (str, int, float)) or \
+                    (isinstance(v, str) and (k not in _TEXT or len(v) > MAX_CELL)):
+                raise ResultsError(f"{where}: history row {i}: {k} holds {str(v)[:40]!r}")
+            row[k] = _value(k, v if isinstance(v, str) else repr(v), f"{where}: row {i}")
+        if not row.get("stage") or row.get("kind") is None or "step" not in row \
+                or "epoch" not in row:
+            raise ResultsError(f"{where}: history row {i} lacks stage, kind, epoch or step")
+        out.append(row)
+    return out

@@ -20,7 +20,7 @@ from ..errors import ResultsError, SpecError
 from ..overrides import compose_variant, describe_variant, spec_parts, variant_parts
 from ..results import TIERS, cell_dir, metric_values, read_results, table_csv
 from ..spec import Spec, find_specs, load_spec, untrace
-from . import claims, ledger, plots, verdicts
+from . import claims, curves, ledger, plots, verdicts
 from .flags import annotate
 from .view import NO_RESULT, Number, OtherResults, RecipeEntry, RowView, TableView
 
@@ -259,6 +259,8 @@ def table_view(spec: Spec, results_dir: Path, *, with_plots: bool = True) -> Tab
                                             for (ds, m), n in rv.numbers.items()}, _long_metrics)
     if with_plots:
         view.plots = plots.all_plots(view, cell_dir(results_dir, spec.paper.id, spec.table.id))
+    curves.add_curves(view, cell_dir(results_dir, spec.paper.id, spec.table.id),
+                      with_svg=with_plots)
     return view
 
 

@@ -145,6 +145,7 @@ class TableView:
     others: list[OtherResults] = field(default_factory=list)
     cells: list[dict[str, Any]] = field(default_factory=list)  # provenance of every row
     ledger: ledger.Ledger | None = None  # assumptions, stated/assumed counts, variant runs
+    curves: list[Any] = field(default_factory=list)  # training curves (report.curves.Curve)
 
     @property
     def flagged(self) -> dict[str, int]:
