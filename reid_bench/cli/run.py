@@ -211,6 +211,12 @@ def run(spec_paths, rows, seeds, smoke, dry_run, results_dir, data_root, device,
         if cells:
             validate_overrides(spec, list({c.row.name: c.row for c in cells}.values()),
                                overrides, smoke=tier in SHRUNK_TIERS)
+        if cells:
+            from ..spec.schedule import schedule_warnings
+
+            for w in schedule_warnings(spec, list({c.row.name: c.row for c in cells}.values()),
+                                       overrides, tiers=(tier in SHRUNK_TIERS,)):
+                echo(f"warning: {w}")
         if cells and variants:
             from ..variants import apply_variants
 

@@ -38,6 +38,10 @@ def validate(paths, paper_texts=None):
                         for key, fld, q in missing), err=True)
                     continue
             click.echo(f"ok      {f} ({len(s.rows)} rows)")
+            from ..spec.schedule import schedule_warnings
+
+            for w in schedule_warnings(s):
+                click.echo(f"warning {w}", err=True)
         except SpecError as exc:
             bad += 1
             click.echo(f"invalid {f}\n{exc}", err=True)
