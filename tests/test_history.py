@@ -130,6 +130,7 @@ def _run(tmp_path: Path, data_root: Path, name: str, **opts) -> tuple[Runner, di
     return runner, json.loads(cell.read_text())
 
 
+@pytest.mark.slow
 def test_runner_publishes_history_and_cell_json_points_to_it(tmp_path, shared_data_root):
     runner, cell = _run(tmp_path, shared_data_root, "r", log_every_steps=1)
     hfile = runner.opts.results_dir / cell["history_file"]
@@ -143,6 +144,7 @@ def test_runner_publishes_history_and_cell_json_points_to_it(tmp_path, shared_da
     assert not list(runner.cells_dir.glob(".work-*"))
 
 
+@pytest.mark.slow
 def test_monitoring_records_metrics_and_changes_nothing(tmp_path, shared_data_root):
     plain_runner, plain = _run(tmp_path, shared_data_root, "plain")
     mon_runner, mon = _run(tmp_path, shared_data_root, "mon", eval_every=1)
