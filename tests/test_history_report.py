@@ -163,6 +163,21 @@ def test_plateau_shows_in_report(tmp_path):
     assert len(view.curves) == 1 and "did not decrease" in view.curves[0].warnings[0]
 
 
+@pytest.mark.slow
+def test_plateau_badge_beside_the_rows_curves_link(run_two_seeds, tmp_path):
+    import shutil
+
+    root, spec_path = run_two_seeds
+    shutil.copytree(root / "r", tmp_path / "r")
+    cell = next((tmp_path / "r" / "demo" / "table1").glob("a__*s0*.json"))
+    data = json.loads(cell.read_text())
+    cell.write_text(json.dumps(data | {"history": _epochs([5.0] * 8)}))
+    page = _page(tmp_path, spec_path)
+    rows = re.findall(r'<tr class="runnable" data-row="(\w)">(.*?)</tr>', page, re.S)
+    assert {name: 'data-flag="plateau"' in html for name, html in rows} == {"a": True,
+                                                                           "b": False}
+
+
 # ------------------------------------------------------------------------ schedule warnings
 
 

@@ -115,21 +115,20 @@ def _stage_offsets(rows: list[dict]) -> dict[str, int]:
 def draw(curve: Curve, label: str = "") -> str:
     """The SVG of ``curve``; ``label`` (e.g. "SYNTHETIC smoke data") in title and watermark."""
     with matplotlib.rc_context(RC):
-        fig = Figure(figsize=(5.2, 3.6), layout="constrained")
+        fig = Figure(figsize=(6.4, 3.6), layout="constrained")
         top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1])
         right = top.twinx()
     cmap = matplotlib.colormaps["tab10"]
     terms: dict[str, Any] = {}
     styles = ["-", "--", ":", "-."]
-    boundaries: dict[float, str] = {}
+    boundaries: dict[float, str] = {}  # x where a stage starts → its name
     for i, run in enumerate(curve.runs):
         rows = run["rows"]
         off = _stage_offsets(rows)
         epochs = [r for r in rows if r["kind"] == "epoch"]
         ls = styles[i % len(styles)]
         for st, o in off.items():
-            if o:
-                boundaries[o + 0.5] = st
+            boundaries.setdefault(o + 0.5, st)
         names = [k for r in epochs for k in r if k not in _NOT_PLOTTED
                  and not k.startswith("lr_group")]
         for name in dict.fromkeys(names):
@@ -154,7 +153,7 @@ def draw(curve: Curve, label: str = "") -> str:
             bottom.step([x for x, _ in pts], [y for _, y in pts], where="mid", linestyle=ls,
                         color=cmap(g % 10), label=name.replace("lr_", "") if i == 0 else None)
     for x, st in boundaries.items():
-        for ax in (top, bottom):
+        for ax in (top, bottom) if x > 0.5 else ():
             ax.axvline(x, color="#888888", linestyle=":", linewidth=1)
         top.text(x, 1.0, f" {st}", transform=top.get_xaxis_transform(), fontsize=6,
                  va="top", color="#555555")
@@ -168,11 +167,12 @@ def draw(curve: Curve, label: str = "") -> str:
         bottom.set_yscale("log")
     h1, l1 = top.get_legend_handles_labels()
     h2, l2 = right.get_legend_handles_labels()
-    if h1 or h2:
-        top.legend(h1 + h2, l1 + l2, fontsize=6, loc="upper right")
+    if h1 or h2:  # beside the panel: the curves stay readable
+        top.legend(h1 + h2, l1 + l2, fontsize=6, loc="upper left", bbox_to_anchor=(1.12, 1.0))
     if bottom.get_lines():
-        bottom.legend(fontsize=6, loc="upper right")
-    seeds = ", ".join(f"{r['label']} ({styles[i % len(styles)]})"
+        bottom.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.12, 1.0))
+    names = {"-": "solid", "--": "dashed", ":": "dotted", "-.": "dash-dot"}
+    seeds = ", ".join(f"{r['label']}: {names[styles[i % len(styles)]]}"
                       for i, r in enumerate(curve.runs))
     title = f"{curve.row} — {', '.join(curve.columns)}\n{seeds}"
     if label:
