@@ -18,6 +18,7 @@ from . import trained as trained_prov
 from .accel import use as use_accel
 from .artifacts import ArtifactCache
 from .data.base import ReidDataset
+from .distributed import is_main
 from .hashing import stable_hash
 from .integrity import checkpoint_identity, use_checkpoint_identity
 from .method import CellContext, Method
@@ -71,9 +72,11 @@ def fit_or_load(method: Method, params: Any, recipe: Any, ds: ReidDataset, *, se
     loads: list = []
     # The history is written as training runs into the work folder (under the identity, so a
     # crashed run of another config is never continued), then published with the model.
-    hist = history.History(work / f"metrics-{stable_hash(identity)[:12]}.csv",
-                           every_steps=run.every_steps, monitor=run.monitor,
-                           tensorboard=run.tensorboard)
+    # Only the main rank of a DDP job writes it (the other ranks keep theirs in memory).
+    main = is_main()
+    hist = history.History(work / f"metrics-{stable_hash(identity)[:12]}.csv" if main else None,
+                           every_steps=run.every_steps, monitor=run.monitor if main else None,
+                           tensorboard=run.tensorboard if main else None)
 
     def train() -> torch.nn.Module:
         # The run's speed switches (and checkpoint timer, progress bar) apply to every
