@@ -246,3 +246,40 @@ def test_monitor_restores_every_module_mode_and_every_rng(draws):
     assert torch.equal(torch.rand(4), expected)
     assert model.training and model.head.training and not model.frozen.training
     assert [r["kind"] for r in h.rows] == ["epoch", "monitor"]
+
+
+@pytest.mark.slow
+def test_kill9_in_epoch_3_then_rerun_history_has_no_duplicates(tmp_path, shared_data_root):
+    import signal
+    import subprocess
+
+    from toyspec import cli_cmd, plugin_env
+
+    spec = tiny_spec(tmp_path, [{"name": "a"}], epochs=4)
+    extra = ("--log-every-steps", "1", "--quiet")
+
+    def metrics(out: Path) -> list[dict]:
+        (f,) = (out / "_artifacts" / "trained").glob("*/metrics.csv")
+        return history.read_rows(f)
+
+    ref = subprocess.run(cli_cmd(spec, tmp_path / "ref", shared_data_root, *extra),
+                         env=plugin_env(), capture_output=True, text=True, timeout=300)
+    assert ref.returncode == 0, ref.stderr
+    want = metrics(tmp_path / "ref")
+    per_epoch = next(r["step"] for r in want if r["kind"] == "epoch")
+    kill_at = 2 * per_epoch + max(1, per_epoch // 2)  # inside epoch 3 (checkpoint: epoch 2)
+    out = tmp_path / "r"
+    first = subprocess.run(cli_cmd(spec, out, shared_data_root, *extra),
+                           env=plugin_env(REID_BENCH_FAULT=f"train_step:{kill_at}"),
+                           capture_output=True, text=True, timeout=300)
+    assert first.returncode == -signal.SIGKILL, first.stderr
+    (work,) = (out / "demo" / "table1").glob(".work-*/metrics-*.csv")
+    left = history.read_rows(work)
+    assert max(r["step"] for r in left) == kill_at - 1  # rows past the checkpoint were written
+    second = subprocess.run(cli_cmd(spec, out, shared_data_root, *extra), env=plugin_env(),
+                            capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr
+    got = metrics(out)
+    keys = [(r["stage"], r["kind"], r["step"]) for r in got]
+    assert len(keys) == len(set(keys))
+    assert _untimed(got) == _untimed(want)
