@@ -20,6 +20,7 @@ from typing import Any
 
 import matplotlib
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 from ..errors import ResultsError
 from ..history.csvfile import clean_rows, plateaued
@@ -165,6 +166,7 @@ def draw(curve: Curve, label: str = "") -> str:
     bottom.xaxis.get_major_locator().set_params(integer=True)
     if any(y > 0 for line in bottom.get_lines() for y in line.get_ydata()):
         bottom.set_yscale("log")
+        bottom.yaxis.set_minor_formatter(NullFormatter())  # decades only: a short panel
     h1, l1 = top.get_legend_handles_labels()
     h2, l2 = right.get_legend_handles_labels()
     if h1 or h2:  # beside the panel: the curves stay readable
