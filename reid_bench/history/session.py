@@ -30,6 +30,8 @@ from .csvfile import Row
 
 log = logging.getLogger(__name__)
 
+FLUSH_SECONDS = 30.0  # the longest a steps row waits in memory before the file is rewritten
+
 
 @dataclass(frozen=True)
 class Monitor:
@@ -60,17 +62,24 @@ class History:
                 log.warning("not continuing the training history: %s", exc)
         self.started: list[str] = []  # stages begun in this process, in order
         self._tb: dict[str, Any] = {}
+        self._flushed = time.monotonic()
 
     # ------------------------------------------------------------------ rows
     def add(self, row: Row) -> None:
+        """Append ``row``; the file is rewritten (atomically) at once for epoch and monitoring
+        rows, for ``steps`` rows at most every ``FLUSH_SECONDS``: a rewrite per step would cost
+        O(rows²) on a long run, and a crash loses only steps rows past the last checkpoint,
+        which a resume drops anyway."""
         self.rows.append(row)
-        self.flush()
+        if row["kind"] != "steps" or time.monotonic() - self._flushed >= FLUSH_SECONDS:
+            self.flush()
         if self.tensorboard is not None:
             from .tensorboard import write_row
 
-            write_row(self._writer(row["stage"], None), row)
+            write_row(self._writer(row["stage"], None), row, flush=row["kind"] != "steps")
 
     def flush(self) -> None:
+        self._flushed = time.monotonic()
         if self.path is not None:
             csvfile.write_rows(self.path, self.rows)
 
@@ -125,6 +134,8 @@ class History:
         return self._tb[stage]
 
     def close(self) -> None:
+        if self.path is not None and self.rows:
+            self.flush()  # pending steps rows
         for w in self._tb.values():
             w.close()
         self._tb.clear()

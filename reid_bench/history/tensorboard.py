@@ -42,14 +42,15 @@ def open_writer(folder: Path, purge_step: int | None = None) -> Any:
     return SummaryWriter(log_dir=str(folder), purge_step=purge_step)
 
 
-def write_row(writer: Any, row: Row) -> None:
-    """One history row as scalars at its step."""
+def write_row(writer: Any, row: Row, *, flush: bool = True) -> None:
+    """One history row as scalars at its step (``flush``: to disk now)."""
     prefix = {"epoch": "train", "steps": "steps", "monitor": "monitor"}[row["kind"]]
     for k, v in row.items():
         if k in _SKIP or not isinstance(v, (int, float)) or not math.isfinite(v):
             continue
         writer.add_scalar(f"{prefix}/{k}", float(v), int(row["step"]))
-    writer.flush()
+    if flush:
+        writer.flush()
 
 
 def write_rows(rows: Sequence[Row], folder: Path) -> int:
@@ -61,7 +62,7 @@ def write_rows(rows: Sequence[Row], folder: Path) -> int:
             st = "".join(c if c.isalnum() or c in "-_." else "_" for c in r["stage"])
             if st not in writers:
                 writers[st] = open_writer(folder / st)
-            write_row(writers[st], r)
+            write_row(writers[st], r, flush=False)
     finally:
         for w in writers.values():
             w.close()
