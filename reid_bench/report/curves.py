@@ -123,6 +123,7 @@ def draw(curve: Curve, label: str = "") -> str:
     terms: dict[str, Any] = {}
     styles = ["-", "--", ":", "-."]
     boundaries: dict[float, str] = {}  # x where a stage starts → its name
+    lrs: set[float] = set()
     for i, run in enumerate(curve.runs):
         rows = run["rows"]
         off = _stage_offsets(rows)
@@ -151,6 +152,7 @@ def draw(curve: Curve, label: str = "") -> str:
         groups = sorted({k for r in epochs for k in r if k.startswith("lr_group")})
         for g, name in enumerate(groups or ["lr"]):
             pts = [(off[r["stage"]] + r["epoch"], r[name]) for r in epochs if name in r]
+            lrs.update(y for _, y in pts)
             bottom.step([x for x, _ in pts], [y for _, y in pts], where="mid", linestyle=ls,
                         color=cmap(g % 10), label=name.replace("lr_", "") if i == 0 else None)
     for x, st in boundaries.items():
@@ -164,7 +166,13 @@ def draw(curve: Curve, label: str = "") -> str:
     bottom.set_ylabel("lr")
     bottom.set_xlabel("epoch (stages in order)")
     bottom.xaxis.get_major_locator().set_params(integer=True)
-    if any(y > 0 for line in bottom.get_lines() for y in line.get_ydata()):
+    right_end = max((off + max(r["epoch"] for r in run["rows"] if r["stage"] == st)
+                     for run in curve.runs for st, off in _stage_offsets(run["rows"]).items()),
+                    default=1)
+    bottom.set_xlim(0.5, right_end + 0.5)  # whole epochs, also for a one-epoch stage
+    # log scale for a decaying schedule; one rate (a one-epoch stage) stays linear, where a
+    # log axis over a single value has no decade to label.
+    if len(lrs) > 1 and min(lrs) > 0:
         bottom.set_yscale("log")
         bottom.yaxis.set_minor_formatter(NullFormatter())  # decades only: a short panel
     h1, l1 = top.get_legend_handles_labels()
