@@ -13,10 +13,12 @@ from typing import Any
 
 import torch
 
+from . import history
 from . import trained as trained_prov
 from .accel import use as use_accel
 from .artifacts import ArtifactCache
 from .data.base import ReidDataset
+from .distributed import is_main
 from .hashing import stable_hash
 from .integrity import checkpoint_identity, use_checkpoint_identity
 from .method import CellContext, Method
@@ -36,6 +38,12 @@ class FitSettings:
     checkpoint_every: int
     deterministic: bool
     loop: LoopSettings  # checkpoint timer and progress bar of every train_stage
+    # The training history (reid_bench.history): a ``steps`` row every this many steps (0:
+    # epoch rows only), the monitoring evaluation (history.Monitor or None) and the folder of
+    # this cell's TensorBoard event files (None: none).
+    every_steps: int = 0
+    monitor: Any = None
+    tensorboard: Path | None = None
 
 
 def fit_or_load(method: Method, params: Any, recipe: Any, ds: ReidDataset, *, seed: int,
@@ -44,7 +52,8 @@ def fit_or_load(method: Method, params: Any, recipe: Any, ds: ReidDataset, *, se
     """The model of ``method`` (``params``, ``recipe``) trained on ``ds`` with ``seed``, keyed
     by ``train_key`` in the cache: ``method.fit`` (checkpoints under ``work``) when the cache
     lacks it, else rebuilt and loaded. Returns it on ``run.device``; fills ``details``
-    (``code_fingerprint``, ``trained_artifact``, ``trained``, ``weights``)."""
+    (``code_fingerprint``, ``trained_artifact``, ``trained``, ``weights``, ``history``: the
+    model's epoch and monitoring rows of its ``metrics.csv``, ``history_warnings``)."""
     work.mkdir(parents=True, exist_ok=True)
     code = method.code_fingerprint()
     # Stages cached inside fit (FMN stage 1, LEDF verification nets) were trained under the
@@ -61,13 +70,20 @@ def fit_or_load(method: Method, params: Any, recipe: Any, ds: ReidDataset, *, se
 
     identity = checkpoint_identity(details.get("train_hash", ""), cache.salt)
     loads: list = []
+    # The history is written as training runs into the work folder (under the identity, so a
+    # crashed run of another config is never continued), then published with the model.
+    # Only the main rank of a DDP job writes it (the other ranks keep theirs in memory).
+    main = is_main()
+    hist = history.History(work / f"metrics-{stable_hash(identity)[:12]}.csv" if main else None,
+                           every_steps=run.every_steps, monitor=run.monitor if main else None,
+                           tensorboard=run.tensorboard if main else None)
 
     def train() -> torch.nn.Module:
         # The run's speed switches (and checkpoint timer, progress bar) apply to every
         # train_stage inside fit; its checkpoints resume only this exact training
         # (integrity.checkpoint_identity).
         with use_accel(run.accel), use_loop_settings(run.loop), \
-                use_checkpoint_identity(identity), recording() as rec:
+                use_checkpoint_identity(identity), recording() as rec, history.use(hist):
             model = method.fit(params, recipe, ctx)
         loads[:] = rec
         return model
@@ -80,6 +96,7 @@ def fit_or_load(method: Method, params: Any, recipe: Any, ds: ReidDataset, *, se
 
     def publish(model: torch.nn.Module, tmp: Path) -> None:
         (tmp / "weights.json").write_text(json.dumps([w.as_dict() for w in loads], indent=1))
+        history.write_rows(tmp / history.FILE, hist.rows)
         trained_prov.write(tmp, run.accel, run.device, code)
 
     model, folder, fresh = trained_prov.get_or_train(cache, "trained", train_key, train,
@@ -90,4 +107,15 @@ def fit_or_load(method: Method, params: Any, recipe: Any, ds: ReidDataset, *, se
     details["trained"] = trained_prov.read(folder)  # this model's own training
     wfile = folder / "weights.json"
     details["weights"] = json.loads(wfile.read_text()) if wfile.is_file() else []
+    rows = trained_prov.read_history(folder)
+    # The cell JSON keeps the epoch and monitoring rows (bounded by the epochs); the rows
+    # every N steps stay in the artefact's metrics.csv.
+    details["history"] = [r for r in rows if r["kind"] != "steps"]
+    details["history_warnings"] = history.plateaued(rows)
+    for why in details["history_warnings"] if not fresh else ():  # fresh: logged as it trained
+        log.warning("%s", why)
+    if not fresh and run.tensorboard is not None and not any(run.tensorboard.rglob("events.*")):
+        from .history.tensorboard import write_rows
+
+        write_rows(rows, run.tensorboard)  # a cached model's saved history
     return model.to(run.device)

@@ -9,11 +9,13 @@ finish ok.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import shutil
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import lease, results, shakedown
+from . import history, lease, results, shakedown
 from . import trained as trained_prov
 from .accel import resolve as resolve_accel
 from .artifacts import ArtifactCache
@@ -34,6 +36,7 @@ from .data_check import load_verified
 from .errors import DatasetError, DivergedError, RegistryError
 from .faults import fault_point
 from .hashing import stable_hash
+from .history import Monitor
 from .method import Method
 from .plan import Cell, cell_config, training_key
 from .registry import METHODS
@@ -45,7 +48,8 @@ log = logging.getLogger(__name__)
 
 # The ``details`` entries that describe a trained model (cellfit.fit_or_load fills them); a
 # cell reusing the model from memory records the same.
-_TRAINED_PROVENANCE = ("code_fingerprint", "trained_artifact", "trained", "weights")
+_TRAINED_PROVENANCE = ("code_fingerprint", "trained_artifact", "trained", "weights", "history",
+                       "history_file", "history_warnings")
 
 
 @dataclass
@@ -72,6 +76,12 @@ class RunOptions:
     quiet: bool = False  # no progress bars (epochs, cells)
     # --weights NAME=PATH: backbone name → weights file used instead of its ImageNet set.
     weights: dict[str, str] = field(default_factory=dict)
+    # Training history (reid_bench.history): a metrics.csv row every this many steps besides
+    # the epoch rows (0: epochs only); a monitoring evaluation every this many epochs (0:
+    # none; never the result); TensorBoard event files under this folder, one per cell.
+    log_every_steps: int = 0
+    eval_every: int = 0
+    tensorboard: Path | None = None
 
 
 @dataclass
@@ -200,8 +210,6 @@ class Runner:
         return out
 
     def _train_and_evaluate(self, cell: Cell, config: dict, details: dict) -> dict:
-        from .eval import evaluate_cell
-
         method: Method = METHODS.get(cell.row.method)()
         params = method.Params.model_validate(cell.row.params)
         recipe = method.Recipe.model_validate(config["recipe"])
@@ -222,6 +230,24 @@ class Runner:
         details["accel"] = self.accel.as_dict()
         extras = self._extras(recipe, train_ds, method.backbone_name(params))
         shakedown.begin_cell(self.device)
+
+        def evaluate(model: torch.nn.Module) -> Any:
+            from .embed import make_embedder
+            from .eval import evaluate_cell
+
+            embed = make_embedder(method.features(model, params), model,
+                                  method.test_input(recipe), device=self.device,
+                                  num_workers=self.num_workers,
+                                  mean_image=extras.get("mean_image"), accel=self.accel,
+                                  weights=extras["weights"])
+            ev = config["eval"]
+            return evaluate_cell(ev["protocol"], ds, embed, distance=ev["distance"], ap=ev["ap"],
+                                 rerank=ev["rerank"], seed=cell.seed, device=str(self.device),
+                                 options=ev["options"])
+
+        self._monitor = (monitoring(method, params, recipe, train_ds, evaluate,
+                                    self.opts.eval_every)
+                         if self.opts.eval_every and self.opts.shakedown is None else None)
         model, prov = self._trained.get(thash, (None, {}))
         if model is None:
             from .weights import use_overrides
@@ -239,18 +265,8 @@ class Runner:
                                              if k in details})}
         else:
             details.update(prov)
-        embed_inp = method.test_input(recipe)
-        from .embed import make_embedder
-
-        embed = make_embedder(method.features(model, params), model, embed_inp,
-                              device=self.device, num_workers=self.num_workers,
-                              mean_image=extras.get("mean_image"), accel=self.accel,
-                              weights=extras["weights"])
-        ev = config["eval"]
         fault_point("evaluate")
-        res = evaluate_cell(ev["protocol"], ds, embed, distance=ev["distance"], ap=ev["ap"],
-                            rerank=ev["rerank"], seed=cell.seed, device=str(self.device),
-                            options=ev["options"])
+        res = evaluate(model)
         if self.opts.shakedown is not None:
             details["shakedown"] = shakedown.summary(self._shakedown_stages.get(thash), self.device)
         details["cmc"] = res.cmc
@@ -275,12 +291,22 @@ class Runner:
                      cell: Cell, train_key: dict, extras: dict, details: dict) -> torch.nn.Module:
         """``cellfit.fit_or_load`` with this run's settings (a hook: the DDP ranks of
         launch.worker wrap it)."""
+        tb = self.opts.tensorboard
         run = FitSettings(self.device, self.accel, self.cache, self.num_workers,
                           self.opts.checkpoint_every, self.opts.deterministic,
-                          LoopSettings(self.opts.checkpoint_minutes, progress=not self.opts.quiet))
-        return fit_or_load(method, params, recipe, ds, seed=cell.seed,
-                           work=self.cells_dir / f".work-{cell.id}", train_key=train_key,
-                           extras=extras, details=details, run=run)
+                          LoopSettings(self.opts.checkpoint_minutes, progress=not self.opts.quiet),
+                          every_steps=self.opts.log_every_steps,
+                          monitor=getattr(self, "_monitor", None),
+                          tensorboard=(None if tb is None else Path(tb) / self.spec.paper.id
+                                       / self.spec.table.id / cell.id))
+        model = fit_or_load(method, params, recipe, ds, seed=cell.seed,
+                            work=self.cells_dir / f".work-{cell.id}", train_key=train_key,
+                            extras=extras, details=details, run=run)
+        # Where the full history (with its rows every N steps) lies, inside the results folder.
+        with contextlib.suppress(ValueError):
+            details["history_file"] = (Path(details["trained_artifact"]) / history.FILE) \
+                .relative_to(self.opts.results_dir).as_posix()
+        return model
 
     def _record(self, cell: Cell, config: dict, chash: str, status: str, error: str,
                 started: float, result: dict | None,
@@ -288,6 +314,24 @@ class Runner:
         record(self.spec, cell, config, chash, status, error, started, result, details or {},
                self.opts, self.device)
         return status, error, result
+
+
+def monitoring(method: Method, params: Any, recipe: Any, ds: ReidDataset,
+               evaluate: Callable[[torch.nn.Module], Any], every: int) -> Monitor:
+    """The ``--eval-every`` monitoring of a cell: ``evaluate`` (the cell's protocol) every
+    ``every`` epochs on the stages that train the cell's final network (the class
+    ``method.build`` returns; FMN's stage-1 GRN or LEDF's verification networks are not)."""
+    final: list[type] = []
+
+    def accepts(model: torch.nn.Module) -> bool:
+        if not final:
+            from .weights import skip_pretrained
+
+            with skip_pretrained():  # the architecture only, for its class
+                final.append(type(method.build(params, recipe, ds.num_train_pids)))
+        return type(model) is final[0]
+
+    return Monitor(every, lambda model: dict(evaluate(model).metrics), accepts)
 
 
 def indent(text: str, prefix: str = "    ") -> str:

@@ -23,8 +23,10 @@ from torch import nn
 
 from . import atomic
 from .console import progress
+from .distributed import world_size
 from .errors import DivergedError
 from .faults import fault_point
+from .history import stage_log
 from .integrity import current_identity, identity_mismatch, set_aside
 from .recipe import GradClip, OptimRecipe
 
@@ -176,6 +178,9 @@ def train_stage(model: nn.Module, loader: Any, step: StepFn, optim: OptimRecipe,
     settings = _LOOP.get() or LoopSettings()
     minutes = settings.checkpoint_minutes if checkpoint_minutes is None else checkpoint_minutes
     last_save = time.monotonic()
+    # metrics.csv rows of this stage (reid_bench.history; a no-op outside the runner).
+    hist = stage_log(stage, optim.epochs, global_step, main=fast is None or fast.main,
+                     world=world_size() if fast is not None else 1)
     for epoch in range(start_epoch, optim.epochs):
         model.train()
         lr = set_epoch_lr(opt, optim, epoch)
@@ -217,6 +222,7 @@ def train_stage(model: nn.Module, loader: Any, step: StepFn, optim: OptimRecipe,
             sums["loss"] = sums.get("loss", 0.0) + value
             for k, v in scalars.items():
                 sums[k] = sums.get(k, 0.0) + float(v)
+            hist.step(epoch, global_step, lr, value, scalars, batch, opt)
             if bar is not loader:
                 bar.set_postfix(loss=f"{sums['loss'] / n:.4f}", refresh=False)
             if limit is not None and n >= limit:
@@ -234,6 +240,7 @@ def train_stage(model: nn.Module, loader: Any, step: StepFn, optim: OptimRecipe,
         where = (f"shakedown: {n} step(s) of epoch 1/{optim.epochs}" if limit is not None
                  else f"epoch {epoch + 1}/{optim.epochs}")
         log.info("[%s] %s lr=%.2g %s (%.1fs)", stage, where, lr, scalars_txt, rec["seconds"])
+        hist.epoch(epoch, global_step, rec, opt, model, monitor=limit is None)
         if limit is not None:
             break  # shakedown: this stage has run its steps; no checkpoint
         due = bool(checkpoint_every and (epoch + 1) % checkpoint_every == 0) or bool(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,9 +25,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from . import history
 from .artifacts import ArtifactCache
+from .errors import ResultsError
 
 FILE = "training.json"
+log = logging.getLogger(__name__)
 
 
 def get_or_train(cache: ArtifactCache, kind: str, key: dict, train: Callable[[], nn.Module],
@@ -39,10 +43,14 @@ def get_or_train(cache: ArtifactCache, kind: str, key: dict, train: Callable[[],
     architecture) with the cached state loaded on the CPU. Returns ``(model, artefact folder,
     whether it was trained now)``; a model loaded from the cache is left on the CPU."""
     trained: dict[str, nn.Module] = {}
+    hist = history.current()  # the enclosing training's, when this is one of its stages
 
     def make(tmp: Path) -> None:
+        mark = hist.mark() if hist is not None else 0
         model = train()
         torch.save(model.state_dict(), tmp / file)
+        if hist is not None:  # this stage's rows go with its artefact
+            history.write_rows(tmp / history.FILE, hist.rows_of(hist.stages_since(mark)))
         if publish is not None:
             publish(model, tmp)
         trained["model"] = model
@@ -50,9 +58,21 @@ def get_or_train(cache: ArtifactCache, kind: str, key: dict, train: Callable[[],
     folder = cache.get_or_create(kind, key, make)
     if "model" in trained:
         return trained["model"], folder, True
+    if hist is not None:  # a cached stage: its history joins the training that uses it
+        hist.import_rows(read_history(folder))
     model = build()
     model.load_state_dict(torch.load(folder / file, map_location="cpu", weights_only=True))
     return model, folder, False
+
+
+def read_history(folder: Path) -> list[dict[str, Any]]:
+    """The training history (``metrics.csv``) saved with the artefact in ``folder``; [] for an
+    artefact without one (trained before histories were kept) or an unreadable one."""
+    try:
+        return history.read_rows(Path(folder) / history.FILE)
+    except ResultsError as exc:
+        log.warning("ignoring the training history: %s", exc)
+        return []
 
 
 def _batch_sizes(recipe: Any, path: str = "") -> dict[str, int]:

@@ -88,7 +88,7 @@ LAYERS = [
     {"errors", "strict", "hashing", "atomic", "faults", "metrics", "yamlio", "textable",
      "cache_dir", "provenance", "registry", "console", "integrity", "__init__"},
     {"recipe", "data", "eval", "weights", "distributed", "accel", "train_fast", "step_probe",
-     "train", "artifacts", "trained", "fingerprint", "method", "embed", "models"},
+     "train", "artifacts", "trained", "fingerprint", "method", "embed", "models", "history"},
     {"spec", "overrides", "alternatives", "variants", "shakedown", "plan", "results", "lease",
      "cellrow", "status", "estimate", "selection", "quotes", "data_check", "rowstate"},
     {"runner", "cellfit", "launch"},

@@ -3,7 +3,8 @@
 The click command line is the edge of the program: it parses and checks arguments, configures
 console output (``reid_bench.console``) and calls the library, which never prints. One module
 per group of commands: ``run`` (train and evaluate tables), ``tables`` (validate, published,
-report, compare, status), ``data`` (dataset checks); ``weights`` lives with its package.
+report, compare, status), ``data`` (dataset checks), ``curves`` (training histories to
+TensorBoard); ``weights`` lives with its package.
 """
 
 from __future__ import annotations
@@ -39,11 +40,13 @@ def main() -> None:
 
 def _register() -> None:
     from ..weights.cli import weights
+    from .curves import curves
     from .data import data
     from .run import run
     from .tables import compare, published, report, status, validate
 
-    for command in (run, validate, published, report, compare, status, data, weights):
+    for command in (run, validate, published, report, compare, status, data, weights,
+                    curves):
         main.add_command(command)
 
 

@@ -72,6 +72,19 @@ import click
               show_default=True,
               help="Also save one at the end of an epoch once this many minutes passed since "
                    "the last (0: never).")
+@click.option("--log-every-steps", type=click.IntRange(0), default=None, metavar="N",
+              help="Also write a metrics.csv row (mean loss terms, lr, images/s) every N "
+                   "optimisation steps besides the row per epoch (0: epoch rows only; "
+                   "default: 50 on a terminal, else 0).")
+@click.option("--eval-every", type=click.IntRange(0), default=0, show_default=True, metavar="N",
+              help="Monitoring: evaluate on the cell's protocol every N epochs and record "
+                   "rank-1/mAP in the training history, labelled monitoring. The final epoch "
+                   "stays the result (no model selection on the test set); costs one "
+                   "evaluation each time.")
+@click.option("--tensorboard", "tensorboard", type=click.Path(file_okay=False), default=None,
+              envvar="REID_BENCH_TENSORBOARD", metavar="DIR",
+              help="Also write TensorBoard event files per cell under DIR "
+                   "($REID_BENCH_TENSORBOARD); needs pip install 'reid-bench[tb]'.")
 @click.option("--quiet", is_flag=True,
               help="No progress bars and no per-epoch lines: one line per cell and the summary.")
 @click.option("--deterministic", is_flag=True, help="torch deterministic algorithms.")
@@ -111,7 +124,8 @@ def run(spec_paths, rows, seeds, smoke, dry_run, results_dir, data_root, device,
         compile_=False, launcher="local", nproc=1, slurm_partition=None,
         slurm_time=None, slurm_gpus=None, slurm_array_parallelism=None, site_config=None,
         sets=(), variants=(), datasets=(), smoke_recipe=False, subset=False, throughput=None,
-        cache_dir=None, checkpoint_minutes=10.0, quiet=False, weights=()):
+        cache_dir=None, checkpoint_minutes=10.0, quiet=False, weights=(),
+        log_every_steps=None, eval_every=0, tensorboard=None):
     """Train and evaluate every runnable row of each SPEC (files, or folders of
     table*.yaml); write results/<paper>/<table>.csv per spec."""
     import torch
@@ -138,6 +152,17 @@ def run(spec_paths, rows, seeds, smoke, dry_run, results_dir, data_root, device,
         raise click.UsageError("--pretrained and --max-batch belong to --shakedown runs")
     if variants and (launcher != "local" or nproc > 1):
         raise click.UsageError("--variant runs with the local launcher (one process) only")
+    if tensorboard and not dry_run:
+        from ..history.tensorboard import TensorBoardMissing, require
+
+        try:
+            require()
+        except TensorBoardMissing as exc:
+            raise click.ClickException(str(exc)) from None
+    if log_every_steps is None:
+        from ..console import bars_enabled
+
+        log_every_steps = 50 if bars_enabled(quiet) else 0
     use_cache_dir(cache_dir)
     paths = expand_spec_paths(spec_paths)
     specs = [load_spec(p) for p in paths]
@@ -163,7 +188,9 @@ def run(spec_paths, rows, seeds, smoke, dry_run, results_dir, data_root, device,
                       launcher=launcher, nproc=nproc, overrides=overrides,
                       shakedown=shake, subset=subset,
                       checkpoint_minutes=checkpoint_minutes, quiet=quiet,
-                      weights=parse_overrides(weights))
+                      weights=parse_overrides(weights), log_every_steps=log_every_steps,
+                      eval_every=eval_every,
+                      tensorboard=Path(tensorboard) if tensorboard else None)
     # An output error (`run … | head`) never becomes a cell's failure; the library logs
     # (reid_bench.console), printed here as before.
     echo = output_safe(click.echo, on_close=quiet_stdout)
@@ -184,6 +211,12 @@ def run(spec_paths, rows, seeds, smoke, dry_run, results_dir, data_root, device,
         if cells:
             validate_overrides(spec, list({c.row.name: c.row for c in cells}.values()),
                                overrides, smoke=tier in SHRUNK_TIERS)
+        if cells:
+            from ..spec.schedule import schedule_warnings
+
+            for w in schedule_warnings(spec, list({c.row.name: c.row for c in cells}.values()),
+                                       overrides, tiers=(tier in SHRUNK_TIERS,)):
+                echo(f"warning: {w}")
         if cells and variants:
             from ..variants import apply_variants
 

@@ -25,6 +25,7 @@ def validate(paths, paper_texts=None, show_consistency=False):
     from ..spec import find_specs, load_spec
     from ..spec.consistency import check_specs
     from ..spec.consistency_text import details, error_text
+    from ..spec.schedule import schedule_warnings
 
     files = find_specs(list(paths) or None)
     if not files:
@@ -69,6 +70,8 @@ def validate(paths, paper_texts=None, show_consistency=False):
             click.echo(f"invalid {f}\n{error_text(s.path, errs)}", err=True)
         else:
             click.echo(f"ok      {f} ({len(s.rows)} rows)")
+            for w in schedule_warnings(s):
+                click.echo(f"warning {w}", err=True)
     if show_consistency:
         click.echo("\n".join(details(list(loaded.values()), result)))
     if bad:

@@ -22,7 +22,7 @@ from ..results import SHRUNK_TIERS, TIERS, cell_dir, metric_values, read_results
 from ..rowstate import BLOCKS, merge_flags, most_withheld
 from ..spec import Spec, find_specs, load_spec, untrace
 from ..spec.consistency import table_consistency
-from . import claims, ledger, plots, verdicts
+from . import claims, curves, ledger, plots, verdicts
 from .flags import annotate
 from .view import NO_RESULT, Number, OtherResults, RecipeEntry, RowView, TableView
 
@@ -270,6 +270,8 @@ def table_view(spec: Spec, results_dir: Path, *, with_plots: bool = True,
     view.ledger = ledger.ledger_view(spec, vdf, canonical, _long_metrics)
     if with_plots:
         view.plots = plots.all_plots(view, cell_dir(results_dir, spec.paper.id, spec.table.id))
+    curves.add_curves(view, cell_dir(results_dir, spec.paper.id, spec.table.id),
+                      with_svg=with_plots)
     return view
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import claims, verdicts
+from . import claims, curves, verdicts
 from .view import Number, TableView
 
 
@@ -46,6 +46,9 @@ def summary(views: list[TableView], broken: list[tuple[str, str]], stamp: str) -
             # Provenance of every results row (all tiers and variants): commit, dirty, config
             # hash, seed, versions, device, timestamps, tier, variant, trust flag.
             "cells": v.cells,
+            # Training history of every trained model shown (report.curves): epoch and
+            # monitoring rows, and where its full metrics.csv lies in the results folder.
+            "training_curves": curves.as_json(v.curves),
             "ledger": {"counts": v.ledger.counts,
                        "assumptions": [vars(a) for a in v.ledger.assumptions],
                        "variants": [{"variant": r.variant, "tier": r.tier,

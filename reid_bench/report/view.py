@@ -162,6 +162,7 @@ class TableView:
     # (spec/consistency.py): a line and any errors.
     consistency: TableConsistency | None = None
     data_checked: bool = False  # rows' dataset fingerprints compared with the current data
+    curves: list[Any] = field(default_factory=list)  # training curves (report.curves.Curve)
 
     @property
     def flagged(self) -> dict[str, int]:
