@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from typing import Any
 
 from . import results, shakedown
@@ -13,6 +14,8 @@ from .overrides import overrides_json
 from .plan import Cell
 from .provenance import provenance
 from .spec import Spec
+
+log = logging.getLogger(__name__)
 
 
 def cell_row(spec: Spec, cell: Cell, config: dict, chash: str, status: str, error: str,
@@ -60,16 +63,39 @@ def record(spec: Spec, cell: Cell, config: dict, chash: str, status: str, error:
            device: Any) -> dict[str, Any]:
     """Write the outcome of ``cell`` (arguments as for ``cell_row``; it finished now): its
     details JSON ``<results>/<paper>/<table>/<cell_id>.json`` and its row in the table's CSV.
-    Returns the row."""
+
+    A failed attempt (any status but ok) never replaces an ok row of the same cell, not even
+    under ``--force``: the ok row and its JSON stay, and the attempt goes to
+    ``<cell_id>.attempt.json`` beside it (``status`` shows it; ``attempt_path``). An ok row
+    removes an earlier attempt file. Returns the row (also when it was not written)."""
     import time
 
     row = cell_row(spec, cell, config, chash, status, error, started, time.time(), result,
                    details, opts, device)
-    results.write_cell_json(
-        results.cell_dir(opts.results_dir, spec.paper.id, spec.table.id) / f"{cell.id}.json",
-        {"row": row, **details, "metrics": (result or {}).get("metrics", {})})
-    results.upsert_row(results.table_csv(opts.results_dir, spec.paper.id, spec.table.id), row)
+    cells = results.cell_dir(opts.results_dir, spec.paper.id, spec.table.id)
+    payload = {"row": row, **details, "metrics": (result or {}).get("metrics", {})}
+    csv = results.table_csv(opts.results_dir, spec.paper.id, spec.table.id)
+    if status == "ok":
+        results.write_cell_json(cells / f"{cell.id}.json", payload)
+        results.upsert_row(csv, row)
+        attempt_path(cells, cell.id).unlink(missing_ok=True)
+        return row
+    # The attempt's details first: a crash in between leaves the old rows as they were.
+    results.write_cell_json(attempt_path(cells, cell.id), payload)
+    if results.upsert_row(csv, row, keep_ok=True):
+        results.write_cell_json(cells / f"{cell.id}.json", payload)
+        attempt_path(cells, cell.id).unlink(missing_ok=True)
+    else:
+        log.warning("%s: this attempt is %s; the cell's earlier ok row is kept (the attempt is "
+                    "recorded in %s)", cell.id, status, attempt_path(cells, cell.id))
     return row
+
+
+def attempt_path(cells_dir: Any, cell_id: str) -> Any:
+    """Where a failed attempt of a cell that has an ok row is recorded."""
+    from pathlib import Path
+
+    return Path(cells_dir) / f"{cell_id}.attempt.json"
 
 
 def _weights_columns(loads: list[dict] | None) -> dict[str, str | None]:

@@ -95,6 +95,6 @@ def test_split_key_round_trip(tmp_path):
     for split in (None, 0, 1, None, 1):
         results.upsert_row(p, base | {"split": split})
     # Keys in results.KEY order: (row, dataset, split, seed, tier, variant).
-    assert results.finished_cells(p) == {("r", "c", None, 0, "full", ""): "h",
-                                         ("r", "c", 0, 0, "full", ""): "h",
-                                         ("r", "c", 1, 0, "full", ""): "h"}
+    assert {k: r["config_hash"] for k, r in results.cell_rows(p).items()} == {
+        ("r", "c", None, 0, "full", ""): "h", ("r", "c", 0, 0, "full", ""): "h",
+        ("r", "c", 1, 0, "full", ""): "h"}

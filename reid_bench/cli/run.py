@@ -18,6 +18,10 @@ import click
                    "case-insensitive, comma-separated or repeated).")
 @click.option("--seeds", type=click.IntRange(1), default=None,
               help="Number of seeds (0..N-1); default: the spec's `seeds`.")
+@click.option("--splits", "splits", default=None, metavar="0-4|0,3,7",
+              help="Run only these partitions of columns that have several (CUHK03 classic: "
+                   "20, each its own training). The report shows such a column as partial "
+                   "(◐ k/n partitions), never as the table's number, until all have run.")
 @click.option("--smoke", is_flag=True,
               help="Synthetic stand-in dataset and the spec's shrunk recipe (CPU minutes). "
                    "Results are labelled synthetic everywhere.")
@@ -111,7 +115,7 @@ def run(spec_paths, rows, seeds, smoke, dry_run, results_dir, data_root, device,
         compile_=False, launcher="local", nproc=1, slurm_partition=None,
         slurm_time=None, slurm_gpus=None, slurm_array_parallelism=None, site_config=None,
         sets=(), variants=(), datasets=(), smoke_recipe=False, subset=False, throughput=None,
-        cache_dir=None, checkpoint_minutes=10.0, quiet=False, weights=()):
+        cache_dir=None, checkpoint_minutes=10.0, quiet=False, weights=(), splits=None):
     """Train and evaluate every runnable row of each SPEC (files, or folders of
     table*.yaml); write results/<paper>/<table>.csv per spec."""
     import torch
@@ -123,7 +127,15 @@ def run(spec_paths, rows, seeds, smoke, dry_run, results_dir, data_root, device,
     from ..plan import plan
     from ..results import SHRUNK_TIERS
     from ..runner import Runner, RunOptions, indent
-    from ..selection import dataset_choices, expand_spec_paths, match, row_choices, split_names
+    from ..selection import (
+        dataset_choices,
+        expand_spec_paths,
+        match,
+        parse_splits,
+        row_choices,
+        select_splits,
+        split_names,
+    )
     from ..shakedown import ShakedownOptions, check_device
     from ..spec import load_spec
 
@@ -143,6 +155,17 @@ def run(spec_paths, rows, seeds, smoke, dry_run, results_dir, data_root, device,
     specs = [load_spec(p) for p in paths]
     want_rows = match(split_names(rows), row_choices(specs), "row") if rows else None
     want_ds = match(split_names(datasets), dataset_choices(specs), "dataset") if datasets else None
+    want_splits = parse_splits(splits) if splits is not None else None
+    if want_splits is not None and not any(
+            col.splits for s in specs for cid, col in s.datasets.items()
+            if want_ds is None or cid in want_ds):
+        raise click.UsageError("--splits selects partitions (e.g. CUHK03 classic's 20), but "
+                               "none of the selected columns has them; drop --splits")
+    if not dry_run:
+        from ..results import check_writable
+
+        # Before any training: a read-only results folder is one line, not a traceback.
+        check_writable(Path(results_dir))
     tier = ("smoke" if smoke else "smoke_recipe" if smoke_recipe
             else "shakedown" if shakedown else "full")
     overrides = parse_sets(sets)
@@ -181,6 +204,9 @@ def run(spec_paths, rows, seeds, smoke, dry_run, results_dir, data_root, device,
         cells = plan(spec, rows=names, seeds=seeds, tier=tier, variant=variant) if names else []
         if want_ds is not None:
             cells = [c for c in cells if c.dataset in want_ds]
+        if want_splits is not None:
+            cells = select_splits(cells, want_splits,
+                                  {cid: col.splits or 0 for cid, col in spec.datasets.items()})
         if cells:
             validate_overrides(spec, list({c.row.name: c.row for c in cells}.values()),
                                overrides, smoke=tier in SHRUNK_TIERS)
@@ -217,6 +243,9 @@ def run(spec_paths, rows, seeds, smoke, dry_run, results_dir, data_root, device,
                            "site_config": site_config})
             failed_any |= rc != 0
             continue
+        from ..results import cell_dir, check_writable
+
+        check_writable(cell_dir(Path(results_dir), spec.paper.id, spec.table.id))
         runner = Runner(spec, opts)
         summary = runner.run(cells)
         echo(f"\nsummary: {len(summary.done)} done, {len(summary.skipped)} already done, "
