@@ -86,7 +86,7 @@ def record(spec: Spec, cell: Cell, config: dict, chash: str, status: str, error:
         results.write_cell_json(cells / f"{cell.id}.json", payload)
         attempt_path(cells, cell.id).unlink(missing_ok=True)
     else:
-        log.warning("%s: this attempt is %s; the cell's earlier ok row is kept (the attempt is "
+        log.warning("%s: this attempt ended %s; the cell's earlier ok row is kept (the attempt is "
                     "recorded in %s)", cell.id, status, attempt_path(cells, cell.id))
     return row
 

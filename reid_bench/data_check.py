@@ -273,9 +273,10 @@ def check_files(ds: ReidDataset, name: str, options: dict[str, Any] | None = Non
     paths = sorted({s.path for samples in ds.splits.values() for s in samples})
     bad = _unreadable(paths, fn=_intact)
     if bad:
-        listing = "\n".join(f"  - {ln}" for ln in bad_file_lines(bad, "bad image file"))
+        listing = "\n".join(f"  - {p} ({r})" for p, r in bad[:MAX_LISTED])
+        more = f"\n  … and {len(bad) - MAX_LISTED} more" if len(bad) > MAX_LISTED else ""
         raise BadFilesError(
             f"dataset {_label(name, options or {})} at {ds.root}: {len(bad)} of {len(paths)} "
-            f"image file(s) are unusable, found before training:\n{listing}\nRe-extract "
+            f"image file(s) unusable, found before training:\n{listing}{more}\nRe-extract "
             f"the dataset from its original archive; `reid-bench data check {name}` lists "
             "every problem.")
