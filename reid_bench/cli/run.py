@@ -56,8 +56,9 @@ import click
               help="Print the plan with epochs, images and (with a throughput) GPU-hours; exit.")
 @click.option("--throughput", type=click.FloatRange(min=0, min_open=True), default=None,
               metavar="IMG_PER_S",
-              help="Training images per second per GPU, for --dry-run time estimates "
-                   "(a shakedown measurement of the cell wins when present).")
+              help="Training images per second per GPU, for --dry-run time estimates; it "
+                   "wins over any measurement. Without it a cell's shakedown rate is used "
+                   "when it was measured on a GPU (never a CPU one).")
 @click.option("--results-dir", type=click.Path(file_okay=False), default="results",
               show_default=True)
 @click.option("--data-root", type=click.Path(file_okay=False), default=None,
@@ -195,7 +196,8 @@ def run(spec_paths, rows, seeds, smoke, dry_run, results_dir, data_root, device,
     label = {"smoke": " — SMOKE, synthetic data", "smoke_recipe": " — SMOKE RECIPE on real data",
              "shakedown": " — SHAKEDOWN, full recipe for a few steps, synthetic data",
              "full": ""}[tier] + (" — SUBSET of the dataset" if subset else "")
-    failed_any, grand, grand_unknown, seen = False, 0.0, False, {}
+    failed_any, seen = False, {}
+    grand = None  # estimate.Totals over every table (--dry-run)
     for spec_path, spec in zip(paths, specs, strict=True):
         # A spec copy, overrides or a subset: own cells, never the canonical ones.
         variant = compose_variant(spec_parts(spec) + set_parts(overrides)
@@ -229,12 +231,14 @@ def run(spec_paths, rows, seeds, smoke, dry_run, results_dir, data_root, device,
             # The cells as the launcher's workers receive them (every split), then estimates.
             echo("\n".join(dry_run_lines(spec, cells, launcher, nproc)))
 
+            from ..estimate import Totals
+
             est = Estimator(spec, opts, throughput, seen)
-            text, total, unknown = format_estimates(f"  ({spec_path})",
-                                                    [est.cell(c) for c in cells])
+            text, table_totals = format_estimates(f"  ({spec_path})",
+                                                  [est.cell(c) for c in cells])
             echo(text)
-            grand += total or 0.0
-            grand_unknown |= unknown or total is None
+            grand = grand or Totals()
+            grand.add(table_totals)
             continue
         if launcher != "local" or nproc > 1:
             rc = dispatch(str(spec_path), spec, cells, opts,
@@ -254,10 +258,9 @@ def run(spec_paths, rows, seeds, smoke, dry_run, results_dir, data_root, device,
             echo(f"  {status:<9} {cid}:\n{indent(err, '      ')}")
         failed_any |= not summary.ok
     if dry_run:
-        echo(f"\ntotal over {len(specs)} table(s): "
-             + (f"{grand:,.2f} GPU-h" if throughput or grand else "no time estimate "
-                "(pass --throughput IMG_PER_S)")
-             + (" (some cells unknown)" if grand_unknown and grand else ""))
+        from ..estimate import Totals
+
+        echo("\n" + (grand or Totals()).line(f"total over {len(specs)} table(s)"))
         return
     if failed_any:
         sys.exit(1)
