@@ -228,8 +228,11 @@ def _attempt_note(cells_dir: Path, cell_id: str) -> str:
         error = str(row.get("error") or "").splitlines()
     except (OSError, ValueError, AttributeError):
         return "a later attempt was recorded but is unreadable"
+    # The first line, and the first item it introduces (e.g. the first bad file).
+    first = " ".join(ln.strip() for ln in error[:2]) if error and error[0].endswith(":") \
+        else (error[0] if error else "")
     return (f"ok row kept; the last attempt ({when}) ended {status}"
-            + (f": {error[0][:200]}" if error else ""))
+            + (f": {first[:300]}" if first else ""))
 
 
 def format_status(spec: Spec, statuses: list[CellStatus], verbose: bool = True,
