@@ -14,6 +14,7 @@ from .overrides import overrides_json
 from .plan import Cell
 from .provenance import provenance
 from .spec import Spec
+from .workdirs import attempt_path
 
 log = logging.getLogger(__name__)
 
@@ -89,13 +90,6 @@ def record(spec: Spec, cell: Cell, config: dict, chash: str, status: str, error:
         log.warning("%s: this attempt ended %s; the cell's earlier ok row is kept (the attempt is "
                     "recorded in %s)", cell.id, status, attempt_path(cells, cell.id))
     return row
-
-
-def attempt_path(cells_dir: Any, cell_id: str) -> Any:
-    """Where a failed attempt of a cell that has an ok row is recorded."""
-    from pathlib import Path
-
-    return Path(cells_dir) / f"{cell_id}.attempt.json"
 
 
 def _weights_columns(loads: list[dict] | None) -> dict[str, str | None]:

@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from . import lease, results, workdirs
-from .cellrow import attempt_path
 from .finished import DataFingerprints, is_finished
 from .plan import Cell, PlanOptions, config_hash, dataset_source, plan, train_source
 from .spec import Spec
+from .workdirs import attempt_path
 
 STATES = ("done", "running", "interrupted", "failed", "stale", "data_changed", "unverified",
           "pending")

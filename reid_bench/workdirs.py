@@ -1,6 +1,7 @@
-"""What an interrupted cell left behind: its work folder ``<table>/.work-<cell_id>/`` (the
-runner removes it when the cell finishes) and the training checkpoints in it, with the epoch
-each was saved at, for ``status``.
+"""What a cell left beside its results row, for ``status``: the work folder of an interrupted
+cell ``<table>/.work-<cell_id>/`` (the runner removes it when the cell finishes) with the
+training checkpoints in it and the epoch each was saved at, and the record of a failed attempt
+kept beside an ok row (``attempt_path``, written by ``cellrow.record``).
 
 The results folder is untrusted input: a checkpoint is never unpickled here. The epoch comes
 from a JSON sidecar (``<checkpoint>.json`` with an integer ``epoch``) when there is one, else
@@ -30,6 +31,11 @@ class Checkpoint:
     def describe(self) -> str:
         epoch = "epoch unknown" if self.epoch is None else f"after epoch {self.epoch}"
         return f"checkpoint {self.name} {epoch}, saved {self.saved_at}"
+
+
+def attempt_path(cells_dir: Path, cell_id: str) -> Path:
+    """Where a failed attempt of a cell that has an ok row is recorded."""
+    return Path(cells_dir) / f"{cell_id}.attempt.json"
 
 
 def work_dir(cells_dir: Path, cell_id: str) -> Path:
