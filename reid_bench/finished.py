@@ -15,7 +15,7 @@ each dataset once per data root.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -51,13 +51,17 @@ def cell_fingerprint(eval_fingerprint: str, train_fingerprint: str | None = None
 
 class DataFingerprints:
     """``cell_fingerprint`` of a cell's config (``plan.cell_config``), each dataset loaded once
-    (per name and loader options) from ``data_root``; None when a dataset does not load (the
+    (per name and loader options) from ``data_root`` by ``load(name, options)`` (default: the
+    registered loader; the runner and the launchers pass their checked load, so a dataset that
+    fails the run's checks has no fingerprint there); None when a dataset does not load (the
     reason is in ``problems``)."""
 
-    def __init__(self, data_root: str | Path | None = None):
+    def __init__(self, data_root: str | Path | None = None,
+                 load: Callable[[str, dict], Any] | None = None):
         from .data.base import resolve_data_root
 
         self.root = resolve_data_root(data_root)
+        self._load = load
         self._fp: dict[str, str | None] = {}
         self.problems: dict[str, str] = {}  # dataset label → why it did not load
 
@@ -69,7 +73,9 @@ class DataFingerprints:
             from .errors import ReidBenchError
 
             try:
-                self._fp[key] = load_dataset(name, self.root, **dict(options)).fingerprint
+                ds = (self._load(name, dict(options)) if self._load is not None
+                      else load_dataset(name, self.root, **dict(options)))
+                self._fp[key] = ds.fingerprint
             except (ReidBenchError, OSError, ValueError) as exc:
                 self._fp[key] = None
                 self.problems[f"{name} {dict(options) or ''}".strip()] = \

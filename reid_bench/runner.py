@@ -33,7 +33,7 @@ from .data.samplers import default_num_workers
 from .data_check import BadFilesError, check_files, load_verified
 from .errors import DatasetError, DivergedError, RegistryError
 from .faults import fault_point
-from .finished import cell_fingerprint, is_finished
+from .finished import DataFingerprints, cell_fingerprint, is_finished
 from .hashing import stable_hash
 from .method import Method
 from .plan import Cell, cell_config, training_key
@@ -119,6 +119,7 @@ class Runner:
         self._trained: dict[str, tuple[torch.nn.Module, dict[str, Any]]] = {}
         self._mean_colour: dict[str, tuple[float, float, float]] = {}  # by dataset fingerprint
         self._files_checked: dict[str, str] = {}  # dataset fingerprint → problem ("" = ok)
+        self.fingerprints = DataFingerprints(self.data_root, load=self.load)
 
     # ---------------------------------------------------------------- resolution
     def load(self, name: str, options: dict) -> ReidDataset:
@@ -133,13 +134,7 @@ class Runner:
     def data_fingerprint(self, config: dict[str, Any]) -> str | None:
         """``finished.cell_fingerprint`` of the data a cell with ``config`` runs on, or None
         when it does not load (the cell then runs, and records why it could not)."""
-        try:
-            ds = self.load(config["dataset"]["name"], config["dataset"]["options"])
-            tsrc = config["train_dataset"]
-            train = self.load(tsrc["name"], tsrc["options"]) if tsrc else None
-        except (DatasetError, RegistryError, OSError):
-            return None
-        return cell_fingerprint(ds.fingerprint, train.fingerprint if train else None)
+        return self.fingerprints.of_config(config)
 
     def check_files(self, ds: ReidDataset, name: str, options: dict) -> None:
         """``data_check.check_files`` once per dataset (by fingerprint); a bad dataset raises

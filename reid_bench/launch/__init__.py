@@ -65,7 +65,13 @@ def pending_cells(spec: Any, opts: RunOptions, cells: list[Cell]) -> list[Cell]:
     if opts.force:
         return list(cells)
     rows = results.cell_rows(results.table_csv(opts.results_dir, spec.paper.id, spec.table.id))
-    fingerprints = DataFingerprints(opts.data_root)
+    from ..data.base import resolve_data_root
+    from ..data_check import load_verified
+
+    root = resolve_data_root(opts.data_root)
+    # Loaded and checked as the runner does (the same fingerprint, the same refusals).
+    fingerprints = DataFingerprints(root, load=lambda name, options: load_verified(
+        name, root, options, subset=opts.subset))
     out = []
     for c in cells:
         if c.key in rows:
