@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from typing import Any
 
 from . import results, shakedown
@@ -13,6 +14,9 @@ from .overrides import overrides_json
 from .plan import Cell
 from .provenance import provenance
 from .spec import Spec
+from .workdirs import attempt_path
+
+log = logging.getLogger(__name__)
 
 
 def cell_row(spec: Spec, cell: Cell, config: dict, chash: str, status: str, error: str,
@@ -60,15 +64,31 @@ def record(spec: Spec, cell: Cell, config: dict, chash: str, status: str, error:
            device: Any) -> dict[str, Any]:
     """Write the outcome of ``cell`` (arguments as for ``cell_row``; it finished now): its
     details JSON ``<results>/<paper>/<table>/<cell_id>.json`` and its row in the table's CSV.
-    Returns the row."""
+
+    A failed attempt (any status but ok) never replaces an ok row of the same cell, not even
+    under ``--force``: the ok row and its JSON stay, and the attempt goes to
+    ``<cell_id>.attempt.json`` beside it (``status`` shows it; ``attempt_path``). An ok row
+    removes an earlier attempt file. Returns the row (also when it was not written)."""
     import time
 
     row = cell_row(spec, cell, config, chash, status, error, started, time.time(), result,
                    details, opts, device)
-    results.write_cell_json(
-        results.cell_dir(opts.results_dir, spec.paper.id, spec.table.id) / f"{cell.id}.json",
-        {"row": row, **details, "metrics": (result or {}).get("metrics", {})})
-    results.upsert_row(results.table_csv(opts.results_dir, spec.paper.id, spec.table.id), row)
+    cells = results.cell_dir(opts.results_dir, spec.paper.id, spec.table.id)
+    payload = {"row": row, **details, "metrics": (result or {}).get("metrics", {})}
+    csv = results.table_csv(opts.results_dir, spec.paper.id, spec.table.id)
+    if status == "ok":
+        results.write_cell_json(cells / f"{cell.id}.json", payload)
+        results.upsert_row(csv, row)
+        attempt_path(cells, cell.id).unlink(missing_ok=True)
+        return row
+    # The attempt's details first: a crash in between leaves the old rows as they were.
+    results.write_cell_json(attempt_path(cells, cell.id), payload)
+    if results.upsert_row(csv, row, keep_ok=True):
+        results.write_cell_json(cells / f"{cell.id}.json", payload)
+        attempt_path(cells, cell.id).unlink(missing_ok=True)
+    else:
+        log.warning("%s: this attempt ended %s; the cell's earlier ok row is kept (the attempt is "
+                    "recorded in %s)", cell.id, status, attempt_path(cells, cell.id))
     return row
 
 

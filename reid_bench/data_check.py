@@ -80,12 +80,40 @@ def _header(path: str) -> str | None:
     return None
 
 
+def _intact(path: str) -> str | None:
+    """None if the file exists, is not empty, opens as an image (header) and, for a JPEG, ends
+    with its end-of-image marker (a truncated JPEG whose header survived lacks it; PIL only
+    notices on a full decode), else the reason. Reads the header and the last bytes only."""
+    try:
+        size = os.path.getsize(path)
+    except OSError as e:
+        return f"missing ({e.strerror or type(e).__name__})"
+    if size == 0:
+        return "empty file"
+    reason = _header(path)
+    if reason is not None:
+        return reason
+    if path.lower().endswith((".jpg", ".jpeg")):
+        try:
+            with open(path, "rb") as f:
+                f.seek(max(0, size - 64))
+                tail = f.read()
+        except OSError as e:
+            return f"unreadable ({e.strerror or type(e).__name__})"
+        # Scan data never holds FF D9 (an FF there is stuffed or a restart marker), so the
+        # marker in the last bytes means the file ends where its encoder ended it.
+        if b"\xff\xd9" not in tail:
+            return "truncated JPEG: no end-of-image marker"
+    return None
+
+
 def _unreadable(paths: Sequence[str], deep: bool = True,
-                progress: str | None = None) -> list[tuple[str, str]]:
+                progress: str | None = None, fn: Any = None) -> list[tuple[str, str]]:
     """(path, reason) for every path that does not decode fully (``deep``) or whose header does
-    not open. Threads: PIL releases the GIL while decoding, so this scales with cores. With
-    ``progress`` (a label) a progress bar goes to stderr when it is a terminal."""
-    fn = _decode if deep else _header
+    not open (or that ``fn(path) -> reason | None`` finds bad). Threads: PIL releases the GIL
+    while decoding, so this scales with cores. With ``progress`` (a label) a progress bar goes
+    to stderr when it is a terminal."""
+    fn = fn or (_decode if deep else _header)
     with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
         it = pool.map(fn, paths, chunksize=64)
         if progress is not None:
@@ -230,3 +258,25 @@ def format_check_table(rows: list[dict]) -> str:
             lines.append(f"{r['dataset']} [{r['status']}]:")
             lines += ["  " + ln for p in r["problems"] for ln in p.splitlines()]
     return "\n".join(lines)
+
+
+class BadFilesError(DatasetError):
+    """Files of a dataset are missing, empty or not (whole) images: the run's cell fails."""
+
+
+def check_files(ds: ReidDataset, name: str, options: dict[str, Any] | None = None) -> None:
+    """The cheap part of ``data check`` over every listed image of ``ds`` (registered ``name``,
+    loader ``options``): each file exists, is not empty, its image header opens and a JPEG ends
+    with its end-of-image marker. Seconds for Market-1501; the runner calls it once per
+    dataset before the first training step. Raises BadFilesError naming the bad files (the
+    first ``MAX_LISTED``) and the fix; returns None when every file passes."""
+    paths = sorted({s.path for samples in ds.splits.values() for s in samples})
+    bad = _unreadable(paths, fn=_intact)
+    if bad:
+        listing = "\n".join(f"  - {p} ({r})" for p, r in bad[:MAX_LISTED])
+        more = f"\n  … and {len(bad) - MAX_LISTED} more" if len(bad) > MAX_LISTED else ""
+        raise BadFilesError(
+            f"dataset {_label(name, options or {})} at {ds.root}: {len(bad)} of {len(paths)} "
+            f"image file(s) unusable, found before training:\n{listing}{more}\nRe-extract "
+            f"the dataset from its original archive; `reid-bench data check {name}` lists "
+            "every problem.")

@@ -7,11 +7,15 @@ The split size is the published statistic of the real dataset (what the runner's
 check holds the data to), or the count on disk for ``--subset`` / datasets without published
 statistics, or the generator's for the synthetic stand-in; "unknown" when none is derivable.
 
-Given a throughput in training images per second per GPU (``--throughput``, or a measured one
-from a shakedown row of the cell in the results CSV, column ``img_per_s``), the time is images /
-throughput, in GPU-hours. Identical trainings (same method training key, recipe, training data
-and seed, which the runner's artefact cache shares) are counted once. Evaluation, data loading
-stalls and cached stage-1 networks shared between rows are not counted.
+The time is images / throughput, in GPU-hours. The throughput (training images per second per
+GPU) is ``--throughput`` when given: an explicit number always wins. Without it, a shakedown row
+of the cell in the results CSV (column ``img_per_s``) is used only when it was measured on the
+device kind the estimate is for (``TARGET_KIND``: GPU-hours need a CUDA measurement; a CPU
+shakedown, batch capped, says nothing about a GPU), and the note names it. Identical trainings
+(same method training key, recipe, training data and seed, which the runner's artefact cache
+shares) are counted once, and so is a stage a method caches apart and shares between rows
+(``Method.shared_stages``: FMN's stage-1 GRN, LEDF's verification network). Cells and images
+are totalled with or without a throughput. Evaluation and data loading stalls are not counted.
 """
 
 from __future__ import annotations
@@ -30,12 +34,24 @@ from .plan import cell_config, training_key
 from .recipe import OptimRecipe
 from .textable import text_table
 
+# The device kind the GPU-hours are for: only a shakedown measured on it stands in for
+# --throughput.
+TARGET_KIND = "cuda"
+
 
 @dataclass
 class Stage:
     name: str
     epochs: int
     images_per_epoch: int | None
+    shared_with: str | None = None  # id of the cell that trains this shared stage
+
+    @property
+    def images(self) -> int | None:
+        """Images this cell's training of the stage processes (0 when shared)."""
+        if self.shared_with is not None:
+            return 0
+        return None if self.images_per_epoch is None else self.epochs * self.images_per_epoch
 
 
 @dataclass
@@ -43,7 +59,8 @@ class CellEstimate:
     cell: Any
     stages: list[Stage] = field(default_factory=list)
     throughput: float | None = None  # training images per second per GPU
-    throughput_source: str = ""  # "--throughput" | "shakedown" | ""
+    throughput_source: str = ""  # "--throughput" | "shakedown on <device>" | ""
+    throughput_note: str = ""  # a measurement that was not used, and why
     shared_with: str | None = None  # id of the cell whose identical training this reuses
     # The row's declared same_as for this column (another table's row, one shared training);
     # counted here unless that table's cell came first in this plan (then shared_with).
@@ -62,9 +79,9 @@ class CellEstimate:
 
     @property
     def total_images(self) -> int | None:
-        if not self.stages or any(s.images_per_epoch is None for s in self.stages):
+        if not self.stages or any(s.images is None for s in self.stages):
             return None
-        return sum(s.epochs * s.images_per_epoch for s in self.stages)
+        return sum(s.images for s in self.stages)
 
     @property
     def gpu_hours(self) -> float | None:
@@ -155,18 +172,44 @@ class Estimator:
             est.shared_with = self.seen[tkey]
         else:
             self.seen[tkey] = f"{self.spec.table.id}:{cell.id}"
+        if est.shared_with is None:
+            self._share_stages(est, method, params, recipe, src)
         measured = self._measured.get((cell.row.name, cell.dataset, cell.split, cell.seed,
                                        cell.variant))
-        if measured:
-            est.throughput, est.throughput_source = measured, "shakedown"
-        elif self.throughput:
+        if self.throughput:
             est.throughput, est.throughput_source = self.throughput, "--throughput"
+        elif measured and measured.kind == TARGET_KIND:
+            est.throughput, est.throughput_source = measured.rate, f"shakedown on {measured.name}"
+        elif measured:
+            est.throughput_note = (f"the {measured.rate:,.2f} img/s shakedown ran on "
+                                   f"{measured.kind}, not a GPU: not used")
         return est
 
+    def _share_stages(self, est: CellEstimate, method: Any, params: Any, recipe: Any,
+                      src: dict) -> None:
+        """Mark the stages ``method`` caches apart (``Method.shared_stages``) that an earlier
+        cell already trains with the same key, training data and seed."""
+        by_name = {s.name: s for s in est.stages}
+        for name, key in method.shared_stages(params, recipe).items():
+            if name not in by_name:
+                continue
+            skey = "stage:" + stable_hash([est.cell.row.method, name, key, src, est.cell.seed])
+            if skey in self.seen:
+                by_name[name].shared_with = self.seen[skey]
+            else:
+                self.seen[skey] = f"{self.spec.table.id}:{est.cell.id}"
 
-def _shakedown_throughputs(csv) -> dict[tuple, float]:
-    """(row, dataset, split, seed, variant) → training images/s measured by a shakedown run, from
-    the results CSV's ``img_per_s`` column when the shakedown tier records it."""
+
+@dataclass(frozen=True)
+class Measured:
+    rate: float  # training images per second
+    kind: str  # device kind it was measured on: cpu | cuda | …
+    name: str  # the device's name (results column device_name)
+
+
+def _shakedown_throughputs(csv) -> dict[tuple, Measured]:
+    """(row, dataset, split, seed, variant) → training images/s measured by a shakedown run,
+    with the device it ran on, from the results CSV's ``img_per_s`` and ``device`` columns."""
     try:
         df = results.read_results(csv)
     except Exception:  # noqa: BLE001 - an unreadable CSV only means no measurement
@@ -179,9 +222,12 @@ def _shakedown_throughputs(csv) -> dict[tuple, float]:
             v = float(r["img_per_s"])
         except (TypeError, ValueError):
             continue
-        if v > 0:
+        device = r.get("device")
+        if v > 0 and isinstance(device, str) and device:
+            kind = device.split(":")[0]
+            name = r.get("device_name") if isinstance(r.get("device_name"), str) else kind
             out[(r["row"], r["dataset"], results.split_of(r["split"]), int(r["seed"]),
-                 r["variant"] or "")] = v
+                 r["variant"] or "")] = Measured(v, kind, name or kind)
     return out
 
 
@@ -193,17 +239,73 @@ def _hours(h: float | None) -> str:
     return "–" if h is None else f"{h:,.2f}"
 
 
-def format_estimates(title: str, ests: list[CellEstimate]) -> tuple[str, float | None, bool]:
-    """A plain-text table of ``ests`` with a per-table total; returns (text, total GPU-hours or
-    None when no cell has an estimate, whether some cell's time is unknown)."""
+@dataclass
+class Totals:
+    """What a set of estimates adds up to: cells, distinct trainings, training images (of the
+    cells whose size is known) and GPU-hours (of those with a throughput)."""
+
+    cells: int = 0
+    trainings: int = 0
+    images: int = 0
+    images_unknown: int = 0  # cells whose image count is unknown
+    gpu_hours: float = 0.0
+    timed: int = 0  # trainings with a time estimate
+    hours_unknown: int = 0  # trainings without one (cells with a problem are no training)
+
+    def add(self, other: Totals) -> None:
+        for f in ("cells", "trainings", "images", "images_unknown", "gpu_hours", "timed",
+                  "hours_unknown"):
+            setattr(self, f, getattr(self, f) + getattr(other, f))
+
+    def line(self, label: str) -> str:
+        """``label``: N cell(s) (M trainings), X training images[, Y GPU-h]."""
+        imgs = f"{self.images:,} training images" + (
+            f" (+ {self.images_unknown} cell(s) of unknown size)" if self.images_unknown else "")
+        if self.timed or not self.hours_unknown:
+            hours = f"{self.gpu_hours:,.2f} GPU-h" + (
+                f" ({self.hours_unknown} training(s) without an estimate)"
+                if self.hours_unknown else "")
+        else:
+            hours = "no time estimate (pass --throughput IMG_PER_S)"
+        return (f"{label}: {self.cells} cell(s), {self.trainings} training(s), {imgs}; "
+                f"{hours}")
+
+
+def totals(ests: list[CellEstimate]) -> Totals:
+    """The ``Totals`` of ``ests``."""
+    t = Totals(cells=len(ests))
+    for e in ests:
+        t.trainings += e.shared_with is None and not e.problem
+        n = e.total_images
+        if n is None:
+            t.images_unknown += 1
+        else:
+            t.images += 0 if e.shared_with else n
+        if e.shared_with is not None or e.problem:
+            continue  # counted with the cell it shares / not a training
+        h = e.gpu_hours
+        if h is None:
+            t.hours_unknown += 1
+        else:
+            t.gpu_hours += h
+            t.timed += 1
+    return t
+
+
+def format_estimates(title: str, ests: list[CellEstimate]) -> tuple[str, Totals]:
+    """A plain-text table of ``ests`` with the table's totals line; returns (text, totals)."""
     header = ["row", "dataset", "split", "seed", "epochs", "img/epoch", "images", "GPU-h", "note"]
     body = []
-    total, unknown = 0.0, False
     for e in ests:
         c = e.cell
         note = e.problem or (f"same training as {e.shared_with}" if e.shared_with else
                              (f"{e.throughput:,.0f} img/s ({e.throughput_source})"
                               if e.throughput else "no throughput: pass --throughput"))
+        if e.throughput_note:
+            note += f"; {e.throughput_note}"
+        if not e.shared_with:
+            note += "".join(f"; {s.name} shared with {s.shared_with} (counted there)"
+                            for s in e.stages if s.shared_with)
         if e.same_as and not e.shared_with:
             note += (f"; same training as {e.same_as} (same_as: one training for both tables, "
                      "counted here)")
@@ -212,17 +314,11 @@ def format_estimates(title: str, ests: list[CellEstimate]) -> tuple[str, float |
         if e.stages and len(e.stages) > 1 and e.images_per_epoch is None and e.total_images:
             note += "; stages: " + ", ".join(f"{s.name} {s.epochs}×{_num(s.images_per_epoch)}"
                                              for s in e.stages)
-        h = e.gpu_hours
-        if h is None:
-            unknown = True
-        else:
-            total += h
         body.append([c.row.name, c.dataset, "" if c.split is None else str(c.split), str(c.seed),
                      str(e.epochs) if e.stages else "unknown",
                      _num(e.images_per_epoch) if e.stages else "unknown",
-                     _num(e.total_images), _hours(h), note])
+                     _num(e.total_images), _hours(e.gpu_hours), note])
     lines = [title, *text_table(header, body, right={3, 4, 5, 6, 7}, indent="    ")]
-    known = any(e.gpu_hours is not None for e in ests)
-    lines.append(f"  table total: {_hours(total if known else None)} GPU-h"
-                 + (" (some cells unknown)" if unknown and known else ""))
-    return "\n".join(lines), (total if known else None), unknown
+    t = totals(ests)
+    lines.append(t.line("  table total"))
+    return "\n".join(lines), t

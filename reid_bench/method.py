@@ -108,6 +108,13 @@ class Method(ABC):
         recipe under the variant's label). Default: none."""
         return frozenset()
 
+    def shared_stages(self, params: Any, recipe: Any) -> dict[str, dict]:
+        """The training stages (recipe field names of ``OptimRecipe``s) whose network is cached
+        apart and reused by every cell with the same key, besides the training data and seed
+        (e.g. FMN's stage-1 GRN): stage → that key. ``run --dry-run`` counts such a stage once
+        (``reid_bench.estimate``). Default: none."""
+        return {}
+
     def training_key(self, params: BaseModel) -> dict:
         """The params that determine the trained weights."""
         return {k: v for k, v in params.model_dump(mode="json").items()

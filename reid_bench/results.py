@@ -175,9 +175,11 @@ def lock_for(path: Path) -> FileLock:
     return FileLock(str(path) + ".lock")
 
 
-def upsert_row(path: Path, row: dict[str, Any]) -> None:
+def upsert_row(path: Path, row: dict[str, Any], *, keep_ok: bool = False) -> bool:
     """Insert ``row`` or replace the row with the same ``KEY`` (row, dataset, split, seed,
-    tier, variant), rewriting the CSV atomically under the lock."""
+    tier, variant), rewriting the CSV atomically under the lock. With ``keep_ok`` a row whose
+    status is not ok never replaces an ok row (checked under the lock): returns False and
+    writes nothing then, else True."""
     unknown = set(row) - set(COLUMNS)
     if unknown:
         raise ValueError(f"unknown results columns {sorted(unknown)}")
@@ -194,11 +196,32 @@ def upsert_row(path: Path, row: dict[str, Any]) -> None:
         mask = pd.Series(True, index=df.index)
         for k in KEY:
             mask &= df[k].map(_key_text) == _key_text(row.get(k))
+        if keep_ok and row.get("status") != "ok" and (df.loc[mask, "status"] == "ok").any():
+            return False
         df = df.loc[~mask]
         row["row_digest"] = row_digest({c: row.get(c) for c in COLUMNS})
         new = pd.DataFrame([{c: row.get(c) for c in COLUMNS}])
         df = new if df.empty else pd.concat([df, new], ignore_index=True)
         atomic.write_text(path, df[COLUMNS].to_csv(index=False), fault="csv_before_rename")
+    return True
+
+
+def check_writable(folder: Path) -> None:
+    """Raise ResultsError (one line, naming ``folder`` and ``--results-dir``) unless results can
+    be written into ``folder`` (created if missing): probed by creating and removing a file."""
+    import os
+    import tempfile
+
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-probe-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        why = exc.strerror or type(exc).__name__
+        raise ResultsError(f"results folder {folder} is not writable ({why}); pass a writable "
+                           f"folder with --results-dir") from None
 
 
 def write_cell_json(path: Path, payload: dict[str, Any]) -> None:
@@ -207,11 +230,10 @@ def write_cell_json(path: Path, payload: dict[str, Any]) -> None:
                       fault="json_before_rename")
 
 
-def finished_cells(path: Path) -> dict[tuple, str]:
-    """{cell key (``row_key``): config_hash} of the cells with status ok."""
-    df = read_results(path)
-    df = df[df["status"] == "ok"]
-    return {row_key(r): str(r["config_hash"]) for _, r in df.iterrows()}
+def cell_rows(path: Path) -> dict[tuple, dict[str, Any]]:
+    """{cell key (``row_key``): its results row as a dict}, every status (whether a row finishes
+    its cell is ``finished.is_finished``)."""
+    return {row_key(r): r for r in read_results(path).to_dict("records")}
 
 
 def row_key(r: Any) -> tuple:

@@ -127,11 +127,13 @@ class RowState:
 
     def finished_for(self, config_hash: str, data_fingerprint: str | None) -> bool:
         """Whether this row is the finished result of a cell run now with ``config_hash`` on
-        data with ``data_fingerprint`` (None: not known yet, the hash alone decides). A row
-        from other data or another config is not: the cell runs again."""
-        if self.status != "ok" or self.config_hash != str(config_hash):
-            return False
-        return data_fingerprint is None or self.data_fingerprint == str(data_fingerprint)
+        data with ``data_fingerprint``: ``finished.is_finished``, the one rule the runner, the
+        launchers and ``status`` apply (an unknown fingerprint is never finished)."""
+        from .finished import is_finished
+
+        return is_finished({"status": self.status, "config_hash": self.config_hash,
+                            "dataset_fingerprint": self.data_fingerprint},
+                           config_hash, data_fingerprint)
 
 
 def _text(v: Any) -> str:

@@ -32,9 +32,10 @@ from .cellrow import record
 from .console import progress
 from .data.base import ReidDataset, resolve_data_root
 from .data.samplers import default_num_workers
-from .data_check import load_verified
+from .data_check import BadFilesError, check_files, load_verified
 from .errors import DatasetError, DivergedError, RegistryError
 from .faults import fault_point
+from .finished import DataFingerprints, cell_fingerprint, is_finished
 from .hashing import stable_hash
 from .history import Monitor
 from .method import Method
@@ -127,6 +128,8 @@ class Runner:
         # The latest trained model, by training hash, with its provenance ``details`` entries.
         self._trained: dict[str, tuple[torch.nn.Module, dict[str, Any]]] = {}
         self._mean_colour: dict[str, tuple[float, float, float]] = {}  # by dataset fingerprint
+        self._files_checked: dict[str, str] = {}  # dataset fingerprint → problem ("" = ok)
+        self.fingerprints = DataFingerprints(self.data_root, load=self.load)
 
     # ---------------------------------------------------------------- resolution
     def load(self, name: str, options: dict) -> ReidDataset:
@@ -138,6 +141,23 @@ class Runner:
                                                 subset=self.opts.subset)
         return self._datasets[key]
 
+    def data_fingerprint(self, config: dict[str, Any]) -> str | None:
+        """``finished.cell_fingerprint`` of the data a cell with ``config`` runs on, or None
+        when it does not load (the cell then runs, and records why it could not)."""
+        return self.fingerprints.of_config(config)
+
+    def check_files(self, ds: ReidDataset, name: str, options: dict) -> None:
+        """``data_check.check_files`` once per dataset (by fingerprint); a bad dataset raises
+        ``BadFilesError`` again for every cell that uses it."""
+        if ds.fingerprint not in self._files_checked:
+            try:
+                check_files(ds, name, options)
+                self._files_checked[ds.fingerprint] = ""
+            except BadFilesError as exc:
+                self._files_checked[ds.fingerprint] = str(exc)
+        if self._files_checked[ds.fingerprint]:
+            raise BadFilesError(self._files_checked[ds.fingerprint])
+
     def cell_config(self, cell: Cell) -> dict[str, Any]:
         """``plan.cell_config`` of ``cell`` with this run's options."""
         return cell_config(self.spec, cell, self.opts)
@@ -145,7 +165,7 @@ class Runner:
     # ---------------------------------------------------------------- running
     def run(self, cells: list[Cell]) -> RunSummary:
         summary = RunSummary()
-        finished = {} if self.opts.force else results.finished_cells(self.csv)
+        rows = {} if self.opts.force else results.cell_rows(self.csv)
         bar = progress(cells, desc="cells", unit="cell", enabled=not self.opts.quiet, leave=True)
         for i, cell in enumerate(bar, 1):
             split = "" if cell.split is None else f"split {cell.split}, "
@@ -158,7 +178,8 @@ class Runner:
                 summary.failed.append((cell.id, "not_run", str(exc)))
                 log.info("%s: not run —\n%s", tag, indent(str(exc)))
                 continue
-            if finished.get(cell.key) == chash:
+            fingerprint = None if self.opts.force else self.data_fingerprint(config)
+            if is_finished(rows.get(cell.key), chash, fingerprint):
                 summary.skipped.append(cell.id)
                 log.info("%s: already done, skipped (--force recomputes)", tag)
                 continue
@@ -169,7 +190,8 @@ class Runner:
                 continue
             try:
                 # Another runner may have finished it between our CSV read and the lease.
-                if not self.opts.force and results.finished_cells(self.csv).get(cell.key) == chash:
+                if not self.opts.force and is_finished(results.cell_rows(self.csv).get(cell.key),
+                                                       chash, fingerprint):
                     summary.skipped.append(cell.id)
                     log.info("%s: finished by another runner, skipped", tag)
                     continue
@@ -191,6 +213,8 @@ class Runner:
         details: dict[str, Any] = {"config": config}
         try:
             result = self._train_and_evaluate(cell, config, details)
+        except BadFilesError as exc:  # the data is broken, not missing: the cell failed
+            return self._record(cell, config, chash, "failed", str(exc), started, None, details)
         except DivergedError as exc:
             return self._record(cell, config, chash, "diverged", f"{exc} (step {exc.step})",
                                 started, None, details)
@@ -216,7 +240,13 @@ class Runner:
         ds = self.load(config["dataset"]["name"], config["dataset"]["options"])
         tsrc = config["train_dataset"]
         train_ds = self.load(tsrc["name"], tsrc["options"]) if tsrc else ds
-        details["dataset_fingerprint"] = ds.fingerprint
+        details["dataset_fingerprint"] = cell_fingerprint(
+            ds.fingerprint, train_ds.fingerprint if tsrc else None)
+        # Every listed file, cheaply, before the first step: a truncated JPEG fails the cell in
+        # seconds (naming the file), not after epochs of training.
+        self.check_files(ds, config["dataset"]["name"], config["dataset"]["options"])
+        if tsrc:
+            self.check_files(train_ds, tsrc["name"], tsrc["options"])
         details["synthetic"] = ds.synthetic or train_ds.synthetic
         _seed_everything(cell.seed, self.opts.deterministic)
         train_key = {**training_key(cell, config, method, params),

@@ -89,3 +89,39 @@ def dataset_choices(specs: Sequence) -> dict[str, str]:
                 if alias:
                     out[alias] = cid
     return out
+
+
+def parse_splits(text: str) -> set[int]:
+    """``--splits`` text → the partition indices: comma-separated indices and inclusive ranges,
+    e.g. ``0-4`` → {0..4}, ``0,3,7``, ``0-2,9``. Raises SelectionError on anything else."""
+    out: set[int] = set()
+    for part in split_names([text]):
+        lo, sep, hi = part.partition("-")
+        try:
+            a = int(lo)
+            b = int(hi) if sep else a
+        except ValueError:
+            raise SelectionError(f"--splits {text!r}: {part!r} is not an index or a range "
+                                 "such as 0-4 (allowed: 0-4, 0,3,7, 0-2,9)") from None
+        if a < 0 or b < a:
+            raise SelectionError(f"--splits {text!r}: {part!r} is not a range of indices >= 0 "
+                                 "from low to high, e.g. 0-4")
+        out |= set(range(a, b + 1))
+    if not out:
+        raise SelectionError(f"--splits {text!r}: no partition index given, e.g. 0-4")
+    return out
+
+
+def select_splits(cells: Sequence, splits: set[int], n_splits: dict[str, int]) -> list:
+    """The ``cells`` whose partition is in ``splits`` (cells of columns without partitions are
+    kept). ``n_splits``: column id → its number of partitions. Raises SelectionError when an
+    index is out of every such column's range."""
+    with_splits = [c for c in cells if c.split is not None]
+    if not with_splits:
+        return list(cells)
+    most = max(n_splits[c.dataset] for c in with_splits)
+    beyond = sorted(i for i in splits if i >= most)
+    if beyond:
+        raise SelectionError(f"--splits: partition(s) {beyond} do not exist; the selected "
+                             f"columns have partitions 0-{most - 1}")
+    return [c for c in cells if c.split is None or c.split in splits]

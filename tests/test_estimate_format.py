@@ -18,7 +18,7 @@ def test_table_layout_notes_and_total_are_pinned():
                      shared_with="t1:ide__market__s0"),
         CellEstimate(_cell("FMN long name", "cuhk03", 3, 0), problem="unknown method"),
     ]
-    text, total, unknown = format_estimates("  (papers/x/t1.yaml)", ests)
+    text, t = format_estimates("  (papers/x/t1.yaml)", ests)
     assert text.splitlines() == [
         "  (papers/x/t1.yaml)",
         "    row            dataset  split  seed   epochs  img/epoch   images  GPU-h  note",
@@ -30,14 +30,17 @@ def test_table_layout_notes_and_total_are_pinned():
         "same training as t1:ide__market__s0",
         "    FMN long name  cuhk03   3         0  unknown    unknown  unknown      –  "
         "unknown method",
-        "  table total: 0.01 GPU-h (some cells unknown)",
+        "  table total: 3 cell(s), 1 training(s), 2,000 training images (+ 1 cell(s) of "
+        "unknown size); 0.01 GPU-h",
     ]
-    assert abs(total - 2000 / 100 / 3600) < 1e-12 and unknown
+    assert abs(t.gpu_hours - 2000 / 100 / 3600) < 1e-12 and t.hours_unknown == 0
 
 
 def test_total_is_unknown_when_no_cell_has_a_time():
     ests = [CellEstimate(_cell("IDE", "market", None, 0), [Stage("train", 1, 10)])]
-    text, total, unknown = format_estimates("t", ests)
-    assert total is None and unknown
-    assert text.splitlines()[-1] == "  table total: – GPU-h"
+    text, t = format_estimates("t", ests)
+    assert t.timed == 0 and t.hours_unknown == 1
+    # Cells and images are totalled without a throughput.
+    assert text.splitlines()[-1] == ("  table total: 1 cell(s), 1 training(s), 10 training "
+                                     "images; no time estimate (pass --throughput IMG_PER_S)")
     assert text.splitlines()[3].endswith("no throughput: pass --throughput")

@@ -67,7 +67,7 @@ def test_dry_run_lists_every_split_for_every_launcher(tmp_path, plugin_env):
     # status names each split: 20 distinct pending lines, and the per-column split count
     res = CliRunner().invoke(main, ["status", str(spec), "--results-dir", str(tmp_path / "r")])
     pending = [ln for ln in res.output.splitlines() if ln.startswith("  pending")]
-    assert pending == [f"  pending  tiny × cuhk (split {i}, seed 0)" for i in range(20)]
+    assert pending == [f"  pending      tiny × cuhk (split {i}, seed 0)" for i in range(20)]
     assert "  tiny × cuhk: 0/20 splits done" in res.output.splitlines()
 
 
@@ -85,8 +85,8 @@ def test_nproc_pool_runs_all_20_splits(tmp_path, shared_data_root, plugin_env):
     assert_20_splits_ok(results.read_results(results.table_csv(tmp_path / "r", "demo", "table1")))
     # status: nothing left, every split counted
     res = CliRunner().invoke(main, ["status", str(spec), "--results-dir", str(tmp_path / "r")])
-    assert res.output.splitlines()[:2] == ["demo/table1: 20 cell(s) — 20 done, 0 running, "
-                                           "0 failed, 0 stale, 0 pending",
+    assert res.output.splitlines()[:2] == ["demo/table1 [full]: 20 cell(s) — 20 done, "
+                                           "0 pending",
                                            "  tiny × cuhk: 20/20 splits done"], res.output
 
 

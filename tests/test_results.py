@@ -25,11 +25,15 @@ def test_upsert_replaces_same_cell_and_keeps_others(tmp_path):
     assert not list(tmp_path.rglob(".*.tmp"))  # no temp file left behind
 
 
-def test_finished_cells_only_ok(tmp_path):
+def test_cell_rows_keyed_by_cell(tmp_path):
     p = tmp_path / "t.csv"
     results.upsert_row(p, _row())
     results.upsert_row(p, _row(row="bad", status="failed", error="boom"))
-    assert results.finished_cells(p) == {("r", "market", None, 0, "smoke", ""): "abc"}
+    rows = results.cell_rows(p)
+    assert {k: r["status"] for k, r in rows.items()} == {
+        ("r", "market", None, 0, "smoke", ""): "ok", ("bad", "market", None, 0, "smoke", ""):
+        "failed"}
+    assert rows[("r", "market", None, 0, "smoke", "")]["config_hash"] == "abc"
 
 
 @pytest.mark.parametrize("mutate, message", [

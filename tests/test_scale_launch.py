@@ -65,7 +65,9 @@ def _write(runner, cell, status, chash=None):
         "paper": "demo", "table": "table1", "row": cell.row.name, "dataset": cell.dataset,
         "seed": cell.seed, "tier": cell.tier, "split": cell.split, "smoke": cell.smoke,
         "status": status, "error": "boom" if status != "ok" else None,
-        "config_hash": chash or stable_hash(runner.cell_config(cell)), "cell_id": cell.id})
+        "config_hash": chash or stable_hash(runner.cell_config(cell)), "cell_id": cell.id,
+        # as the runner records it: a row is finished only for the data it was computed on
+        "dataset_fingerprint": runner.data_fingerprint(runner.cell_config(cell))})
 
 
 SPLITS_TABLE = toy_spec(
@@ -174,14 +176,14 @@ def test_status_counts_every_state(setup):
         res = CliRunner().invoke(main, args)
     assert res.exit_code == 0, res.output
     lines = res.output.splitlines()
-    assert lines[0] == ("demo/table1: 6 cell(s) — 1 done, 1 running, 1 failed, 1 stale, "
-                        "2 pending")
-    assert "  failed   IDE A × market (seed 1) — diverged: boom" in lines
-    assert "  running  IDE B × market (seed 0)" in lines
-    assert "  pending  IDE B × market (seed 1)" in lines
+    assert lines[0] == ("demo/table1 [smoke] (synthetic data): 6 cell(s) — 1 done, 1 running, "
+                        "1 failed, 1 stale, 2 pending")
+    assert "  failed       IDE A × market (seed 1) — diverged: boom" in lines
+    assert "  running      IDE B × market (seed 0)" in lines
+    assert "  pending      IDE B × market (seed 1)" in lines
     res = CliRunner().invoke(main, args + ["--brief"])  # lock released: pending again
-    assert res.output.strip() == ("demo/table1: 6 cell(s) — 1 done, 0 running, 1 failed, "
-                                  "1 stale, 3 pending")
+    assert res.output.strip() == ("demo/table1 [smoke] (synthetic data): 6 cell(s) — 1 done, "
+                                  "1 failed, 1 stale, 3 pending")
 
 
 def _rank_main(rank, port, spec_path, refs, options):

@@ -212,6 +212,8 @@ def test_status_of_a_shakedown_tier_counts_its_own_cells(tmp_path):
         results.upsert_row(csv, {"paper": "lgeu", "table": "table1", "row": "Ours",
                            "dataset": "market", "seed": 0, "tier": tier, "status": "ok",
                            "config_hash": "recorded-by-another-run",
+                           # the runner records the data's fingerprint with every row
+                           "dataset_fingerprint": "recorded-fingerprint",
                            "cell_id": results.cell_id("Ours", "market", 0, tier)})
     shake = {(s.row, s.dataset): s.state for s in table_status(spec, tmp_path, tier="shakedown")}
     full = {(s.row, s.dataset): s.state for s in table_status(spec, tmp_path)}

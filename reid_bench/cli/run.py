@@ -18,6 +18,10 @@ import click
                    "case-insensitive, comma-separated or repeated).")
 @click.option("--seeds", type=click.IntRange(1), default=None,
               help="Number of seeds (0..N-1); default: the spec's `seeds`.")
+@click.option("--splits", "splits", default=None, metavar="0-4|0,3,7",
+              help="Run only these partitions of columns that have several (CUHK03 classic: "
+                   "20, each its own training). The report shows such a column as partial "
+                   "(◐ k/n partitions), never as the table's number, until all have run.")
 @click.option("--smoke", is_flag=True,
               help="Synthetic stand-in dataset and the spec's shrunk recipe (CPU minutes). "
                    "Results are labelled synthetic everywhere.")
@@ -52,8 +56,9 @@ import click
               help="Print the plan with epochs, images and (with a throughput) GPU-hours; exit.")
 @click.option("--throughput", type=click.FloatRange(min=0, min_open=True), default=None,
               metavar="IMG_PER_S",
-              help="Training images per second per GPU, for --dry-run time estimates "
-                   "(a shakedown measurement of the cell wins when present).")
+              help="Training images per second per GPU, for --dry-run time estimates; it "
+                   "wins over any measurement. Without it a cell's shakedown rate is used "
+                   "when it was measured on a GPU (never a CPU one).")
 @click.option("--results-dir", type=click.Path(file_okay=False), default="results",
               show_default=True)
 @click.option("--data-root", type=click.Path(file_okay=False), default=None,
@@ -124,7 +129,7 @@ def run(spec_paths, rows, seeds, smoke, dry_run, results_dir, data_root, device,
         compile_=False, launcher="local", nproc=1, slurm_partition=None,
         slurm_time=None, slurm_gpus=None, slurm_array_parallelism=None, site_config=None,
         sets=(), variants=(), datasets=(), smoke_recipe=False, subset=False, throughput=None,
-        cache_dir=None, checkpoint_minutes=10.0, quiet=False, weights=(),
+        cache_dir=None, checkpoint_minutes=10.0, quiet=False, weights=(), splits=None,
         log_every_steps=None, eval_every=0, tensorboard=None):
     """Train and evaluate every runnable row of each SPEC (files, or folders of
     table*.yaml); write results/<paper>/<table>.csv per spec."""
@@ -137,7 +142,15 @@ def run(spec_paths, rows, seeds, smoke, dry_run, results_dir, data_root, device,
     from ..plan import plan
     from ..results import SHRUNK_TIERS
     from ..runner import Runner, RunOptions, indent
-    from ..selection import dataset_choices, expand_spec_paths, match, row_choices, split_names
+    from ..selection import (
+        dataset_choices,
+        expand_spec_paths,
+        match,
+        parse_splits,
+        row_choices,
+        select_splits,
+        split_names,
+    )
     from ..shakedown import ShakedownOptions, check_device
     from ..spec import load_spec
 
@@ -168,6 +181,17 @@ def run(spec_paths, rows, seeds, smoke, dry_run, results_dir, data_root, device,
     specs = [load_spec(p) for p in paths]
     want_rows = match(split_names(rows), row_choices(specs), "row") if rows else None
     want_ds = match(split_names(datasets), dataset_choices(specs), "dataset") if datasets else None
+    want_splits = parse_splits(splits) if splits is not None else None
+    if want_splits is not None and not any(
+            col.splits for s in specs for cid, col in s.datasets.items()
+            if want_ds is None or cid in want_ds):
+        raise click.UsageError("--splits selects partitions (e.g. CUHK03 classic's 20), but "
+                               "none of the selected columns has them; drop --splits")
+    if not dry_run:
+        from ..results import check_writable
+
+        # Before any training: a read-only results folder is one line, not a traceback.
+        check_writable(Path(results_dir))
     tier = ("smoke" if smoke else "smoke_recipe" if smoke_recipe
             else "shakedown" if shakedown else "full")
     overrides = parse_sets(sets)
@@ -199,7 +223,8 @@ def run(spec_paths, rows, seeds, smoke, dry_run, results_dir, data_root, device,
     label = {"smoke": " — SMOKE, synthetic data", "smoke_recipe": " — SMOKE RECIPE on real data",
              "shakedown": " — SHAKEDOWN, full recipe for a few steps, synthetic data",
              "full": ""}[tier] + (" — SUBSET of the dataset" if subset else "")
-    failed_any, grand, grand_unknown, seen = False, 0.0, False, {}
+    failed_any, seen = False, {}
+    grand = None  # estimate.Totals over every table (--dry-run)
     for spec_path, spec in zip(paths, specs, strict=True):
         # A spec copy, overrides or a subset: own cells, never the canonical ones.
         variant = compose_variant(spec_parts(spec) + set_parts(overrides)
@@ -208,6 +233,9 @@ def run(spec_paths, rows, seeds, smoke, dry_run, results_dir, data_root, device,
         cells = plan(spec, rows=names, seeds=seeds, tier=tier, variant=variant) if names else []
         if want_ds is not None:
             cells = [c for c in cells if c.dataset in want_ds]
+        if want_splits is not None:
+            cells = select_splits(cells, want_splits,
+                                  {cid: col.splits or 0 for cid, col in spec.datasets.items()})
         if cells:
             validate_overrides(spec, list({c.row.name: c.row for c in cells}.values()),
                                overrides, smoke=tier in SHRUNK_TIERS)
@@ -236,12 +264,14 @@ def run(spec_paths, rows, seeds, smoke, dry_run, results_dir, data_root, device,
             # The cells as the launcher's workers receive them (every split), then estimates.
             echo("\n".join(dry_run_lines(spec, cells, launcher, nproc)))
 
+            from ..estimate import Totals
+
             est = Estimator(spec, opts, throughput, seen)
-            text, total, unknown = format_estimates(f"  ({spec_path})",
-                                                    [est.cell(c) for c in cells])
+            text, table_totals = format_estimates(f"  ({spec_path})",
+                                                  [est.cell(c) for c in cells])
             echo(text)
-            grand += total or 0.0
-            grand_unknown |= unknown or total is None
+            grand = grand or Totals()
+            grand.add(table_totals)
             continue
         if launcher != "local" or nproc > 1:
             rc = dispatch(str(spec_path), spec, cells, opts,
@@ -250,6 +280,9 @@ def run(spec_paths, rows, seeds, smoke, dry_run, results_dir, data_root, device,
                            "site_config": site_config})
             failed_any |= rc != 0
             continue
+        from ..results import cell_dir, check_writable
+
+        check_writable(cell_dir(Path(results_dir), spec.paper.id, spec.table.id))
         runner = Runner(spec, opts)
         summary = runner.run(cells)
         echo(f"\nsummary: {len(summary.done)} done, {len(summary.skipped)} already done, "
@@ -258,10 +291,9 @@ def run(spec_paths, rows, seeds, smoke, dry_run, results_dir, data_root, device,
             echo(f"  {status:<9} {cid}:\n{indent(err, '      ')}")
         failed_any |= not summary.ok
     if dry_run:
-        echo(f"\ntotal over {len(specs)} table(s): "
-             + (f"{grand:,.2f} GPU-h" if throughput or grand else "no time estimate "
-                "(pass --throughput IMG_PER_S)")
-             + (" (some cells unknown)" if grand_unknown and grand else ""))
+        from ..estimate import Totals
+
+        echo("\n" + (grand or Totals()).line(f"total over {len(specs)} table(s)"))
         return
     if failed_any:
         sys.exit(1)

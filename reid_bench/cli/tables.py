@@ -174,22 +174,63 @@ def compare(results_a, results_b, fmt):
 @click.argument("spec_paths", nargs=-1, type=click.Path())
 @click.option("--results-dir", type=click.Path(file_okay=False), default="results",
               show_default=True)
-@click.option("--smoke", is_flag=True, help="Status of the --smoke cells.")
+@click.option("--smoke", is_flag=True, help="Only the --smoke cells (same as --tier smoke).")
 @click.option("--tier", type=click.Choice(["full", "smoke", "shakedown", "smoke_recipe"]),
-              default=None, help="Status of this tier's cells (default: full; smoke with --smoke).")
+              default=None,
+              help="Only this tier's cells (default: the full tier, planned, and every other "
+                   "tier the results folder holds).")
+@click.option("--variant", "variant", default=None, metavar="VARIANT",
+              help="Only this variant's cells, as status heads it (e.g. subset, "
+                   "set:train.lr=0.02); 'canonical' for the spec's own cells.")
+@click.option("--data-root", type=click.Path(file_okay=False), default=None,
+              help="Dataset root the cells are checked against (default: $REID_BENCH_DATA, "
+                   "else ./data): a cell finished on other data is not done.")
+@click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
+              help="Folder of derived files (synthetic data, extracted CUHK03 images).")
 @click.option("--seeds", type=click.IntRange(1), default=None,
               help="Number of seeds planned (default: the spec's `seeds`).")
 @click.option("--brief", is_flag=True, help="Only the per-table counts.")
-def status(spec_paths, results_dir, smoke, seeds, brief, tier=None):
-    """Pending / running / done / failed cells of each table (default: every papers/ spec)."""
+def status(spec_paths, results_dir, smoke, seeds, brief, tier=None, variant=None,
+           data_root=None, cache_dir=None):
+    """Done / running / interrupted / failed / stale / pending cells of each table (default:
+    every papers/ spec), in every tier and variant the results folder holds."""
+    from ..cache_dir import use_cache_dir
+    from ..finished import DataFingerprints
+    from ..overrides import compose_variant, spec_parts
     from ..spec import find_specs, load_spec
-    from ..status import format_status, table_status
+    from ..status import format_status, groups_present, table_status
 
     files = find_specs(list(spec_paths) or None)
     if not files:
         raise click.UsageError("no spec files found (looked for papers/*/table*.yaml)")
+    use_cache_dir(cache_dir)
+    tier = tier or ("smoke" if smoke else None)
+    fingerprints = DataFingerprints(data_root)
+    res = Path(results_dir)
+    shown_full, other_tiers, matched = 0, set(), False
     for f in files:
         spec = load_spec(f)
-        click.echo(format_status(spec, table_status(spec, Path(results_dir), smoke=smoke,
-                                                    seeds=seeds, tier=tier),
-                                 verbose=not brief))
+        own = compose_variant(spec_parts(spec))
+        want_v = None if variant is None else own if variant == "canonical" else variant
+        groups = groups_present(spec, res)
+        if tier is not None and not any(t == tier for t, _ in groups):
+            groups.append((tier, own))  # a tier asked for is planned even without results
+        for t, v in groups:
+            if (tier is not None and t != tier) or (want_v is not None and v != want_v):
+                continue
+            matched = True
+            cells = table_status(spec, res, seeds=seeds, tier=t, variant=v,
+                                 fingerprints=fingerprints)
+            if t == "full" and v == own:
+                shown_full += sum(c.state != "pending" for c in cells)
+            else:
+                other_tiers.add(t)
+            click.echo(format_status(spec, cells, verbose=not brief, tier=t, variant=v))
+    if variant is not None and not matched:
+        raise click.UsageError(f"no cells of variant {variant!r} in {res}; drop --variant to "
+                               "see every variant present")
+    if tier is None and variant is None and not shown_full and other_tiers:
+        names = ", ".join(sorted(other_tiers))
+        first = sorted(other_tiers)[0]
+        click.echo(f"\nno full-tier results in {res}: it holds only {names} cells (shown "
+                   f"above); to see them alone: `reid-bench status --tier {first}`")

@@ -16,7 +16,9 @@ from typing import Any
 from pydantic import BaseModel
 
 from .. import results
-from ..plan import Cell, config_hash
+from ..finished import DataFingerprints, is_finished
+from ..hashing import stable_hash
+from ..plan import Cell, cell_config
 from ..runner import RunOptions
 
 # A worker runs the cells it is given in its own process: how they were launched stays here.
@@ -56,19 +58,29 @@ def options_from_dict(d: dict[str, Any], **over: Any) -> RunOptions:
 
 
 def pending_cells(spec: Any, opts: RunOptions, cells: list[Cell]) -> list[Cell]:
-    """The cells not finished ok with their current config (all of them with ``force``).
-    Cells whose config cannot be resolved (dataset without stand-in) stay pending: the worker
-    records why they did not run."""
+    """The cells not finished (``finished.is_finished``: ok with their current config and
+    data fingerprint; all of them with ``force``). Cells whose config or data cannot be
+    resolved (dataset without stand-in, data missing) stay pending: the worker records why
+    they did not run."""
     if opts.force:
         return list(cells)
-    finished = results.finished_cells(
-        results.table_csv(opts.results_dir, spec.paper.id, spec.table.id))
+    rows = results.cell_rows(results.table_csv(opts.results_dir, spec.paper.id, spec.table.id))
+    from ..data.base import resolve_data_root
+    from ..data_check import load_verified
+
+    root = resolve_data_root(opts.data_root)
+    # Loaded and checked as the runner does (the same fingerprint, the same refusals).
+    fingerprints = DataFingerprints(root, load=lambda name, options: load_verified(
+        name, root, options, subset=opts.subset))
     out = []
     for c in cells:
-        try:
-            h = config_hash(spec, c, opts)
-        except Exception:  # noqa: BLE001 — recorded by the worker
-            h = None
-        if h is None or finished.get(c.key) != h:
-            out.append(c)
+        if c.key in rows:
+            try:
+                config = cell_config(spec, c, opts)
+            except Exception:  # noqa: BLE001 — recorded by the worker
+                config = None
+            if config is not None and is_finished(rows[c.key], stable_hash(config),
+                                                  fingerprints.of_config(config)):
+                continue
+        out.append(c)
     return out

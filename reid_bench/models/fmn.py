@@ -282,14 +282,24 @@ class FMN(Method):
         return lambda x: model.descriptor(x, params.descriptor, params.alpha)
 
     @staticmethod
-    def grn_config(recipe: FMNRecipe, ctx: CellContext, num_classes: int) -> dict:
-        """Everything that determines the stage-1 GRN (the cache key): not the masked layer
-        nor the stage-2 settings, so Table 5's rows share one GRN."""
+    def grn_recipe(recipe: FMNRecipe) -> dict:
+        """The recipe parts that determine the stage-1 GRN: not the masked layer nor the
+        stage-2 settings, so Table 5's rows share one GRN."""
         return {"what": "fmn stage-1 GRN", "input": recipe.input.model_dump(mode="json"),
                 "backbone": recipe.backbone.model_dump(mode="json"),
                 "stage1": recipe.stage1.model_dump(mode="json"),
-                "head": recipe.head.model_dump(mode="json"), "num_classes": num_classes,
+                "head": recipe.head.model_dump(mode="json")}
+
+    @classmethod
+    def grn_config(cls, recipe: FMNRecipe, ctx: CellContext, num_classes: int) -> dict:
+        """Everything that determines the stage-1 GRN (its cache key): ``grn_recipe``, the
+        classes, the training data and the seed."""
+        return {**cls.grn_recipe(recipe), "num_classes": num_classes,
                 "dataset": ctx.dataset.fingerprint, "seed": ctx.seed}
+
+    def shared_stages(self, params: FMNParams, recipe: FMNRecipe) -> dict[str, dict]:
+        # Stage 1 is the cached GRN (fit: get_or_train under grn_config).
+        return {"stage1": self.grn_recipe(recipe)}
 
     def fit(self, params: FMNParams, recipe: FMNRecipe, ctx: CellContext) -> FMNNet:
         ds = train_image_dataset(ctx, self.test_input(recipe))  # its train half

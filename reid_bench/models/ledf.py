@@ -272,18 +272,31 @@ class LEDF(Method):
         return frozenset()
 
     # ---------------------------------------------------------------- stage 1
-    def verification_config(self, params: LEDFParams, recipe: LEDFRecipe,
-                            ctx: CellContext) -> dict:
-        """Everything that determines the trained verification network for this K (not the tap
-        or anything of the identification stage, so those rows share it)."""
+    @staticmethod
+    def verification_recipe(params: LEDFParams, recipe: LEDFRecipe) -> dict:
+        """The params and recipe parts that determine the verification network for this K
+        (not the tap or anything of the identification stage, so those rows share it)."""
         return {"method": "ledf", "stage": "verification", "version": 1, "K": params.K,
                 "input": recipe.input.model_dump(mode="json"),
                 "region": recipe.region.model_dump(mode="json"),
                 "backbone": recipe.backbone.model_dump(mode="json"),
                 "verification": recipe.verification.model_dump(mode="json"),
                 "pair_ratio": recipe.pair_ratio, "pair_epoch": recipe.pair_epoch,
-                "pair_batchnorm": recipe.pair_batchnorm, "dataset": ctx.dataset.fingerprint,
+                "pair_batchnorm": recipe.pair_batchnorm}
+
+    def verification_config(self, params: LEDFParams, recipe: LEDFRecipe,
+                            ctx: CellContext) -> dict:
+        """Everything that determines the trained verification network (its cache key):
+        ``verification_recipe``, the training data and the seed."""
+        return {**self.verification_recipe(params, recipe), "dataset": ctx.dataset.fingerprint,
                 "seed": ctx.seed}
+
+    def shared_stages(self, params: LEDFParams, recipe: LEDFRecipe) -> dict[str, dict]:
+        # Rows with a local-feature extractor reuse the cached verification network
+        # (verification_network: get_or_train under verification_config); image rows train
+        # none.
+        return ({"verification": self.verification_recipe(params, recipe)}
+                if params.input != "image" else {})
 
     def train_verification(self, params: LEDFParams, recipe: LEDFRecipe,
                            ctx: CellContext) -> VerificationNet:

@@ -163,7 +163,7 @@ def _row_views(spec: Spec, df: pd.DataFrame, columns: list[tuple[str, str]]) -> 
             num.verdict = verdicts.verdict(num.status, num.published, num.mean, band,
                                            withheld=withheld)
             if num.incomplete:
-                num.verdict = verdicts.Verdict("incomplete", band, detail=f"{num.runs}/{num.planned}",
+                num.verdict = verdicts.Verdict("incomplete", band, detail=_progress(num, spec, ds),
                                         would_be=verdicts.compare(num.published, num.partial_mean,
                                                            band))
             rv.numbers[(ds, m)] = num
@@ -273,6 +273,14 @@ def table_view(spec: Spec, results_dir: Path, *, with_plots: bool = True,
     curves.add_curves(view, cell_dir(results_dir, spec.paper.id, spec.table.id),
                       with_svg=with_plots)
     return view
+
+
+def _progress(num: Number, spec: Spec, ds: str) -> str:
+    """"k/n" of an incomplete aggregate in its unit: "5/20 partitions" for a column run over
+    partitions with one seed (``run --splits`` runs some on purpose), else "k/n" runs."""
+    if spec.datasets[ds].splits and spec.seeds == 1:
+        return f"{num.runs}/{num.planned} partitions"
+    return f"{num.runs}/{num.planned}"
 
 
 def _check_complete(num: Number, ok: pd.DataFrame, spec: Spec, ds: str, smoke: bool) -> None:
