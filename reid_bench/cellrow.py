@@ -66,7 +66,8 @@ def record(spec: Spec, cell: Cell, config: dict, chash: str, status: str, error:
     row = cell_row(spec, cell, config, chash, status, error, started, time.time(), result,
                    details, opts, device)
     results.write_cell_json(
-        results.cell_dir(opts.results_dir, spec.paper.id, spec.table.id) / f"{cell.id}.json",
+        results.cell_file(results.cell_dir(opts.results_dir, spec.paper.id, spec.table.id),
+                          f"{cell.id}.json"),
         {"row": row, **details, "metrics": (result or {}).get("metrics", {})})
     results.upsert_row(results.table_csv(opts.results_dir, spec.paper.id, spec.table.id), row)
     return row

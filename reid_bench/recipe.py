@@ -68,10 +68,10 @@ class OptimRecipe(Strict):
     """
 
     optimizer: Literal["sgd", "adam"] = "sgd"
-    lr: float = Field(0.01, gt=0)
+    lr: float = Field(0.01, gt=0, le=10)  # above 10: a typo (1e308), not a learning rate
     momentum: float = Field(0.9, ge=0, lt=1)
     nesterov: bool = False
-    weight_decay: float = Field(5e-4, ge=0)
+    weight_decay: float = Field(5e-4, ge=0, le=1)
     epochs: int = Field(60, gt=0)
     batch_size: int = Field(32, gt=0)
     lr_steps: tuple[int, ...] = ()

@@ -11,7 +11,6 @@ training history, resolved recipe, traceback) go to ``results/<paper>/<table>/<c
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from . import atomic
 from .errors import ResultsError
 from .integrity import row_digest
 from .metrics import METRICS
+from .safepath import check_id, check_row_name, inside, row_slug
 
 STATUSES = ("ok", "failed", "diverged", "not_run")
 # The tier of a run: the paper's recipe on the real data ("full"), the shrunk recipe on the
@@ -71,11 +71,22 @@ _TEXT = ("paper", "table", "row", "dataset", "tier", "variant", "status", "error
 
 
 def table_csv(results_dir: Path, paper: str, table: str) -> Path:
+    """``<results_dir>/<paper>/<table>.csv``, refused when it would lie outside the folder."""
+    inside(results_dir, Path(results_dir) / paper / f"{table}.csv")
     return Path(results_dir) / paper / f"{table}.csv"
 
 
 def cell_dir(results_dir: Path, paper: str, table: str) -> Path:
+    """``<results_dir>/<paper>/<table>``: the table's per-cell files (refused when outside)."""
+    inside(results_dir, Path(results_dir) / paper / table)
     return Path(results_dir) / paper / table
+
+
+def cell_file(cells_dir: Path, name: str) -> Path:
+    """``cells_dir / name`` (a cell's JSON, lease or work folder), refused with
+    ``safepath.UnsafePathError`` unless it lies inside ``cells_dir``."""
+    inside(cells_dir, Path(cells_dir) / name)
+    return Path(cells_dir) / name
 
 
 def cell_id(row: str, dataset: str, seed: int, tier: str | bool = "full",
@@ -83,9 +94,13 @@ def cell_id(row: str, dataset: str, seed: int, tier: str | bool = "full",
     """File-name-safe id of a cell, e.g. ``resnet-50-i__market__s0__smoke``. ``tier`` may be
     given as the old ``smoke`` bool. A non-canonical ``variant`` adds a short hash of it."""
     tier = _tier(tier)
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", row).strip("-").lower()
-    part = "" if split is None else f"__split{split}"
-    out = f"{slug}__{dataset}{part}__s{seed}" + ("" if tier == "full" else f"__{tier}")
+    # The spec refuses such names with file:line (spec/names.py); this guards every other
+    # caller, so an id is always one path component of the table's folder.
+    why = check_id(dataset) or check_row_name(row)
+    if why:
+        raise ResultsError(f"cell of row {row!r}, column {dataset!r}: {why}")
+    part = "" if split is None else f"__split{int(split)}"
+    out = f"{row_slug(row)}__{dataset}{part}__s{int(seed)}" + ("" if tier == "full" else f"__{tier}")
     if variant:
         import hashlib
 

@@ -196,7 +196,7 @@ class Runner:
                         "or evaluate on --device cpu")
             return self._record(cell, config, chash, "failed", msg, started, None, details)
         out = self._record(cell, config, chash, "ok", "", started, result, details)
-        shutil.rmtree(self.cells_dir / f".work-{cell.id}", ignore_errors=True)
+        shutil.rmtree(results.cell_file(self.cells_dir, f".work-{cell.id}"), ignore_errors=True)
         return out
 
     def _train_and_evaluate(self, cell: Cell, config: dict, details: dict) -> dict:
@@ -279,7 +279,7 @@ class Runner:
                           self.opts.checkpoint_every, self.opts.deterministic,
                           LoopSettings(self.opts.checkpoint_minutes, progress=not self.opts.quiet))
         return fit_or_load(method, params, recipe, ds, seed=cell.seed,
-                           work=self.cells_dir / f".work-{cell.id}", train_key=train_key,
+                           work=results.cell_file(self.cells_dir, f".work-{cell.id}"), train_key=train_key,
                            extras=extras, details=details, run=run)
 
     def _record(self, cell: Cell, config: dict, chash: str, status: str, error: str,
