@@ -11,6 +11,7 @@ training history, resolved recipe, traceback) go to ``results/<paper>/<table>/<c
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,8 @@ from .errors import ResultsError
 from .integrity import row_digest
 from .metrics import METRICS
 from .safepath import check_id, check_row_name, inside, row_slug
+
+log = logging.getLogger(__name__)
 
 STATUSES = ("ok", "failed", "diverged", "not_run")
 # The tier of a run: the paper's recipe on the real data ("full"), the shrunk recipe on the
@@ -62,6 +65,8 @@ COLUMNS = [
     # <path>", and the file's sha256 ("; "-joined when a method loads several files)
     "weights_source", "weights_sha256",
 ]
+# Key columns a file written by an older version may lack: filled in by ``read_results``.
+_MIGRATED = ("split", "tier", "variant")
 _BOOL = ("smoke", "synthetic", "git_dirty", "subset", "channels_last")
 _TEXT = ("paper", "table", "row", "dataset", "tier", "variant", "status", "error",
          "extra_metrics", "method",
@@ -137,13 +142,19 @@ def read_results(path: Path) -> pd.DataFrame:
     if not path.is_file():
         return pd.DataFrame(columns=COLUMNS)
     try:
+        # Columns this version does not know (a newer version's, or added by hand) are read
+        # as text, so the next write keeps them as they were (``upsert_row``).
+        header = pd.read_csv(path, nrows=0).columns
+        text = {c: str for c in [*_TEXT, *(c for c in header if c not in COLUMNS)]}
         # Only an empty field is missing: a row may well be named "NA" or "nan".
-        df = pd.read_csv(path, dtype={c: str for c in _TEXT}, keep_default_na=False,
-                         na_values=[""])
+        df = pd.read_csv(path, dtype=text, keep_default_na=False, na_values=[""])
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise ResultsError(f"{path}: not a readable results CSV ({exc}). Restore it from "
                            f"backup or move it away; finished cells will then re-run.") from None
-    missing = [c for c in ("paper", "table", *KEY, "status") if c not in df.columns]
+    # ``tier`` and ``variant`` joined the key later; files written before them are migrated
+    # below (smoke → tier, canonical variant), so they are not required here.
+    missing = [c for c in ("paper", "table", *KEY, "status") if c not in df.columns
+               and c not in _MIGRATED]
     if missing:
         raise ResultsError(f"{path}: missing column(s) {missing}. This file was edited or is "
                            "not a reid-bench results file; move it away to start fresh.")
@@ -163,6 +174,8 @@ def read_results(path: Path) -> pd.DataFrame:
     if "variant" not in df.columns:
         df["variant"] = ""
     df["variant"] = df["variant"].fillna("")
+    if "split" not in df.columns:
+        df["split"] = pd.NA
     dup = df.duplicated(KEY, keep=False)
     if dup.any():
         rows = df.loc[dup, KEY].drop_duplicates().to_dict("records")
@@ -213,7 +226,14 @@ def upsert_row(path: Path, row: dict[str, Any]) -> None:
         row["row_digest"] = row_digest({c: row.get(c) for c in COLUMNS})
         new = pd.DataFrame([{c: row.get(c) for c in COLUMNS}])
         df = new if df.empty else pd.concat([df, new], ignore_index=True)
-        atomic.write_text(path, df[COLUMNS].to_csv(index=False), fault="csv_before_rename")
+        # Unknown columns are kept (after ours, in their order): a column a newer version
+        # or a person added is never dropped by this version's write.
+        extra = [c for c in df.columns if c not in COLUMNS]
+        if extra:
+            log.info("%s: keeping column(s) this version does not know: %s", path,
+                     ", ".join(map(str, extra)))
+        atomic.write_text(path, df[COLUMNS + extra].to_csv(index=False),
+                          fault="csv_before_rename")
 
 
 def write_cell_json(path: Path, payload: dict[str, Any]) -> None:
