@@ -25,7 +25,7 @@ KeyPath = tuple  # tuple of str keys / int indices
 
 MAX_BYTES = 1 << 20  # the largest spec is ~20 KB
 MAX_DEPTH = 64
-MAX_NODES = 100_000  # nodes with every alias expanded; the largest spec has ~550
+MAX_NODES = 20_000  # nodes with every alias expanded; the largest spec has ~550
 _MERGE = "tag:yaml.org,2002:merge"
 _FLOAT = "tag:yaml.org,2002:float"
 
