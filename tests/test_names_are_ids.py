@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from toyspec import MARKET_PLAIN, register_plugin, tiny_recipe, toy_spec, write_spec
+from toyspec import register_plugin, tiny_recipe, toy_spec, write_spec
 
 from reid_bench import lease, results
 from reid_bench.cli import main
