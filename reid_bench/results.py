@@ -175,7 +175,7 @@ def read_results(path: Path) -> pd.DataFrame:
         df["variant"] = ""
     df["variant"] = df["variant"].fillna("")
     if "split" not in df.columns:
-        df["split"] = pd.NA
+        df["split"] = float("nan")  # no split axis (what a blank split reads as)
     dup = df.duplicated(KEY, keep=False)
     if dup.any():
         rows = df.loc[dup, KEY].drop_duplicates().to_dict("records")
