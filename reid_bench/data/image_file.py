@@ -9,6 +9,7 @@ header, refuses an image over ``max_pixels()`` (``$REID_BENCH_MAX_PIXELS``, defa
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any
 
 from ..errors import DatasetError
@@ -41,13 +42,16 @@ def open_checked(path: str | os.PathLike) -> Any:
 
     limit = max_pixels()
     # PIL's own check runs inside open (warns above the limit, refuses above twice it): make
-    # it follow ours so a configured limit above PIL's default is honoured.
+    # it follow ours so a configured limit above PIL's default is honoured. Its warning is
+    # superseded by our refusal below (a filter set once: catch_warnings is not thread-safe,
+    # and data check opens images from threads).
     Image.MAX_IMAGE_PIXELS = limit
+    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
     try:
         im = Image.open(path)
-    except Image.DecompressionBombError as exc:
-        raise DatasetError(f"{path}: image too large to decode ({exc}); the limit is {limit} "
-                           f"pixels (${ENV})") from None
+    except Image.DecompressionBombError as exc:  # over twice the limit: PIL's check
+        raise DatasetError(f"{path}: image is over the limit of {limit} pixels (${ENV}): "
+                           f"{exc} Refused before decoding.") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise DatasetError(f"{path}: cannot read image ({exc})") from exc
     w, h = im.size
