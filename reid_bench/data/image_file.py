@@ -45,9 +45,8 @@ def open_checked(path: str | os.PathLike) -> Any:
     # it follow ours so a configured limit above PIL's default is honoured. Its warning is
     # superseded by our refusal below (a filter set once: catch_warnings is not thread-safe,
     # and data check opens images from threads).
-    if Image.MAX_IMAGE_PIXELS != limit:
-        Image.MAX_IMAGE_PIXELS = limit
-        warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+    Image.MAX_IMAGE_PIXELS = limit
+    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)  # no duplicate
     try:
         im = Image.open(path)
     except Image.DecompressionBombError as exc:  # over twice the limit: PIL's check
