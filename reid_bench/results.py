@@ -249,6 +249,27 @@ def finished_cells(path: Path) -> dict[tuple, str]:
     return {row_key(r): str(r["config_hash"]) for _, r in df.iterrows()}
 
 
+def refuse_id_clashes(path: Path, keys: Iterable[tuple]) -> None:
+    """Raise ResultsError when two different cell keys would share one cell id (and so one
+    JSON file, lease and work folder): among ``keys`` (``plan.CellKey``s), or with a row of the
+    CSV at ``path``. Row slugs are unique per spec (the spec check) and the other parts are
+    fixed-form; a variant is spelled as an 8-hex hash, so two variants may collide — refused
+    here rather than overwriting each other's files."""
+    seen: dict[str, tuple] = {}
+    df = read_results(path)
+    for _, r in df.iterrows():
+        if isinstance(r.get("cell_id"), str) and r["cell_id"]:
+            seen.setdefault(r["cell_id"], row_key(r))
+    for key in keys:
+        cid = str(key)
+        other = seen.setdefault(cid, tuple(key))
+        if other != tuple(key):
+            raise ResultsError(f"{path}: cells {tuple(key)} and {other} would share the cell id "
+                               f"{cid!r} (their files would overwrite each other): delete the "
+                               "CSV line of the one no longer wanted, or run the other in a "
+                               "separate results folder")
+
+
 def row_key(r: Any) -> tuple:
     """The cell key of a results row in ``KEY`` order: equal to its ``plan.CellKey``."""
     return (r["row"], r["dataset"], split_of(r["split"]), int(r["seed"]), str(r["tier"]),

@@ -135,6 +135,7 @@ class Runner:
     # ---------------------------------------------------------------- running
     def run(self, cells: list[Cell]) -> RunSummary:
         summary = RunSummary()
+        results.refuse_id_clashes(self.csv, [c.key for c in cells])
         finished = {} if self.opts.force else results.finished_cells(self.csv)
         bar = progress(cells, desc="cells", unit="cell", enabled=not self.opts.quiet, leave=True)
         for i, cell in enumerate(bar, 1):

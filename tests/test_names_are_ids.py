@@ -228,3 +228,27 @@ def test_the_runtime_guard_refuses_what_the_spec_check_would(tmp_path):
     with pytest.raises(ResultsError, match="not an allowed id"):
         Runner(evil, RunOptions(results_dir=res, data_root=tmp_path / "d", smoke=True)).run(cells)
     assert {p for p in _files(tmp_path) - before if res not in p.parents and p != res} == set()
+
+
+def test_two_keys_sharing_a_cell_id_are_refused_before_anything_runs(tmp_path, monkeypatch):
+    """Variants are spelled into the id as a short hash: a clash (forced here) with a key in
+    the CSV, or within one run, is refused before any cell runs."""
+    from reid_bench.plan import CellKey
+    from reid_bench.runner import Runner, RunOptions
+
+    register_plugin()
+    spec = load_spec(write_spec(tmp_path, _spec(["Ours"])))
+    res = tmp_path / "res"
+    csv = results.table_csv(res, "demo", "table1")
+    cells = plan(spec, smoke=True, variant="set:train.lr=0.1")
+    other = CellKey("Ours", "market", None, 0, "smoke", "set:train.lr=0.2")
+    monkeypatch.setattr(results, "cell_id", lambda *a, **k: "ours__market__s0__smoke__vclash")
+    results.refuse_id_clashes(csv, [cells[0].key])  # alone: fine
+    with pytest.raises(ResultsError, match="share the cell id"):
+        results.refuse_id_clashes(csv, [cells[0].key, other])
+    results.upsert_row(csv, {"paper": "demo", "table": "table1", **other._asdict(),
+                             "status": "ok", "cell_id": str(other)})
+    before = _files(tmp_path)
+    with pytest.raises(ResultsError, match="share the cell id"):
+        Runner(spec, RunOptions(results_dir=res, data_root=tmp_path / "d", smoke=True)).run(cells)
+    assert _files(tmp_path) == before
