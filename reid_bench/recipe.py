@@ -78,7 +78,7 @@ class OptimRecipe(Strict):
     gamma: float = Field(0.1, gt=0, le=1)
     warmup_epochs: int = Field(0, ge=0)
     # Learning-rate multiplier for pretrained backbone parameters (new heads use 1.0).
-    backbone_lr_mult: float = Field(1.0, ge=0)
+    backbone_lr_mult: float = Field(1.0, ge=0, le=100)
     grad_clip: GradClip | None = None  # None: no clipping
 
     def lr_at(self, epoch: int) -> float:
