@@ -77,14 +77,14 @@ def record(spec: Spec, cell: Cell, config: dict, chash: str, status: str, error:
     payload = {"row": row, **details, "metrics": (result or {}).get("metrics", {})}
     csv = results.table_csv(opts.results_dir, spec.paper.id, spec.table.id)
     if status == "ok":
-        results.write_cell_json(cells / f"{cell.id}.json", payload)
+        results.write_cell_json(results.cell_file(cells, f"{cell.id}.json"), payload)
         results.upsert_row(csv, row)
         attempt_path(cells, cell.id).unlink(missing_ok=True)
         return row
     # The attempt's details first: a crash in between leaves the old rows as they were.
     results.write_cell_json(attempt_path(cells, cell.id), payload)
     if results.upsert_row(csv, row, keep_ok=True):
-        results.write_cell_json(cells / f"{cell.id}.json", payload)
+        results.write_cell_json(results.cell_file(cells, f"{cell.id}.json"), payload)
         attempt_path(cells, cell.id).unlink(missing_ok=True)
     else:
         log.warning("%s: this attempt ended %s; the cell's earlier ok row is kept (the attempt is "

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .data.base import ReidDataset, Sample, load_dataset, resolve_data_root
+from .data.image_file import open_checked
 from .errors import DatasetError
 from .registry import DATASETS
 from .textable import text_table
@@ -58,10 +59,8 @@ def _compare(ds: ReidDataset) -> list[str]:
 
 def _decode(path: str) -> str | None:
     """None if the image decodes fully, else the reason."""
-    from PIL import Image
-
     try:
-        with Image.open(path) as im:
+        with open_checked(path) as im:  # size checked from the header before decoding
             im.load()
     except Exception as e:  # any decoder failure means the file is unusable
         return f"{type(e).__name__}: {e}"
@@ -69,11 +68,10 @@ def _decode(path: str) -> str | None:
 
 
 def _header(path: str) -> str | None:
-    """None if the file opens as an image (header only: cheap), else the reason."""
-    from PIL import Image
-
+    """None if the file opens as an image within the pixel limit (header only: cheap), else
+    the reason."""
     try:
-        with Image.open(path) as im:
+        with open_checked(path) as im:
             im.size  # noqa: B018 - the header is parsed on open; size proves it was
     except Exception as e:  # any failure means the file is unusable
         return f"{type(e).__name__}: {e}"

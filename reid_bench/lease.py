@@ -11,10 +11,12 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from .safepath import inside
+
 
 def lease_path(cells_dir: Path, cell_id: str) -> Path:
     """The lock file of cell ``cell_id`` in the table's cell folder ``cells_dir``."""
-    return Path(cells_dir) / f".{cell_id}.running.lock"
+    return inside(cells_dir, Path(cells_dir) / f".{cell_id}.running.lock")
 
 
 def take(cells_dir: Path, cell_id: str) -> FileLock | None:

@@ -75,17 +75,17 @@ class OptimRecipe(Strict):
     """
 
     optimizer: Literal["sgd", "adam"] = "sgd"
-    lr: float = Field(0.01, gt=0)
+    lr: float = Field(0.01, gt=0, le=10)  # above 10: a typo (1e308), not a learning rate
     momentum: float = Field(0.9, ge=0, lt=1)
     nesterov: bool = False
-    weight_decay: float = Field(5e-4, ge=0)
+    weight_decay: float = Field(5e-4, ge=0, le=1)
     epochs: int = Field(60, gt=0)
     batch_size: int = Field(32, gt=0)
     lr_steps: tuple[int, ...] = ()
     gamma: float = Field(0.1, gt=0, le=1)
     warmup_epochs: int = Field(0, ge=0)
     # Learning-rate multiplier for pretrained backbone parameters (new heads use 1.0).
-    backbone_lr_mult: float = Field(1.0, ge=0)
+    backbone_lr_mult: float = Field(1.0, ge=0, le=100)
     grad_clip: GradClip | None = None  # None: no clipping
 
     def unused_fields(self) -> frozenset[str]:

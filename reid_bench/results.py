@@ -11,7 +11,7 @@ training history, resolved recipe, traceback) go to ``results/<paper>/<table>/<c
 from __future__ import annotations
 
 import json
-import re
+import logging
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,9 @@ from . import atomic
 from .errors import ResultsError
 from .integrity import row_digest
 from .metrics import METRICS
+from .safepath import check_id, check_row_name, inside, row_slug
+
+log = logging.getLogger(__name__)
 
 STATUSES = ("ok", "failed", "diverged", "not_run")
 # The tier of a run: the paper's recipe on the real data ("full"), the shrunk recipe on the
@@ -62,6 +65,8 @@ COLUMNS = [
     # <path>", and the file's sha256 ("; "-joined when a method loads several files)
     "weights_source", "weights_sha256",
 ]
+# Key columns a file written by an older version may lack: filled in by ``read_results``.
+_MIGRATED = ("split", "tier", "variant")
 _BOOL = ("smoke", "synthetic", "git_dirty", "subset", "channels_last")
 _TEXT = ("paper", "table", "row", "dataset", "tier", "variant", "status", "error",
          "extra_metrics", "method",
@@ -71,11 +76,22 @@ _TEXT = ("paper", "table", "row", "dataset", "tier", "variant", "status", "error
 
 
 def table_csv(results_dir: Path, paper: str, table: str) -> Path:
+    """``<results_dir>/<paper>/<table>.csv``, refused when it would lie outside the folder."""
+    inside(results_dir, Path(results_dir) / paper / f"{table}.csv")
     return Path(results_dir) / paper / f"{table}.csv"
 
 
 def cell_dir(results_dir: Path, paper: str, table: str) -> Path:
+    """``<results_dir>/<paper>/<table>``: the table's per-cell files (refused when outside)."""
+    inside(results_dir, Path(results_dir) / paper / table)
     return Path(results_dir) / paper / table
+
+
+def cell_file(cells_dir: Path, name: str) -> Path:
+    """``cells_dir / name`` (a cell's JSON, lease or work folder), refused with
+    ``safepath.UnsafePathError`` unless it lies inside ``cells_dir``."""
+    inside(cells_dir, Path(cells_dir) / name)
+    return Path(cells_dir) / name
 
 
 def cell_id(row: str, dataset: str, seed: int, tier: str | bool = "full",
@@ -83,9 +99,13 @@ def cell_id(row: str, dataset: str, seed: int, tier: str | bool = "full",
     """File-name-safe id of a cell, e.g. ``resnet-50-i__market__s0__smoke``. ``tier`` may be
     given as the old ``smoke`` bool. A non-canonical ``variant`` adds a short hash of it."""
     tier = _tier(tier)
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", row).strip("-").lower()
-    part = "" if split is None else f"__split{split}"
-    out = f"{slug}__{dataset}{part}__s{seed}" + ("" if tier == "full" else f"__{tier}")
+    # The spec refuses such names with file:line (spec/names.py); this guards every other
+    # caller, so an id is always one path component of the table's folder.
+    why = check_id(dataset) or check_row_name(row)
+    if why:
+        raise ResultsError(f"cell of row {row!r}, column {dataset!r}: {why}")
+    part = "" if split is None else f"__split{int(split)}"
+    out = f"{row_slug(row)}__{dataset}{part}__s{int(seed)}" + ("" if tier == "full" else f"__{tier}")
     if variant:
         import hashlib
 
@@ -122,13 +142,19 @@ def read_results(path: Path) -> pd.DataFrame:
     if not path.is_file():
         return pd.DataFrame(columns=COLUMNS)
     try:
+        # Columns this version does not know (a newer version's, or added by hand) are read
+        # as text, so the next write keeps them as they were (``upsert_row``).
+        header = pd.read_csv(path, nrows=0).columns
+        text = {c: str for c in [*_TEXT, *(c for c in header if c not in COLUMNS)]}
         # Only an empty field is missing: a row may well be named "NA" or "nan".
-        df = pd.read_csv(path, dtype={c: str for c in _TEXT}, keep_default_na=False,
-                         na_values=[""])
+        df = pd.read_csv(path, dtype=text, keep_default_na=False, na_values=[""])
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise ResultsError(f"{path}: not a readable results CSV ({exc}). Restore it from "
                            f"backup or move it away; finished cells will then re-run.") from None
-    missing = [c for c in ("paper", "table", *KEY, "status") if c not in df.columns]
+    # ``tier`` and ``variant`` joined the key later; files written before them are migrated
+    # below (smoke → tier, canonical variant), so they are not required here.
+    missing = [c for c in ("paper", "table", *KEY, "status") if c not in df.columns
+               and c not in _MIGRATED]
     if missing:
         raise ResultsError(f"{path}: missing column(s) {missing}. This file was edited or is "
                            "not a reid-bench results file; move it away to start fresh.")
@@ -148,6 +174,8 @@ def read_results(path: Path) -> pd.DataFrame:
     if "variant" not in df.columns:
         df["variant"] = ""
     df["variant"] = df["variant"].fillna("")
+    if "split" not in df.columns:
+        df["split"] = float("nan")  # no split axis (what a blank split reads as)
     dup = df.duplicated(KEY, keep=False)
     if dup.any():
         rows = df.loc[dup, KEY].drop_duplicates().to_dict("records")
@@ -202,7 +230,14 @@ def upsert_row(path: Path, row: dict[str, Any], *, keep_ok: bool = False) -> boo
         row["row_digest"] = row_digest({c: row.get(c) for c in COLUMNS})
         new = pd.DataFrame([{c: row.get(c) for c in COLUMNS}])
         df = new if df.empty else pd.concat([df, new], ignore_index=True)
-        atomic.write_text(path, df[COLUMNS].to_csv(index=False), fault="csv_before_rename")
+        # Unknown columns are kept (after ours, in their order): a column a newer version
+        # or a person added is never dropped by this version's write.
+        extra = [c for c in df.columns if c not in COLUMNS]
+        if extra:
+            log.info("%s: keeping column(s) this version does not know: %s", path,
+                     ", ".join(map(str, extra)))
+        atomic.write_text(path, df[COLUMNS + extra].to_csv(index=False),
+                          fault="csv_before_rename")
     return True
 
 
@@ -234,6 +269,27 @@ def cell_rows(path: Path) -> dict[tuple, dict[str, Any]]:
     """{cell key (``row_key``): its results row as a dict}, every status (whether a row finishes
     its cell is ``finished.is_finished``)."""
     return {row_key(r): r for r in read_results(path).to_dict("records")}
+
+
+def refuse_id_clashes(path: Path, keys: Iterable[tuple]) -> None:
+    """Raise ResultsError when two different cell keys would share one cell id (and so one
+    JSON file, lease and work folder): among ``keys`` (``plan.CellKey``s), or with a row of the
+    CSV at ``path``. Row slugs are unique per spec (the spec check) and the other parts are
+    fixed-form; a variant is spelled as an 8-hex hash, so two variants may collide — refused
+    here rather than overwriting each other's files."""
+    seen: dict[str, tuple] = {}
+    df = read_results(path)
+    for _, r in df.iterrows():
+        if isinstance(r.get("cell_id"), str) and r["cell_id"]:
+            seen.setdefault(r["cell_id"], row_key(r))
+    for key in keys:
+        cid = str(key)
+        other = seen.setdefault(cid, tuple(key))
+        if other != tuple(key):
+            raise ResultsError(f"{path}: cells {tuple(key)} and {other} would share the cell id "
+                               f"{cid!r} (their files would overwrite each other): delete the "
+                               "CSV line of the one no longer wanted, or run the other in a "
+                               "separate results folder")
 
 
 def row_key(r: Any) -> tuple:

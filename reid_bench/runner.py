@@ -165,6 +165,7 @@ class Runner:
     # ---------------------------------------------------------------- running
     def run(self, cells: list[Cell]) -> RunSummary:
         summary = RunSummary()
+        results.refuse_id_clashes(self.csv, [c.key for c in cells])
         rows = {} if self.opts.force else results.cell_rows(self.csv)
         bar = progress(cells, desc="cells", unit="cell", enabled=not self.opts.quiet, leave=True)
         for i, cell in enumerate(bar, 1):
@@ -230,7 +231,7 @@ class Runner:
                         "or evaluate on --device cpu")
             return self._record(cell, config, chash, "failed", msg, started, None, details)
         out = self._record(cell, config, chash, "ok", "", started, result, details)
-        shutil.rmtree(self.cells_dir / f".work-{cell.id}", ignore_errors=True)
+        shutil.rmtree(results.cell_file(self.cells_dir, f".work-{cell.id}"), ignore_errors=True)
         return out
 
     def _train_and_evaluate(self, cell: Cell, config: dict, details: dict) -> dict:
@@ -330,7 +331,8 @@ class Runner:
                           tensorboard=(None if tb is None else Path(tb) / self.spec.paper.id
                                        / self.spec.table.id / cell.id))
         model = fit_or_load(method, params, recipe, ds, seed=cell.seed,
-                            work=self.cells_dir / f".work-{cell.id}", train_key=train_key,
+                            work=results.cell_file(self.cells_dir, f".work-{cell.id}"),
+                            train_key=train_key,
                             extras=extras, details=details, run=run)
         # Where the full history (with its rows every N steps) lies, inside the results folder.
         with contextlib.suppress(ValueError):

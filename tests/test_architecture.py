@@ -86,7 +86,8 @@ def test_only_the_cli_edge_talks_to_click_and_nothing_imports_the_cli():
 # the few lazy imports that cross a line upward are listed, each with why.
 LAYERS = [
     {"errors", "strict", "hashing", "atomic", "faults", "metrics", "yamlio", "textable",
-     "cache_dir", "provenance", "registry", "console", "integrity", "__init__"},
+     "cache_dir", "provenance", "registry", "console", "integrity", "safepath", "spreadsheet",
+     "__init__"},
     {"recipe", "data", "eval", "weights", "distributed", "accel", "train_fast", "step_probe",
      "train", "artifacts", "trained", "fingerprint", "method", "embed", "models", "history"},
     {"spec", "overrides", "alternatives", "variants", "shakedown", "plan", "results", "lease",

@@ -106,7 +106,9 @@ def published(paths, fmt):
 
         click.echo(published_markdown(df, captions), nl=False)
         return
-    click.echo(df.to_csv(index=False), nl=False)
+    from ..spreadsheet import to_csv  # row names may start with '=', '+', '-' or '@'
+
+    click.echo(to_csv(df), nl=False)
 
 
 @click.command()
@@ -163,7 +165,9 @@ def compare(results_a, results_b, fmt):
     a, b = Path(results_a), Path(results_b)
     df = compare_folders(a, b, _specs_here())
     if fmt == "csv":
-        click.echo(df.to_csv(index=False), nl=False)
+        from ..spreadsheet import to_csv  # row names, variants: text a spreadsheet may run
+
+        click.echo(to_csv(df), nl=False)
     elif fmt == "json":
         click.echo(df.to_json(orient="records", indent=1))
     else:

@@ -50,8 +50,22 @@ def find_dataset_dir(candidates: Sequence[Path], marker: str | Callable[[Path], 
 
 def list_files(folder: Path, suffixes: tuple[str, ...]) -> list[str]:
     """Names (not paths) of the regular files in ``folder`` whose lower-cased name ends with one
-    of ``suffixes``, sorted. Other files (Market ships a ``Thumbs.db``) are ignored."""
+    of ``suffixes``, sorted. Other files (Market ships a ``Thumbs.db``) are ignored. An entry
+    that cannot be followed (a symlink to itself or in a loop) raises DatasetError naming it."""
     with os.scandir(folder) as it:
-        names = [e.name for e in it if e.is_file() and e.name.lower().endswith(suffixes)]
+        names = [e.name for e in it
+                 if e.name.lower().endswith(suffixes) and entry_is(e, "file")]
     names.sort()
     return names
+
+
+def entry_is(entry: os.DirEntry, kind: str) -> bool:
+    """``entry.is_file()`` (``kind`` "file") or ``entry.is_dir()`` ("dir"), following
+    symlinks; DatasetError naming the entry when it cannot be followed (ELOOP: a symlink that
+    points to itself or into a loop; a permission error)."""
+    try:
+        return entry.is_file() if kind == "file" else entry.is_dir()
+    except OSError as exc:
+        raise DatasetError(f"{entry.path}: cannot be followed ({exc.strerror or exc}); a "
+                           "symlink that points to itself or into a loop? Remove or fix it."
+                           ) from None

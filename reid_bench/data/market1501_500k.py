@@ -25,7 +25,7 @@ from pathlib import Path
 
 from ..errors import DatasetError
 from ..registry import DATASETS
-from ._common import missing_dataset_error
+from ._common import entry_is, missing_dataset_error
 from .base import Sample, published_train_images
 from .market1501 import MARKET1501_EXPECTED, MARKET1501_SOURCE, find_market_dir, load_market_layout
 
@@ -50,13 +50,21 @@ def find_distractor_dir(market_dir: Path) -> Path:
         f"{MARKET1501_SOURCE}, section Market-1501+500k (distractors_500k.zip)")
 
 
-def _walk(folder: Path) -> Iterator[tuple[str, Iterator[os.DirEntry]]]:
-    """(folder, its .jpg entries) for ``folder`` and its sub-folders, sub-folders sorted."""
+def _walk(folder: Path, seen: set | None = None) -> Iterator[tuple[str, Iterator[os.DirEntry]]]:
+    """(folder, its .jpg entries) for ``folder`` and its sub-folders, sub-folders sorted. A
+    folder reached twice (a symlink into an ancestor) or an entry that cannot be followed
+    raises DatasetError naming it rather than walking forever."""
+    seen = set() if seen is None else seen
+    st = os.stat(folder)
+    if (st.st_dev, st.st_ino) in seen:
+        raise DatasetError(f"{folder}: this folder was already walked (a symlink loop); "
+                           "remove or fix the symlink")
+    seen.add((st.st_dev, st.st_ino))
     subdirs = []
     jpgs = []
     with os.scandir(folder) as it:
         for e in it:
-            if e.is_dir():
+            if entry_is(e, "dir"):
                 subdirs.append(e.path)
             elif e.name.lower().endswith(".jpg"):
                 jpgs.append(e)
@@ -66,7 +74,7 @@ def _walk(folder: Path) -> Iterator[tuple[str, Iterator[os.DirEntry]]]:
     if jpgs:
         yield str(folder), jpgs
     for d in sorted(subdirs):
-        yield from _walk(Path(d))
+        yield from _walk(Path(d), seen)
 
 
 def distractor_order(folder: Path, seed: int) -> list[str]:

@@ -6,17 +6,19 @@ from collections.abc import Callable, Sequence
 
 from ..errors import DatasetError
 from .base import Sample
+from .image_file import open_checked
 
 
 def open_image(sample: Sample):
     """The sample's image as an RGB PIL image, cropped to ``sample.bbox`` when set. A missing,
-    truncated or corrupt file raises DatasetError naming it."""
+    truncated or corrupt file, or one over the pixel limit (``image_file.max_pixels``), raises
+    DatasetError naming it."""
     from PIL import Image
 
     try:
-        with Image.open(sample.path) as im:
+        with open_checked(sample.path) as im:
             img = im.convert("RGB")  # forces a full decode, so truncation is caught here
-    except (OSError, SyntaxError, ValueError) as e:
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         raise DatasetError(f"{sample.path}: cannot read image ({e}). The file is missing, "
                            f"truncated or corrupt: re-extract the dataset, or run "
                            f"`reid-bench data check` to find every bad file.") from e

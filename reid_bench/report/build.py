@@ -24,6 +24,7 @@ import json
 from pathlib import Path
 
 from .. import atomic
+from ..safepath import inside
 from .aggregate import collect, table_view
 from .render import html_pages, markdown
 from .summary import summary
@@ -56,5 +57,5 @@ def build_report(results_dir: Path, out: Path, spec_paths: list[str] | None = No
     else:
         files = html_pages(views, broken, stamp)  # index.html last
     for name, text in files.items():
-        atomic.write_text(out / name, text)
+        atomic.write_text(inside(out, out / name), text)
     return out / name

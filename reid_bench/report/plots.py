@@ -28,6 +28,9 @@ import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
+from ..errors import ResultsError
+from ..safepath import inside
+
 PUB_STYLE = {"color": "#555555", "linestyle": "--", "marker": "s"}
 OURS_STYLE = {"color": "#1f5fa8", "linestyle": "-", "marker": "o"}
 RC = {"svg.fonttype": "none", "svg.hashsalt": "reid-bench", "font.size": 9,
@@ -231,7 +234,7 @@ def load_cmc(path: Path) -> list[float] | None:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    cmc = data.get("cmc")
+    cmc = data.get("cmc") if isinstance(data, dict) else None
     if not isinstance(cmc, list) or not cmc:
         return None
     arr = [float(v) for v in cmc]
@@ -249,7 +252,12 @@ def cmc_curves(view: Any, cells_dir: Path, max_rank: int = 20) -> list[Plot]:
                 if c.get("dataset") != ds or c.get("status") != "ok" or not isinstance(
                         c.get("cell_id"), str):
                     continue
-                cmc = load_cmc(cells_dir / f"{c['cell_id']}.json")
+                # cell_id comes from the (untrusted) CSV: read only files of this table.
+                try:
+                    path = inside(cells_dir, cells_dir / f"{c['cell_id']}.json")
+                except ResultsError:
+                    continue
+                cmc = load_cmc(path)
                 if cmc:
                     arrs.append(np.asarray(cmc[:max_rank]) * 100.0)
             if arrs:

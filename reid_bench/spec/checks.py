@@ -123,5 +123,25 @@ def check_method(spec: Spec, row: Row, rp: KeyPath, strict: bool) -> list[tuple]
         except ValidationError as exc:
             tag = SMOKE_TAG if smoke else ""
             for kp, msg in pydantic_errors(exc, ("recipe",), method.Recipe, values):
-                errs.append((rp + kp[1:] if kp[1:2] and kp[1] in row.recipe else kp, msg + tag))
+                errs.append((_recipe_key(spec, row, rp, kp, smoke), msg + tag))
     return errs
+
+
+def _recipe_key(spec: Spec, row: Row, rp: KeyPath, kp: KeyPath, smoke: bool) -> KeyPath:
+    """Where the value at recipe key path ``kp`` (``("recipe", ...)``) was written: the row's
+    or the table's ``smoke.recipe`` when a --smoke override set it, else the row's recipe when
+    it has that key, else the table's."""
+    sub = kp[1:]
+    if smoke and _holds(row.smoke.recipe, sub):
+        return rp + ("smoke", "recipe") + sub
+    if smoke and _holds(spec.smoke.recipe, sub):
+        return ("smoke", "recipe") + sub
+    return rp + sub if sub[:1] and sub[0] in row.recipe else kp
+
+
+def _holds(tree: dict, path: KeyPath) -> bool:
+    for k in path:
+        if not isinstance(tree, dict) or k not in tree:
+            return False
+        tree = tree[k]
+    return bool(path)

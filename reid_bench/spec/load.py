@@ -17,6 +17,7 @@ from ..errors import SpecError
 from ..yamlio import load_yaml_with_lines
 from .checks import check_claims, check_columns, check_rows
 from .messages import format_errors, pydantic_errors
+from .names import check_names
 from .same_as import resolve_same_as
 from .schema import Spec
 from .traced import strip_traced_settings, untrace
@@ -69,6 +70,7 @@ def load_spec(path: str | Path, *, check_methods: bool = False,
     if same_as:
         spec, errs = resolve_same_as(spec, path, _reference)
         errors += errs
+    errors += check_names(spec, lines)
     errors += check_columns(spec)
     row_errors, names = check_rows(spec, check_methods)
     errors += row_errors
