@@ -243,7 +243,10 @@ def apply_variant(spec: Spec, text: str, *,
                 for r in spec.rows:
                     # A row with its own setting of this field is not evaluated with the column's.
                     own = getattr(r.eval, sub, None) if "." not in sub else None
-                    if r.runnable and t.owner in cols(r) and own is None:
+                    # A same_as row is evaluated as the row it names (spec/same_as.py), not
+                    # with this column's settings: the variant would re-run the same numbers.
+                    borrowed = r.shared is not None and t.owner in r.shared.eval
+                    if r.runnable and t.owner in cols(r) and own is None and not borrowed:
                         affected.add((r.name, t.owner))
     rows_out = [new_rows.get(r.name, r) for r in spec.rows]
     traced = [({**e, "value": alt} if any(t.scope == e["scope"] and t.owner == e["owner"]

@@ -86,7 +86,11 @@ def _eval_dataset(root) -> ReidDataset:
     q = [Sample(str(root / f"q{i}"), 100 + i, 0) for i in range(4)]
     g = [Sample(str(root / f"g{i}_{j}"), 100 + i, 1) for i in range(4) for j in range(3)]
     g += [Sample(str(root / f"d{j}"), 0, 2) for j in range(4)]
-    return ReidDataset("tiny-eval", root, {"train": [], "query": q, "gallery": g}, "tiny-eval")
+    # Market's multiple-query images (protocol market_mq): three per query, same camera, so
+    # average and max pooling give different query features.
+    mq = [Sample(str(root / f"mq{i}_{j}"), 100 + i, 0) for i in range(4) for j in range(3)]
+    return ReidDataset("tiny-eval", root, {"train": [], "query": q, "gallery": g,
+                                           "mq_query": mq}, "tiny-eval")
 
 
 def _embed(samples):

@@ -70,6 +70,7 @@ def test_cells_bar_on_a_terminal_silenced_by_quiet(repo_root, tmp_path, capsys, 
     cells = plan(spec, smoke=True)[:3]
     # The bar, not training: every cell "runs" instantly.
     monkeypatch.setattr(Runner, "cell_config", lambda self, cell: {"cell": cell.id})
+    monkeypatch.setattr(Runner, "data_fingerprint", lambda self, config: None)
     monkeypatch.setattr(Runner, "_run_cell",
                         lambda self, cell, config, chash: ("ok", "", {"metrics": {"mAP": 1.0}}))
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)

@@ -57,7 +57,9 @@ def test_each_row_links_to_its_curves_svg_with_seeds_overlaid(run_two_seeds):
     root, spec_path = run_two_seeds
     page = _page(root, spec_path)
     for row in ("a", "b"):
-        anchor = f"curves-{row}-market"
+        # Smoke results are a labelled block, never the headline (issue 28): their curves are
+        # that block's, anchored and linked from the block's row.
+        anchor = f"curves-{row}-market-smoke"
         assert f'href="#{anchor}"' in page
         fig = re.search(rf'<figure class="plot curves" id="{anchor}".*?</figure>', page, re.S)
         assert fig and "<svg" in fig.group(0)
@@ -176,9 +178,10 @@ def test_plateau_badge_beside_the_rows_curves_link(run_two_seeds, tmp_path):
     data = json.loads(cell.read_text())
     cell.write_text(json.dumps(data | {"history": _epochs([5.0] * 8)}))
     page = _page(tmp_path, spec_path)
-    rows = re.findall(r'<tr class="runnable" data-row="(\w)">(.*?)</tr>', page, re.S)
-    assert {name: 'data-flag="plateau"' in html for name, html in rows} == {"a": True,
-                                                                           "b": False}
+    # The smoke rows sit in their labelled block (issue 28); the badge follows the row's link.
+    links = re.findall(r'<td class="name">(\w) <a class="curves-link" href="#[^"]+">curves</a>'
+                       r'( <span[^>]*data-flag="plateau")?', page)
+    assert {name: bool(badge) for name, badge in links} == {"a": True, "b": False}
 
 
 # ------------------------------------------------------------------------ schedule warnings

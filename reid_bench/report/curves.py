@@ -45,10 +45,12 @@ class Curve:
     warnings: list[str] = field(default_factory=list)  # loss plateaus
     monitored: bool = False
     svg: str = ""
+    block: str = ""  # "" for the page's headline rows, else the other-results block's title
+    label: str = ""  # the tier/variant label every figure of that block carries
 
 
-def _anchor(row: str, col: str) -> str:
-    return "curves-" + re.sub(r"[^A-Za-z0-9]+", "-", f"{row}-{col}").strip("-").lower()
+def _anchor(row: str, col: str, block: str = "") -> str:
+    return "curves-" + re.sub(r"[^A-Za-z0-9]+", "-", f"{row}-{col}-{block}").strip("-").lower()
 
 
 def load_history(path: Path) -> tuple[list[dict], str | None]:
@@ -68,40 +70,63 @@ def load_history(path: Path) -> tuple[list[dict], str | None]:
 
 
 def table_curves(view: Any, cells_dir: Path, label: str = "") -> list[Curve]:
-    """The curves of ``view``'s rows (their cells of the shown tier and variant, read from
-    ``cells_dir``); ``label`` (e.g. "SYNTHETIC smoke") marks every figure. SVGs are drawn
-    later by ``draw``."""
+    """The curves of every trained model ``view`` shows: its headline rows (labelled
+    ``label``, e.g. the page's tier) and each other-results block's rows (labelled with that
+    block's tier and variant, ``block_label``), read from the cells' JSON in ``cells_dir``. SVGs
+    are drawn later by ``draw``."""
     out: list[Curve] = []
-    for rv in view.rows:
-        by_col: dict[str, list[dict]] = {}
-        for c in rv.cells:
-            cid = c.get("cell_id")
-            if c.get("status") != "ok" or not isinstance(cid, str) or "/" in cid \
-                    or cid.startswith("."):
-                continue
-            rows, ptr = load_history(cells_dir / f"{cid}.json")
-            if rows:
-                split = c.get("split")
-                tag = f"seed {c.get('seed')}" + (
-                    f" split {int(split)}" if isinstance(split, (int, float)) and split == split
-                    else "")
-                by_col.setdefault(str(c.get("dataset")), []).append(
-                    {"label": tag, "cell_id": cid, "history_file": ptr, "rows": rows,
-                     "train_hash": c.get("train_hash")})
-        seen: dict[tuple, Curve] = {}
-        for col, runs in by_col.items():
-            # Columns that evaluate the same trained models share one figure.
-            key = tuple(sorted(str(r["train_hash"]) for r in runs))
-            if key in seen and all(r["train_hash"] for r in runs):
-                seen[key].columns.append(col)
-                continue
-            runs.sort(key=lambda r: r["label"])
-            warns = [f"{r['label']}: {w}" for r in runs for w in plateaued(r["rows"])]
-            cur = Curve(rv.name, [col], _anchor(rv.name, col), runs, warns,
-                        any(x["kind"] == "monitor" for r in runs for x in r["rows"]))
-            seen[key] = cur
-            out.append(cur)
+    groups = [("", view.rows, label)] + [(o.title, o.rows, block_label(o.tier, o.variant))
+                                         for o in getattr(view, "others", [])]
+    for block, rows, lab in groups:
+        for rv in rows:
+            out += _row_curves(rv, cells_dir, block, lab)
     return out
+
+
+def _row_curves(rv: Any, cells_dir: Path, block: str, label: str) -> list[Curve]:
+    by_col: dict[str, list[dict]] = {}
+    for c in rv.cells:
+        cid = c.get("cell_id")
+        if c.get("status") != "ok" or not isinstance(cid, str) or "/" in cid \
+                or cid.startswith("."):
+            continue
+        rows, ptr = load_history(cells_dir / f"{cid}.json")
+        if rows:
+            split = c.get("split")
+            tag = f"seed {c.get('seed')}" + (
+                f" split {int(split)}" if isinstance(split, (int, float)) and split == split
+                else "")
+            by_col.setdefault(str(c.get("dataset")), []).append(
+                {"label": tag, "cell_id": cid, "history_file": ptr, "rows": rows,
+                 "train_hash": c.get("train_hash")})
+    out: list[Curve] = []
+    seen: dict[tuple, Curve] = {}
+    for col, runs in by_col.items():
+        # Columns that evaluate the same trained models share one figure.
+        key = tuple(sorted(str(r["train_hash"]) for r in runs))
+        if key in seen and all(r["train_hash"] for r in runs):
+            seen[key].columns.append(col)
+            continue
+        runs.sort(key=lambda r: r["label"])
+        warns = [f"{r['label']}: {w}" for r in runs for w in plateaued(r["rows"])]
+        cur = Curve(rv.name, [col], _anchor(rv.name, col, block), runs, warns,
+                    any(x["kind"] == "monitor" for r in runs for x in r["rows"]),
+                    block=block, label=label)
+        seen[key] = cur
+        out.append(cur)
+    return out
+
+
+def block_label(tier: str, variant: str) -> str:
+    """The label of an other-results block's curves: its tier and its deviations."""
+    parts = {"shakedown": ["SHAKEDOWN"], "smoke": ["SYNTHETIC smoke"],
+             "smoke_recipe": ["SMOKE RECIPE"]}.get(tier, [])
+    vp = variant_parts(variant or "")
+    if "subset" in vp:
+        parts.append("SUBSET")
+    if [p for p in vp if p != "subset"]:
+        parts.append("VARIANT")
+    return " + ".join(parts)
 
 
 def _stage_offsets(rows: list[dict]) -> dict[str, int]:
@@ -211,17 +236,17 @@ def page_label(view: Any) -> str:
 
 def add_curves(view: Any, cells_dir: Path, *, with_svg: bool) -> None:
     """Fill ``view.curves`` (and each figure's SVG when ``with_svg``)."""
-    view.curves = table_curves(view, cells_dir)
+    view.curves = table_curves(view, cells_dir, page_label(view))
     if with_svg:
-        label = page_label(view)
         for c in view.curves:
-            c.svg = draw(c, label)
+            c.svg = draw(c, c.label)
 
 
 def as_json(curves: list[Curve]) -> list[dict[str, Any]]:
     """The curves of a table for the JSON report: per row and column, each model's history
     rows and the pointer to its full metrics.csv (relative to the results folder)."""
-    return [{"row": c.row, "columns": c.columns, "warnings": c.warnings,
+    return [{"row": c.row, "columns": c.columns, "block": c.block or "headline",
+             "label": c.label, "warnings": c.warnings,
              "monitoring": MONITORING_NOTE if c.monitored else None,
              "runs": [{k: r[k] for k in ("label", "cell_id", "history_file", "rows")}
                       for r in c.runs]} for c in curves]
