@@ -121,6 +121,7 @@ def run(spec_paths, rows, seeds, smoke, dry_run, results_dir, data_root, device,
     from ..console import output_safe, quiet_stdout
     from ..overrides import compose_variant, parse_sets, set_parts, spec_parts, validate_overrides
     from ..plan import plan
+    from ..preempt import Preempted
     from ..results import SHRUNK_TIERS
     from ..runner import Runner, RunOptions, indent
     from ..selection import dataset_choices, expand_spec_paths, match, row_choices, split_names
@@ -218,7 +219,10 @@ def run(spec_paths, rows, seeds, smoke, dry_run, results_dir, data_root, device,
             failed_any |= rc != 0
             continue
         runner = Runner(spec, opts)
-        summary = runner.run(cells)
+        try:
+            summary = runner.run(cells)
+        except Preempted as exc:
+            _stopped(echo, exc, runner.csv)
         echo(f"\nsummary: {len(summary.done)} done, {len(summary.skipped)} already done, "
              f"{len(summary.failed)} not ok → {runner.csv}")
         for cid, status, err in summary.failed:
@@ -234,3 +238,15 @@ def run(spec_paths, rows, seeds, smoke, dry_run, results_dir, data_root, device,
         sys.exit(1)
 
 
+def _stopped(echo, exc, csv) -> None:
+    """A training stopped on a signal (Ctrl-C, Slurm preemption or timeout) at a step boundary:
+    say what was saved and how to resume, and exit with ``preempt.EXIT_PREEMPTED``."""
+    import shlex
+
+    from ..preempt import EXIT_PREEMPTED
+
+    again = "reid-bench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    echo(f"\nstopped: {exc}.\nFinished cells are in {csv}. To resume (finished cells are "
+         f"skipped, this training continues after step {exc.step}), run the same command "
+         f"again:\n  {again}")
+    sys.exit(EXIT_PREEMPTED)
