@@ -166,3 +166,64 @@ def test_real_sigterm_at_a_random_step_loses_at_most_one_step(tmp_path, shared_d
           f"steps lost: {lost}")
     assert 0 <= lost <= 1, (at, done_before, done_after, total)
     assert (results.read_results(csv)["status"] == "ok").all()
+
+
+# ------------------------------------------------------------------------------ Slurm requeue
+
+
+@pytest.mark.slow
+def test_slurm_task_is_checkpointable_and_requeues_the_same_cell(tmp_path, shared_data_root):
+    """The array task's callable under submitit: its preemption signal (SIGUSR2) mid-training
+    saves at the step boundary, then submitit's handler (here a stand-in recording the call and
+    exiting like submitit's local requeue) requeues; ``checkpoint`` resubmits the same cell
+    with the same arguments, and the requeued task finishes it losing at most one step."""
+    import threading
+
+    submitit = pytest.importorskip("submitit")
+    from reid_bench.launch import options_to_dict
+    from reid_bench.launch.slurm import CellJob
+    from reid_bench.plan import plan
+    from reid_bench.runner import RunOptions
+    from reid_bench.spec import load_spec
+
+    marker = tmp_path / "a.steps"
+    path = tiny_spec(tmp_path, [{"name": "a", "params": {"sleep": 0.01, "marker": str(marker)}}],
+                     epochs=2)
+    spec = load_spec(path)
+    ref = plan(spec, smoke=True)[0].key.as_dict()
+    opts = options_to_dict(RunOptions(results_dir=tmp_path / "r", data_root=shared_data_root,
+                                      smoke=True, checkpoint_every=0, quiet=True))
+    job = CellJob()
+    assert isinstance(job, submitit.helpers.Checkpointable)
+    again = job.checkpoint(str(path), ref, opts, 1)
+    assert again.function is job and again.args == (str(path), ref, opts, 1)
+
+    calls = []
+
+    def submitit_handler(signum, frame):  # submitit: checkpoint(), requeue, exit
+        calls.append(signum)
+        raise SystemExit(144)
+
+    def send_when(steps: int) -> None:
+        while _steps(marker, os.getpid()) < steps:
+            time.sleep(0.002)
+        os.kill(os.getpid(), signal.SIGUSR2)
+
+    old = signal.signal(signal.SIGUSR2, submitit_handler)
+    try:
+        t = threading.Thread(target=send_when, args=(5,), daemon=True)
+        t.start()
+        with pytest.raises(SystemExit) as info:
+            job(str(path), ref, opts, 1)
+        t.join()
+        assert info.value.code == 144 and calls == [signal.SIGUSR2]
+        done_before = _steps(marker, os.getpid())
+        assert list((tmp_path / "r").rglob("tiny.ckpt"))  # saved before the requeue
+        marker.write_text(marker.read_text().replace(f"step {os.getpid()}", "step before"))
+        out = job(str(path), ref, opts, 1)  # the requeued task
+    finally:
+        signal.signal(signal.SIGUSR2, old)
+    assert out["ok"], out
+    total = int(marker.read_text().split()[2])
+    lost = done_before + _steps(marker, os.getpid()) - total
+    assert 0 <= lost <= 1, (done_before, total)

@@ -136,6 +136,11 @@ def _die(current: CellKey | None) -> None:
     import os
     import traceback
 
+    from ..preempt import EXIT_PREEMPTED, Preempted
+
+    if isinstance(sys.exc_info()[1], Preempted):  # stopped on a signal, checkpoint saved
+        print(f"[rank {distributed.rank()}] {sys.exc_info()[1]}", file=sys.stderr, flush=True)
+        os._exit(EXIT_PREEMPTED)
     tb = traceback.format_exc()
     print(f"[rank {distributed.rank()}] {tb}", file=sys.stderr, flush=True)
     jobfiles.write_failure(distributed.rank(), distributed.world_size(), current, tb)
@@ -196,7 +201,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cells", required=True, help="JSON list of cell keys (CellKey.as_dict)")
     ap.add_argument("--options", required=True, help="JSON RunOptions (options_to_dict)")
     a = ap.parse_args(argv)
-    summary = run_cells(a.spec, json.loads(a.cells), json.loads(a.options))
+    from ..preempt import EXIT_PREEMPTED, Preempted
+
+    try:
+        summary = run_cells(a.spec, json.loads(a.cells), json.loads(a.options))
+    except Preempted as exc:  # stopped on a signal with its checkpoint: not a failure
+        print(f"{exc}; run again to resume", file=sys.stderr, flush=True)
+        return EXIT_PREEMPTED
     if jobfiles.job_dir() is not None:
         return 0  # went through every cell: the launcher reads their outcomes from the CSV
     return 0 if summary.ok else 1
