@@ -31,7 +31,7 @@ from .console import progress
 from .data.base import ReidDataset, resolve_data_root
 from .data.samplers import default_num_workers
 from .data_check import load_verified
-from .errors import DatasetError, DivergedError, RegistryError
+from .errors import DatasetError, DiskFullError, DivergedError, RegistryError
 from .faults import fault_point
 from .hashing import stable_hash
 from .method import Method
@@ -179,22 +179,28 @@ class Runner:
     def _run_cell(self, cell: Cell, config: dict, chash: str) -> tuple[str, str, dict | None]:
         started = time.time()
         details: dict[str, Any] = {"config": config}
+        status, msg, result = "ok", "", None
         try:
             result = self._train_and_evaluate(cell, config, details)
         except DivergedError as exc:
-            return self._record(cell, config, chash, "diverged", f"{exc} (step {exc.step})",
-                                started, None, details)
+            status, msg = "diverged", f"{exc} (step {exc.step})"
         except (RegistryError, DatasetError, WeightsError) as exc:
-            return self._record(cell, config, chash, "not_run", str(exc), started, None, details)
+            status, msg = "not_run", str(exc)
         except (KeyboardInterrupt, SystemExit):
             raise
         except Exception as exc:  # one failing cell never stops the table
             details["traceback"] = traceback.format_exc()
-            msg = f"{type(exc).__name__}: {exc}"
+            status, msg = "failed", f"{type(exc).__name__}: {exc}"
             if isinstance(exc, torch.cuda.OutOfMemoryError):
                 msg += (" — the GPU ran out of memory: lower the batch size in the spec's recipe "
                         "or evaluate on --device cpu")
-            return self._record(cell, config, chash, "failed", msg, started, None, details)
+            elif isinstance(exc, DiskFullError):
+                msg = str(exc)
+        if status != "ok":
+            # Recorded outside the except block: the failure's traceback, whose frames may
+            # hold a failed write's file (and its disk space), is gone by now. A record that
+            # cannot be written either (DiskFullError) stops the run; the CSV is untouched.
+            return self._record(cell, config, chash, status, msg, started, None, details)
         out = self._record(cell, config, chash, "ok", "", started, result, details)
         shutil.rmtree(self.cells_dir / f".work-{cell.id}", ignore_errors=True)
         return out

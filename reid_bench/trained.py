@@ -16,6 +16,7 @@ reused, the results row reports *these* (``trained_*`` columns), not the current
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from . import atomic
 from .artifacts import ArtifactCache
 
 FILE = "training.json"
@@ -42,7 +44,9 @@ def get_or_train(cache: ArtifactCache, kind: str, key: dict, train: Callable[[],
 
     def make(tmp: Path) -> None:
         model = train()
-        torch.save(model.state_dict(), tmp / file)
+        buf = io.BytesIO()
+        torch.save(model.state_dict(), buf)
+        atomic.write_bytes(tmp / file, buf.getvalue())  # a full disk: DiskFullError naming it
         if publish is not None:
             publish(model, tmp)
         trained["model"] = model
