@@ -45,7 +45,8 @@ log = logging.getLogger(__name__)
 
 # The ``details`` entries that describe a trained model (cellfit.fit_or_load fills them); a
 # cell reusing the model from memory records the same.
-_TRAINED_PROVENANCE = ("code_fingerprint", "trained_artifact", "trained", "weights")
+_TRAINED_PROVENANCE = ("code_fingerprint", "trained_artifact", "trained", "trained_files",
+                       "weights")
 
 
 @dataclass
