@@ -94,8 +94,8 @@ LAYERS = [
      "models"},
     {"spec", "overrides", "alternatives", "variants", "shakedown", "plan", "results", "lease",
      "cellrow", "status", "estimate", "selection", "quotes", "data_check"},
-    {"runner", "cellfit", "launch"},
-    {"report", "compare", "verify"},
+    {"runner", "cellfit", "launch", "reevaluate", "verify"},
+    {"report", "compare"},
     {"cli", "__main__"},
 ]
 UPWARD_ALLOWED = {

@@ -3,7 +3,9 @@
 A results row is flagged
 
 - ``edited`` when its content no longer matches its ``row_digest`` (or it has none): it was
-  changed by hand after the runner wrote it (``reid_bench.integrity``);
+  changed by hand after the runner wrote it (``reid_bench.integrity``); or when it disagrees
+  with its cell JSON or stored model (``reid_bench.verify.row_consistency``), which a
+  recomputed digest does not hide;
 - ``stale`` ("stale (recipe changed)") when its ``config_hash`` differs from the hash the
   current spec gives the same cell — the same computation ``reid-bench status`` uses
   (``reid_bench.status.ConfigHashes``).
@@ -21,6 +23,7 @@ from ..integrity import row_edited
 from ..overrides import overrides_from_json, spec_parts, variant_parts
 from ..results import split_of
 from ..spec import Spec
+from ..verify import row_consistency
 
 FLAGS = ("edited", "stale")
 
@@ -41,7 +44,9 @@ def annotate(spec: Spec, results_dir: Path, df: pd.DataFrame) -> pd.DataFrame:
     written = [c for c in df.columns if c not in ("flag", "flag_reason")]
     flags, reasons = [], []
     for rec in df[written].to_dict("records"):
-        why = row_edited(rec)
+        # Its digest, then its records: a row that disagrees with its own cell JSON or stored
+        # model (a digest recomputed after an edit) is edited too (reid_bench.verify).
+        why = row_edited(rec) or row_consistency(rec, results_dir)
         if why:
             flags.append("edited")
             reasons.append(f"edited: {why}")
