@@ -132,7 +132,7 @@ def row_consistency(row: Mapping[str, Any], results_dir: Path, *, strict: bool =
         path = cell_json_path(row, results_dir)
     except (KeyError, TypeError, ValueError) as exc:
         return f"row key is malformed ({exc})"
-    if _canon(row.get("cell_id")) and not _same(row.get("cell_id"), path.stem):
+    if strict and _canon(row.get("cell_id")) and not _same(row.get("cell_id"), path.stem):
         return f"its cell_id {row.get('cell_id')!r} is not the id of its key ({path.stem})"
     payload, why = read_cell_json(path, results_dir)
     if payload is None:
