@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import lease, results, shakedown
+from . import lease, orphans, results, shakedown
 from . import trained as trained_prov
 from .accel import resolve as resolve_accel
 from .artifacts import ArtifactCache
@@ -78,7 +78,8 @@ class RunOptions:
 @dataclass
 class RunSummary:
     done: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # already done (finished ok)
+    running_elsewhere: list[str] = field(default_factory=list)  # another runner holds its lease
     failed: list[tuple[str, str, str]] = field(default_factory=list)  # (cell, status, error)
 
     @property
@@ -99,6 +100,7 @@ class Runner:
 
     def __init__(self, spec: Spec, opts: RunOptions):
         self.spec, self.opts = spec, opts
+        self.started = time.time()
         self.csv = results.table_csv(opts.results_dir, spec.paper.id, spec.table.id)
         self.cells_dir = results.cell_dir(opts.results_dir, spec.paper.id, spec.table.id)
         # Shakedown trainings (a few steps) live apart and are retrained on every run, so they
@@ -136,6 +138,8 @@ class Runner:
     # ---------------------------------------------------------------- running
     def run(self, cells: list[Cell]) -> RunSummary:
         summary = RunSummary()
+        # Temporary files and build folders of killed runs (never a live runner's).
+        orphans.sweep(self.opts.results_dir, self.started, busy=lease.guard_held)
         finished = {} if self.opts.force else results.finished_cells(self.csv)
         bar = progress(cells, desc="cells", unit="cell", enabled=not self.opts.quiet, leave=True)
         for i, cell in enumerate(bar, 1):
@@ -154,8 +158,8 @@ class Runner:
                 log.info("%s: already done, skipped (--force recomputes)", tag)
                 continue
             held = lease.take(self.cells_dir, cell.id)
-            if held is None:
-                summary.skipped.append(cell.id)
+            if held is None:  # not done yet: counted apart from the finished ones
+                summary.running_elsewhere.append(cell.id)
                 log.info("%s: being run by another runner, skipped", tag)
                 continue
             try:

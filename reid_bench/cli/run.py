@@ -223,8 +223,10 @@ def run(spec_paths, rows, seeds, smoke, dry_run, results_dir, data_root, device,
             summary = runner.run(cells)
         except Preempted as exc:
             _stopped(echo, exc, runner.csv)
+        elsewhere = (f"{len(summary.running_elsewhere)} being run by another runner, "
+                     if summary.running_elsewhere else "")
         echo(f"\nsummary: {len(summary.done)} done, {len(summary.skipped)} already done, "
-             f"{len(summary.failed)} not ok → {runner.csv}")
+             f"{elsewhere}{len(summary.failed)} not ok → {runner.csv}")
         for cid, status, err in summary.failed:
             echo(f"  {status:<9} {cid}:\n{indent(err, '      ')}")
         failed_any |= not summary.ok

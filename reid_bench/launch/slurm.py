@@ -139,6 +139,7 @@ def run_cell_job(spec_path: str, ref: dict, options: dict[str, Any], nproc: int 
 
     summary = run_cells(spec_path, [ref], options)
     return {"cell": ref, "ok": summary.ok, "done": summary.done, "skipped": summary.skipped,
+            "running_elsewhere": summary.running_elsewhere,
             "failed": [list(f) for f in summary.failed]}
 
 
