@@ -3,6 +3,7 @@ torchrun or on Slurm), or print the plan with estimates (``--dry-run``)."""
 
 from __future__ import annotations
 
+import shlex
 import sys
 from pathlib import Path
 
@@ -121,7 +122,7 @@ def run(spec_paths, rows, seeds, smoke, dry_run, results_dir, data_root, device,
     from ..console import output_safe, quiet_stdout
     from ..overrides import compose_variant, parse_sets, set_parts, spec_parts, validate_overrides
     from ..plan import plan
-    from ..preempt import Preempted
+    from ..preempt import EXIT_PREEMPTED, Preempted
     from ..results import SHRUNK_TIERS
     from ..runner import Runner, RunOptions, indent
     from ..selection import dataset_choices, expand_spec_paths, match, row_choices, split_names
@@ -216,6 +217,11 @@ def run(spec_paths, rows, seeds, smoke, dry_run, results_dir, data_root, device,
                           {"partition": slurm_partition, "time": slurm_time, "gpus": slurm_gpus,
                            "array_parallelism": slurm_array_parallelism,
                            "site_config": site_config})
+            if rc == EXIT_PREEMPTED:
+                echo("\nstopped on a signal with the checkpoint saved. To resume, run the same "
+                     "command again:\n  reid-bench "
+                     + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+                sys.exit(EXIT_PREEMPTED)
             failed_any |= rc != 0
             continue
         runner = Runner(spec, opts)
@@ -243,8 +249,6 @@ def run(spec_paths, rows, seeds, smoke, dry_run, results_dir, data_root, device,
 def _stopped(echo, exc, csv) -> None:
     """A training stopped on a signal (Ctrl-C, Slurm preemption or timeout) at a step boundary:
     say what was saved and how to resume, and exit with ``preempt.EXIT_PREEMPTED``."""
-    import shlex
-
     from ..preempt import EXIT_PREEMPTED
 
     again = "reid-bench " + " ".join(shlex.quote(a) for a in sys.argv[1:])

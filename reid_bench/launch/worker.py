@@ -90,9 +90,15 @@ class _LeaderRunner(Runner):
     current: CellKey | None = None  # key of the cell being run
 
     def _run_cell(self, cell, config, chash):
+        from ..preempt import Preempted
+
         self.current = cell.key
         jobfiles.log_event("start", self.current)
-        status, error, result = super()._run_cell(cell, config, chash)
+        try:
+            status, error, result = super()._run_cell(cell, config, chash)
+        except Preempted as exc:  # stopped on a signal, checkpoint saved: not a failure
+            jobfiles.log_event("preempted", self.current, message=str(exc))
+            raise
         jobfiles.log_event("end", self.current, status=status)
         self.current = None
         if status == "failed" and distributed.is_distributed():
