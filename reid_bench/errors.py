@@ -39,7 +39,8 @@ class DiskFullError(ReidBenchError):
 
         self.path, self.cause = Path(path), cause
         try:
-            free = f"{shutil.disk_usage(self._existing(self.path)).free / 2**20:.1f} MiB free"
+            n = shutil.disk_usage(self._existing(self.path)).free
+            free = (f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n // 1024} KiB") + " free"
         except OSError:
             free = "free space unknown"
         super().__init__(f"disk full: could not write {self.path} ({cause or 'no space left'}; "

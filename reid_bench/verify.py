@@ -104,6 +104,10 @@ def _has_records(folder: str, _stamp: int) -> bool:
     return False
 
 
+def _dataset_name(d: Any) -> str:
+    return str(d.get("name", "?")) if isinstance(d, dict) else str(d)
+
+
 def _same(a: Any, b: Any) -> bool:
     return _canon(a) == _canon(b)
 
@@ -185,8 +189,9 @@ def _artefact_consistency(row: Mapping[str, Any], payload: Mapping[str, Any], re
                                    ("seed", key.get("seed"), config.get("seed"))):
             if json.dumps(theirs, sort_keys=True, default=str) != json.dumps(
                     ours, sort_keys=True, default=str):
-                return f"stored model {folder.name} was trained with another {what} than " \
-                       f"the row's config (tier {row.get('tier')})"
+                return f"stored model {folder.name}: its {what} is not the row's (the row " \
+                       f"claims tier {row.get('tier')}; the model was trained on " \
+                       f"{_dataset_name(key.get('dataset'))})"
     if _canon(row.get("trained_commit")) and not _same(training.get("git_commit"),
                                                        row.get("trained_commit")):
         return f"stored model {folder.name}: trained at commit " \

@@ -121,7 +121,7 @@ def test_disk_full_error_names_path_and_free_space(tmp_path):
 
     os.environ["REID_BENCH_FAULT"] = "enospc:x.bin"
     try:
-        with pytest.raises(DiskFullError, match=r"could not write .*x\.bin .*MiB free"):
+        with pytest.raises(DiskFullError, match=r"could not write .*x\.bin .*iB free"):
             atomic.write_bytes(tmp_path / "x.bin", b"123")
     finally:
         del os.environ["REID_BENCH_FAULT"]
