@@ -51,7 +51,11 @@ def requested() -> int | None:
 
 
 def signal_name(signum: int | None) -> str:
-    return signal.Signals(signum).name if signum else "signal"
+    """``SIGTERM``, ``Ctrl-C (SIGINT)``...; "signal" when unknown."""
+    if not signum:
+        return "signal"
+    name = signal.Signals(signum).name
+    return f"Ctrl-C ({name})" if signum == signal.SIGINT else name
 
 
 @contextlib.contextmanager
