@@ -171,7 +171,6 @@ def test_real_sigterm_at_a_random_step_loses_at_most_one_step(tmp_path, shared_d
 # ------------------------------------------------------------------------------ Slurm requeue
 
 
-@pytest.mark.slow
 def test_slurm_task_is_checkpointable_and_requeues_the_same_cell(tmp_path, shared_data_root):
     """The array task's callable under submitit: its preemption signal (SIGUSR2) mid-training
     saves at the step boundary, then submitit's handler (here a stand-in recording the call and
