@@ -19,7 +19,7 @@ from reid_bench.artifacts import write_manifest
 from reid_bench.cli import main
 from reid_bench.hashing import stable_hash
 from reid_bench.integrity import row_digest
-from reid_bench.plan import plan
+from reid_bench.plan import config_hash, plan
 from reid_bench.runner import Runner, RunOptions
 from reid_bench.spec import load_spec
 from reid_bench.verify import row_consistency, verify_folder
@@ -66,15 +66,19 @@ def _artefact(res: Path, row: str) -> Path:
     return res / "_artifacts" / named.parent.name / named.name
 
 
-def smoke_as_full(res):
-    """The issue's forgery: a smoke row made full with the paper's numbers, digest recomputed."""
+def smoke_as_full(res, spec_path):
+    """The issue's forgery: a smoke row made full with the paper's numbers, the config hash
+    the spec gives the full cell (so it is not stale either) and its digest recomputed."""
+    spec = load_spec(spec_path)
+    full = next(c for c in plan(spec, rows=["a"]) if c.tier == "full")
     _rewrite(res, "a", tier="full", smoke=False, synthetic=False,
-             cell_id=results.cell_id("a", "market", 0, "full"), **PUBLISHED)
+             cell_id=results.cell_id("a", "market", 0, "full"),
+             config_hash=config_hash(spec, full), **PUBLISHED)
 
 
-def smoke_as_full_with_its_json(res):
+def smoke_as_full_with_its_json(res, spec_path):
     """The same, with a cell JSON forged to match (tier, metrics, config hash recomputed)."""
-    smoke_as_full(res)
+    smoke_as_full(res, spec_path)
     d = json.loads(_json_path(res, "a").read_text())
     d["config"]["tier"], d["config"]["smoke"] = "full", False
     d["metrics"].update(PUBLISHED)
@@ -86,30 +90,30 @@ def smoke_as_full_with_its_json(res):
     _json_path(res, "a", "full").write_text(json.dumps(d, default=str))
 
 
-def metric_edited(res):
+def metric_edited(res, spec_path=None):
     _rewrite(res, "a", mAP=99.0)
 
 
-def train_hash_edited(res):
+def train_hash_edited(res, spec_path=None):
     _rewrite(res, "a", train_hash="0" * 16)
 
 
-def model_noise(res):
+def model_noise(res, spec_path=None):
     m = _artefact(res, "b") / "model.pt"
     s = torch.load(m, weights_only=True)
     torch.save({k: v + 0.5 * torch.randn_like(v) if v.is_floating_point() else v
                 for k, v in s.items()}, m)
 
 
-def training_record_edited(res):
+def training_record_edited(res, spec_path=None):
     p = _artefact(res, "b") / "training.json"
     p.write_text(p.read_text().replace('"hostname"', '"hostname_was"'))
 
 
-def model_swapped_with_manifests_redone(res):
+def model_swapped_with_manifests_redone(res, spec_path=None):
     """Noise in the model, then its manifest and the cell's record of it rewritten to match:
     only evaluating the model again can tell."""
-    model_noise(res)
+    model_noise(res, spec_path)
     folder = _artefact(res, "b")
     files = write_manifest(folder)
     p = _json_path(res, "b")
@@ -146,7 +150,7 @@ def test_a_clean_folder_verifies(clean, tmp_path):
 @pytest.mark.parametrize("forge", list(FORGERIES), ids=lambda f: f.__name__)
 def test_each_forgery_is_caught(clean, tmp_path, forge):
     spec_path, res = _copy(clean, tmp_path)
-    forge(res)
+    forge(res, spec_path)
     checks = verify_folder(res, spec_paths=[str(spec_path)])
     problems = [c.problem for c in checks if c.problem]
     want = FORGERIES[forge]
@@ -162,7 +166,7 @@ def test_reevaluate_catches_what_records_cannot_and_passes_a_clean_folder(clean,
     ok = verify_folder(res, reevaluate=True, spec_paths=[str(spec_path)],
                        data_root=shared_data_root)
     assert all(c.problem is None and c.reevaluated for c in ok), [c.problem for c in ok]
-    model_swapped_with_manifests_redone(res)
+    model_swapped_with_manifests_redone(res, spec_path)
     checks = verify_folder(res, reevaluate=True, spec_paths=[str(spec_path)],
                            data_root=shared_data_root)
     bad = {c.row["row"]: c.problem for c in checks if c.problem}
@@ -172,8 +176,8 @@ def test_reevaluate_catches_what_records_cannot_and_passes_a_clean_folder(clean,
 
 def test_cli_verify_prints_each_row_and_exits_nonzero(clean, tmp_path):
     spec_path, res = _copy(clean, tmp_path)
-    smoke_as_full(res)
-    model_noise(res)
+    smoke_as_full(res, spec_path)
+    model_noise(res, spec_path)
     out = CliRunner().invoke(main, ["verify", str(res), "--specs", str(spec_path)])
     assert out.exit_code == 1, out.output
     assert out.output.count("FAIL ") == 2 and "0 of 2 row(s) verified; 2 FAILED" in out.output
@@ -183,8 +187,8 @@ def test_report_check_flags_contradictions_only(clean, tmp_path):
     """What the report calls (no hashing of models, no spec): a forged row is flagged, a row
     the runner never recorded (hand-made fixtures) is not, a tampered model is left to
     `verify`."""
-    _, res = _copy(clean, tmp_path)
-    smoke_as_full(res)
+    spec_path, res = _copy(clean, tmp_path)
+    smoke_as_full(res, spec_path)
     rows = results.read_results(_csv(res)).set_index("row")
     assert "no cell JSON" in row_consistency(rows.loc["a"].to_dict() | {"row": "a"}, res)
     assert row_consistency(rows.loc["b"].to_dict() | {"row": "b"}, res) is None
@@ -198,7 +202,7 @@ def test_report_flags_the_forged_row_never_reproduced(clean, tmp_path):
     from reid_bench.report.flags import annotate
 
     spec_path, res = _copy(clean, tmp_path)
-    smoke_as_full(res)
+    smoke_as_full(res, spec_path)
     df = annotate(load_spec(spec_path), res, results.read_results(_csv(res))).set_index("row")
     assert df.loc["a", "flag"] == "edited" and "no cell JSON" in df.loc["a", "flag_reason"]
     assert df.loc["b", "flag"] == ""
