@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import os
 import signal
 import threading
 from collections.abc import Callable, Iterator
@@ -81,7 +82,13 @@ def catching() -> Iterator[None]:
     sigs = tuple(dict.fromkeys(SIGNALS + tuple(_state["extra"])))  # type: ignore[operator]
     previous = {s: signal.getsignal(s) for s in sigs}
 
+    owner = os.getpid()
+
     def handler(signum, frame):
+        if os.getpid() != owner:
+            # A data-loader worker forked inside the stage inherits this handler: it leaves
+            # the stop to the training process, which shuts its workers down.
+            return
         if _state["signum"] is not None:  # asked twice: the usual effect, now
             _restore(previous)
             signal.raise_signal(signum)

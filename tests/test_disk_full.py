@@ -126,3 +126,17 @@ def test_disk_full_error_names_path_and_free_space(tmp_path):
     finally:
         del os.environ["REID_BENCH_FAULT"]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_torch_save_stream_failure_is_disk_full(tmp_path):
+    """``torch.save`` onto a full disk fails with ``RuntimeError: basic_ios::clear`` (the
+    issue's message): it is read as a full disk too, and its temporary file is removed."""
+    from reid_bench import atomic
+
+    def write(tmp):
+        tmp.write_bytes(b"partial")
+        raise RuntimeError("basic_ios::clear: iostream error")
+
+    with pytest.raises(DiskFullError, match="basic_ios"):
+        atomic.save(tmp_path / "m.pt", write)
+    assert list(tmp_path.iterdir()) == []

@@ -226,3 +226,16 @@ def test_slurm_task_is_checkpointable_and_requeues_the_same_cell(tmp_path, share
     total = int(marker.read_text().split()[2])
     lost = done_before + _steps(marker, os.getpid()) - total
     assert 0 <= lost <= 1, (done_before, total)
+
+
+def test_a_forked_loader_worker_leaves_the_stop_to_the_training_process():
+    """Workers forked inside a stage inherit the handler; a signal to them (Ctrl-C reaches the
+    whole process group, Slurm signals every process) neither stops them nor logs twice."""
+    with preempt.catching():
+        pid = os.fork()
+        if pid == 0:  # the "worker"
+            os.kill(os.getpid(), signal.SIGTERM)
+            os._exit(0 if preempt.requested() is None else 3)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert preempt.requested() is None
