@@ -208,6 +208,10 @@ def test_slurm_task_is_checkpointable_and_requeues_the_same_cell(tmp_path, share
             time.sleep(0.002)
         os.kill(os.getpid(), signal.SIGUSR2)
 
+    from reid_bench import console
+
+    # The task configures the console unless one is (launch.worker): ours, restored after.
+    restore = console.configure(lambda msg: None, quiet=True)
     old = signal.signal(signal.SIGUSR2, submitit_handler)
     try:
         t = threading.Thread(target=send_when, args=(5,), daemon=True)
@@ -222,6 +226,7 @@ def test_slurm_task_is_checkpointable_and_requeues_the_same_cell(tmp_path, share
         out = job(str(path), ref, opts, 1)  # the requeued task
     finally:
         signal.signal(signal.SIGUSR2, old)
+        restore()
     assert out["ok"], out
     total = int(marker.read_text().split()[2])
     lost = done_before + _steps(marker, os.getpid()) - total
