@@ -10,6 +10,7 @@ leaves only a ``.<name>.*.tmp`` file, which ``stale_temps`` finds for cleanup.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
@@ -17,7 +18,8 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from .faults import fault_point
+from .errors import DiskFullError
+from .faults import disk_full_point, fault_point
 
 
 def temp_path(path: Path) -> Path:
@@ -45,16 +47,34 @@ def save(path: Path, write: Callable[[Path], object], *, fault: str | None = Non
     ``reid_bench.faults`` point visited between the fsync and the rename. Returns ``path``."""
     path = Path(path)
     tmp = temp_path(path)
+    full = None
     try:
+        disk_full_point(path)
         write(tmp)
         _fsync(tmp)
         if fault:
             fault_point(fault)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
-        raise
+        if not is_disk_full(exc):
+            raise
+        full = str(exc)
+    if full is not None:
+        # Raised outside the except block: the failed write's traceback (whose frames may hold
+        # the temporary file open, keeping its space) is released first.
+        raise DiskFullError(path, full)
     return path
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` is a write failing for want of space: ENOSPC/EDQUOT, or the error
+    ``torch.save`` raises when its stream fails (``basic_ios::clear``)."""
+    if isinstance(exc, DiskFullError):
+        return True
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    return isinstance(exc, RuntimeError) and "basic_ios" in str(exc)
 
 
 def write_bytes(path: Path, data: bytes, *, fault: str | None = None) -> Path:
@@ -80,6 +100,7 @@ def build_dir(final_dir: Path, build: Callable[[Path], None], *, replace: bool =
     final_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final_dir.name}.{os.getpid()}.",
                                 dir=final_dir.parent))
+    full = None
     try:
         build(tmp)
         if replace and final_dir.exists():
@@ -89,7 +110,15 @@ def build_dir(final_dir: Path, build: Callable[[Path], None], *, replace: bool =
         except OSError:
             if not final_dir.is_dir():
                 raise
+    except BaseException as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not is_disk_full(exc):
+            raise
+        full = ((exc.path, exc.cause) if isinstance(exc, DiskFullError)
+                else (getattr(exc, "filename", None) or final_dir, str(exc)))
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+    if full is not None:  # outside the except block, as in ``save``
+        raise DiskFullError(*full)
     return final_dir

@@ -16,7 +16,7 @@ import torch
 from . import history
 from . import trained as trained_prov
 from .accel import use as use_accel
-from .artifacts import ArtifactCache
+from .artifacts import ArtifactCache, read_manifest
 from .data.base import ReidDataset
 from .distributed import is_main
 from .hashing import stable_hash
@@ -102,9 +102,11 @@ def fit_or_load(method: Method, params: Any, recipe: Any, ds: ReidDataset, *, se
     model, folder, fresh = trained_prov.get_or_train(cache, "trained", train_key, train,
                                                      build, publish=publish)
     if not fresh:
-        log.info("  reusing trained model %s (same training config)", folder.name)
+        log.info("  reusing trained model %s (same training config; files match their "
+                 "sha256)", folder.name)
     details["trained_artifact"] = str(folder)
     details["trained"] = trained_prov.read(folder)  # this model's own training
+    details["trained_files"] = read_manifest(folder)  # sha256 of its files (verify.py)
     wfile = folder / "weights.json"
     details["weights"] = json.loads(wfile.read_text()) if wfile.is_file() else []
     rows = trained_prov.read_history(folder)

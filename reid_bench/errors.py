@@ -27,3 +27,28 @@ class DivergedError(ReidBenchError):
     def __init__(self, message: str, step: int):
         super().__init__(message)
         self.step = step
+
+
+class DiskFullError(ReidBenchError):
+    """A write failed because its disk (or quota) is full; names the file and the free space.
+    Raised by ``atomic.py`` after its temporary file is removed, so the space is free again."""
+
+    def __init__(self, path, cause: str = ""):
+        import shutil
+        from pathlib import Path
+
+        self.path, self.cause = Path(path), cause
+        try:
+            n = shutil.disk_usage(self._existing(self.path)).free
+            free = (f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n // 1024} KiB") + " free"
+        except OSError:
+            free = "free space unknown"
+        super().__init__(f"disk full: could not write {self.path} ({cause or 'no space left'}; "
+                         f"{free} there). Free some space, or point --results-dir at a larger "
+                         "disk, and run again: finished cells are kept.")
+
+    @staticmethod
+    def _existing(p):
+        while not p.exists() and p != p.parent:
+            p = p.parent
+        return p

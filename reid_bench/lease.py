@@ -43,3 +43,18 @@ def is_held(cells_dir: Path, cell_id: str) -> bool:
         return True
     lock.release()
     return False
+
+
+def guard_held(path: Path) -> bool | None:
+    """Whether the lock guarding a temporary ``path`` of an unfinished write is held now (for
+    ``orphans.sweep``): an artefact build folder's build lock, a cell work folder's lease;
+    None when no lock guards it."""
+    from . import orphans
+
+    m = orphans.BUILD_DIR.match(path.name)
+    if m:
+        return orphans.lock_held(path.parent / f"{m['name']}.lock")
+    work = next((p for p in path.parents if p.name.startswith(".work-")), None)
+    if work is not None:
+        return is_held(work.parent, work.name.removeprefix(".work-"))
+    return None

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import history, lease, results, shakedown
+from . import history, lease, orphans, results, shakedown
 from . import trained as trained_prov
 from .accel import resolve as resolve_accel
 from .artifacts import ArtifactCache
@@ -33,7 +33,7 @@ from .console import progress
 from .data.base import ReidDataset, resolve_data_root
 from .data.samplers import default_num_workers
 from .data_check import BadFilesError, check_files, load_verified
-from .errors import DatasetError, DivergedError, RegistryError
+from .errors import DatasetError, DiskFullError, DivergedError, RegistryError
 from .faults import fault_point
 from .finished import DataFingerprints, cell_fingerprint, is_finished
 from .hashing import stable_hash
@@ -49,8 +49,8 @@ log = logging.getLogger(__name__)
 
 # The ``details`` entries that describe a trained model (cellfit.fit_or_load fills them); a
 # cell reusing the model from memory records the same.
-_TRAINED_PROVENANCE = ("code_fingerprint", "trained_artifact", "trained", "weights", "history",
-                       "history_file", "history_warnings")
+_TRAINED_PROVENANCE = ("code_fingerprint", "trained_artifact", "trained", "trained_files",
+                       "weights", "history", "history_file", "history_warnings")
 
 
 @dataclass
@@ -88,7 +88,8 @@ class RunOptions:
 @dataclass
 class RunSummary:
     done: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # already done (finished ok)
+    running_elsewhere: list[str] = field(default_factory=list)  # another runner holds its lease
     failed: list[tuple[str, str, str]] = field(default_factory=list)  # (cell, status, error)
 
     @property
@@ -109,6 +110,7 @@ class Runner:
 
     def __init__(self, spec: Spec, opts: RunOptions):
         self.spec, self.opts = spec, opts
+        self.started = time.time()
         self.csv = results.table_csv(opts.results_dir, spec.paper.id, spec.table.id)
         self.cells_dir = results.cell_dir(opts.results_dir, spec.paper.id, spec.table.id)
         # Shakedown trainings (a few steps) live apart and are retrained on every run, so they
@@ -166,6 +168,8 @@ class Runner:
     def run(self, cells: list[Cell]) -> RunSummary:
         summary = RunSummary()
         results.refuse_id_clashes(self.csv, [c.key for c in cells])
+        # Temporary files and build folders of killed runs (never a live runner's).
+        orphans.sweep(self.opts.results_dir, self.started, busy=lease.guard_held)
         rows = {} if self.opts.force else results.cell_rows(self.csv)
         bar = progress(cells, desc="cells", unit="cell", enabled=not self.opts.quiet, leave=True)
         for i, cell in enumerate(bar, 1):
@@ -185,8 +189,8 @@ class Runner:
                 log.info("%s: already done, skipped (--force recomputes)", tag)
                 continue
             held = lease.take(self.cells_dir, cell.id)
-            if held is None:
-                summary.skipped.append(cell.id)
+            if held is None:  # not done yet: counted apart from the finished ones
+                summary.running_elsewhere.append(cell.id)
                 log.info("%s: being run by another runner, skipped", tag)
                 continue
             try:
@@ -212,24 +216,30 @@ class Runner:
     def _run_cell(self, cell: Cell, config: dict, chash: str) -> tuple[str, str, dict | None]:
         started = time.time()
         details: dict[str, Any] = {"config": config}
+        status, msg, result = "ok", "", None
         try:
             result = self._train_and_evaluate(cell, config, details)
         except BadFilesError as exc:  # the data is broken, not missing: the cell failed
             return self._record(cell, config, chash, "failed", str(exc), started, None, details)
         except DivergedError as exc:
-            return self._record(cell, config, chash, "diverged", f"{exc} (step {exc.step})",
-                                started, None, details)
+            status, msg = "diverged", f"{exc} (step {exc.step})"
         except (RegistryError, DatasetError, WeightsError) as exc:
-            return self._record(cell, config, chash, "not_run", str(exc), started, None, details)
+            status, msg = "not_run", str(exc)
         except (KeyboardInterrupt, SystemExit):
             raise
         except Exception as exc:  # one failing cell never stops the table
             details["traceback"] = traceback.format_exc()
-            msg = f"{type(exc).__name__}: {exc}"
+            status, msg = "failed", f"{type(exc).__name__}: {exc}"
             if isinstance(exc, torch.cuda.OutOfMemoryError):
                 msg += (" — the GPU ran out of memory: lower the batch size in the spec's recipe "
                         "or evaluate on --device cpu")
-            return self._record(cell, config, chash, "failed", msg, started, None, details)
+            elif isinstance(exc, DiskFullError):
+                msg = str(exc)
+        if status != "ok":
+            # Recorded outside the except block: the failure's traceback, whose frames may
+            # hold a failed write's file (and its disk space), is gone by now. A record that
+            # cannot be written either (DiskFullError) stops the run; the CSV is untouched.
+            return self._record(cell, config, chash, status, msg, started, None, details)
         out = self._record(cell, config, chash, "ok", "", started, result, details)
         shutil.rmtree(results.cell_file(self.cells_dir, f".work-{cell.id}"), ignore_errors=True)
         return out

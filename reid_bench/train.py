@@ -21,13 +21,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import atomic
+from . import checkpoint as ckpt
+from . import preempt
 from .console import progress
 from .distributed import world_size
 from .errors import DivergedError
 from .faults import fault_point
 from .history import stage_log
-from .integrity import current_identity, identity_mismatch, set_aside
+from .integrity import current_identity
 from .recipe import GradClip, OptimRecipe
 
 log = logging.getLogger(__name__)
@@ -107,10 +108,7 @@ def _set_epoch(loader: Any, epoch: int) -> None:
             obj.set_epoch(epoch)
 
 
-def _atomic_save(obj: Any, path: Path) -> None:
-    atomic.save(path, lambda tmp: torch.save(obj, tmp))
-
-
+@preempt.stopping_at_step_boundaries
 def train_stage(model: nn.Module, loader: Any, step: StepFn, optim: OptimRecipe, *,
                 groups: Sequence[tuple[Iterable[nn.Parameter], float]] | None = None,
                 device: torch.device | str = "cpu", stage: str = "train",
@@ -144,26 +142,23 @@ def train_stage(model: nn.Module, loader: Any, step: StepFn, optim: OptimRecipe,
     history: list[dict[str, float]] = []
     start_epoch, global_step = 0, 0
     identity = current_identity(stage, optim)
-    if checkpoint is not None and checkpoint.is_file():
-        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-        # Resume only the same training (config hash, code, stage recipe): a checkpoint of
-        # another recipe would silently stand in for epochs this recipe never trained.
-        why = identity_mismatch(state.get("identity"), identity)
-        if why:
-            moved = set_aside(checkpoint)
-            log.warning("[%s] not resuming %s: %s; set it aside as %s and training from "
-                        "scratch", stage, checkpoint.name, why, moved)
-            state = None
-    else:
-        state = None
+    # Resume only the same training (config hash, code, stage recipe): a checkpoint of another
+    # recipe would silently stand in for epochs this recipe never trained. Identity first (JSON
+    # sidecar), then weights_only: nothing in a results folder is unpickled (checkpoint.py).
+    state = ckpt.load(checkpoint, identity, stage) if checkpoint is not None else None
+    skip, sums0 = 0, {}
     if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["rng"])
+        ckpt.set_rng_states(state["rng"])
         if state.get("loader_rng") is not None and getattr(loader, "generator", None) is not None:
             loader.generator.set_state(state["loader_rng"])
         start_epoch, global_step, history = state["epoch"], state["step"], state["history"]
-        log.info("[%s] resumed from %s at epoch %d", stage, checkpoint.name, start_epoch)
+        # Stopped mid-epoch (a signal): the epoch's first ``skip`` batches are already trained.
+        skip, sums0 = int(state.get("batch", 0)), dict(state.get("sums", {}))
+        where = f" after batch {skip}" if skip else ""
+        log.info("[%s] resumed from %s at epoch %d%s (step %d)", stage, checkpoint.name,
+                 start_epoch, where, global_step)
     model.to(device)
     from .train_fast import train_fast_path
 
@@ -181,17 +176,36 @@ def train_stage(model: nn.Module, loader: Any, step: StepFn, optim: OptimRecipe,
     # metrics.csv rows of this stage (reid_bench.history; a no-op outside the runner).
     hist = stage_log(stage, optim.epochs, global_step, main=fast is None or fast.main,
                      world=world_size() if fast is not None else 1)
+    gen = getattr(loader, "generator", None)
+
+    def save(epoch: int, batch: int, sums: dict[str, float], rngs: dict, loader_rng: Any):
+        # Tensors and plain containers only: it is loaded back with weights_only=True.
+        ckpt.save(checkpoint, {"model": model.state_dict(), "optimizer": opt.state_dict(),
+                               "rng": rngs, "epoch": epoch, "batch": batch, "sums": sums,
+                               "epoch_rng": epoch_rng, "loader_rng": loader_rng,
+                               "step": global_step, "history": history}, identity)
+
     for epoch in range(start_epoch, optim.epochs):
         model.train()
         lr = set_epoch_lr(opt, optim, epoch)
         _set_epoch(loader, epoch)
-        sums: dict[str, float] = {}
+        if skip and state is not None and state.get("epoch_rng") is not None:
+            ckpt.set_rng_states(state["epoch_rng"])  # as the stopped run began this epoch
+        # The RNGs as this epoch begins (a stop mid-epoch replays its batch order from them).
+        epoch_rng = ckpt.rng_states() if checkpoint is not None else None
+        loader_rng = gen.get_state() if gen is not None else None
+        sums: dict[str, float] = dict(sums0) if skip else {}
         n = 0
         t0 = time.perf_counter()
         bar = progress(loader, desc=f"[{stage}] epoch {epoch + 1}/{optim.epochs}", unit="batch",
                        enabled=settings.progress and (fast is None or fast.main)
                        and limit is None)
         for batch in bar:
+            if n < skip:  # trained before the stop this run resumes from: only drawn again
+                n += 1
+                if n == skip:  # the RNGs as they were when it stopped
+                    ckpt.set_rng_states(state["rng"])  # type: ignore[index]
+                continue
             if probe is not None:
                 probe.start(batch)
             loss, scalars = step(batch) if fast is None else fast.step(step, batch)
@@ -227,6 +241,14 @@ def train_stage(model: nn.Module, loader: Any, step: StepFn, optim: OptimRecipe,
                 bar.set_postfix(loss=f"{sums['loss'] / n:.4f}", refresh=False)
             if limit is not None and n >= limit:
                 break
+            # Preemption, timeout or Ctrl-C (preempt.py): save at this step boundary and stop.
+            if (preempt.requested() if fast is None else fast.stop_requested()) is not None:
+                if checkpoint is not None and (fast is None or fast.main):
+                    save(epoch, n, sums, ckpt.rng_states(), loader_rng)
+                raise preempt.Preempted(
+                    preempt.signal_name(preempt.requested()), stage, global_step,
+                    checkpoint if checkpoint is not None else None)
+        skip, sums0 = 0, {}
         if n == 0:
             raise ValueError(f"[{stage}] the training loader yielded no batch: the training "
                              "split is smaller than one batch (lower batch_size)")
@@ -248,20 +270,14 @@ def train_stage(model: nn.Module, loader: Any, step: StepFn, optim: OptimRecipe,
         if checkpoint is not None and due \
                 and epoch + 1 < optim.epochs and (fast is None or fast.main):
             last_save = time.monotonic()
-            checkpoint.parent.mkdir(parents=True, exist_ok=True)
-            _atomic_save({"model": model.state_dict(), "optimizer": opt.state_dict(),
-                          "rng": torch.get_rng_state(), "epoch": epoch + 1,
-                          # The shuffling generator too, so a resumed run draws the same
-                          # batches as an uninterrupted one.
-                          "loader_rng": (loader.generator.get_state()
-                                         if getattr(loader, "generator", None) is not None
-                                         else None),
-                          "step": global_step, "history": history,
-                          "identity": identity}, checkpoint)
+            # The shuffling generator too, so a resumed run draws the same batches as an
+            # uninterrupted one.
+            save(epoch + 1, 0, {}, ckpt.rng_states(), gen.get_state() if gen is not None
+                 else None)
     if probe is not None:
         probe.finish()
     if fast is not None:
         fast.barrier()  # no rank still reads the checkpoint when rank 0 removes it
-    if checkpoint is not None and checkpoint.is_file() and (fast is None or fast.main):
-        checkpoint.unlink()
+    if checkpoint is not None and (fast is None or fast.main):
+        ckpt.remove(checkpoint)
     return history

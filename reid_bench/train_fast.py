@@ -12,11 +12,12 @@ every parameter use of the step, including heads a loss calls outside the model'
 
 from __future__ import annotations
 
+import signal
 from typing import Any
 
 import torch
 
-from . import distributed
+from . import distributed, preempt
 from .accel import Accel, AccelOptions, current, resolve
 
 
@@ -64,6 +65,7 @@ class TrainFastPath:
                 broadcast_buffers=True, find_unused_parameters=True)
         self.loader = loader
         self.scaler = accel.grad_scaler_for()
+        self._stop = False
 
     def step(self, step_fn: Any, batch: Any) -> tuple[torch.Tensor, dict[str, float]]:
         """``step_fn(batch)`` under autocast (through DDP when distributed); the loss comes
@@ -76,12 +78,24 @@ class TrainFastPath:
         if self.distributed:
             import torch.distributed as dist
 
-            # On the loss's device: NCCL only takes CUDA tensors.
+            # On the loss's device: NCCL only takes CUDA tensors. The same all-reduce agrees
+            # on a stop request (preempt.py), so every rank stops after the same step.
             bad = (~torch.isfinite(loss.detach())).float().reshape(1)
-            dist.all_reduce(bad)
-            if bad.item() and bool(torch.isfinite(loss.detach())):
+            stop = torch.full_like(bad, float(preempt.requested() is not None))
+            flags = torch.cat([bad, stop])
+            dist.all_reduce(flags)
+            bad_any, self._stop = (bool(v) for v in flags.tolist())
+            if bad_any and bool(torch.isfinite(loss.detach())):
                 loss = loss.detach() * float("nan")
         return loss, scalars
+
+    def stop_requested(self) -> int | None:
+        """The stop signal to act on after this step: the local request in one process; in a
+        distributed job only one all ranks agreed on in this step's all-reduce (a rank acting
+        on its own would leave the others waiting in a collective)."""
+        if not self.distributed:
+            return preempt.requested()
+        return (preempt.requested() or signal.SIGTERM) if self._stop else None
 
     def backward(self, loss: torch.Tensor) -> None:
         """backward (loss-scaled for fp16; DDP averages the gradients during it)."""

@@ -16,6 +16,7 @@ reused, the results row reports *these* (``trained_*`` columns), not the current
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import logging
 from collections.abc import Callable
@@ -25,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import history
+from . import atomic, history
 from .artifacts import ArtifactCache
 from .errors import ResultsError
 
@@ -48,7 +49,9 @@ def get_or_train(cache: ArtifactCache, kind: str, key: dict, train: Callable[[],
     def make(tmp: Path) -> None:
         mark = hist.mark() if hist is not None else 0
         model = train()
-        torch.save(model.state_dict(), tmp / file)
+        buf = io.BytesIO()
+        torch.save(model.state_dict(), buf)
+        atomic.write_bytes(tmp / file, buf.getvalue())  # a full disk: DiskFullError naming it
         if hist is not None:  # this stage's rows go with its artefact
             history.write_rows(tmp / history.FILE, hist.rows_of(hist.stages_since(mark)))
         if publish is not None:

@@ -15,7 +15,8 @@ PKG = Path(__file__).resolve().parents[1] / "reid_bench"
 # an edit to the spec schema, the runner or the report must not invalidate trained models.
 TRAINING_PATH = ("models", "data", "eval", "train", "train_fast", "accel", "distributed",
                  "method", "embed", "trained", "artifacts", "recipe", "step_probe",
-                 "fingerprint", "weights/load.py", "weights/registry.py", "weights/store.py")
+                 "fingerprint", "checkpoint", "preempt", "weights/load.py",
+                 "weights/registry.py", "weights/store.py")
 ABOVE_TRAINING = {"spec", "plan", "runner", "launch", "report", "cli", "results", "status",
                   "variants", "overrides", "cellrow", "lease", "estimate", "shakedown"}
 # The report reads results CSVs and specs: it must build without the training machinery.
@@ -87,13 +88,14 @@ def test_only_the_cli_edge_talks_to_click_and_nothing_imports_the_cli():
 LAYERS = [
     {"errors", "strict", "hashing", "atomic", "faults", "metrics", "yamlio", "textable",
      "cache_dir", "provenance", "registry", "console", "integrity", "safepath", "spreadsheet",
-     "__init__"},
+     "preempt", "orphans", "__init__"},
     {"recipe", "data", "eval", "weights", "distributed", "accel", "train_fast", "step_probe",
-     "train", "artifacts", "trained", "fingerprint", "method", "embed", "models", "history"},
+     "train", "checkpoint", "artifacts", "trained", "fingerprint", "method", "embed", "models",
+     "history"},
     {"spec", "overrides", "alternatives", "variants", "shakedown", "plan", "results", "lease",
      "cellrow", "status", "estimate", "selection", "quotes", "data_check", "rowstate",
      "finished", "workdirs"},
-    {"runner", "cellfit", "launch"},
+    {"runner", "cellfit", "launch", "reevaluate", "verify"},
     {"report", "compare"},
     {"cli", "__main__"},
 ]

@@ -126,8 +126,9 @@ def test_train_stage_resumes_only_the_same_identity(tmp_path):
     assert not any("resumed" in m for m in logs), logs
     assert any("not resuming stage.ckpt" in m and "code fingerprint" in m for m in logs), logs
     assert [h["epoch"] for h in hist] == [0, 1, 2]
-    kept = list((tmp_path / ".work-x.set-aside").iterdir())
-    assert len(kept) == 1 and kept[0].name.startswith("stage.ckpt.")
+    kept = sorted(k.name for k in (tmp_path / ".work-x.set-aside").iterdir())
+    assert len(kept) == 2 and kept[0].startswith("stage.ckpt.2")  # with its identity file
+    assert kept[1].startswith("stage.ckpt.json.")
 
 
 def test_recipe_changed_checkpoint_is_set_aside_not_resumed(tmp_path):

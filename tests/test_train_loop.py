@@ -35,7 +35,7 @@ def test_checkpoint_by_elapsed_time_survives_a_crash_before_n_epochs(tmp_path, c
     # ... a time budget already spent at each epoch end saves after every epoch.
     with pytest.raises(RuntimeError, match="injected"):
         _run(tmp_path / "b.ckpt", crash_at_step=4 * 2 + 2, every=5, minutes=1e-9)
-    state = torch.load(tmp_path / "b.ckpt", weights_only=False)
+    state = torch.load(tmp_path / "b.ckpt", weights_only=True)
     assert state["epoch"] == 2
     caplog.clear()
     _run(tmp_path / "b.ckpt", every=5, minutes=1e-9)
@@ -47,7 +47,7 @@ def test_checkpoint_minutes_come_from_the_runner_settings(tmp_path):
     with pytest.raises(RuntimeError, match="injected"):
         _run(tmp_path / "c.ckpt", crash_at_step=4 * 2 + 2,
              settings=LoopSettings(checkpoint_minutes=1e-9))
-    assert torch.load(tmp_path / "c.ckpt", weights_only=False)["epoch"] == 2
+    assert torch.load(tmp_path / "c.ckpt", weights_only=True)["epoch"] == 2
     # A budget not yet spent saves nothing.
     with pytest.raises(RuntimeError, match="injected"):
         _run(tmp_path / "d.ckpt", crash_at_step=4 * 2 + 2,

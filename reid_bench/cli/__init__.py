@@ -44,9 +44,10 @@ def _register() -> None:
     from .data import data
     from .run import run
     from .tables import compare, published, report, status, validate
+    from .verify import verify
 
     for command in (run, validate, published, report, compare, status, data, weights,
-                    curves):
+                    curves, verify):
         main.add_command(command)
 
 

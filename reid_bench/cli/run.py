@@ -3,6 +3,7 @@ torchrun or on Slurm), or print the plan with estimates (``--dry-run``)."""
 
 from __future__ import annotations
 
+import shlex
 import sys
 from pathlib import Path
 
@@ -140,6 +141,7 @@ def run(spec_paths, rows, seeds, smoke, dry_run, results_dir, data_root, device,
     from ..console import output_safe, quiet_stdout
     from ..overrides import compose_variant, parse_sets, set_parts, spec_parts, validate_overrides
     from ..plan import plan
+    from ..preempt import EXIT_PREEMPTED, Preempted
     from ..results import SHRUNK_TIERS
     from ..runner import Runner, RunOptions, indent
     from ..selection import (
@@ -278,15 +280,25 @@ def run(spec_paths, rows, seeds, smoke, dry_run, results_dir, data_root, device,
                           {"partition": slurm_partition, "time": slurm_time, "gpus": slurm_gpus,
                            "array_parallelism": slurm_array_parallelism,
                            "site_config": site_config})
+            if rc == EXIT_PREEMPTED:
+                echo("\nstopped on a signal with the checkpoint saved. To resume, run the same "
+                     "command again:\n  reid-bench "
+                     + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+                sys.exit(EXIT_PREEMPTED)
             failed_any |= rc != 0
             continue
         from ..results import cell_dir, check_writable
 
         check_writable(cell_dir(Path(results_dir), spec.paper.id, spec.table.id))
         runner = Runner(spec, opts)
-        summary = runner.run(cells)
+        try:
+            summary = runner.run(cells)
+        except Preempted as exc:
+            _stopped(echo, exc, runner.csv)
+        elsewhere = (f"{len(summary.running_elsewhere)} being run by another runner, "
+                     if summary.running_elsewhere else "")
         echo(f"\nsummary: {len(summary.done)} done, {len(summary.skipped)} already done, "
-             f"{len(summary.failed)} not ok → {runner.csv}")
+             f"{elsewhere}{len(summary.failed)} not ok → {runner.csv}")
         for cid, status, err in summary.failed:
             echo(f"  {status:<9} {cid}:\n{indent(err, '      ')}")
         failed_any |= not summary.ok
@@ -299,3 +311,13 @@ def run(spec_paths, rows, seeds, smoke, dry_run, results_dir, data_root, device,
         sys.exit(1)
 
 
+def _stopped(echo, exc, csv) -> None:
+    """A training stopped on a signal (Ctrl-C, Slurm preemption or timeout) at a step boundary:
+    say what was saved and how to resume, and exit with ``preempt.EXIT_PREEMPTED``."""
+    from ..preempt import EXIT_PREEMPTED
+
+    again = "reid-bench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    echo(f"\nstopped: {exc}.\nFinished cells are in {csv}. To resume (finished cells are "
+         f"skipped, this training continues after step {exc.step}), run the same command "
+         f"again:\n  {again}")
+    sys.exit(EXIT_PREEMPTED)

@@ -40,6 +40,10 @@ def local_pool(spec_path: str, cells: list[Cell], opts: RunOptions, nproc: int) 
                                        "--spec", str(spec_path), "--cells", refs,
                                        "--options", opt], env=env))
     rcs = [p.wait() for p in procs]
+    from ..preempt import EXIT_PREEMPTED
+
+    if EXIT_PREEMPTED in rcs:
+        return EXIT_PREEMPTED
     return 0 if all(rc == 0 for rc in rcs) else 1
 
 
@@ -56,6 +60,10 @@ def dispatch(spec_path: str, spec: Any, cells: list[Cell], opts: RunOptions,
         from .torchrun import run_torchrun
 
         outcomes = run_torchrun(spec_path, todo, options_to_dict(opts), opts.nproc)
+        from ..preempt import EXIT_PREEMPTED
+
+        if any(rc == EXIT_PREEMPTED for _, rc in outcomes):
+            return EXIT_PREEMPTED  # stopped on a signal: `run` says how to resume
         bad = [cid for cid, rc in outcomes if rc != 0]
         for cid in bad:
             log.warning("  not ok: %s (see %s)", cid, csv)

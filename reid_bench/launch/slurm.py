@@ -22,6 +22,8 @@ Site config example::
 
 from __future__ import annotations
 
+import logging
+import signal
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -137,7 +139,53 @@ def run_cell_job(spec_path: str, ref: dict, options: dict[str, Any], nproc: int 
 
     summary = run_cells(spec_path, [ref], options)
     return {"cell": ref, "ok": summary.ok, "done": summary.done, "skipped": summary.skipped,
+            "running_elsewhere": summary.running_elsewhere,
             "failed": [list(f) for f in summary.failed]}
+
+
+try:  # submitit is optional (reid-bench[slurm]); without it CellJob is a plain callable
+    from submitit.helpers import Checkpointable as _Checkpointable
+except ImportError:  # pragma: no cover — exercised only where submitit is missing
+    _Checkpointable = object  # type: ignore[assignment,misc]
+
+
+class CellJob(_Checkpointable):
+    """The array task's callable: ``run_cell_job`` as a submitit ``Checkpointable``, so a
+    preempted or timed-out task is requeued for the same cell (``checkpoint``, inherited,
+    resubmits this callable with the same arguments) instead of lost.
+
+    Inside the training, submitit's preemption signal (SIGUSR2 unless
+    ``SUBMITIT_PREEMPT_SIGNAL`` says otherwise) and SIGTERM/SIGUSR1 only ask the loop to stop
+    (``reid_bench.preempt``): it saves its checkpoint at the next step boundary, and then this
+    callable hands the signal to submitit's handler, which calls ``checkpoint`` and requeues the
+    task. The requeued task resumes the cell from that step."""
+
+    def __call__(self, spec_path: str, ref: dict, options: dict[str, Any],
+                 nproc: int = 1) -> dict:
+        from .. import preempt
+
+        sig = _submitit_signal()
+        with preempt.also_catching(*([sig] if sig is not None else [])):
+            try:
+                return run_cell_job(spec_path, ref, options, nproc)
+            except preempt.Preempted as exc:
+                requeue = signal.getsignal(sig) if sig is not None else None
+                if not callable(requeue):
+                    raise  # not under submitit: nothing requeues it, the caller says so
+                logging.getLogger(__name__).warning("%s; requeueing the cell", exc)
+                requeue(sig, None)  # submitit: checkpoint(), scontrol requeue, exit
+                raise  # unreachable under submitit (it exits)
+
+
+def _submitit_signal() -> int | None:
+    """The signal submitit's job environment treats as preemption/timeout (None outside a
+    submitit job or without submitit)."""
+    try:
+        from submitit import JobEnvironment
+
+        return JobEnvironment._usr_sig()
+    except Exception:  # noqa: BLE001 — no submitit, or an unknown signal name in the env
+        return None
 
 
 def submit(spec_path: str, cells: Sequence[Cell], options: dict[str, Any], cfg: SlurmConfig,
@@ -166,5 +214,5 @@ def submit(spec_path: str, cells: Sequence[Cell], options: dict[str, Any], cfg: 
     executor.update_parameters(**executor_parameters(cfg, name))
     refs = [c.key.as_dict() for c in cells]
     n = len(refs)
-    return executor.map_array(run_cell_job, [str(spec_path)] * n, refs, [options] * n,
+    return executor.map_array(CellJob(), [str(spec_path)] * n, refs, [options] * n,
                               [cfg.nproc] * n)

@@ -111,13 +111,16 @@ def _record_failed(spec: Any, opts: Any, cell: Cell, msg: str, tb: str, started:
 def run_torchrun(spec_path: str, cells: Sequence[Cell], options: dict[str, Any],
                  nproc: int) -> list[tuple[str, int]]:
     """Run ``cells`` under torchrun (one job, relaunched after a failed cell); returns
-    [(cell id, 0 if the results record it ok else 1)] in the order of ``cells``."""
+    [(cell id, 0 if the results record it ok else 1)] in the order of ``cells``
+    (``preempt.EXIT_PREEMPTED`` for a cell a signal stopped: the job is not relaunched)."""
     from .. import results
     from ..spec import load_spec
     from . import options_from_dict
 
     spec, opts = load_spec(spec_path), options_from_dict(options)
-    remaining = list(cells)
+    from ..preempt import EXIT_PREEMPTED
+
+    remaining, preempted = list(cells), None
     root = Path(options["results_dir"]) / "_jobs"
     root.mkdir(parents=True, exist_ok=True)
     while remaining:
@@ -131,6 +134,11 @@ def run_torchrun(spec_path: str, cells: Sequence[Cell], options: dict[str, Any],
             starts = [e for e in events if e["event"] == "start"]
             by_key = {c.key: c for c in remaining}
             if rc == 0:  # the job went through every cell (each recorded by rank 0)
+                break
+            stopped = [e for e in events if e["event"] == "preempted"]
+            if stopped:  # a signal stopped the job with its checkpoint: resume, never record
+                log.warning("torchrun: %s; run again to resume", stopped[-1].get("message"))
+                preempted = CellKey.from_dict(stopped[-1]["cell"])
                 break
             culprit = starts[-1] if starts else None
             if culprit is None:
@@ -160,4 +168,5 @@ def run_torchrun(spec_path: str, cells: Sequence[Cell], options: dict[str, Any],
     df = results.read_results(results.table_csv(Path(options["results_dir"]), spec.paper.id,
                                                 spec.table.id))
     status = dict(zip(df["cell_id"], df["status"], strict=True)) if len(df) else {}
-    return [(c.id, 0 if status.get(c.id) == "ok" else 1) for c in cells]
+    return [(c.id, EXIT_PREEMPTED if c.key == preempted
+             else 0 if status.get(c.id) == "ok" else 1) for c in cells]

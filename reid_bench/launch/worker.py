@@ -90,9 +90,15 @@ class _LeaderRunner(Runner):
     current: CellKey | None = None  # key of the cell being run
 
     def _run_cell(self, cell, config, chash):
+        from ..preempt import Preempted
+
         self.current = cell.key
         jobfiles.log_event("start", self.current)
-        status, error, result = super()._run_cell(cell, config, chash)
+        try:
+            status, error, result = super()._run_cell(cell, config, chash)
+        except Preempted as exc:  # stopped on a signal, checkpoint saved: not a failure
+            jobfiles.log_event("preempted", self.current, message=str(exc))
+            raise
         jobfiles.log_event("end", self.current, status=status)
         self.current = None
         if status == "failed" and distributed.is_distributed():
@@ -136,6 +142,11 @@ def _die(current: CellKey | None) -> None:
     import os
     import traceback
 
+    from ..preempt import EXIT_PREEMPTED, Preempted
+
+    if isinstance(sys.exc_info()[1], Preempted):  # stopped on a signal, checkpoint saved
+        print(f"[rank {distributed.rank()}] {sys.exc_info()[1]}", file=sys.stderr, flush=True)
+        os._exit(EXIT_PREEMPTED)
     tb = traceback.format_exc()
     print(f"[rank {distributed.rank()}] {tb}", file=sys.stderr, flush=True)
     jobfiles.write_failure(distributed.rank(), distributed.world_size(), current, tb)
@@ -196,7 +207,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cells", required=True, help="JSON list of cell keys (CellKey.as_dict)")
     ap.add_argument("--options", required=True, help="JSON RunOptions (options_to_dict)")
     a = ap.parse_args(argv)
-    summary = run_cells(a.spec, json.loads(a.cells), json.loads(a.options))
+    from ..preempt import EXIT_PREEMPTED, Preempted
+
+    try:
+        summary = run_cells(a.spec, json.loads(a.cells), json.loads(a.options))
+    except Preempted as exc:  # stopped on a signal with its checkpoint: not a failure
+        print(f"{exc}; run again to resume", file=sys.stderr, flush=True)
+        return EXIT_PREEMPTED
     if jobfiles.job_dir() is not None:
         return 0  # went through every cell: the launcher reads their outcomes from the CSV
     return 0 if summary.ok else 1

@@ -4,11 +4,14 @@
 variant, subset, synthetic, edited, stale, data, precision) that every view renders, and for
 the reasons the pages print, ``flag`` (the trust flag: "edited", "stale", "data changed" or
 "") with ``flag_reason``. A flagged number is shown with its flag and never counts as
-reproduced.
+reproduced. A row that disagrees with its cell JSON or stored model
+(``reid_bench.verify.row_consistency``: a digest recomputed after an edit does not hide it)
+is edited too.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -16,6 +19,7 @@ import pandas as pd
 
 from ..rowstate import RowStates
 from ..spec import Spec
+from ..verify import row_consistency
 
 FLAGS = ("edited", "stale", "data changed")
 STALE_REASON = ("stale (recipe changed): recorded with another config than the current spec "
@@ -39,6 +43,12 @@ def annotate(spec: Spec, results_dir: Path, df: pd.DataFrame,
     out, flags, reasons = [], [], []
     for rec in df[written].to_dict("records"):
         st = states.state(rec)
+        if not st.edited:
+            # Its digest, then its records: a row that disagrees with its own cell JSON or
+            # stored model (a digest recomputed after an edit) is edited too (reid_bench.verify).
+            why = row_consistency(rec, results_dir)
+            if why:
+                st = dataclasses.replace(st, edited=why)
         out.append(st)
         if st.edited:
             flags.append("edited")
