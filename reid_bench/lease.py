@@ -33,16 +33,9 @@ def take(cells_dir: Path, cell_id: str) -> FileLock | None:
 
 def is_held(cells_dir: Path, cell_id: str) -> bool:
     """Whether some process holds the cell's lease now (probed without blocking)."""
-    path = lease_path(cells_dir, cell_id)
-    if not path.exists():
-        return False
-    lock = FileLock(str(path))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        return True
-    lock.release()
-    return False
+    from .orphans import lock_held
+
+    return lock_held(lease_path(cells_dir, cell_id))
 
 
 def guard_held(path: Path) -> bool | None:

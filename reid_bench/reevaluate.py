@@ -42,13 +42,9 @@ class _StoredModelRunner(Runner):
 
 
 def _spec_for(paper: str, table: str, spec_paths: list[str] | None) -> Any:
-    from .spec import find_specs, load_spec
+    from .spec import specs_by_table
 
-    for f in find_specs(spec_paths or None):
-        s = load_spec(f)
-        if s.paper.id == paper and s.table.id == table:
-            return s
-    return None
+    return specs_by_table(spec_paths).get((paper, table))
 
 
 def reevaluate_row(row: dict[str, Any], results_dir: Path, *, spec_paths: list[str] | None,

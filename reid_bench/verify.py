@@ -33,6 +33,7 @@ from . import results
 from .artifacts import manifest_mismatch, read_manifest
 from .hashing import stable_hash
 from .integrity import _canon, row_edited
+from .spec import specs_by_table
 
 CELL_JSON_MAX_BYTES = 64 << 20  # a cell JSON holds a CMC curve and a traceback: far less
 ARTIFACTS = "_artifacts"
@@ -230,7 +231,7 @@ def verify_folder(results_dir: Path, *, reevaluate: bool = False,
     artefact (strict, files re-hashed), and with ``reevaluate`` its numbers from the stored
     model (``reid_bench.reevaluate``; within ``tolerance`` percentage points)."""
     out = []
-    specs = _specs(spec_paths)
+    specs = specs_by_table(spec_paths)
     for csv, df in results.all_results(Path(results_dir)):
         for rec in df.to_dict("records"):
             check = RowCheck(csv, rec)
@@ -244,22 +245,6 @@ def verify_folder(results_dir: Path, *, reevaluate: bool = False,
                     rec, Path(results_dir), spec_paths=spec_paths, data_root=data_root,
                     device=device, tolerance=tolerance)
             out.append(check)
-    return out
-
-
-def _specs(spec_paths: list[str] | None) -> dict[tuple[str, str], Any]:
-    """The specs found at ``spec_paths`` (default: papers/*/table*.yaml), by (paper, table);
-    one that does not load is left out (``validate`` reports it)."""
-    from .errors import ReidBenchError
-    from .spec import find_specs, load_spec
-
-    out = {}
-    for f in find_specs(spec_paths or None):
-        try:
-            s = load_spec(f)
-        except ReidBenchError:
-            continue
-        out[(s.paper.id, s.table.id)] = s
     return out
 
 

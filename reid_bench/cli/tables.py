@@ -135,22 +135,6 @@ def report(results_dir, out, spec_paths, fmt):
     click.echo(f"report written: {index}")
 
 
-def _specs_here() -> dict:
-    """(paper, table) → Spec of every readable ``papers/*/table*.yaml`` here: ``compare``
-    checks its rows for stale against them (a spec that does not load is skipped)."""
-    from ..errors import SpecError
-    from ..spec import find_specs, load_spec
-
-    out = {}
-    for f in find_specs():
-        try:
-            spec = load_spec(f)
-        except SpecError:
-            continue
-        out[(spec.paper.id, spec.table.id)] = spec
-    return out
-
-
 @click.command()
 @click.argument("results_a", type=click.Path(file_okay=False, exists=True))
 @click.argument("results_b", type=click.Path(file_okay=False, exists=True))
@@ -161,9 +145,10 @@ def compare(results_a, results_b, fmt):
     metric the mean ± std over seeds in each, and the delta B − A."""
     from ..compare import compare as compare_folders
     from ..compare import format_text
+    from ..spec import specs_by_table
 
     a, b = Path(results_a), Path(results_b)
-    df = compare_folders(a, b, _specs_here())
+    df = compare_folders(a, b, specs_by_table())
     if fmt == "csv":
         from ..spreadsheet import to_csv  # row names, variants: text a spreadsheet may run
 

@@ -5,7 +5,7 @@ One module per job: ``schema`` (the pydantic models), ``load`` (reading a file, 
 traced values), ``recipes`` (a row's merged recipe) and ``discover`` (finding spec files).
 """
 
-from .discover import find_specs
+from .discover import find_specs, specs_by_table
 from .load import load_spec
 from .recipes import deep_merge, resolved_recipe
 from .schema import (
@@ -32,5 +32,5 @@ __all__ = [
     "METRIC_NAMES", "TRACED_KEYS", "BestClaim", "Claim", "DatasetColumn", "EvalOverrides",
     "EvalSettings", "ImprovementClaim", "OrderingClaim", "PaperInfo", "RerankSettings", "Row",
     "SmokeSettings", "Spec", "TableInfo", "TrainSource", "claim_rows", "deep_merge",
-    "find_specs", "load_spec", "resolved_recipe", "strip_traced_settings", "untrace",
+    "find_specs", "load_spec", "specs_by_table", "resolved_recipe", "strip_traced_settings", "untrace",
 ]
