@@ -11,7 +11,7 @@ import pytest
 PKG = Path(__file__).resolve().parents[1] / "reid_bench"
 
 # The training path: what a method's trained model depends on. Its code fingerprint keys the
-# trained-model cache (reid_bench/fingerprint.py), so it must not import the layers above it:
+# trained-model cache (reid_bench/engine/fingerprint.py), so it must not import the layers above it:
 # an edit to the spec schema, the runner or the report must not invalidate trained models.
 TRAINING_PATH = ("models", "data", "eval", "train", "train_fast", "accel", "distributed",
                  "method", "embed", "trained", "artifacts", "recipe", "step_probe",

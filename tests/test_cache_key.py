@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 from toyspec import register_plugin, tiny_spec
 
-from reid_bench import results
-from reid_bench.accel import AccelOptions
-from reid_bench.fingerprint import ROOT, import_closure, source_fingerprint
-from reid_bench.plan import plan
-from reid_bench.runner import Runner, RunOptions
+from reid_bench.engine.accel import AccelOptions
+from reid_bench.engine.fingerprint import ROOT, import_closure, source_fingerprint
+from reid_bench.run.runner import Runner, RunOptions
 from reid_bench.spec import load_spec
+from reid_bench.store import results
+from reid_bench.table.plan import plan
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +108,7 @@ def test_model_trained_under_other_switches_is_not_reused(tmp_path, shared_data_
     assert marker.read_text().count("fit") == 2  # other precision: retrained
     assert bf16["trained_accel"] == "bf16" and bf16["accel"] == "bf16"
     # Another world size is another key (as the DDP launch sees it).
-    monkeypatch.setattr("reid_bench.distributed.world_size", lambda: 2)
+    monkeypatch.setattr("reid_bench.engine.distributed.world_size", lambda: 2)
     run()
     assert marker.read_text().count("fit") == 3
 
@@ -116,8 +116,8 @@ def test_model_trained_under_other_switches_is_not_reused(tmp_path, shared_data_
 def test_effective_batch_is_in_the_key():
     from types import SimpleNamespace
 
-    from reid_bench.accel import resolve
-    from reid_bench.trained import effective_batch, key_extras
+    from reid_bench.engine.accel import resolve
+    from reid_bench.engine.trained import effective_batch, key_extras
 
     recipe = {"train": {"batch_size": 64, "lr": 0.1}, "stages": [{"batch_size": 32}]}
     assert effective_batch(recipe) == {"train.batch_size": 64, "stages[0].batch_size": 32}

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import click
 
-from . import registry, store
+from ..weights import registry, store
 
 
 def spec_needs(spec_paths: list[str] | None = None) -> dict[str, list[str]]:
     """Weight-set name → ``paper/table (n rows)`` of the specs whose runnable rows start from
     its ImageNet weights (full recipe; the smoke tier uses none)."""
-    from ..errors import RegistryError
-    from ..registry import METHODS
+    from ..core.errors import RegistryError
+    from ..core.registry import METHODS
     from ..spec import find_specs, load_spec, resolved_recipe
 
     need: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
@@ -90,7 +90,7 @@ def path(name):
 @click.argument("names", nargs=-1, type=click.Choice(registry.names()))
 def fetch(names):
     """Download NAMES (default: all) through timm / torchvision into their normal caches."""
-    from ..console import configure
+    from ..core.console import configure
 
     # store.fetch logs each download: shown here as the command's progress.
     click.get_current_context().call_on_close(configure(click.echo))
@@ -117,7 +117,7 @@ def fetch(names):
 def convert(name, caffemodel, out, no_verify):
     """Convert the BVLC reference CaffeNet (bvlc_reference_caffenet.caffemodel) into a
     safetensors state dict of our CaffeNet, checked strictly against the network."""
-    from .caffe import convert_caffenet
+    from ..weights.caffe import convert_caffenet
 
     dest = Path(out) if out else store.own_cache_dir() / f"{name}.safetensors"
     done = convert_caffenet(caffemodel, dest,

@@ -44,7 +44,7 @@ def _fsync(path: Path) -> None:
 def save(path: Path, write: Callable[[Path], object], *, fault: str | None = None) -> Path:
     """Write ``path`` atomically through ``write(tmp_path)`` (e.g. ``torch.save`` or
     safetensors' ``save_file`` onto the temporary path). ``fault`` names a
-    ``reid_bench.faults`` point visited between the fsync and the rename. Returns ``path``."""
+    ``reid_bench.core.faults`` point visited between the fsync and the rename. Returns ``path``."""
     path = Path(path)
     tmp = temp_path(path)
     full = None

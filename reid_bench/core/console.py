@@ -16,7 +16,7 @@ from typing import Any
 
 LIBRARY = "reid_bench"
 # Per-epoch and per-stage lines (the training loop and the methods): what ``--quiet`` hides.
-TRAINING_LOGGERS = ("reid_bench.train", "reid_bench.models")
+TRAINING_LOGGERS = ("reid_bench.engine.train", "reid_bench.models")
 
 
 def bars_enabled(quiet: bool = False) -> bool:

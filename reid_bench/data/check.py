@@ -22,11 +22,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from .data.base import ReidDataset, Sample, load_dataset, resolve_data_root
-from .data.image_file import open_checked
-from .errors import DatasetError
-from .registry import DATASETS
-from .textable import text_table
+from ..core.errors import DatasetError
+from ..core.registry import DATASETS
+from ..core.textable import text_table
+from .base import ReidDataset, Sample, load_dataset, resolve_data_root
+from .image_file import open_checked
 
 STAT_SPLITS = ("train", "query", "gallery")
 MAX_LISTED = 20  # bad files named per row; the rest are counted

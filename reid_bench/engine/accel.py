@@ -28,7 +28,7 @@ is a memory layout (the same arithmetic up to rounding order): off by default, r
 cell. ``torch.compile`` is opt-in (its compile time dominates short stages). Measured figures:
 docs/benchmarks.md.
 
-The data-parallel (DDP) path of ``train_stage`` is ``reid_bench.train_fast`` (it applies
+The data-parallel (DDP) path of ``train_stage`` is ``reid_bench.engine.train_fast`` (it applies
 these switches inside the training loop).
 """
 
@@ -42,7 +42,7 @@ from typing import Any, Literal
 
 import torch
 
-from .strict import Strict
+from ..core.strict import Strict
 
 Precision = Literal["fp32", "tf32", "bf16", "fp16"]
 #: The precision every paper in papers/ trained in (see the module docstring).

@@ -23,8 +23,8 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from . import atomic
-from .hashing import stable_hash
+from ..core import atomic
+from ..core.hashing import stable_hash
 
 log = logging.getLogger(__name__)
 

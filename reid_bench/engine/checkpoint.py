@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import atomic
-from .integrity import identity_mismatch, set_aside
+from ..core import atomic
+from .checkpoint_identity import identity_mismatch, set_aside
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ sampler draws the same global batches. ``shard_loader`` re-wraps the loader so r
 r-th part of each global batch: a P×K batch is cut between identities (each rank gets P/W whole
 identities with their K images), a pair batch between pairs. The global batch therefore stays
 the recipe's batch size (the paper's) and the number of steps per epoch is unchanged.
-``train_stage`` wraps the model in ``DistributedDataParallel`` (``reid_bench.train_fast``), which
+``train_stage`` wraps the model in ``DistributedDataParallel`` (``reid_bench.engine.train_fast``), which
 averages the ranks' gradients: the gradient of the global batch's mean loss for per-sample
 losses. A loss over pairs/triplets mined *within* the batch (Deep-Person's batch-hard triplet)
 calls ``gather_with_grad`` first, so it sees the global P×K batch as one process would.

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from .data.base import Sample
+from ..data.base import Sample
 from .recipe import InputRecipe
 
 
@@ -17,13 +17,13 @@ def make_embedder(features: Callable[[torch.Tensor], torch.Tensor], model: torch
                   accel: Any = None, weights: str = "resnet50") -> Callable[[Sequence[Sample]], torch.Tensor]:
     """Return ``embed(samples)`` → float32 CPU tensor (N × D) of ``features(images)`` with
     ``model`` in eval mode and the test-time transform of ``inp``. ``accel``
-    (``reid_bench.accel.Accel``; default: the current switches, else plain fp32) applies the
+    (``reid_bench.engine.accel.Accel``; default: the current switches, else plain fp32) applies the
     run's precision (autocast) and channels_last to the forward pass, as in training. The
     test-time transform gives the input the backbone ``weights`` expect."""
+    from ..data.samplers import make_loader
+    from ..data.torch_dataset import ImageDataset
+    from ..data.transforms import build_transform
     from .accel import Accel, current
-    from .data.samplers import make_loader
-    from .data.torch_dataset import ImageDataset
-    from .data.transforms import build_transform
 
     transform = build_transform(inp, train=False, mean_image=mean_image, weights=weights)
     acc: Accel = accel or current() or Accel(device_type=torch.device(device).type)

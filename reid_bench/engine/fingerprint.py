@@ -21,7 +21,7 @@ import hashlib
 from pathlib import Path
 
 PACKAGE = "reid_bench"
-ROOT = Path(__file__).resolve().parent.parent  # folder holding the reid_bench package
+ROOT = Path(__file__).resolve().parents[2]  # folder holding the reid_bench package
 
 
 def _module_file(name: str, root: Path) -> Path | None:

@@ -27,8 +27,8 @@ import torch
 from pydantic import BaseModel
 from torch import nn
 
+from ..data.base import ReidDataset
 from .artifacts import ArtifactCache
-from .data.base import ReidDataset
 from .recipe import InputRecipe
 
 
@@ -46,13 +46,13 @@ class CellContext:
     deterministic: bool = False
     # Input preprocessing the runner resolved: "weights" (the backbone whose pretrained weights
     # own channel order, scale and mean/std) and, for ``normalize: mean_image``, "mean_image"
-    # (the training split's mean colour). Speed switches are not here: see reid_bench.accel.
+    # (the training split's mean colour). Speed switches are not here: see reid_bench.engine.accel.
     extras: dict[str, Any] = field(default_factory=dict)
 
 
 class Method(ABC):
     """Base class of a registered method. Subclasses set ``Params`` and ``Recipe`` (strict
-    pydantic models, ``reid_bench.strict.Strict``) and implement ``build`` and ``fit``."""
+    pydantic models, ``reid_bench.core.strict.Strict``) and implement ``build`` and ``fit``."""
 
     Params: ClassVar[type[BaseModel]]
     Recipe: ClassVar[type[BaseModel]]
@@ -86,7 +86,7 @@ class Method(ABC):
 
     def code_fingerprint(self) -> str:
         """Hash of the source that determines trained weights: this method's module and every
-        reid_bench module it imports, transitively (``reid_bench.fingerprint``). Cached
+        reid_bench module it imports, transitively (``reid_bench.engine.fingerprint``). Cached
         artefacts are keyed by it, so editing any of that code never silently reuses a model
         trained by the old code."""
         import inspect
@@ -112,7 +112,7 @@ class Method(ABC):
         """The training stages (recipe field names of ``OptimRecipe``s) whose network is cached
         apart and reused by every cell with the same key, besides the training data and seed
         (e.g. FMN's stage-1 GRN): stage → that key. ``run --dry-run`` counts such a stage once
-        (``reid_bench.estimate``). Default: none."""
+        (``reid_bench.table.estimate``). Default: none."""
         return {}
 
     def training_key(self, params: BaseModel) -> dict:

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from .strict import Strict
+from ..core.strict import Strict
 
 
 class FixedSizeInputRecipe(Strict):

@@ -1,4 +1,4 @@
-"""What ``train_stage`` needs of the ``--shakedown`` tier (``reid_bench.shakedown``): the step
+"""What ``train_stage`` needs of the ``--shakedown`` tier (``reid_bench.table.shakedown``): the step
 limit of the current cell and a probe per training stage (first/last loss, seconds and images
 per step, peak memory). Kept apart from ``shakedown.py``, which plans cells and therefore
 imports the registry and the spec: a training module must not depend on those (its code

@@ -21,14 +21,14 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..core import preempt
+from ..core.console import progress
+from ..core.errors import DivergedError
+from ..core.faults import fault_point
+from ..history import stage_log
 from . import checkpoint as ckpt
-from . import preempt
-from .console import progress
+from .checkpoint_identity import current_identity
 from .distributed import world_size
-from .errors import DivergedError
-from .faults import fault_point
-from .history import stage_log
-from .integrity import current_identity
 from .recipe import GradClip, OptimRecipe
 
 log = logging.getLogger(__name__)
@@ -128,13 +128,13 @@ def train_stage(model: nn.Module, loader: Any, step: StepFn, optim: OptimRecipe,
     loss and scalars, seconds) on this module's logger; on a terminal a tqdm bar per epoch
     shows the step count, ETA and running mean loss.
 
-    ``accel`` (``reid_bench.accel.Accel``/``AccelOptions``; default: the switches the runner set
+    ``accel`` (``reid_bench.engine.accel.Accel``/``AccelOptions``; default: the switches the runner set
     with ``accel.use``, else none) turns on autocast/GradScaler/channels_last/compile; inside a
     torchrun process group the loader is sharded across ranks and the model is wrapped in
-    ``DistributedDataParallel`` (see ``reid_bench.train_fast``/``reid_bench.distributed``; a model
+    ``DistributedDataParallel`` (see ``reid_bench.engine.train_fast``/``reid_bench.engine.distributed``; a model
     the caller already wrapped in DDP is used as is). With neither, the loop is the plain fp32
     one. ``optim.grad_clip`` clips once per step, after the gradient all-reduce and the fp16
-    unscaling. Inside a ``--shakedown`` run (``reid_bench.shakedown``) the stage stops after
+    unscaling. Inside a ``--shakedown`` run (``reid_bench.table.shakedown``) the stage stops after
     that run's number of optimisation steps and reports its losses, step time and memory.
     """
     groups = groups or [(model.parameters(), 1.0)]

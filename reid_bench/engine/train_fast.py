@@ -1,7 +1,7 @@
 """The training loop's fast path: what ``train_stage`` does differently when speed switches
-(``reid_bench.accel``) are on or training is distributed.
+(``reid_bench.engine.accel``) are on or training is distributed.
 
-Distributed (torchrun, ``reid_bench.distributed``): the model is wrapped in
+Distributed (torchrun, ``reid_bench.engine.distributed``): the model is wrapped in
 ``torch.nn.parallel.DistributedDataParallel`` (bucketed gradient all-reduce overlapped with the
 backward pass; rank 0's initial weights broadcast at construction). The wrapped module is a
 thin adapter whose ``forward`` runs the method's whole ``step`` (batch → loss), so DDP sees
@@ -17,7 +17,8 @@ from typing import Any
 
 import torch
 
-from . import distributed, preempt
+from ..core import preempt
+from . import distributed
 from .accel import Accel, AccelOptions, current, resolve
 
 

@@ -26,9 +26,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import atomic, history
+from .. import history
+from ..core import atomic
+from ..core.errors import ResultsError
 from .artifacts import ArtifactCache
-from .errors import ResultsError
 
 FILE = "training.json"
 log = logging.getLogger(__name__)
@@ -116,7 +117,7 @@ def key_extras(accel: Any, recipe: dict, opts: Any) -> dict[str, Any]:
 
 def write(folder: Path, accel: Any, device: Any, code_fingerprint: str) -> dict[str, Any]:
     """Write (and return) the provenance of the training being built into ``folder``."""
-    from .provenance import provenance
+    from ..core.provenance import provenance
 
     d = accel.as_dict()
     prov = provenance(device)

@@ -13,16 +13,16 @@ from typing import Any
 
 import torch
 
-from . import history
-from . import trained as trained_prov
-from .accel import use as use_accel
-from .artifacts import ArtifactCache, read_manifest
-from .data.base import ReidDataset
-from .distributed import is_main
-from .hashing import stable_hash
-from .integrity import checkpoint_identity, use_checkpoint_identity
-from .method import CellContext, Method
-from .train import LoopSettings, use_loop_settings
+from .. import history
+from ..core.hashing import stable_hash
+from ..data.base import ReidDataset
+from ..engine import trained as trained_prov
+from ..engine.accel import use as use_accel
+from ..engine.artifacts import ArtifactCache, read_manifest
+from ..engine.checkpoint_identity import checkpoint_identity, use_checkpoint_identity
+from ..engine.distributed import is_main
+from ..engine.method import CellContext, Method
+from ..engine.train import LoopSettings, use_loop_settings
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def fit_or_load(method: Method, params: Any, recipe: Any, ds: ReidDataset, *, se
     ctx = CellContext(dataset=ds, device=run.device, seed=seed, cache=cache, work_dir=work,
                       num_workers=run.num_workers, checkpoint_every=run.checkpoint_every,
                       deterministic=run.deterministic, extras=extras)
-    from .weights import recording, skip_pretrained
+    from ..weights import recording, skip_pretrained
 
     identity = checkpoint_identity(details.get("train_hash", ""), cache.salt)
     loads: list = []
@@ -117,7 +117,7 @@ def fit_or_load(method: Method, params: Any, recipe: Any, ds: ReidDataset, *, se
     for why in details["history_warnings"] if not fresh else ():  # fresh: logged as it trained
         log.warning("%s", why)
     if not fresh and run.tensorboard is not None and not any(run.tensorboard.rglob("events.*")):
-        from .history.tensorboard import write_rows
+        from ..history.tensorboard import write_rows
 
         write_rows(rows, run.tensorboard)  # a cached model's saved history
     return model.to(run.device)

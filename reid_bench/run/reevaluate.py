@@ -18,9 +18,9 @@ from typing import Any
 
 import torch
 
-from . import results
-from .artifacts import manifest_mismatch
-from .plan import Cell
+from ..engine.artifacts import manifest_mismatch
+from ..store import results
+from ..table.plan import Cell
 from .runner import Runner, RunOptions
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ class _StoredModelRunner(Runner):
     folder: Path
 
     def _fit_or_load(self, method, params, recipe, ds, cell, train_key, extras, details):
-        from .weights import skip_pretrained
+        from ..weights import skip_pretrained
 
         with skip_pretrained():  # architecture only: the stored state replaces every weight
             model = method.build(params, recipe, ds.num_train_pids)
@@ -42,7 +42,7 @@ class _StoredModelRunner(Runner):
 
 
 def _spec_for(paper: str, table: str, spec_paths: list[str] | None) -> Any:
-    from .spec import find_specs, load_spec
+    from ..spec import find_specs, load_spec
 
     for f in find_specs(spec_paths or None):
         s = load_spec(f)

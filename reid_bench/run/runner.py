@@ -1,4 +1,4 @@
-"""Run a table's planned cells (reid_bench.plan): skip finished ones, run the rest.
+"""Run a table's planned cells (reid_bench.table.plan): skip finished ones, run the rest.
 
 Each cell: resolve the row's method/params/recipe, load the dataset (the synthetic stand-in with
 ``smoke``), train (or reuse a cached training with the same config), embed and evaluate with the
@@ -23,27 +23,30 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import history, lease, orphans, results, shakedown
-from . import trained as trained_prov
-from .accel import resolve as resolve_accel
-from .artifacts import ArtifactCache
+from .. import history
+from ..core import orphans
+from ..core.console import progress
+from ..core.errors import DatasetError, DiskFullError, DivergedError, RegistryError
+from ..core.faults import fault_point
+from ..core.hashing import stable_hash
+from ..core.registry import METHODS
+from ..data.base import ReidDataset, resolve_data_root
+from ..data.check import BadFilesError, check_files, load_verified
+from ..data.samplers import default_num_workers
+from ..engine import trained as trained_prov
+from ..engine.accel import resolve as resolve_accel
+from ..engine.artifacts import ArtifactCache
+from ..engine.method import Method
+from ..engine.train import LoopSettings
+from ..history import Monitor
+from ..spec import Spec
+from ..store import lease, results
+from ..store.cellrow import record
+from ..table import shakedown
+from ..table.finished import DataFingerprints, cell_fingerprint, is_finished
+from ..table.plan import Cell, cell_config, training_key
+from ..weights.store import WeightsError
 from .cellfit import FitSettings, fit_or_load
-from .cellrow import record
-from .console import progress
-from .data.base import ReidDataset, resolve_data_root
-from .data.samplers import default_num_workers
-from .data_check import BadFilesError, check_files, load_verified
-from .errors import DatasetError, DiskFullError, DivergedError, RegistryError
-from .faults import fault_point
-from .finished import DataFingerprints, cell_fingerprint, is_finished
-from .hashing import stable_hash
-from .history import Monitor
-from .method import Method
-from .plan import Cell, cell_config, training_key
-from .registry import METHODS
-from .spec import Spec
-from .train import LoopSettings
-from .weights.store import WeightsError
 
 log = logging.getLogger(__name__)
 
@@ -63,14 +66,14 @@ class RunOptions:
     num_workers: int | None = 0  # None: data.samplers.default_num_workers for the device
     checkpoint_every: int = 0
     deterministic: bool = False
-    # Speed switches (reid_bench.accel.AccelOptions; None = its defaults for the device) and
-    # how cells are launched (local | torchrun | slurm; see reid_bench.launch).
+    # Speed switches (reid_bench.engine.accel.AccelOptions; None = its defaults for the device) and
+    # how cells are launched (local | torchrun | slurm; see reid_bench.run.launch).
     accel: Any = None
     launcher: str = "local"
     nproc: int = 1
-    # --set recipe overrides {dotted key: value} (reid_bench.overrides), validated by the CLI.
+    # --set recipe overrides {dotted key: value} (reid_bench.table.overrides), validated by the CLI.
     overrides: dict[str, Any] = field(default_factory=dict)
-    # --shakedown settings (reid_bench.shakedown.ShakedownOptions); None: not a shakedown.
+    # --shakedown settings (reid_bench.table.shakedown.ShakedownOptions); None: not a shakedown.
     shakedown: Any = None
     subset: bool = False  # --subset: the dataset's counts are not checked (cells say "subset")
     checkpoint_minutes: float = 0.0  # also checkpoint when this much time passed (0: never)
@@ -262,7 +265,7 @@ class Runner:
         _seed_everything(cell.seed, self.opts.deterministic)
         train_key = {**training_key(cell, config, method, params),
                      "fingerprint": train_ds.fingerprint,
-                     # precision/speed switches, world size, global batch (reid_bench.trained)
+                     # precision/speed switches, world size, global batch (reid_bench.engine.trained)
                      **trained_prov.key_extras(self.accel, config["recipe"],
                                                self.opts.shakedown),
                      **({"weights": config["weights"]} if "weights" in config else {})}
@@ -273,8 +276,8 @@ class Runner:
         shakedown.begin_cell(self.device)
 
         def evaluate(model: torch.nn.Module) -> Any:
-            from .embed import make_embedder
-            from .eval import evaluate_cell
+            from ..engine.embed import make_embedder
+            from ..eval import evaluate_cell
 
             embed = make_embedder(method.features(model, params), model,
                                   method.test_input(recipe), device=self.device,
@@ -291,7 +294,7 @@ class Runner:
                          if self.opts.eval_every and self.opts.shakedown is None else None)
         model, prov = self._trained.get(thash, (None, {}))
         if model is None:
-            from .weights import use_overrides
+            from ..weights import use_overrides
 
             with shakedown.collect(self.opts.shakedown) as stages, use_overrides(self.opts.weights):
                 try:
@@ -320,7 +323,7 @@ class Runner:
         extras: dict[str, Any] = {"weights": backbone}
         inp = getattr(recipe, "input", None)
         if inp is not None and inp.normalize == "mean_image":
-            from .data.transforms import compute_mean_colour
+            from ..data.transforms import compute_mean_colour
 
             # Decodes up to 2,000 training images: once per dataset, not once per cell.
             if ds.fingerprint not in self._mean_colour:
@@ -367,7 +370,7 @@ def monitoring(method: Method, params: Any, recipe: Any, ds: ReidDataset,
 
     def accepts(model: torch.nn.Module) -> bool:
         if not final:
-            from .weights import skip_pretrained
+            from ..weights import skip_pretrained
 
             with skip_pretrained():  # the architecture only, for its class
                 final.append(type(method.build(params, recipe, ds.num_train_pids)))

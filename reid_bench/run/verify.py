@@ -11,7 +11,7 @@ cross-checked against the records written beside it:
   key hashes to the row's ``train_hash`` and holds the row's recipe, training data and seed,
   its training record names the row's ``trained_commit``, its files are the ones the cell
   recorded (and, with ``hash_files``, their sha256 is still the one its manifest records);
-- with ``--reevaluate`` (``reid_bench.reevaluate``), the stored model evaluated again gives
+- with ``--reevaluate`` (``reid_bench.run.reevaluate``), the stored model evaluated again gives
   the row's numbers.
 
 A forged row must then forge all of these consistently, and still cannot make a stored model
@@ -29,10 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import results
-from .artifacts import manifest_mismatch, read_manifest
-from .hashing import stable_hash
-from .integrity import _canon, row_edited
+from ..core.hashing import stable_hash
+from ..engine.artifacts import manifest_mismatch, read_manifest
+from ..store import results
+from ..store.row_digest import _canon, row_edited
 
 CELL_JSON_MAX_BYTES = 64 << 20  # a cell JSON holds a CMC curve and a traceback: far less
 ARTIFACTS = "_artifacts"
@@ -228,7 +228,7 @@ def verify_folder(results_dir: Path, *, reevaluate: bool = False,
                   device: str = "cpu", tolerance: float = 0.01) -> list[RowCheck]:
     """Every row of every table CSV under ``results_dir``: its digest, its cell JSON and its
     artefact (strict, files re-hashed), and with ``reevaluate`` its numbers from the stored
-    model (``reid_bench.reevaluate``; within ``tolerance`` percentage points)."""
+    model (``reid_bench.run.reevaluate``; within ``tolerance`` percentage points)."""
     out = []
     specs = _specs(spec_paths)
     for csv, df in results.all_results(Path(results_dir)):
@@ -250,8 +250,8 @@ def verify_folder(results_dir: Path, *, reevaluate: bool = False,
 def _specs(spec_paths: list[str] | None) -> dict[tuple[str, str], Any]:
     """The specs found at ``spec_paths`` (default: papers/*/table*.yaml), by (paper, table);
     one that does not load is left out (``validate`` reports it)."""
-    from .errors import ReidBenchError
-    from .spec import find_specs, load_spec
+    from ..core.errors import ReidBenchError
+    from ..spec import find_specs, load_spec
 
     out = {}
     for f in find_specs(spec_paths or None):
@@ -269,8 +269,8 @@ def _spec_disagrees(row: Mapping[str, Any], specs: dict, results_dir: Path) -> s
     spec = specs.get((str(row["paper"]), str(row["table"])))
     if spec is None or row.get("status") != "ok" or row.get("variant"):
         return None
-    from .plan import Cell
-    from .status import ConfigHashes
+    from ..table.plan import Cell
+    from ..table.status import ConfigHashes
 
     spec_row = next((r for r in spec.rows if r.name == row["row"]), None)
     if spec_row is None or not spec_row.runnable:

@@ -1,13 +1,13 @@
 """Validation of a spec's assumption alternatives (called once by ``spec.load_spec``): each
-alternative must validate where ``--variant KEY=VALUE`` would put it (reid_bench.variants)."""
+alternative must validate where ``--variant KEY=VALUE`` would put it (reid_bench.table.variants)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from .spec import Row, Spec, deep_merge, untrace
-from .spec.recipes import recipe_tree
-from .variants import nest, set_eval, traced_values
+from ..table.variants import nest, set_eval, traced_values
+from . import Row, Spec, deep_merge, untrace
+from .recipes import recipe_tree
 
 
 def check_alternatives(spec: Spec) -> list[tuple]:
@@ -15,7 +15,7 @@ def check_alternatives(spec: Spec) -> list[tuple]:
     a method param, a recipe value (against the row's method recipe) or an eval setting."""
     from pydantic import ValidationError
 
-    from .registry import METHODS
+    from ..core.registry import METHODS
 
     errs: list[tuple] = []
     rows = {r.name: r for r in spec.rows}

@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .spec import Spec
-from .variants import traced_values
+from ..table.variants import traced_values
+from . import Spec
 
 
 def normalise(text: str) -> str:

@@ -8,13 +8,14 @@ import json
 import logging
 from typing import Any
 
-from . import results, shakedown
-from . import trained as trained_prov
-from .overrides import overrides_json
-from .plan import Cell
-from .provenance import provenance
-from .spec import Spec
-from .workdirs import attempt_path
+from ..core.provenance import provenance
+from ..engine import trained as trained_prov
+from ..spec import Spec
+from ..table import shakedown
+from ..table.overrides import overrides_json
+from ..table.plan import Cell
+from ..table.workdirs import attempt_path
+from . import results
 
 log = logging.getLogger(__name__)
 

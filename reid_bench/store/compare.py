@@ -3,7 +3,7 @@
 For two runs of the suite (two GPUs, two commits, two library versions) every number both
 folders have — per paper, table, row, dataset column, tier, variant and metric — as the mean ±
 sample std over its seeds (and splits) in each folder, with the delta B − A. Only ``ok`` cells
-count. Every number carries the flags of its rows (``reid_bench.rowstate``: synthetic,
+count. Every number carries the flags of its rows (``reid_bench.table.rowstate``: synthetic,
 shakedown, smoke recipe, subset, variant, edited, stale, data changed, precision) from either
 side; stale is checked only for tables whose spec is given (``specs``). Each side's code
 versions and devices head the output, so what differs between the two is in view.
@@ -17,9 +17,9 @@ from typing import Any
 
 import pandas as pd
 
+from ..core.textable import text_table
+from ..table.rowstate import RowStates, merge_flags_text
 from .results import all_results, metric_values
-from .rowstate import RowStates, merge_flags_text
-from .textable import text_table
 
 GROUP = ["paper", "table", "row", "dataset", "tier", "variant", "metric"]
 

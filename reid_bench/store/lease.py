@@ -11,7 +11,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from .safepath import inside
+from ..core.safepath import inside
 
 
 def lease_path(cells_dir: Path, cell_id: str) -> Path:
@@ -49,7 +49,7 @@ def guard_held(path: Path) -> bool | None:
     """Whether the lock guarding a temporary ``path`` of an unfinished write is held now (for
     ``orphans.sweep``): an artefact build folder's build lock, a cell work folder's lease;
     None when no lock guards it."""
-    from . import orphans
+    from ..core import orphans
 
     m = orphans.BUILD_DIR.match(path.name)
     if m:

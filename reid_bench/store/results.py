@@ -19,11 +19,11 @@ from typing import Any
 import pandas as pd
 from filelock import FileLock
 
-from . import atomic
-from .errors import ResultsError
-from .integrity import row_digest
-from .metrics import METRICS
-from .safepath import check_id, check_row_name, inside, row_slug
+from ..core import atomic
+from ..core.errors import ResultsError
+from ..core.metrics import METRICS
+from ..core.safepath import check_id, check_row_name, inside, row_slug
+from .row_digest import row_digest
 
 log = logging.getLogger(__name__)
 
@@ -47,19 +47,19 @@ COLUMNS = [
     "git_commit", "git_dirty", "spec_hash", "config_hash", "train_hash", "dataset_fingerprint",
     "device", "device_name", "hostname", "torch", "torchvision", "timm", "numpy", "python",
     "started_at", "finished_at", "wall_s", "cell_id",
-    "accel",  # speed switches of the training (reid_bench.accel.Accel.tag), e.g. bf16+cl+cudnn
-    "overrides",  # --set recipe overrides, JSON {dotted key: value} (reid_bench.overrides)
-    "row_digest",  # digest of the row's other fields: a hand edit shows (reid_bench.integrity)
-    # Numerics of the training (reid_bench.accel): fp32 | tf32 | bf16 | fp16 (the papers': fp32),
+    "accel",  # speed switches of the training (reid_bench.engine.accel.Accel.tag), e.g. bf16+cl+cudnn
+    "overrides",  # --set recipe overrides, JSON {dotted key: value} (reid_bench.table.overrides)
+    "row_digest",  # digest of the row's other fields: a hand edit shows (reid_bench.store.row_digest)
+    # Numerics of the training (reid_bench.engine.accel): fp32 | tf32 | bf16 | fp16 (the papers': fp32),
     # channels_last layout, backbone weights the recipe started from (imagenet | none | file).
     "precision", "channels_last", "pretrained",
-    # --shakedown cells (reid_bench.shakedown): steps per stage, batch cap (CPU), seconds per
+    # --shakedown cells (reid_bench.table.shakedown): steps per stage, batch cap (CPU), seconds per
     # step, first/last training loss, peak memory in MiB and what was measured.
     "shakedown_steps", "max_batch", "step_s", "img_per_s", "first_loss", "last_loss",
     "peak_mem_mb",
     "peak_mem_kind",
     "subset",  # True: --subset, a deliberate subset of the real dataset (counts not checked)
-    # Provenance of the training that produced the (possibly cached) model: reid_bench.trained
+    # Provenance of the training that produced the (possibly cached) model: reid_bench.engine.trained
     "trained_accel", "trained_world_size", "trained_commit", "trained_at", "trained_device",
     # pretrained weights the model started from: "<backbone>: <library tag | file> (<how found>)
     # <path>", and the file's sha256 ("; "-joined when a method loads several files)

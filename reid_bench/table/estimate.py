@@ -27,12 +27,12 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from . import results
-from .errors import DatasetError
-from .hashing import stable_hash
+from ..core.errors import DatasetError
+from ..core.hashing import stable_hash
+from ..core.textable import text_table
+from ..engine.recipe import OptimRecipe
+from ..store import results
 from .plan import cell_config, training_key
-from .recipe import OptimRecipe
-from .textable import text_table
 
 # The device kind the GPU-hours are for: only a shakedown measured on it stands in for
 # --throughput.
@@ -106,7 +106,7 @@ def published_train_images(name: str, options: dict) -> tuple[int | None, str]:
     """(training images of registered dataset ``name`` by its published statistics, or None;
     a note when the number is an approximation): the dataset's ``train_images`` declaration
     (``reid_bench.data.base``)."""
-    from .registry import DATASETS
+    from ..core.registry import DATASETS
 
     declared = DATASETS.info(name).get("train_images") if name in DATASETS else None
     return declared(options) if declared is not None else (None, "")
@@ -141,14 +141,14 @@ class Estimator:
 
     def _load(self, name: str, options: dict) -> Any:
         """The dataset as the runner loads it, checked the same way (counts unless --subset)."""
-        from .data.base import resolve_data_root
-        from .data_check import load_verified
+        from ..data.base import resolve_data_root
+        from ..data.check import load_verified
 
         return load_verified(name, resolve_data_root(self.opts.data_root), options,
                              subset=self.opts.subset)
 
     def cell(self, cell: Any) -> CellEstimate:
-        from .registry import METHODS
+        from ..core.registry import METHODS
 
         est = CellEstimate(cell)
         try:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from .hashing import stable_hash
+from ..core.hashing import stable_hash
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ class DataFingerprints:
 
     def __init__(self, data_root: str | Path | None = None,
                  load: Callable[[str, dict], Any] | None = None):
-        from .data.base import resolve_data_root
+        from ..data.base import resolve_data_root
 
         self.root = resolve_data_root(data_root)
         self._load = load
@@ -69,8 +69,8 @@ class DataFingerprints:
         """The fingerprint of dataset ``name`` with loader ``options``, or None."""
         key = stable_hash([name, dict(options)])
         if key not in self._fp:
-            from .data.base import load_dataset
-            from .errors import ReidBenchError
+            from ..core.errors import ReidBenchError
+            from ..data.base import load_dataset
 
             try:
                 ds = (self._load(name, dict(options)) if self._load is not None

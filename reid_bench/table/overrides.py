@@ -28,7 +28,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from .errors import ReidBenchError
+from ..core.errors import ReidBenchError
 
 PREFIXES = ("spec:", "set:", "variant:", "subset")
 
@@ -167,10 +167,10 @@ def validate_overrides(spec: Any, rows: Iterable[Any], overrides: dict[str, Any]
     """Check ``overrides`` against the ``Recipe`` model of every given row's method, like the
     spec itself is checked. Raises OverrideError naming the key, the rows and the allowed keys
     or values. Rows whose method is not registered are left to the runner (a not_run cell)."""
-    from .errors import RegistryError
-    from .registry import METHODS
-    from .spec.messages import pydantic_errors
-    from .spec.recipes import resolved_recipe
+    from ..core.errors import RegistryError
+    from ..core.registry import METHODS
+    from ..spec.messages import pydantic_errors
+    from ..spec.recipes import resolved_recipe
 
     if not overrides:
         return

@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from . import results
-from .errors import DatasetError, RegistryError
-from .hashing import stable_hash
+from ..core.errors import DatasetError, RegistryError
+from ..core.hashing import stable_hash
+from ..spec.recipes import resolved_recipe
+from ..spec.schema import DatasetColumn, Row, Spec
+from ..store import results
 from .overrides import apply_overrides, set_parts, variant_parts
-from .spec.recipes import resolved_recipe
-from .spec.schema import DatasetColumn, Row, Spec
 
 
 class CellKey(NamedTuple):
@@ -122,7 +122,7 @@ class PlanOptions:
 
     smoke: bool = False  # every dataset becomes its synthetic stand-in
     overrides: Mapping[str, Any] = field(default_factory=dict)  # --set {dotted key: value}
-    shakedown: Any = None  # reid_bench.shakedown.ShakedownOptions, or None
+    shakedown: Any = None  # reid_bench.table.shakedown.ShakedownOptions, or None
     weights: Mapping[str, str] = field(default_factory=dict)  # --weights {backbone: path}
 
 
@@ -207,8 +207,8 @@ def weights_key(row: Row, recipe: dict, weights: Mapping[str, str] | None) -> di
     row's backbone (other weights, other numbers), else {} (config hashes unchanged)."""
     if not weights:
         return {}
-    from .registry import METHODS
-    from .weights.store import sha256
+    from ..core.registry import METHODS
+    from ..weights.store import sha256
 
     try:
         method = METHODS.get(row.method)()

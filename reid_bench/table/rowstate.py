@@ -34,9 +34,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .integrity import row_edited
+from ..store.results import SHRUNK_TIERS, split_of
+from ..store.row_digest import row_edited
 from .overrides import overrides_from_json, spec_parts, variant_parts
-from .results import SHRUNK_TIERS, split_of
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ import difflib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from .errors import ReidBenchError
-from .spec.discover import find_specs
+from ..core.errors import ReidBenchError
+from ..spec.discover import find_specs
 
 
 class SelectionError(ReidBenchError):

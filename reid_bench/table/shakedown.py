@@ -29,9 +29,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from .errors import ReidBenchError
-from .step_probe import begin_cell, collect, summary  # noqa: F401 (re-exported: the runner's API)
-from .strict import Strict
+from ..core.errors import ReidBenchError
+from ..core.strict import Strict
+from ..engine.step_probe import begin_cell, collect, summary  # noqa: F401 (re-exported: the runner's API)
 
 # Small synthetic test split: enough for every protocol's query/gallery logic, cheap to embed
 # with full-size networks on a CPU.
@@ -75,9 +75,9 @@ def adjust_recipe(method: str, values: dict, opts: ShakedownOptions) -> dict:
     """``values`` (a row's resolved recipe) with ``opts``' deviations: every backbone's
     ``pretrained`` set to "none", every optimiser stage's ``batch_size`` capped at
     ``max_batch`` (P×K samplers: K lowered so P >= 2). Unchanged without those options."""
-    from .recipe import BackboneRecipe, OptimRecipe
-    from .registry import METHODS
-    from .spec import deep_merge
+    from ..core.registry import METHODS
+    from ..engine.recipe import BackboneRecipe, OptimRecipe
+    from ..spec import deep_merge
 
     if opts.pretrained == "spec" and opts.max_batch is None:
         return values
@@ -106,7 +106,7 @@ def dataset_options(method: str, values: dict) -> dict:
     images at the recipe's input resolution (its ``resize`` when set, else height×width),
     enough training identities for the largest batch (pairs count twice), a small test
     split."""
-    from .registry import METHODS
+    from ..core.registry import METHODS
 
     recipe = METHODS.get(method).Recipe.model_validate(values)
     inp = getattr(recipe, "input", None)
@@ -115,7 +115,7 @@ def dataset_options(method: str, values: dict) -> dict:
         # Deep-Person's input has no resize (its pipeline starts at height×width).
         resize = getattr(inp, "resize", None)
         h, w = resize if resize is not None else (inp.height, inp.width)
-    from .recipe import OptimRecipe
+    from ..engine.recipe import OptimRecipe
 
     biggest = max([p.batch_size for _, p in _walk(recipe) if isinstance(p, OptimRecipe)] or [1])
     train_ids = max(32, math.ceil(2 * biggest / NUM_CAMS) + 1)

@@ -27,11 +27,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import lease, results, workdirs
+from ..spec import Spec
+from ..store import lease, results
+from . import workdirs
 from .finished import DataFingerprints, is_finished
 from .plan import Cell, PlanOptions, config_hash, dataset_source, plan, train_source
 from .rowstate import RowStates
-from .spec import Spec
 from .workdirs import attempt_path
 
 STATES = ("done", "running", "interrupted", "failed", "stale", "data_changed", "unverified",

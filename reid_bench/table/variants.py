@@ -21,10 +21,10 @@ from typing import Any
 
 import yaml
 
-from .errors import SpecError
+from ..core.errors import SpecError
+from ..spec import Row, Spec, deep_merge, untrace
+from ..spec.recipes import recipe_tree, smoke_tree
 from .overrides import compose_variant, spell, variant_parts
-from .spec import Row, Spec, deep_merge, untrace
-from .spec.recipes import recipe_tree, smoke_tree
 
 PREFIX = "variant:"
 
@@ -91,7 +91,7 @@ def traced_values(spec: Spec) -> list[Traced]:
         out.append(_traced(e["key"], e["value"], e["scope"], e["owner"], e, path))
     # A recipe value the spec leaves out is the Recipe's default: our choice, never the
     # paper's (spec.defaults).
-    from .spec.defaults import DEFAULT_REASON, untraced_leaves
+    from ..spec.defaults import DEFAULT_REASON, untraced_leaves
 
     for u in untraced_leaves(spec):
         out.append(Traced(f"recipe.{u.key}", u.value, "row", u.row, assumed=DEFAULT_REASON,
@@ -258,7 +258,7 @@ def apply_variant(spec: Spec, text: str, *,
 
 def _unused(row: Row, path: tuple) -> bool:
     """Whether ``row``'s method, with the row's params, never reads recipe key ``path``."""
-    from .registry import METHODS
+    from ..core.registry import METHODS
 
     if row.method not in METHODS:
         return False

@@ -18,7 +18,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .safepath import inside
+from ..core.safepath import inside
 
 MAX_PICKLE_BYTES = 16 << 20  # the pickle of a state dict (tensors are stored apart): small
 MAX_SIDECAR_BYTES = 1 << 20

@@ -15,10 +15,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from .. import results
-from ..finished import DataFingerprints, is_finished
-from ..hashing import stable_hash
-from ..plan import Cell, cell_config
+from ...core.hashing import stable_hash
+from ...store import results
+from ...table.finished import DataFingerprints, is_finished
+from ...table.plan import Cell, cell_config
 from ..runner import RunOptions
 
 # A worker runs the cells it is given in its own process: how they were launched stays here.
@@ -44,13 +44,13 @@ def options_to_dict(opts: RunOptions) -> dict[str, Any]:
 
 
 def options_from_dict(d: dict[str, Any], **over: Any) -> RunOptions:
-    from ..accel import AccelOptions
+    from ...engine.accel import AccelOptions
 
     d = dict(d)
     d["results_dir"] = Path(d["results_dir"])
     d["data_root"] = Path(d["data_root"]) if d.get("data_root") else None
     d["accel"] = AccelOptions(**d["accel"]) if d.get("accel") is not None else None
-    from ..shakedown import ShakedownOptions
+    from ...table.shakedown import ShakedownOptions
 
     d["shakedown"] = (ShakedownOptions(**d["shakedown"]) if d.get("shakedown") is not None
                       else None)
@@ -65,8 +65,8 @@ def pending_cells(spec: Any, opts: RunOptions, cells: list[Cell]) -> list[Cell]:
     if opts.force:
         return list(cells)
     rows = results.cell_rows(results.table_csv(opts.results_dir, spec.paper.id, spec.table.id))
-    from ..data.base import resolve_data_root
-    from ..data_check import load_verified
+    from ...data.base import resolve_data_root
+    from ...data.check import load_verified
 
     root = resolve_data_root(opts.data_root)
     # Loaded and checked as the runner does (the same fingerprint, the same refusals).

@@ -10,8 +10,8 @@ import subprocess
 import sys
 from typing import Any
 
-from .. import results
-from ..plan import Cell
+from ...store import results
+from ...table.plan import Cell
 from ..runner import RunOptions
 from . import options_to_dict, pending_cells
 
@@ -36,11 +36,11 @@ def local_pool(spec_path: str, cells: list[Cell], opts: RunOptions, nproc: int) 
         env["REID_BENCH_PROCS_PER_NODE"] = str(nproc)  # shares the CPUs' loader workers
         log.info("local process %d/%d%s", i + 1, nproc,
                  f" on GPU {i}" if torch.cuda.is_available() else "")
-        procs.append(subprocess.Popen([sys.executable, "-m", "reid_bench.launch.worker",
+        procs.append(subprocess.Popen([sys.executable, "-m", "reid_bench.run.launch.worker",
                                        "--spec", str(spec_path), "--cells", refs,
                                        "--options", opt], env=env))
     rcs = [p.wait() for p in procs]
-    from ..preempt import EXIT_PREEMPTED
+    from ...core.preempt import EXIT_PREEMPTED
 
     if EXIT_PREEMPTED in rcs:
         return EXIT_PREEMPTED
@@ -60,7 +60,7 @@ def dispatch(spec_path: str, spec: Any, cells: list[Cell], opts: RunOptions,
         from .torchrun import run_torchrun
 
         outcomes = run_torchrun(spec_path, todo, options_to_dict(opts), opts.nproc)
-        from ..preempt import EXIT_PREEMPTED
+        from ...core.preempt import EXIT_PREEMPTED
 
         if any(rc == EXIT_PREEMPTED for _, rc in outcomes):
             return EXIT_PREEMPTED  # stopped on a signal: `run` says how to resume

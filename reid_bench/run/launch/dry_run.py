@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..plan import Cell, cells_from_keys
+from ...table.plan import Cell, cells_from_keys
 
 
 def launch_summary(launcher: str, nproc: int, n: int) -> str:

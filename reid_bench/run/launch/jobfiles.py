@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ..plan import CellKey
+    from ...table.plan import CellKey
 
 JOB_ENV = "REID_BENCH_JOB_DIR"
 PROGRESS = "progress.jsonl"
@@ -49,7 +49,7 @@ def write_failure(rank: int, world: int, key: CellKey | None, traceback: str) ->
     d = job_dir()
     if d is None:
         return
-    from ..results import write_cell_json  # the one atomic JSON writer
+    from ...store.results import write_cell_json  # the one atomic JSON writer
 
     write_cell_json(d / f"rank{rank}.json", {"rank": rank, "world_size": world,
                                              "cell": key.as_dict() if key else None,

@@ -30,9 +30,9 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from ..errors import ReidBenchError
-from ..plan import Cell, cells_from_keys
-from ..strict import Strict
+from ...core.errors import ReidBenchError
+from ...core.strict import Strict
+from ...table.plan import Cell, cells_from_keys
 
 
 class SlurmConfig(Strict):
@@ -124,8 +124,8 @@ def run_cell_job(spec_path: str, ref: dict, options: dict[str, Any], nproc: int 
     """One array task: run one cell (DDP under torchrun when ``nproc`` > 1). Returns
     {"cell": <the cell's key dict>, "ok": bool, ...}."""
     if nproc > 1:
-        from ..console import ensure
-        from ..spec import load_spec
+        from ...core.console import ensure
+        from ...spec import load_spec
         from .torchrun import run_torchrun
 
         ensure(quiet=bool(options.get("quiet")))  # the launcher's lines in the task's log
@@ -156,13 +156,13 @@ class CellJob(_Checkpointable):
 
     Inside the training, submitit's preemption signal (SIGUSR2 unless
     ``SUBMITIT_PREEMPT_SIGNAL`` says otherwise) and SIGTERM/SIGUSR1 only ask the loop to stop
-    (``reid_bench.preempt``): it saves its checkpoint at the next step boundary, and then this
+    (``reid_bench.core.preempt``): it saves its checkpoint at the next step boundary, and then this
     callable hands the signal to submitit's handler, which calls ``checkpoint`` and requeues the
     task. The requeued task resumes the cell from that step."""
 
     def __call__(self, spec_path: str, ref: dict, options: dict[str, Any],
                  nproc: int = 1) -> dict:
-        from .. import preempt
+        from ...core import preempt
 
         sig = _submitit_signal()
         with preempt.also_catching(*([sig] if sig is not None else [])):

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..plan import Cell, CellKey
+from ...table.plan import Cell, CellKey
 from . import jobfiles
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ def torchrun_command(spec_path: str, cells: Cell | Sequence[Cell], options: dict
     this node."""
     cells = [cells] if isinstance(cells, Cell) else list(cells)
     return [sys.executable, "-m", "torch.distributed.run", "--standalone",
-            f"--nproc-per-node={nproc}", "-m", "reid_bench.launch.worker",
+            f"--nproc-per-node={nproc}", "-m", "reid_bench.run.launch.worker",
             "--spec", str(spec_path), "--cells", json.dumps([c.key.as_dict() for c in cells]),
             "--options", json.dumps(options)]
 
@@ -99,9 +99,9 @@ def _record_failed(spec: Any, opts: Any, cell: Cell, msg: str, tb: str, started:
     would (``opts``: the run's ``RunOptions``)."""
     import torch
 
-    from ..cellrow import record
-    from ..hashing import stable_hash
-    from ..plan import cell_config
+    from ...core.hashing import stable_hash
+    from ...store.cellrow import record
+    from ...table.plan import cell_config
 
     config = cell_config(spec, cell, opts)
     record(spec, cell, config, stable_hash(config), "failed", msg, started, None,
@@ -113,12 +113,12 @@ def run_torchrun(spec_path: str, cells: Sequence[Cell], options: dict[str, Any],
     """Run ``cells`` under torchrun (one job, relaunched after a failed cell); returns
     [(cell id, 0 if the results record it ok else 1)] in the order of ``cells``
     (``preempt.EXIT_PREEMPTED`` for a cell a signal stopped: the job is not relaunched)."""
-    from .. import results
-    from ..spec import load_spec
+    from ...spec import load_spec
+    from ...store import results
     from . import options_from_dict
 
     spec, opts = load_spec(spec_path), options_from_dict(options)
-    from ..preempt import EXIT_PREEMPTED
+    from ...core.preempt import EXIT_PREEMPTED
 
     remaining, preempted = list(cells), None
     root = Path(options["results_dir"]) / "_jobs"

@@ -1,6 +1,6 @@
 """Run cells in this process; under torchrun, run them as one data-parallel training.
 
-``python -m reid_bench.launch.worker --spec S --cells '[<CellKey.as_dict()>, ...]'
+``python -m reid_bench.run.launch.worker --spec S --cells '[<CellKey.as_dict()>, ...]'
 --options '{...}'`` (what the torchrun and Slurm launchers execute). Under torchrun
 (WORLD_SIZE > 1) every rank trains; rank 0 alone takes the cell's lease, decides about cached
 trainings, evaluates and writes the results. The other ranks follow rank 0's commands:
@@ -24,9 +24,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .. import distributed
-from ..errors import DivergedError
-from ..plan import Cell, CellKey, cells_from_keys
+from ...core.errors import DivergedError
+from ...engine import distributed
+from ...table.plan import Cell, CellKey, cells_from_keys
 from ..runner import Runner, RunSummary
 from . import jobfiles
 
@@ -90,7 +90,7 @@ class _LeaderRunner(Runner):
     current: CellKey | None = None  # key of the cell being run
 
     def _run_cell(self, cell, config, chash):
-        from ..preempt import Preempted
+        from ...core.preempt import Preempted
 
         self.current = cell.key
         jobfiles.log_event("start", self.current)
@@ -142,7 +142,7 @@ def _die(current: CellKey | None) -> None:
     import os
     import traceback
 
-    from ..preempt import EXIT_PREEMPTED, Preempted
+    from ...core.preempt import EXIT_PREEMPTED, Preempted
 
     if isinstance(sys.exc_info()[1], Preempted):  # stopped on a signal, checkpoint saved
         print(f"[rank {distributed.rank()}] {sys.exc_info()[1]}", file=sys.stderr, flush=True)
@@ -158,14 +158,14 @@ def run_cells(spec_path: str, refs: list, options: dict[str, Any]) -> RunSummary
     """Run the cells ``refs`` (``CellKey.as_dict`` dicts) of ``spec_path`` with ``options``
     (``options_to_dict``); distributed when started by torchrun. Returns rank 0's summary
     (an empty one on other ranks)."""
-    from ..spec import load_spec
+    from ...spec import load_spec
     from . import options_from_dict
 
     device = distributed.init_from_env(options.get("device"))
     spec = load_spec(spec_path)
     cells = cells_from_keys(spec, refs)
     opts = options_from_dict(options, device=str(device))
-    from ..console import ensure
+    from ...core.console import ensure
 
     ensure(quiet=opts.quiet, silent=distributed.rank() != 0)  # library logs: rank 0 prints them
     if not distributed.is_distributed():
@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cells", required=True, help="JSON list of cell keys (CellKey.as_dict)")
     ap.add_argument("--options", required=True, help="JSON RunOptions (options_to_dict)")
     a = ap.parse_args(argv)
-    from ..preempt import EXIT_PREEMPTED, Preempted
+    from ...core.preempt import EXIT_PREEMPTED, Preempted
 
     try:
         summary = run_cells(a.spec, json.loads(a.cells), json.loads(a.options))
