@@ -3,7 +3,7 @@
 A checkpoint is two files in the cell's work folder: ``<name>.ckpt``, a ``torch.save`` of plain
 tensors and containers only (model and optimiser state, the torch/CUDA/Python/NumPy RNG states
 as tensors and lists, the loader's shuffling state, the position in the epoch, the history), and
-``<name>.ckpt.json``, its identity (``integrity.current_identity``) and the sha256 of the
+``<name>.ckpt.json``, its identity (``checkpoint_identity.current_identity``) and the sha256 of the
 ``.ckpt``. A results folder is untrusted input: the JSON sidecar is read first (size-bounded);
 only a checkpoint of this very training whose bytes match the recorded hash is loaded, and then
 with ``torch.load(weights_only=True)``, which refuses anything but tensors and plain containers,

@@ -81,7 +81,7 @@ def fit_or_load(method: Method, params: Any, recipe: Any, ds: ReidDataset, *, se
     def train() -> torch.nn.Module:
         # The run's speed switches (and checkpoint timer, progress bar) apply to every
         # train_stage inside fit; its checkpoints resume only this exact training
-        # (integrity.checkpoint_identity).
+        # (engine/checkpoint_identity.py).
         with use_accel(run.accel), use_loop_settings(run.loop), \
                 use_checkpoint_identity(identity), recording() as rec, history.use(hist):
             model = method.fit(params, recipe, ctx)

@@ -152,7 +152,7 @@ class Runner:
         return self.fingerprints.of_config(config)
 
     def check_files(self, ds: ReidDataset, name: str, options: dict) -> None:
-        """``data_check.check_files`` once per dataset (by fingerprint); a bad dataset raises
+        """``data.check.check_files`` once per dataset (by fingerprint); a bad dataset raises
         ``BadFilesError`` again for every cell that uses it."""
         if ds.fingerprint not in self._files_checked:
             try:
