@@ -13,7 +13,7 @@ from reid_bench.data import load_dataset
 from reid_bench.data.samplers import PKBatchSampler, make_loader
 from reid_bench.data.torch_dataset import ImageDataset
 from reid_bench.data.transforms import build_transform
-from reid_bench.recipe import InputRecipe
+from reid_bench.engine.recipe import InputRecipe
 
 N_IMAGES = 256
 RECIPE = InputRecipe(height=128, width=64, resize=(144, 72), random_crop=True, flip=True,

@@ -8,10 +8,10 @@ real-size CUDA variants (batch 128/256, incl. torch.compile). Each benchmark sto
 for ``batch × STEPS`` images. Figures and commands: docs/benchmarks.md.
 
 What is timed is the code a run executes, not a re-implementation: training rounds are one
-``reid_bench.train.train_stage`` epoch with IDE's ``softmax_step`` (autocast, GradScaler for
+``reid_bench.engine.train.train_stage`` epoch with IDE's ``softmax_step`` (autocast, GradScaler for
 fp16, the optimiser from the recipe, per-step loss check) over in-memory tensors (the image
 loader is benchmarks/bench_data.py's subject); extraction rounds are one call of the embedder
-``reid_bench.embed.make_embedder`` returns, over JPEG files at the benchmark size (so they
+``reid_bench.engine.embed.make_embedder`` returns, over JPEG files at the benchmark size (so they
 include decoding and the test transform, with the data-loader workers a run would use).
 """
 
@@ -26,14 +26,14 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from reid_bench.accel import AccelOptions, resolve
 from reid_bench.data.base import Sample
 from reid_bench.data.samplers import make_loader
-from reid_bench.embed import make_embedder
+from reid_bench.engine.accel import AccelOptions, resolve
+from reid_bench.engine.embed import make_embedder
+from reid_bench.engine.recipe import InputRecipe, OptimRecipe
+from reid_bench.engine.train import train_stage
 from reid_bench.models._common import softmax_step
 from reid_bench.models.backbones import build_backbone
-from reid_bench.recipe import InputRecipe, OptimRecipe
-from reid_bench.train import train_stage
 
 SIZES = {"256x128": (256, 128), "224x224": (224, 224)}
 NUM_CLASSES = 751  # Market-1501 training identities

@@ -12,7 +12,7 @@ Parts (``--parts``, default all, in this order):
    (papers/*/table*.yaml): per table wall time, peak memory and ok/failed/diverged per cell,
    read from the results CSV; then the HTML report of those results.
 3. ``throughput``: ResNet-50 (IDE head, 751 ids) at 256×128 trained by the real
-   ``reid_bench.train.train_stage`` at batch 64 and 128 under fp32, TF32, bf16 + channels_last
+   ``reid_bench.engine.train.train_stage`` at batch 64 and 128 under fp32, TF32, bf16 + channels_last
    and bf16 + channels_last + torch.compile: images/s and model FLOP utilisation (FLOPs counted
    by ``torch.utils.flop_counter``); then the data path: JPEG files on local disk through the
    real transforms and ``make_loader`` with the default workers, against the fastest rate.
@@ -82,14 +82,14 @@ THROUGHPUT_CONFIGS = {
 # --------------------------------------------------------------------------------------------
 
 def build_accel(precision: str, channels_last: bool, compile_: bool, device: Any):
-    """The resolved ``reid_bench.accel.Accel`` for ``precision`` (fp32/tf32/bf16/fp16).
+    """The resolved ``reid_bench.engine.accel.Accel`` for ``precision`` (fp32/tf32/bf16/fp16).
 
     Uses ``AccelOptions(precision=...)`` where reid_bench has it, else the older
     ``AccelOptions(amp=...)``; the old ``resolve`` turns TF32 on for every CUDA run, so for
     plain fp32 it is switched back off here (TF32 is what ``tf32`` measures)."""
     import torch
 
-    from reid_bench import accel
+    from reid_bench.engine import accel
 
     fields = getattr(accel.AccelOptions, "model_fields", {})
     if "precision" in fields:
@@ -126,7 +126,7 @@ def default_num_workers(device: str) -> tuple[int, str]:
     if callable(value):
         value = value()
     if value is None:  # "auto": what the runner resolves it to, if it says
-        from reid_bench import runner
+        from reid_bench.run import runner
 
         fn = getattr(runner, "default_num_workers", None)
         value = fn(device) if fn else min(8, os.cpu_count() or 1)
@@ -388,8 +388,8 @@ def part_shakedown(rec: Recorder, a: argparse.Namespace) -> None:
 
 def _table_cells(results: Path, spec: Any, rows: list[str]) -> dict[str, Any]:
     """Per-cell status (and the CSV's per-cell figures) of one table's shakedown tier."""
-    from reid_bench.plan import plan
-    from reid_bench.results import read_results, table_csv
+    from reid_bench.store.results import read_results, table_csv
+    from reid_bench.table.plan import plan
 
     planned = len(plan(spec, rows=rows or None))
     try:
@@ -444,9 +444,9 @@ def load_market_like(a: argparse.Namespace, wait: bool = True):
 # --------------------------------------------------------------------------------------------
 
 def _ide_model(width: float, device: Any):
+    from reid_bench.engine.recipe import BackboneRecipe
     from reid_bench.models._common import StandardRecipe
     from reid_bench.models.ide import IDE, IDEParams
-    from reid_bench.recipe import BackboneRecipe
 
     recipe = StandardRecipe(backbone=BackboneRecipe(pretrained="none", width=width))
     return IDE().build(IDEParams(), recipe, NUM_CLASSES).to(device)
@@ -472,9 +472,9 @@ def flops_per_image(width: float, hw: tuple[int, int]) -> float:
 def part_throughput(rec: Recorder, a: argparse.Namespace) -> None:
     import torch
 
+    from reid_bench.engine.recipe import OptimRecipe
+    from reid_bench.engine.train import train_stage
     from reid_bench.models._common import softmax_step
-    from reid_bench.recipe import OptimRecipe
-    from reid_bench.train import train_stage
 
     dev = torch.device(a.device)
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or "cpu"
@@ -485,7 +485,7 @@ def part_throughput(rec: Recorder, a: argparse.Namespace) -> None:
     rec.set("setup", {"device": name, "model": f"IDE ResNet-50 width {width}, {NUM_CLASSES} ids",
                       "input": f"{hw[0]}x{hw[1]}", "steps_per_epoch": steps, "epochs": epochs,
                       "measured": "epochs after the first; batches resident on the device",
-                      "flops_per_image": fpi, "loop": "reid_bench.train.train_stage"})
+                      "flops_per_image": fpi, "loop": "reid_bench.engine.train.train_stage"})
     runs: dict[str, Any] = {}
     rec.set("runs", runs)
     for cfg, (precision, cl, comp) in THROUGHPUT_CONFIGS.items():
@@ -547,7 +547,7 @@ def _data_path(a: argparse.Namespace, dev: Any, batch: int, target: float) -> di
     from reid_bench.data.samplers import make_loader
     from reid_bench.data.torch_dataset import ImageDataset
     from reid_bench.data.transforms import build_transform
-    from reid_bench.recipe import InputRecipe
+    from reid_bench.engine.recipe import InputRecipe
 
     ds = load_market_like(a)
     inp = InputRecipe(height=64, width=32) if a.tiny else InputRecipe(height=256, width=128)
@@ -610,11 +610,11 @@ def _parity_run(name: str, precision: str, cl: bool, seed: int, ds: Any, recipe:
     from reid_bench.data.samplers import make_loader
     from reid_bench.data.torch_dataset import ImageDataset
     from reid_bench.data.transforms import build_transform
-    from reid_bench.embed import make_embedder
+    from reid_bench.engine.embed import make_embedder
+    from reid_bench.engine.train import train_stage
     from reid_bench.eval.pipeline import evaluate_cell
     from reid_bench.models._common import backbone_and_head_groups, softmax_step
     from reid_bench.models.ide import IDE, IDEParams
-    from reid_bench.train import train_stage
 
     inp, optim = recipe.input, recipe.train
     t0 = time.perf_counter()
@@ -646,8 +646,8 @@ def _parity_run(name: str, precision: str, cl: bool, seed: int, ds: Any, recipe:
 def part_parity(rec: Recorder, a: argparse.Namespace) -> None:
     import torch
 
+    from reid_bench.engine.recipe import BackboneRecipe, InputRecipe, OptimRecipe
     from reid_bench.models._common import StandardRecipe
-    from reid_bench.recipe import BackboneRecipe, InputRecipe, OptimRecipe
 
     dev = torch.device(a.device)
     ds = load_market_like(a)

@@ -26,13 +26,13 @@ import torch
 from PIL import Image
 from pydantic import BaseModel, ValidationError
 
+from reid_bench.core.hashing import stable_hash
+from reid_bench.core.registry import METHODS
 from reid_bench.data.base import ReidDataset, Sample
 from reid_bench.data.transforms import build_transform, compute_mean_colour
-from reid_bench.hashing import stable_hash
-from reid_bench.method import CellContext
-from reid_bench.recipe import recipe_leaves
-from reid_bench.registry import METHODS
-from reid_bench.train import _set_epoch, build_optimizer
+from reid_bench.engine.method import CellContext
+from reid_bench.engine.recipe import recipe_leaves
+from reid_bench.engine.train import _set_epoch, build_optimizer
 
 # ---------------------------------------------------------------------------------- dataset
 
@@ -80,7 +80,7 @@ PARAMS: dict[str, dict] = {**{m: {} for m in TINY}, "lgeu": {"parts": 2}}
 
 
 def optim_fields(recipe_cls: type[BaseModel]) -> list[str]:
-    from reid_bench.recipe import OptimRecipe
+    from reid_bench.engine.recipe import OptimRecipe
 
     return [n for n, f in recipe_cls.model_fields.items() if f.annotation is OptimRecipe]
 
@@ -187,7 +187,7 @@ def candidates(ann: Any, value: Any, name: str) -> list:
 
 
 def perturbations(method: str) -> list[tuple[str, ...]]:
-    """Every leaf of ``method``'s Recipe (``reid_bench.recipe.recipe_leaves``: an optional
+    """Every leaf of ``method``'s Recipe (``reid_bench.engine.recipe.recipe_leaves``: an optional
     sub-model such as ``grad_clip`` is one leaf) as a key path."""
     return [tuple(k.split(".")) for k in recipe_leaves(METHODS.get(method).Recipe)]
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from reid_bench.results import table_csv, upsert_row
 from reid_bench.spec import load_spec
+from reid_bench.store.results import table_csv, upsert_row
 
 SPEC = """\
 paper: {id: mdfx, title: Markdown Fixture, authors: [A, B], venue: V, year: 2021}

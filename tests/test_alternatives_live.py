@@ -15,14 +15,14 @@ import torch
 from fixtures_data import build_cuhk03_mat
 from liveness import PARAMS, base_recipe, differences, get_in, observe, set_in, tiny_dataset
 
+from reid_bench.core.hashing import stable_hash
+from reid_bench.core.registry import METHODS
 from reid_bench.data import load_dataset
 from reid_bench.data.base import ReidDataset, Sample
 from reid_bench.eval import evaluate_cell
-from reid_bench.hashing import stable_hash
-from reid_bench.plan import Cell, cell_config, plan, training_key
-from reid_bench.registry import METHODS
 from reid_bench.spec import find_specs, load_spec
-from reid_bench.variants import apply_variant, available, parse_choice
+from reid_bench.table.plan import Cell, cell_config, plan, training_key
+from reid_bench.table.variants import apply_variant, available, parse_choice
 
 SPECS = find_specs()
 CASES = [(str(p), choice) for p in SPECS for choice in available(load_spec(p))]

@@ -11,8 +11,8 @@ import pytest
 import torch
 from torch import nn
 
-from reid_bench.artifacts import MANIFEST, ArtifactCache, manifest_mismatch, read_manifest
-from reid_bench.trained import get_or_train
+from reid_bench.engine.artifacts import MANIFEST, ArtifactCache, manifest_mismatch, read_manifest
+from reid_bench.engine.trained import get_or_train
 
 
 def _noise(folder):
@@ -77,7 +77,7 @@ def test_tampered_artefact_is_set_aside_and_rebuilt(tmp_path, caplog, how):
     calls = []
     m1, folder, _ = _get(tmp_path, calls)
     TAMPER[how](folder)
-    with caplog.at_level(logging.ERROR, logger="reid_bench.artifacts"):
+    with caplog.at_level(logging.ERROR, logger="reid_bench.engine.artifacts"):
         m2, folder2, fresh = _get(tmp_path, calls)
     assert fresh and calls == ["train", "train"] and folder2 == folder  # rebuilt, same key
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]

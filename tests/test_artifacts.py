@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from reid_bench.artifacts import ArtifactCache
-from reid_bench.registry import METHODS
+from reid_bench.core.registry import METHODS
+from reid_bench.engine.artifacts import ArtifactCache
 
 ROOT = Path(__file__).resolve().parents[1]  # the folder holding the reid_bench package
 
@@ -60,7 +60,7 @@ def test_code_fingerprint_tracks_the_method_source():
 
 
 # What a method's training runs, read by a fresh interpreter from a copy of the package.
-FINGERPRINTS = ("import json; from reid_bench.registry import METHODS; "
+FINGERPRINTS = ("import json; from reid_bench.core.registry import METHODS; "
                 "print(json.dumps({m: METHODS.get(m)().code_fingerprint() "
                 "for m in ('ide', 'fmn')}))")
 

@@ -1,4 +1,4 @@
-"""reid_bench.atomic: a written file is the old one or the whole new one, never torn, and two
+"""reid_bench.core.atomic: a written file is the old one or the whole new one, never torn, and two
 concurrent writers of one path (two report builds, two ranks) neither fail nor leave a
 temporary file behind."""
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from reid_bench import atomic
+from reid_bench.core import atomic
 
 N_WRITES = 150
 SIZE = 64 * 1024

@@ -20,8 +20,8 @@ from browser import Browser, find_chromium
 from test_report import write_synthetic_results
 
 from reid_bench.report.build import build_report
-from reid_bench.results import read_results, table_csv
 from reid_bench.spec import load_spec
+from reid_bench.store.results import read_results, table_csv
 
 pytestmark = pytest.mark.browser
 

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 from toyspec import register_plugin, tiny_spec
 
-from reid_bench import results
-from reid_bench.accel import AccelOptions
-from reid_bench.fingerprint import ROOT, import_closure, source_fingerprint
-from reid_bench.plan import plan
-from reid_bench.runner import Runner, RunOptions
+from reid_bench.engine.accel import AccelOptions
+from reid_bench.engine.fingerprint import ROOT, import_closure, source_fingerprint
+from reid_bench.run.runner import Runner, RunOptions
 from reid_bench.spec import load_spec
+from reid_bench.store import results
+from reid_bench.table.plan import plan
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +35,9 @@ def _append(f: Path, text: str = "\n# edited\n") -> str:
     "models/ide.py",          # the method itself
     "models/_common.py",      # imported directly
     "data/transforms.py",     # a helper imported by models/_common.py (indirect)
-    "accel.py",               # imported lazily inside a train.py function (indirect)
-    "distributed.py",         # imported lazily by accel.py (two levels down)
+    "engine/accel.py",        # imported lazily inside a train.py function (indirect)
+    "engine/distributed.py",  # imported lazily by accel.py (two levels down)
+    "engine/__init__.py",     # a package __init__ that runs on import of engine.train
     "data/__init__.py",       # a package __init__ that runs on import of data.samplers
 ])
 def test_editing_an_imported_module_changes_the_fingerprint(tree, edited):
@@ -56,10 +57,11 @@ def test_modules_the_method_does_not_import_do_not_count(tree):
     names = {p.relative_to(tree / "reid_bench").as_posix() for p in import_closure(ide, tree)}
     # Hand-checked: ide → _common → data/samplers, data/transforms; ide → train → accel →
     # distributed.
-    assert {"models/_common.py", "models/backbones.py", "train.py", "accel.py",
-            "distributed.py", "data/samplers.py", "data/transforms.py", "method.py"} <= names
-    assert not names & {"models/fmn.py", "runner.py", "cli/run.py", "report/build.py",
-                        "launch/worker.py"}
+    assert {"models/_common.py", "models/backbones.py", "engine/train.py", "engine/accel.py",
+            "engine/distributed.py", "data/samplers.py", "data/transforms.py",
+            "engine/method.py"} <= names
+    assert not names & {"models/fmn.py", "run/runner.py", "cli/run.py", "report/build.py",
+                        "run/launch/worker.py"}
     before = source_fingerprint(ide, tree)
     for other in ("report/build.py", "models/fmn.py", "cli/run.py"):
         f = tree / "reid_bench" / other
@@ -108,7 +110,7 @@ def test_model_trained_under_other_switches_is_not_reused(tmp_path, shared_data_
     assert marker.read_text().count("fit") == 2  # other precision: retrained
     assert bf16["trained_accel"] == "bf16" and bf16["accel"] == "bf16"
     # Another world size is another key (as the DDP launch sees it).
-    monkeypatch.setattr("reid_bench.distributed.world_size", lambda: 2)
+    monkeypatch.setattr("reid_bench.engine.distributed.world_size", lambda: 2)
     run()
     assert marker.read_text().count("fit") == 3
 
@@ -116,8 +118,8 @@ def test_model_trained_under_other_switches_is_not_reused(tmp_path, shared_data_
 def test_effective_batch_is_in_the_key():
     from types import SimpleNamespace
 
-    from reid_bench.accel import resolve
-    from reid_bench.trained import effective_batch, key_extras
+    from reid_bench.engine.accel import resolve
+    from reid_bench.engine.trained import effective_batch, key_extras
 
     recipe = {"train": {"batch_size": 64, "lr": 0.1}, "stages": [{"batch_size": 32}]}
     assert effective_batch(recipe) == {"train.batch_size": 64, "stages[0].batch_size": 32}

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from reid_bench.cli import main as cli
-from reid_bench.errors import SpecError
+from reid_bench.core.errors import SpecError
 from reid_bench.eval.ranking import AP_DEFINITIONS
 from reid_bench.spec import find_specs, load_spec
 from reid_bench.spec.consistency import (
@@ -135,9 +135,9 @@ def test_undeclared_identical_rows_are_an_error(si, ri):
 
 
 def test_same_as_row_runs_the_referenced_training():
-    from reid_bench.hashing import stable_hash
-    from reid_bench.plan import cell_config, plan, training_key
-    from reid_bench.registry import METHODS
+    from reid_bench.core.hashing import stable_hash
+    from reid_bench.core.registry import METHODS
+    from reid_bench.table.plan import cell_config, plan, training_key
 
     specs = {(s.paper.id, s.table.id): s for s in _shipped()}
 

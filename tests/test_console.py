@@ -1,4 +1,4 @@
-"""What a user sees on the console (reid_bench.console): library log records reach the CLI's
+"""What a user sees on the console (reid_bench.core.console): library log records reach the CLI's
 echo, an echo error never reaches the training, ``--quiet`` drops per-epoch lines but keeps one
 line per cell, and progress bars (epochs: test_train_loop; cells: here) show only on a terminal
 and never under ``--quiet``."""
@@ -8,35 +8,35 @@ from __future__ import annotations
 import logging
 import sys
 
-from reid_bench.console import bars_enabled, configure, progress
-from reid_bench.plan import plan
-from reid_bench.runner import Runner, RunOptions
+from reid_bench.core.console import bars_enabled, configure, progress
+from reid_bench.run.runner import Runner, RunOptions
 from reid_bench.spec import load_spec
+from reid_bench.table.plan import plan
 
 
 def test_records_reach_echo_and_quiet_drops_training_lines():
     out, err = [], []
     restore = configure(out.append, err=err.append)
     try:
-        logging.getLogger("reid_bench.runner").info("cell %d: ok", 1)
-        logging.getLogger("reid_bench.train").info("[x] epoch 1/1")
+        logging.getLogger("reid_bench.run.runner").info("cell %d: ok", 1)
+        logging.getLogger("reid_bench.engine.train").info("[x] epoch 1/1")
         logging.getLogger("reid_bench.models.fmn").info("[fmn] stage-1 GRN")
-        logging.getLogger("reid_bench.train").warning("not resuming")
-        logging.getLogger("reid_bench.runner").debug("hidden")
+        logging.getLogger("reid_bench.engine.train").warning("not resuming")
+        logging.getLogger("reid_bench.run.runner").debug("hidden")
         assert out == ["cell 1: ok", "[x] epoch 1/1", "[fmn] stage-1 GRN"]
         assert err == ["not resuming"]
         out.clear(), err.clear()
         configure(out.append, err=err.append, quiet=True)  # replaces the handler
-        logging.getLogger("reid_bench.runner").info("cell %d: ok", 2)
-        logging.getLogger("reid_bench.train").info("[x] epoch 1/1")
+        logging.getLogger("reid_bench.run.runner").info("cell %d: ok", 2)
+        logging.getLogger("reid_bench.engine.train").info("[x] epoch 1/1")
         logging.getLogger("reid_bench.models.fmn").info("[fmn] stage-1 GRN")
-        logging.getLogger("reid_bench.train").warning("not resuming")
+        logging.getLogger("reid_bench.engine.train").warning("not resuming")
         assert out == ["cell 2: ok"] and err == ["not resuming"]
     finally:
         restore()
     out.clear()
-    logging.getLogger("reid_bench.runner").info("after restore")
-    assert out == [] and logging.getLogger("reid_bench.train").level == logging.NOTSET
+    logging.getLogger("reid_bench.run.runner").info("after restore")
+    assert out == [] and logging.getLogger("reid_bench.engine.train").level == logging.NOTSET
 
 
 def test_an_echo_error_never_reaches_the_caller():
@@ -46,7 +46,7 @@ def test_an_echo_error_never_reaches_the_caller():
     restore = configure(broken)
     raise_exc, logging.raiseExceptions = logging.raiseExceptions, False  # no traceback noise
     try:
-        logging.getLogger("reid_bench.train").info("[x] epoch 1/1")  # must not raise
+        logging.getLogger("reid_bench.engine.train").info("[x] epoch 1/1")  # must not raise
     finally:
         logging.raiseExceptions = raise_exc
         restore()

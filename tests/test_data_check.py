@@ -6,17 +6,17 @@ from __future__ import annotations
 import pytest
 from fixtures_data import build_market
 
+from reid_bench.core.errors import DatasetError
+from reid_bench.core.registry import DATASETS
 from reid_bench.data import load_dataset
-from reid_bench.data.synthetic import SyntheticOptions
-from reid_bench.data_check import (
+from reid_bench.data.check import (
     check_datasets,
     check_one,
     format_check_table,
     split_stats,
     verify_loaded,
 )
-from reid_bench.errors import DatasetError
-from reid_bench.registry import DATASETS
+from reid_bench.data.synthetic import SyntheticOptions
 
 SMALL = dict(num_train_ids=4, num_test_ids=3, num_cams=3, images_per_cam=1, queries_per_id=1,
              mq_per_query=1, num_distractors=2, num_junk=2)

@@ -9,8 +9,8 @@ import pytest
 from fixtures_data import CUHK_EMPTY, CUHK_GROUPS, build_cuhk03_mat, build_cuhk03_new, cuhk_image
 from PIL import Image
 
+from reid_bench.core.errors import DatasetError
 from reid_bench.data import load_dataset
-from reid_bench.errors import DatasetError
 
 # Classic partition k tests identity (group 1, person 2) and (group 2, person k % 2 + 1).
 TESTSETS = [[(1, 2), (2, k % 2 + 1)] for k in range(20)]
@@ -153,8 +153,8 @@ def test_classic_query_views(cuhk_root, view):
 
 
 def test_gallery_stats_declaration():
+    from reid_bench.core.registry import DATASETS
     from reid_bench.data.base import GalleryStats
-    from reid_bench.registry import DATASETS
 
     stats = DATASETS.info("cuhk03")["gallery_stats"]
     assert stats({"protocol": "classic", "query_view": 1}) == GalleryStats(100, (1, 5), 500)

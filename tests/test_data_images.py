@@ -8,6 +8,7 @@ import torch
 from fixtures_data import write_jpg
 from PIL import Image
 
+from reid_bench.core.errors import DatasetError
 from reid_bench.data.base import Sample
 from reid_bench.data.torch_dataset import ImageDataset
 from reid_bench.data.transforms import (
@@ -16,8 +17,7 @@ from reid_bench.data.transforms import (
     build_transform,
     compute_mean_colour,
 )
-from reid_bench.errors import DatasetError
-from reid_bench.recipe import InputRecipe
+from reid_bench.engine.recipe import InputRecipe
 
 
 def _png(path, arr):

@@ -7,9 +7,9 @@ from collections import Counter
 import pytest
 from fixtures_data import MARKET_FIXTURE, build_market, write_jpg
 
+from reid_bench.core.errors import DatasetError
 from reid_bench.data import load_dataset
 from reid_bench.data.market1501 import parse_market_dir
-from reid_bench.errors import DatasetError
 
 SPLIT_OF = {"bounding_box_train": "train", "query": "query", "bounding_box_test": "gallery",
             "gt_bbox": "mq_query"}

@@ -16,9 +16,9 @@ from fixtures_data import (
     write_jpg,
 )
 
+from reid_bench.core.errors import DatasetError
 from reid_bench.data import load_dataset
 from reid_bench.data import market1501_500k as m500
-from reid_bench.errors import DatasetError
 
 
 @pytest.mark.parametrize("sub", ["dukemtmc-reid/DukeMTMC-reID", "DukeMTMC-reID"])

@@ -16,9 +16,9 @@ from test_data_check import SMALL
 from test_data_cuhk03 import TESTSETS, _all_cells, _name
 
 from reid_bench.cli import main
+from reid_bench.core.errors import DatasetError
 from reid_bench.data import load_dataset
-from reid_bench.data_check import MAX_LISTED, check_one
-from reid_bench.errors import DatasetError
+from reid_bench.data.check import MAX_LISTED, check_one
 
 
 def _tree(root: Path) -> dict[str, tuple[int, int]]:

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from reid_bench.core.errors import DatasetError
 from reid_bench.data import load_dataset
 from reid_bench.data.synthetic import SyntheticOptions, synthetic_dir
-from reid_bench.errors import DatasetError
 
 SMALL = dict(num_train_ids=6, num_test_ids=5, num_cams=3, images_per_cam=2, queries_per_id=2,
              mq_per_query=1, num_distractors=4, num_junk=3)

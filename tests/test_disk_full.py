@@ -3,7 +3,7 @@ the cell is recorded ``failed`` with that reason after the temporary file's spac
 when even that record cannot be written the run stops with one message and the CSV untouched.
 
 Two disks: a real 2 MiB tmpfs (root only; skipped with the reason otherwise) and injected
-ENOSPC (``REID_BENCH_FAULT=enospc:<glob>``, reid_bench/faults.py) so CI without mount checks
+ENOSPC (``REID_BENCH_FAULT=enospc:<glob>``, reid_bench/core/faults.py) so CI without mount checks
 the same logic."""
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ import pytest
 from click.testing import CliRunner
 from toyspec import register_plugin, tiny_spec
 
-from reid_bench import results
 from reid_bench.cli import main
-from reid_bench.errors import DiskFullError
-from reid_bench.plan import plan
-from reid_bench.runner import Runner, RunOptions
+from reid_bench.core.errors import DiskFullError
+from reid_bench.run.runner import Runner, RunOptions
 from reid_bench.spec import load_spec
+from reid_bench.store import results
+from reid_bench.table.plan import plan
 
 register_plugin()
 
@@ -117,7 +117,7 @@ def test_when_even_the_record_cannot_be_written_the_run_stops_with_one_message(
 
 
 def test_disk_full_error_names_path_and_free_space(tmp_path):
-    from reid_bench import atomic
+    from reid_bench.core import atomic
 
     os.environ["REID_BENCH_FAULT"] = "enospc:x.bin"
     try:
@@ -131,7 +131,7 @@ def test_disk_full_error_names_path_and_free_space(tmp_path):
 def test_torch_save_stream_failure_is_disk_full(tmp_path):
     """``torch.save`` onto a full disk fails with ``RuntimeError: basic_ios::clear`` (the
     issue's message): it is read as a full disk too, and its temporary file is removed."""
-    from reid_bench import atomic
+    from reid_bench.core import atomic
 
     def write(tmp):
         tmp.write_bytes(b"partial")

@@ -2,7 +2,7 @@
 
 from types import SimpleNamespace
 
-from reid_bench.estimate import CellEstimate, Stage, format_estimates
+from reid_bench.table.estimate import CellEstimate, Stage, format_estimates
 
 
 def _cell(row, dataset, split, seed):

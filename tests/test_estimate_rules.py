@@ -10,13 +10,13 @@ import re
 import pytest
 from click.testing import CliRunner
 
-from reid_bench import results
 from reid_bench.cli import main
-from reid_bench.estimate import Estimator, optim_stages
-from reid_bench.plan import cell_config, plan
-from reid_bench.registry import METHODS
-from reid_bench.runner import RunOptions
+from reid_bench.core.registry import METHODS
+from reid_bench.run.runner import RunOptions
 from reid_bench.spec import find_specs, load_spec
+from reid_bench.store import results
+from reid_bench.table.estimate import Estimator, optim_stages
+from reid_bench.table.plan import cell_config, plan
 
 LGEU = "papers/lgeu/table1.yaml"
 

@@ -9,15 +9,16 @@ import numpy as np
 import pytest
 import torch
 
-from reid_bench import results, spec
+from reid_bench import spec
+from reid_bench.core.errors import RegistryError
+from reid_bench.core.metrics import METRICS, Metric
+from reid_bench.core.registry import DATASETS
 from reid_bench.data.base import ReidDataset, Sample
-from reid_bench.errors import RegistryError
 from reid_bench.eval import PROTOCOLS, RankResult, evaluate_cell
 from reid_bench.eval.protocols import Protocol
 from reid_bench.eval.protocols._common import embed_split, ids, rank_by_ids
-from reid_bench.metrics import METRICS, Metric
-from reid_bench.registry import DATASETS
 from reid_bench.report import verdicts
+from reid_bench.store import results
 
 
 def _ds(splits, **kw):

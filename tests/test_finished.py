@@ -11,15 +11,15 @@ import pytest
 from PIL import Image
 from toyspec import register_plugin, tiny_spec
 
-from reid_bench import results
 from reid_bench.data import load_dataset
-from reid_bench.data_check import BadFilesError, check_files
-from reid_bench.finished import DataFingerprints, cell_fingerprint, is_finished
-from reid_bench.launch import pending_cells
-from reid_bench.plan import plan
-from reid_bench.runner import Runner, RunOptions
+from reid_bench.data.check import BadFilesError, check_files
+from reid_bench.run.launch import pending_cells
+from reid_bench.run.runner import Runner, RunOptions
 from reid_bench.spec import load_spec
-from reid_bench.status import table_status
+from reid_bench.store import results
+from reid_bench.table.finished import DataFingerprints, cell_fingerprint, is_finished
+from reid_bench.table.plan import plan
+from reid_bench.table.status import table_status
 
 register_plugin()
 

@@ -233,8 +233,8 @@ def test_shakedown_table_cells_read_back_from_the_csv(tmp_path):
     """Per-table cell counts come from the results CSV's shakedown tier, against the planned
     cells: a diverged cell counts as diverged, a full-tier row is not a shakedown result, and a
     missing cell leaves ok < planned."""
-    from reid_bench.results import table_csv, upsert_row
     from reid_bench.spec import load_spec
+    from reid_bench.store.results import table_csv, upsert_row
 
     spec = load_spec(REPO / "papers" / "fmn" / "table5.yaml")  # 4 rows × market × 1 seed
     csv = table_csv(tmp_path, spec.paper.id, spec.table.id)

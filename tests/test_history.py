@@ -15,15 +15,15 @@ from crashing import crashing_training
 from toyspec import register_plugin, tiny_spec
 
 from reid_bench import history
-from reid_bench.artifacts import ArtifactCache
-from reid_bench.errors import ResultsError
+from reid_bench.core.errors import ResultsError
+from reid_bench.engine.artifacts import ArtifactCache
+from reid_bench.engine.recipe import OptimRecipe
+from reid_bench.engine.train import train_stage
+from reid_bench.engine.trained import get_or_train
 from reid_bench.history import csvfile
-from reid_bench.plan import plan
-from reid_bench.recipe import OptimRecipe
-from reid_bench.runner import Runner, RunOptions
+from reid_bench.run.runner import Runner, RunOptions
 from reid_bench.spec import load_spec
-from reid_bench.train import train_stage
-from reid_bench.trained import get_or_train
+from reid_bench.table.plan import plan
 
 register_plugin()
 import rb_test_methods  # noqa: E402  (the test_tiny network)

@@ -26,12 +26,12 @@ from toyspec import (
 
 from reid_bench.cli import main
 from reid_bench.history import plateaued
-from reid_bench.plan import plan
 from reid_bench.report import curves
 from reid_bench.report.build import build_report
-from reid_bench.runner import Runner, RunOptions
+from reid_bench.run.runner import Runner, RunOptions
 from reid_bench.spec import load_spec
 from reid_bench.spec.schedule import schedule_warnings
+from reid_bench.table.plan import plan
 
 register_plugin()
 

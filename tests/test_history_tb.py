@@ -17,9 +17,9 @@ from toyspec import register_plugin
 
 from reid_bench import history
 from reid_bench.cli import main
+from reid_bench.engine.recipe import OptimRecipe
+from reid_bench.engine.train import train_stage
 from reid_bench.history import tensorboard as tb
-from reid_bench.recipe import OptimRecipe
-from reid_bench.train import train_stage
 
 register_plugin()
 import rb_test_methods  # noqa: E402

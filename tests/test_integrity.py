@@ -15,15 +15,15 @@ import torch
 from click.testing import CliRunner
 from toyspec import IDE_A, toy_spec, write_spec
 
-from reid_bench import results
 from reid_bench.cli import main
-from reid_bench.plan import plan
-from reid_bench.recipe import OptimRecipe
+from reid_bench.engine.recipe import OptimRecipe
+from reid_bench.engine.train import train_stage
 from reid_bench.report.build import build_report, table_view
-from reid_bench.runner import Runner, RunOptions
+from reid_bench.run.runner import Runner, RunOptions
 from reid_bench.spec import load_spec
-from reid_bench.status import table_status
-from reid_bench.train import train_stage
+from reid_bench.store import results
+from reid_bench.table.plan import plan
+from reid_bench.table.status import table_status
 
 # The issue's integrity cases (recipe-changed resume, hand-edited row, stale recipe, spec copy,
 # smoke beside real, broken pipe) use only the API that existed before issue 17, so each can be
@@ -108,7 +108,7 @@ def _toy_stage(ckpt: Path, epochs: int) -> list[dict]:
 
 
 def test_train_stage_resumes_only_the_same_identity(tmp_path):
-    from reid_bench.integrity import checkpoint_identity, use_checkpoint_identity
+    from reid_bench.engine.checkpoint_identity import checkpoint_identity, use_checkpoint_identity
 
     ckpt = tmp_path / ".work-x" / "stage.ckpt"
     same = checkpoint_identity("trainhash", "code1")
@@ -176,7 +176,7 @@ def _edit_csv(csv: Path, where: dict, changes: dict) -> None:
 
 
 def test_row_digest_survives_rewrites_and_catches_edits(tmp_path):
-    from reid_bench.integrity import row_digest, row_edited
+    from reid_bench.store.row_digest import row_digest, row_edited
 
     p = tmp_path / "t.csv"
     base = {"paper": "p", "table": "table1", "row": "r", "dataset": "c", "seed": 0,
@@ -323,7 +323,12 @@ def test_spec_copy_and_set_overrides_get_their_own_cells(tmp_path):
 
 
 def test_set_validation_names_the_key_and_allowed_values(tmp_path):
-    from reid_bench.overrides import OverrideError, compose_variant, parse_sets, validate_overrides
+    from reid_bench.table.overrides import (
+        OverrideError,
+        compose_variant,
+        parse_sets,
+        validate_overrides,
+    )
 
     spec = load_spec(_spec_file(tmp_path))
     rows = [r for r in spec.rows if r.runnable]
@@ -363,7 +368,7 @@ def test_broken_pipe_never_touches_results(tmp_path):
         if "epoch" in msg:  # the reader went away during training
             raise BrokenPipeError(32, "Broken pipe")
 
-    from reid_bench.console import configure
+    from reid_bench.core.console import configure
 
     r = _runner(spec, res, data, force=True)
     restore = configure(closed_pipe)  # the CLI's console handler, on a console that fails

@@ -14,8 +14,8 @@ import pytest
 from click.testing import CliRunner
 from toyspec import PLUGINS, ROOT, splits_column, tiny_recipe, toy_spec, write_spec
 
-from reid_bench import results
 from reid_bench.cli import main
+from reid_bench.store import results
 
 DATASETS = ("datasets:\n" + splits_column("cuhk", 20, height=32, width=16)
             + splits_column("one", None, height=32, width=16))
@@ -123,9 +123,9 @@ def test_torchrun_runs_all_20_splits_and_records_failing_ranks(tmp_path, shared_
 
 def test_root_cause_of_a_failed_job(tmp_path, monkeypatch):
     """Which rank's account the launcher records, decided by hand for each case."""
-    from reid_bench.launch import jobfiles
-    from reid_bench.launch.torchrun import _failure_of
-    from reid_bench.plan import CellKey
+    from reid_bench.run.launch import jobfiles
+    from reid_bench.run.launch.torchrun import _failure_of
+    from reid_bench.table.plan import CellKey
 
     ref = {"row": "r", "dataset": "d", "seed": 0, "tier": "full", "split": 3, "variant": ""}
     monkeypatch.setenv(jobfiles.JOB_ENV, str(tmp_path))
@@ -149,11 +149,11 @@ def test_root_cause_of_a_failed_job(tmp_path, monkeypatch):
 
 
 def test_slurm_array_gets_one_task_per_split(tmp_path, plugin_env):
-    from reid_bench.launch import options_to_dict
-    from reid_bench.launch.slurm import SlurmConfig, submit
-    from reid_bench.plan import plan
-    from reid_bench.runner import RunOptions
+    from reid_bench.run.launch import options_to_dict
+    from reid_bench.run.launch.slurm import SlurmConfig, submit
+    from reid_bench.run.runner import RunOptions
     from reid_bench.spec import load_spec
+    from reid_bench.table.plan import plan
 
     spec_path = write_table(tmp_path, ["tiny"])
     cells = plan(load_spec(spec_path))

@@ -11,18 +11,18 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from reid_bench import results
 from reid_bench.cli import main
+from reid_bench.core.errors import DatasetError, SpecError
+from reid_bench.core.registry import METHODS
 from reid_bench.data import market1501_500k as m500
-from reid_bench.errors import DatasetError, SpecError
 from reid_bench.eval.metrics import evaluate_relevance
 from reid_bench.eval.ranking import relevance_from_lists
-from reid_bench.plan import plan
-from reid_bench.registry import METHODS
 from reid_bench.report.build import build_report, table_view
 from reid_bench.report.ledger import assumptions, counts, published_digits
 from reid_bench.spec import find_specs, load_spec
-from reid_bench.variants import apply_variant, apply_variants, compose_variant, traced_values
+from reid_bench.store import results
+from reid_bench.table.plan import plan
+from reid_bench.table.variants import apply_variant, apply_variants, compose_variant, traced_values
 
 # ------------------------------------------------------------------ Oxford5k official AP
 
@@ -368,7 +368,7 @@ def test_every_spec_still_validates_with_its_ledger():
 
 
 def test_quote_check_finds_paraphrases_and_accepts_exact_quotes(tmp_path):
-    from reid_bench.quotes import check_quotes
+    from reid_bench.spec.quotes import check_quotes
 
     spec = load_spec(_write(tmp_path))
     text = ("3.1 Setup\nWe use SGD; Sec. 1 is a locator.\nThe mean average precision is the "

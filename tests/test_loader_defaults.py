@@ -33,7 +33,7 @@ def test_cpu_default_is_zero_and_cli_leaves_it_to_the_device(monkeypatch):
 
 
 def test_runner_resolves_none(tmp_path):
-    from reid_bench.runner import Runner, RunOptions
+    from reid_bench.run.runner import Runner, RunOptions
     from reid_bench.spec import load_spec
 
     root = Path(__file__).resolve().parents[1]

@@ -15,7 +15,9 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from reid_bench.method import CellContext
+from reid_bench.core.registry import METHODS
+from reid_bench.engine.method import CellContext
+from reid_bench.engine.recipe import BackboneRecipe
 from reid_bench.models.deep_person import (
     DeepPerson,
     DeepPersonArch,
@@ -27,11 +29,9 @@ from reid_bench.models.deep_person import (
     batch_hard_triplet_loss,
     pk_loader,
 )
-from reid_bench.plan import plan
-from reid_bench.recipe import BackboneRecipe
-from reid_bench.registry import METHODS
-from reid_bench.runner import Runner, RunOptions
+from reid_bench.run.runner import Runner, RunOptions
 from reid_bench.spec import load_spec
+from reid_bench.table.plan import plan
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -242,8 +242,8 @@ def test_table7_smoke_through_runner(tmp_path, shared_data_root, caplog):
 
 
 def test_grad_clip_rescales_only_large_gradients():
-    from reid_bench.recipe import GradClip
-    from reid_bench.train import clip_gradients
+    from reid_bench.engine.recipe import GradClip
+    from reid_bench.engine.train import clip_gradients
 
     big, small = torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(2))
     big.grad, small.grad = torch.tensor([30.0, 40.0]), torch.tensor([0.3, 0.4])

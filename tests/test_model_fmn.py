@@ -13,9 +13,9 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from reid_bench.artifacts import ArtifactCache
 from reid_bench.data.base import load_dataset
-from reid_bench.method import CellContext
+from reid_bench.engine.artifacts import ArtifactCache
+from reid_bench.engine.method import CellContext
 from reid_bench.models.fmn import FMN, FMNParams, FMNRecipe, fmn_mask, fuse, mix, ranking_loss
 
 TINY = {"input": {"height": 64, "width": 32, "resize": [72, 36], "random_crop": True},
@@ -159,9 +159,9 @@ def test_stage2_keeps_grn_frozen_and_stage1_is_trained_once(shared_data_root, tm
 
 def test_table5_end_to_end_through_the_runner(repo_root, shared_data_root, tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="reid_bench")
-    from reid_bench.plan import plan
-    from reid_bench.runner import Runner, RunOptions
+    from reid_bench.run.runner import Runner, RunOptions
     from reid_bench.spec import load_spec
+    from reid_bench.table.plan import plan
 
     data = yaml.safe_load((repo_root / "papers/fmn/table5.yaml").read_text())
     data["smoke"]["recipe"]["stage1"].update(epochs=1, lr_steps=[])

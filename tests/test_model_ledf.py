@@ -13,6 +13,7 @@ import torch
 import yaml
 from torch import nn
 
+from reid_bench.engine.recipe import BackboneRecipe, InputRecipe
 from reid_bench.models._regions import region_bounds
 from reid_bench.models.backbones import build_backbone
 from reid_bench.models.ledf import (
@@ -31,7 +32,6 @@ from reid_bench.models.ledf import (
     ninth_conv,
     split_regions,
 )
-from reid_bench.recipe import BackboneRecipe, InputRecipe
 
 
 @pytest.fixture(scope="module")
@@ -243,9 +243,9 @@ def test_pair_batchnorm_separate_normalises_each_branch_on_its_own():
 
 def test_table4_rows_run_and_share_the_verification_network(tmp_path, shared_data_root,
                                                              repo_root, caplog):
-    from reid_bench.plan import plan
-    from reid_bench.runner import Runner, RunOptions
+    from reid_bench.run.runner import Runner, RunOptions
     from reid_bench.spec import load_spec
+    from reid_bench.table.plan import plan
 
     data = yaml.safe_load((repo_root / "papers/ledf/table4.yaml").read_text())
     data["smoke"]["recipe"]["verification"] = {"epochs": 1, "lr": 0.05, "lr_steps": [],

@@ -18,9 +18,9 @@ from reid_bench.models.lgeu import (
     hidden_width,
     part_bounds,
 )
-from reid_bench.plan import plan
-from reid_bench.runner import Runner, RunOptions
+from reid_bench.run.runner import Runner, RunOptions
 from reid_bench.spec import load_spec
+from reid_bench.table.plan import plan
 
 PAPER = Path(__file__).resolve().parents[1] / "papers" / "lgeu"
 SMOKE_RECIPE = StandardRecipe.model_validate({"backbone": {"pretrained": "none", "width": 0.25}})

@@ -11,6 +11,7 @@ import torch
 import yaml
 from pydantic import ValidationError
 
+from reid_bench.core.registry import METHODS
 from reid_bench.data.samplers import PairRatioSchedule
 from reid_bench.models.verif_identif import (
     LossRecipe,
@@ -23,10 +24,9 @@ from reid_bench.models.verif_identif import (
     pair_loss,
     square_layer,
 )
-from reid_bench.plan import plan
-from reid_bench.registry import METHODS
-from reid_bench.runner import Runner, RunOptions
+from reid_bench.run.runner import Runner, RunOptions
 from reid_bench.spec import load_spec
+from reid_bench.table.plan import plan
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -184,10 +184,10 @@ def test_table2_smoke_row_end_to_end(tmp_path, shared_data_root):
 def test_fit_without_training_split_is_not_run(tmp_path):
     """Oxford5k (Table VII) has no training split: fit stops with a DatasetError (→ 'not run')
     that names the image-folder training the paper uses."""
-    from reid_bench.artifacts import ArtifactCache
+    from reid_bench.core.errors import DatasetError
     from reid_bench.data.base import ReidDataset
-    from reid_bench.errors import DatasetError
-    from reid_bench.method import CellContext
+    from reid_bench.engine.artifacts import ArtifactCache
+    from reid_bench.engine.method import CellContext
 
     ds = ReidDataset(name="oxford5k", root=tmp_path, fingerprint="x",
                      splits={"train": [], "query": [], "gallery": []})

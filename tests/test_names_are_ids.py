@@ -15,11 +15,9 @@ import pytest
 from click.testing import CliRunner
 from toyspec import register_plugin, tiny_recipe, toy_spec, write_spec
 
-from reid_bench import lease, results
 from reid_bench.cli import main
-from reid_bench.errors import ResultsError, SpecError
-from reid_bench.plan import plan
-from reid_bench.safepath import (
+from reid_bench.core.errors import ResultsError, SpecError
+from reid_bench.core.safepath import (
     ROW_NAME_MAX,
     UnsafePathError,
     check_id,
@@ -28,6 +26,8 @@ from reid_bench.safepath import (
     row_slug,
 )
 from reid_bench.spec import load_spec
+from reid_bench.store import lease, results
+from reid_bench.table.plan import plan
 
 # Traversal forms a hostile spec (or CSV) may use: each must either be refused or end up as a
 # harmless single file-name component.
@@ -216,7 +216,7 @@ def test_a_hostile_spec_writes_nothing_outside_the_results_folder(tmp_path, monk
 def test_the_runtime_guard_refuses_what_the_spec_check_would(tmp_path):
     """Defence in depth: a Spec that skipped validation (hostile column id) cannot make the
     runner write outside: the cell id is refused before any lease, JSON or work folder."""
-    from reid_bench.runner import Runner, RunOptions
+    from reid_bench.run.runner import Runner, RunOptions
 
     register_plugin()
     spec = load_spec(write_spec(tmp_path, _spec(["Ours"])))
@@ -233,8 +233,8 @@ def test_the_runtime_guard_refuses_what_the_spec_check_would(tmp_path):
 def test_two_keys_sharing_a_cell_id_are_refused_before_anything_runs(tmp_path, monkeypatch):
     """Variants are spelled into the id as a short hash: a clash (forced here) with a key in
     the CSV, or within one run, is refused before any cell runs."""
-    from reid_bench.plan import CellKey
-    from reid_bench.runner import Runner, RunOptions
+    from reid_bench.run.runner import Runner, RunOptions
+    from reid_bench.table.plan import CellKey
 
     register_plugin()
     spec = load_spec(write_spec(tmp_path, _spec(["Ours"])))

@@ -15,11 +15,12 @@ from click.testing import CliRunner
 from filelock import FileLock
 from toyspec import cli_cmd, register_plugin, tiny_spec
 
-from reid_bench import atomic, lease, orphans, results
 from reid_bench.cli import main
-from reid_bench.plan import plan
-from reid_bench.runner import Runner, RunOptions
+from reid_bench.core import atomic, orphans
+from reid_bench.run.runner import Runner, RunOptions
 from reid_bench.spec import load_spec
+from reid_bench.store import lease, results
+from reid_bench.table.plan import plan
 
 register_plugin()
 

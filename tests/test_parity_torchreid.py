@@ -60,10 +60,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 import peers  # noqa: E402
 
+from reid_bench.engine.recipe import BackboneRecipe, InputRecipe  # noqa: E402
 from reid_bench.models._common import StandardRecipe, softmax_step  # noqa: E402
 from reid_bench.models._losses import batch_hard_triplet_loss  # noqa: E402
 from reid_bench.models.ide import IDE, IDEParams  # noqa: E402
-from reid_bench.recipe import BackboneRecipe, InputRecipe  # noqa: E402
 
 TORCHREID_FILES = {
     "resnet": "torchreid/reid/models/resnet.py",

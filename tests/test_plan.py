@@ -1,4 +1,4 @@
-"""reid_bench.plan: cells, their one key type, and config hashes without a Runner.
+"""reid_bench.table.plan: cells, their one key type, and config hashes without a Runner.
 
 The expected hashes below were produced by main at commit 17dc1d7, before ``cell_config`` moved
 out of ``Runner``, with ``stable_hash(Runner(spec, RunOptions(**opts)).cell_config(cell))`` for
@@ -24,12 +24,12 @@ from pathlib import Path
 
 import pytest
 
-from reid_bench import results
-from reid_bench.errors import DatasetError
-from reid_bench.overrides import compose_variant, set_parts
-from reid_bench.plan import CellKey, PlanOptions, cells_from_keys, config_hash, plan
-from reid_bench.shakedown import ShakedownOptions
+from reid_bench.core.errors import DatasetError
 from reid_bench.spec import load_spec
+from reid_bench.store import results
+from reid_bench.table.overrides import compose_variant, set_parts
+from reid_bench.table.plan import CellKey, PlanOptions, cells_from_keys, config_hash, plan
+from reid_bench.table.shakedown import ShakedownOptions
 
 ROOT = Path(__file__).resolve().parents[1]
 OVERRIDES = {"train.epochs": 3}
@@ -89,14 +89,14 @@ def test_planning_and_hashing_build_no_runner():
     construction resolves the speed switches and sets cuDNN state) is imported, let alone built."""
     import subprocess
 
-    code = ("import sys; from reid_bench.plan import plan, config_hash; "
-            "from reid_bench.spec import load_spec; from reid_bench.status import table_status; "
+    code = ("import sys; from reid_bench.table.plan import plan, config_hash; "
+            "from reid_bench.spec import load_spec; from reid_bench.table.status import table_status; "
             f"s = load_spec({str(ROOT / 'papers/ledf/table2.yaml')!r}); "
             "config_hash(s, plan(s)[0]); table_status(s, 'no-results-here'); "
-            "from reid_bench.rowstate import RowStates; "
+            "from reid_bench.table.rowstate import RowStates; "
             "RowStates(s).state({'row': 'x', 'tier': 'full', 'status': 'ok', "
             "'precision': 'bf16', 'config_hash': 'h'}); "
-            "print(sorted(m for m in ('reid_bench.runner', 'reid_bench.accel') "
+            "print(sorted(m for m in ('reid_bench.run.runner', 'reid_bench.engine.accel') "
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=ROOT).stdout.strip()

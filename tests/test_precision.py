@@ -6,10 +6,10 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from reid_bench.accel import Accel, AccelOptions, resolve
 from reid_bench.data.samplers import make_loader
-from reid_bench.recipe import GradClip, OptimRecipe
-from reid_bench.train import train_stage
+from reid_bench.engine.accel import Accel, AccelOptions, resolve
+from reid_bench.engine.recipe import GradClip, OptimRecipe
+from reid_bench.engine.train import train_stage
 
 
 def _clip_run(accel, per_parameter: bool):
@@ -70,8 +70,8 @@ def test_embedder_runs_under_the_run_precision(tmp_path):
     from PIL import Image
 
     from reid_bench.data.base import Sample
-    from reid_bench.embed import make_embedder
-    from reid_bench.recipe import InputRecipe
+    from reid_bench.engine.embed import make_embedder
+    from reid_bench.engine.recipe import InputRecipe
 
     seen = []
 

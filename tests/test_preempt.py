@@ -17,10 +17,11 @@ from crashing import crashing_training
 from toyspec import cli_cmd, register_plugin, tiny_spec
 from toyspec import plugin_env as env
 
-from reid_bench import checkpoint as ckpt
-from reid_bench import preempt, results
-from reid_bench.recipe import OptimRecipe
-from reid_bench.train import train_stage
+from reid_bench.core import preempt
+from reid_bench.engine import checkpoint as ckpt
+from reid_bench.engine.recipe import OptimRecipe
+from reid_bench.engine.train import train_stage
+from reid_bench.store import results
 
 register_plugin()
 import rb_test_methods  # noqa: E402  (the test_tiny network)
@@ -179,11 +180,11 @@ def test_slurm_task_is_checkpointable_and_requeues_the_same_cell(tmp_path, share
     import threading
 
     submitit = pytest.importorskip("submitit")
-    from reid_bench.launch import options_to_dict
-    from reid_bench.launch.slurm import CellJob
-    from reid_bench.plan import plan
-    from reid_bench.runner import RunOptions
+    from reid_bench.run.launch import options_to_dict
+    from reid_bench.run.launch.slurm import CellJob
+    from reid_bench.run.runner import RunOptions
     from reid_bench.spec import load_spec
+    from reid_bench.table.plan import plan
 
     marker = tmp_path / "a.steps"
     path = tiny_spec(tmp_path, [{"name": "a", "params": {"sleep": 0.01, "marker": str(marker)}}],
@@ -208,7 +209,7 @@ def test_slurm_task_is_checkpointable_and_requeues_the_same_cell(tmp_path, share
             time.sleep(0.002)
         os.kill(os.getpid(), signal.SIGUSR2)
 
-    from reid_bench import console
+    from reid_bench.core import console
 
     # The task configures the console unless one is (launch.worker): ours, restored after.
     restore = console.configure(lambda msg: None, quiet=True)

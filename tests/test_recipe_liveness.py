@@ -22,7 +22,7 @@ from liveness import (
     tiny_dataset,
 )
 
-from reid_bench.registry import METHODS
+from reid_bench.core.registry import METHODS
 
 # The package's own methods (a test may register a toy method such as test_tiny in the same
 # session; its Recipe is the test's business, not this coverage's).
@@ -70,7 +70,7 @@ def test_recipe_field_is_live(method, field, tiny, tmp_path, monkeypatch):
 def _unused_cases():
     """(method, row params, unused leaf) for every project spec row whose method declares
     recipe keys its params leave unread (``Method.recipe_unused``)."""
-    from reid_bench.recipe import recipe_leaves
+    from reid_bench.engine.recipe import recipe_leaves
     from reid_bench.spec import find_specs, load_spec
 
     seen, out = set(), []
@@ -114,7 +114,7 @@ def test_recipe_unused_is_true(method, params, field, tiny, tmp_path, monkeypatc
 def test_a_field_the_method_lacks_is_refused_with_file_and_line(paper, field, tmp_path):
     # Fields removed from a method's Recipe because its code cannot use them (FMN's mask fixes
     # the test size; Deep-Person's Sec. 4.1 pipeline has no pad or erasing).
-    from reid_bench.errors import SpecError
+    from reid_bench.core.errors import SpecError
     from reid_bench.spec import load_spec
 
     src = (Path(__file__).resolve().parents[1] / "papers" / paper / "table1.yaml").read_text()

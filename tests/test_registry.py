@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from reid_bench.errors import RegistryError
-from reid_bench.registry import DATASETS, METHODS, Registry
+from reid_bench.core.errors import RegistryError
+from reid_bench.core.registry import DATASETS, METHODS, Registry
 from reid_bench.spec import find_specs, load_spec, resolved_recipe
 
 PAPERS = Path(__file__).resolve().parents[1] / "papers"

@@ -14,13 +14,13 @@ from crashing import crashing_training
 from toyspec import cli_cmd, register_plugin, tiny_spec
 from toyspec import plugin_env as env
 
-from reid_bench import results
 from reid_bench.cli import main
-from reid_bench.plan import plan
-from reid_bench.recipe import OptimRecipe
-from reid_bench.runner import Runner, RunOptions
+from reid_bench.engine.recipe import OptimRecipe
+from reid_bench.engine.train import train_stage
+from reid_bench.run.runner import Runner, RunOptions
 from reid_bench.spec import load_spec
-from reid_bench.train import train_stage
+from reid_bench.store import results
+from reid_bench.table.plan import plan
 
 register_plugin()
 import rb_test_methods  # noqa: E402  (the test_tiny network)

@@ -18,11 +18,11 @@ import pytest
 from click.testing import CliRunner
 
 from reid_bench.cli import main
-from reid_bench.errors import SpecError
+from reid_bench.core.errors import SpecError
 from reid_bench.report import claims, verdicts
 from reid_bench.report.build import build_report, table_view
-from reid_bench.results import cell_dir, cell_id, table_csv, upsert_row, write_cell_json
 from reid_bench.spec import Spec, load_spec
+from reid_bench.store.results import cell_dir, cell_id, table_csv, upsert_row, write_cell_json
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -59,8 +59,8 @@ TOY_RESULTS = {("K=1", 0): (70.5, 50.2), ("K=1", 1): (71.5, 49.8),
 
 def _config_hash(spec: Spec, name: str, ds: str, seed: int, smoke: bool) -> str:
     """The hash `run` would record for the cell now, so fixtures are not flagged stale."""
-    from reid_bench.plan import Cell
-    from reid_bench.status import ConfigHashes
+    from reid_bench.table.plan import Cell
+    from reid_bench.table.status import ConfigHashes
 
     key = (spec.path, smoke)
     if key not in _HASHERS:

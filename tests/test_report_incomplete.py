@@ -5,8 +5,8 @@ import json
 import textwrap
 
 from reid_bench.report.build import build_report, table_view
-from reid_bench.results import cell_id, table_csv, upsert_row
 from reid_bench.spec import load_spec
+from reid_bench.store.results import cell_id, table_csv, upsert_row
 
 SPEC = """\
 paper: {id: toy, title: Toy, authors: [A], venue: V, year: 2020}
@@ -26,8 +26,8 @@ def _hash(spec, name, ds, split, seed):
     """The config hash `run` would record for the cell now, so the rows are not flagged stale."""
     from pathlib import Path
 
-    from reid_bench.plan import Cell
-    from reid_bench.status import ConfigHashes
+    from reid_bench.table.plan import Cell
+    from reid_bench.table.status import ConfigHashes
 
     return ConfigHashes(spec, Path("results")).current(
         Cell(spec.row(name), ds, seed, "full", split)) or "fx"

@@ -12,8 +12,8 @@ from test_report import _row, write_toy
 
 from reid_bench.report.build import build_report
 from reid_bench.report.latex import tex
-from reid_bench.results import read_results, table_csv, upsert_row
-from reid_bench.rowstate import RowStates
+from reid_bench.store.results import read_results, table_csv, upsert_row
+from reid_bench.table.rowstate import RowStates
 
 LONG_REASON = ("dataset market1501 at /data does not match what the paper used:\n"
                "  - train: 3 ids, expected 751\n  - gallery: 7 images, expected 19732\n"

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 from report_md_fixture import write_fixture
 
-from reid_bench import rowstate
 from reid_bench.report import aggregate
 from reid_bench.report.render import markdown
 from reid_bench.report.summary import summary
+from reid_bench.table import rowstate
 
 GOLDEN = Path(__file__).parent / "golden"
 STAMP = "2026-01-01T00:00:00+00:00"

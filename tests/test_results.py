@@ -3,8 +3,8 @@
 import pandas as pd
 import pytest
 
-from reid_bench import results
-from reid_bench.errors import ResultsError
+from reid_bench.core.errors import ResultsError
+from reid_bench.store import results
 
 
 def _row(**kw):

@@ -13,11 +13,11 @@ import pytest
 from click.testing import CliRunner
 from toyspec import IDE_A, toy_spec, write_spec
 
-from reid_bench import results
 from reid_bench.cli import main
-from reid_bench.spreadsheet import FORMULA_START, defuse, to_csv
+from reid_bench.core.spreadsheet import FORMULA_START, defuse, to_csv
+from reid_bench.store import results
 
-# Written by ``reid_bench/results.py`` as of cb7bde2^ (the version before the ``tier`` and
+# Written by ``reid_bench/store/results.py`` as of cb7bde2^ (the version before the ``tier`` and
 # ``variant`` key columns; ``smoke`` was part of the key), with its own ``upsert_row``.
 BEFORE_TIER = Path(__file__).parent / "golden" / "results_before_tier.csv"
 

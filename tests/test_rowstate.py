@@ -1,4 +1,4 @@
-"""reid_bench.rowstate: a recipe change marks a result stale in every tier and variant (issue 28
+"""reid_bench.table.rowstate: a recipe change marks a result stale in every tier and variant (issue 28
 item 4: subset and variant results were never called stale); the finished-cell rule; data not
 checked without a current fingerprint."""
 
@@ -9,10 +9,10 @@ import textwrap
 
 import pytest
 
-from reid_bench.integrity import row_digest
-from reid_bench.overrides import compose_variant
-from reid_bench.rowstate import DATA_CHANGED, DATA_MATCH, DATA_NOT_CHECKED, RowStates
 from reid_bench.spec import load_spec
+from reid_bench.store.row_digest import row_digest
+from reid_bench.table.overrides import compose_variant
+from reid_bench.table.rowstate import DATA_CHANGED, DATA_MATCH, DATA_NOT_CHECKED, RowStates
 
 SPEC = """\
 paper: {id: rsu, title: T, authors: [A], venue: V, year: 2024}
@@ -96,7 +96,7 @@ def test_a_digest_that_reads_as_a_number_is_compared_as_text(seed):
     """Seed 4408 gives the digest "9165716992052516" (856: "5e78669606808239"), which parse as
     numbers: the stored digest was read as one, so such a row was called edited (seen on an
     LGEU row, "57293887554656e0", in the issue 28 report check)."""
-    from reid_bench.integrity import row_edited
+    from reid_bench.store.row_digest import row_edited
 
     rec = {"row": "A", "seed": seed}
     rec["row_digest"] = row_digest(rec)
@@ -109,10 +109,10 @@ def test_the_replanned_hash_is_the_one_a_run_records(tmp_path, tier, kind):
     """What the runner hashes (``plan.cell_config`` with the run's options: --smoke, --set,
     --variant via ``apply_variants``, --shakedown's steps / pretrained / batch cap) is what
     ``RowStates`` rebuilds from the row, so a finished row is never called stale."""
-    from reid_bench.overrides import parse_sets, set_parts
-    from reid_bench.plan import PlanOptions, config_hash, plan
-    from reid_bench.shakedown import ShakedownOptions
-    from reid_bench.variants import apply_variants
+    from reid_bench.table.overrides import parse_sets, set_parts
+    from reid_bench.table.plan import PlanOptions, config_hash, plan
+    from reid_bench.table.shakedown import ShakedownOptions
+    from reid_bench.table.variants import apply_variants
 
     spec = _spec(tmp_path, 0.0005)
     sets = parse_sets(["train.lr=0.02"]) if kind == "set" else {}
@@ -131,6 +131,7 @@ def test_the_replanned_hash_is_the_one_a_run_records(tmp_path, tier, kind):
 
 
 def test_paper_precision_is_accels():
-    from reid_bench import accel, rowstate
+    from reid_bench.engine import accel
+    from reid_bench.table import rowstate
 
     assert rowstate.PAPER_PRECISION == accel.PAPER_PRECISION

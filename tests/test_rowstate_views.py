@@ -5,7 +5,7 @@ For every combination of tier × variant × subset × edited × stale × data ch
 project's writers (no training). The combinations share one table: each (edited, stale, data,
 precision) is one spec row, each (tier, variant, subset) one block of it, so one render covers
 them all. The expected flags, block and verdict of each combination are worked out here from
-the combination alone, not by ``reid_bench.rowstate``, and checked in the HTML page (headline,
+the combination alone, not by ``reid_bench.table.rowstate``, and checked in the HTML page (headline,
 other results, ledger), the index, markdown, LaTeX, JSON, the figures, ``status`` and
 ``compare``: each flag appears wherever the number does, only full-tier canonical numbers are
 the headline, and no non-comparable number carries reproduced / better / worse.
@@ -22,18 +22,18 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from reid_bench import atomic
-from reid_bench.compare import compare
-from reid_bench.integrity import row_digest
-from reid_bench.overrides import compose_variant
+from reid_bench.core import atomic
 from reid_bench.report import aggregate
 from reid_bench.report.latex import render_latex
 from reid_bench.report.render import html_pages, markdown
 from reid_bench.report.summary import summary
-from reid_bench.results import COLUMNS, cell_dir, cell_id, table_csv, write_cell_json
-from reid_bench.rowstate import RowStates
 from reid_bench.spec import load_spec
-from reid_bench.status import table_status
+from reid_bench.store.compare import compare
+from reid_bench.store.results import COLUMNS, cell_dir, cell_id, table_csv, write_cell_json
+from reid_bench.store.row_digest import row_digest
+from reid_bench.table.overrides import compose_variant
+from reid_bench.table.rowstate import RowStates
+from reid_bench.table.status import table_status
 
 TIERS = ("full", "smoke", "shakedown", "smoke_recipe")
 VARIANTS = {"": [], "set": ["set:train.lr=0.02"], "variant": ["variant:recipe.train.epochs=30"]}

@@ -13,12 +13,12 @@ import pytest
 from click.testing import CliRunner
 from toyspec import MARKET_PLAIN, register_plugin, splits_column, tiny_spec
 
-from reid_bench import results
 from reid_bench.cli import main
-from reid_bench.plan import Cell, config_hash
 from reid_bench.report.build import table_view
-from reid_bench.selection import SelectionError, parse_splits
 from reid_bench.spec import load_spec
+from reid_bench.store import results
+from reid_bench.table.plan import Cell, config_hash
+from reid_bench.table.selection import SelectionError, parse_splits
 
 register_plugin()
 
@@ -132,7 +132,7 @@ def test_unwritable_results_folder_is_one_line_before_training(tmp_path, monkeyp
 
     monkeypatch.setattr(tempfile, "mkstemp", refuse)
     trained = []
-    monkeypatch.setattr("reid_bench.runner.Runner.run", lambda *a: trained.append(1))
+    monkeypatch.setattr("reid_bench.run.runner.Runner.run", lambda *a: trained.append(1))
     out = CliRunner().invoke(main, ["run", str(p), "--smoke", "--results-dir",
                                     str(tmp_path / "r")])
     assert os.strerror(err) in _one_line_error(out, tmp_path / "r") and not trained

@@ -12,15 +12,15 @@ import torch
 from click.testing import CliRunner
 from toyspec import IDE_A, toy_spec, write_spec
 
-from reid_bench import results
 from reid_bench.cli import main
+from reid_bench.core.registry import METHODS
 from reid_bench.data import load_dataset
-from reid_bench.embed import make_embedder
+from reid_bench.engine.embed import make_embedder
 from reid_bench.eval import evaluate_cell
-from reid_bench.plan import plan
-from reid_bench.registry import METHODS
-from reid_bench.runner import Runner, RunOptions
+from reid_bench.run.runner import Runner, RunOptions
 from reid_bench.spec import load_spec, resolved_recipe
+from reid_bench.store import results
+from reid_bench.table.plan import plan
 
 SPEC = toy_spec("rows:\n" + IDE_A + """\
   - name: IDE B

@@ -17,13 +17,13 @@ from toyspec import (
     tiny_spec,
 )
 
-from reid_bench import results
 from reid_bench.cli import main
 from reid_bench.data import load_dataset
-from reid_bench.finished import cell_fingerprint
-from reid_bench.plan import plan
-from reid_bench.runner import Runner, RunOptions
+from reid_bench.run.runner import Runner, RunOptions
 from reid_bench.spec import load_spec
+from reid_bench.store import results
+from reid_bench.table.finished import cell_fingerprint
+from reid_bench.table.plan import plan
 
 register_plugin()
 

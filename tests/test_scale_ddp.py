@@ -10,10 +10,10 @@ import torch.multiprocessing as mp
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from reid_bench.accel import AccelOptions, use
 from reid_bench.data.samplers import PKBatchSampler, make_loader
-from reid_bench.recipe import OptimRecipe
-from reid_bench.train import train_stage
+from reid_bench.engine.accel import AccelOptions, use
+from reid_bench.engine.recipe import OptimRecipe
+from reid_bench.engine.train import train_stage
 
 EPOCHS = 4
 
@@ -54,7 +54,7 @@ def _join_group(rank, world, port):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
                       WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
-    from reid_bench import distributed
+    from reid_bench.engine import distributed
 
     distributed.init_from_env("cpu")
     return distributed

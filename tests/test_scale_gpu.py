@@ -5,11 +5,11 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from reid_bench.accel import AccelOptions, resolve
 from reid_bench.data.samplers import make_loader
+from reid_bench.engine.accel import AccelOptions, resolve
+from reid_bench.engine.recipe import OptimRecipe
+from reid_bench.engine.train import train_stage
 from reid_bench.models.backbones import build_backbone
-from reid_bench.recipe import OptimRecipe
-from reid_bench.train import train_stage
 
 pytestmark = pytest.mark.gpu
 

@@ -17,22 +17,22 @@ from toyspec import (
     write_spec,
 )
 
-from reid_bench import results
 from reid_bench.cli import main
-from reid_bench.errors import ReidBenchError
-from reid_bench.hashing import stable_hash
-from reid_bench.launch import options_to_dict, pending_cells
-from reid_bench.launch.slurm import (
+from reid_bench.core.errors import ReidBenchError
+from reid_bench.core.hashing import stable_hash
+from reid_bench.run.launch import options_to_dict, pending_cells
+from reid_bench.run.launch.slurm import (
     SlurmConfig,
     executor_parameters,
     load_site_config,
     parse_minutes,
     submit,
 )
-from reid_bench.launch.torchrun import torchrun_command
-from reid_bench.plan import plan
-from reid_bench.runner import Runner, RunOptions
+from reid_bench.run.launch.torchrun import torchrun_command
+from reid_bench.run.runner import Runner, RunOptions
 from reid_bench.spec import load_spec
+from reid_bench.store import results
+from reid_bench.table.plan import plan
 
 SPEC = toy_spec("""\
 rows:
@@ -194,7 +194,7 @@ def _rank_main(rank, port, spec_path, refs, options):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
                       WORLD_SIZE="2", LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
-    from reid_bench.launch.worker import run_cells
+    from reid_bench.run.launch.worker import run_cells
 
     summary = run_cells(spec_path, refs, options)
     if rank == 0 and not summary.ok:

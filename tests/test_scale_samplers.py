@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from reid_bench import distributed
-from reid_bench.accel import Accel, AccelOptions, resolve
 from reid_bench.data.samplers import PairSampler, PKBatchSampler, make_loader
+from reid_bench.engine import distributed
+from reid_bench.engine.accel import Accel, AccelOptions, resolve
 
 PIDS = [i // 5 for i in range(12 * 5)] + [12, 13, 13]  # 14 ids, some with few images
 

@@ -10,15 +10,16 @@ from click.testing import CliRunner
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from reid_bench import results, shakedown
 from reid_bench.cli import main
+from reid_bench.core.errors import DivergedError, ReidBenchError
 from reid_bench.data.samplers import make_loader
-from reid_bench.errors import DivergedError, ReidBenchError
-from reid_bench.plan import plan
-from reid_bench.recipe import OptimRecipe
-from reid_bench.runner import Runner, RunOptions
+from reid_bench.engine.recipe import OptimRecipe
+from reid_bench.engine.train import train_stage
+from reid_bench.run.runner import Runner, RunOptions
 from reid_bench.spec import load_spec, resolved_recipe
-from reid_bench.train import train_stage
+from reid_bench.store import results
+from reid_bench.table import shakedown
+from reid_bench.table.plan import plan
 
 
 def _values(spec_path, row):
@@ -118,7 +119,7 @@ ROWS = [("verif_identif/table2.yaml", "ResNet-50 (I)", "ide"),
 
 @pytest.mark.slow
 def test_cpu_shakedown_one_row_per_method(repo_root, shared_data_root, tmp_path):
-    from reid_bench.rowstate import RowStates
+    from reid_bench.table.rowstate import RowStates
 
     opts = shakedown.ShakedownOptions(steps=1, pretrained="none", max_batch=4)
     seconds = {}
@@ -157,7 +158,7 @@ def test_report_labels_shakedown_and_non_paper_precision(tmp_path):
     from test_report import TOY_RESULTS, _row, write_toy
 
     from reid_bench.report.build import build_report, table_view
-    from reid_bench.results import cell_id, table_csv, upsert_row
+    from reid_bench.store.results import cell_id, table_csv, upsert_row
 
     spec, res = write_toy(tmp_path)  # full-tier rows
     csv = table_csv(res, "toy", "table1")
@@ -202,9 +203,9 @@ def test_status_of_a_shakedown_tier_counts_its_own_cells(tmp_path):
     """`status --tier shakedown` plans the shakedown cells and reads their rows; their config
     depends on the run's flags, so an ok row is done, never stale. The same recorded hash on a
     full-tier row (where status can recompute the config) is stale."""
-    from reid_bench import results
     from reid_bench.spec import load_spec
-    from reid_bench.status import table_status
+    from reid_bench.store import results
+    from reid_bench.table.status import table_status
 
     spec = load_spec("papers/lgeu/table1.yaml")
     csv = results.table_csv(tmp_path, spec.paper.id, spec.table.id)

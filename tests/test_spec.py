@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from reid_bench.errors import SpecError
+from reid_bench.core.errors import SpecError
 from reid_bench.spec import find_specs, load_spec, resolved_recipe
 
 GOOD = """\

@@ -13,12 +13,12 @@ import pytest
 from click.testing import CliRunner
 from toyspec import IDE_A, toy_spec, write_spec
 
-from reid_bench import yamlio
 from reid_bench.cli import main
-from reid_bench.errors import SpecError
-from reid_bench.overrides import parse_sets, validate_overrides
+from reid_bench.core import yamlio
+from reid_bench.core.errors import SpecError
 from reid_bench.report.build import build_report
 from reid_bench.spec import load_spec
+from reid_bench.table.overrides import parse_sets, validate_overrides
 
 SMOKE = "smoke:\n  recipe:\n    train: {epochs: 1, lr: 0.05}\n"
 GOOD = toy_spec("rows:\n" + IDE_A, smoke=SMOKE)
@@ -189,7 +189,7 @@ def test_an_absurd_or_non_finite_learning_rate_is_refused_with_its_line(value, p
 @pytest.mark.parametrize("value", [".inf", "-.inf", ".nan", "1e308", "inf", "nan", "1.0e400"])
 def test_a_non_finite_or_absurd_set_override_is_refused(value, tmp_path):
     spec = load_spec(write_spec(tmp_path, GOOD))
-    from reid_bench.overrides import OverrideError
+    from reid_bench.table.overrides import OverrideError
 
     with pytest.raises((OverrideError, SpecError)):
         validate_overrides(spec, spec.rows, parse_sets([f"train.lr={value}"]))

@@ -15,15 +15,15 @@ import torch
 from click.testing import CliRunner
 from toyspec import register_plugin, tiny_spec
 
-from reid_bench import results
 from reid_bench.cli import main
 from reid_bench.data import load_dataset
-from reid_bench.finished import DataFingerprints
-from reid_bench.plan import config_hash, plan
-from reid_bench.runner import Runner, RunOptions
+from reid_bench.run.runner import Runner, RunOptions
 from reid_bench.spec import load_spec
-from reid_bench.status import table_status
-from reid_bench.workdirs import checkpoint_epoch
+from reid_bench.store import results
+from reid_bench.table.finished import DataFingerprints
+from reid_bench.table.plan import config_hash, plan
+from reid_bench.table.status import table_status
+from reid_bench.table.workdirs import checkpoint_epoch
 
 register_plugin()
 

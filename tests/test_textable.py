@@ -1,8 +1,8 @@
-"""reid_bench.textable: the one plain-text / markdown table writer (checks, compare, report)."""
+"""reid_bench.core.textable: the one plain-text / markdown table writer (checks, compare, report)."""
 
 from __future__ import annotations
 
-from reid_bench.textable import markdown_table, text_table
+from reid_bench.core.textable import markdown_table, text_table
 
 
 def test_text_table_pads_to_the_widest_cell_right_aligns_numbers_and_strips():

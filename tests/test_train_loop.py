@@ -11,8 +11,8 @@ import pytest
 import torch
 from crashing import crashing_training
 
-from reid_bench.recipe import OptimRecipe
-from reid_bench.train import LoopSettings, train_stage, use_loop_settings
+from reid_bench.engine.recipe import OptimRecipe
+from reid_bench.engine.train import LoopSettings, train_stage, use_loop_settings
 
 
 def _run(ckpt, *, crash_at_step=None, every=0, minutes=None, settings=None, sleep=0.0):

@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from reid_bench.artifacts import ArtifactCache
-from reid_bench.trained import get_or_train
+from reid_bench.engine.artifacts import ArtifactCache
+from reid_bench.engine.trained import get_or_train
 
 
 def test_trains_once_then_loads_the_same_state(tmp_path):

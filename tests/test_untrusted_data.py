@@ -14,12 +14,12 @@ import pytest
 from fixtures_data import build_market, market_name, write_jpg
 from PIL import Image
 
+from reid_bench.core.errors import DatasetError
 from reid_bench.data.base import Sample
+from reid_bench.data.check import check_one
 from reid_bench.data.image_file import DEFAULT_MAX_PIXELS, ENV, max_pixels, open_checked
 from reid_bench.data.market1501_500k import distractor_listing_hash
 from reid_bench.data.torch_dataset import open_image
-from reid_bench.data_check import check_one
-from reid_bench.errors import DatasetError
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:

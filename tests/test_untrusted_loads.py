@@ -15,10 +15,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from reid_bench import checkpoint as ckpt
-from reid_bench.integrity import checkpoint_identity, current_identity, use_checkpoint_identity
-from reid_bench.recipe import OptimRecipe
-from reid_bench.train import train_stage
+from reid_bench.engine import checkpoint as ckpt
+from reid_bench.engine.checkpoint_identity import (
+    checkpoint_identity,
+    current_identity,
+    use_checkpoint_identity,
+)
+from reid_bench.engine.recipe import OptimRecipe
+from reid_bench.engine.train import train_stage
 
 PKG = Path(__file__).resolve().parents[1] / "reid_bench"
 # Modules that unpickle (or run code) whatever file they are handed.

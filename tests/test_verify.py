@@ -14,15 +14,15 @@ import torch
 from click.testing import CliRunner
 from toyspec import register_plugin, tiny_spec
 
-from reid_bench import results
-from reid_bench.artifacts import write_manifest
 from reid_bench.cli import main
-from reid_bench.hashing import stable_hash
-from reid_bench.integrity import row_digest
-from reid_bench.plan import config_hash, plan
-from reid_bench.runner import Runner, RunOptions
+from reid_bench.core.hashing import stable_hash
+from reid_bench.engine.artifacts import write_manifest
+from reid_bench.run.runner import Runner, RunOptions
+from reid_bench.run.verify import row_consistency, verify_folder
 from reid_bench.spec import load_spec
-from reid_bench.verify import row_consistency, verify_folder
+from reid_bench.store import results
+from reid_bench.store.row_digest import row_digest
+from reid_bench.table.plan import config_hash, plan
 
 register_plugin()
 

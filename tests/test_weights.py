@@ -15,8 +15,8 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from reid_bench.data.transforms import build_transform
+from reid_bench.engine.recipe import InputRecipe
 from reid_bench.models.backbones import build_backbone
-from reid_bench.recipe import InputRecipe
 from reid_bench.weights import WeightsError, load_pretrained, store
 from reid_bench.weights.caffe import convert_caffenet, read_caffemodel
 
@@ -260,8 +260,8 @@ def _dropouts_on_path(model) -> int:
 
 @pytest.mark.parametrize("method", ["verif_identif", "ide"])
 def test_vgg16_has_exactly_one_dropout_before_its_classifier(method):
+    from reid_bench.core.registry import METHODS
     from reid_bench.models._common import StandardRecipe
-    from reid_bench.registry import METHODS
 
     m = METHODS.get(method)()
     params = m.Params(backbone="vgg16")

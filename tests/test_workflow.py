@@ -14,9 +14,9 @@ from click.testing import CliRunner
 from fixtures_data import market_name, write_jpg
 from test_runner_e2e import SPEC
 
-from reid_bench import results
 from reid_bench.cli import main
 from reid_bench.data import load_dataset
+from reid_bench.store import results
 
 
 def market_subset(root: Path) -> Path:

@@ -1,7 +1,7 @@
 """``reid-bench``: run a paper table, report it against the published numbers.
 
 The click command line is the edge of the program: it parses and checks arguments, configures
-console output (``reid_bench.console``) and calls the library, which never prints. One module
+console output (``reid_bench.core.console``) and calls the library, which never prints. One module
 per group of commands: ``run`` (train and evaluate tables), ``tables`` (validate, published,
 report, compare, status), ``data`` (dataset checks), ``curves`` (training histories to
 TensorBoard); ``weights`` lives with its package.
@@ -13,7 +13,7 @@ import sys
 
 import click
 
-from ..errors import ReidBenchError
+from ..core.errors import ReidBenchError
 
 
 class _Group(click.Group):
@@ -39,12 +39,12 @@ def main() -> None:
 
 
 def _register() -> None:
-    from ..weights.cli import weights
     from .curves import curves
     from .data import data
     from .run import run
     from .tables import compare, published, report, status, validate
     from .verify import verify
+    from .weights import weights
 
     for command in (run, validate, published, report, compare, status, data, weights,
                     curves, verify):

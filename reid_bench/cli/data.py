@@ -22,8 +22,8 @@ def data():
               help="Decode every image fully (progress bar); default: open each header.")
 def data_check(names, data_root, cache_dir=None, deep=False):
     """Find and validate datasets (default: every registered dataset)."""
-    from ..cache_dir import use_cache_dir
-    from ..data_check import check_datasets, format_check_table
+    from ..core.cache_dir import use_cache_dir
+    from ..data.check import check_datasets, format_check_table
 
     use_cache_dir(cache_dir)
     rows, ok = check_datasets(list(names) or None, data_root, deep=deep, progress=deep)

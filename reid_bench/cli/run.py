@@ -119,7 +119,7 @@ import click
               help="Start backbone NAME (caffenet, vgg16, resnet50) from this file instead of "
                    "its ImageNet weights (repeatable). See `reid-bench weights list`.")
 @click.option("--site-config", type=click.Path(dir_okay=False, exists=True), default=None,
-              help="YAML of Slurm settings (reid_bench.launch.slurm.SlurmConfig); flags win.")
+              help="YAML of Slurm settings (reid_bench.run.launch.slurm.SlurmConfig); flags win.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="Override a recipe value by its dotted key, e.g. --set train.lr=0.02 "
                    "(repeatable; value parsed as YAML). Validated like the spec; the results "
@@ -136,15 +136,22 @@ def run(spec_paths, rows, seeds, smoke, dry_run, results_dir, data_root, device,
     table*.yaml); write results/<paper>/<table>.csv per spec."""
     import torch
 
-    from ..cache_dir import use_cache_dir
-    from ..console import configure as configure_console
-    from ..console import output_safe, quiet_stdout
-    from ..overrides import compose_variant, parse_sets, set_parts, spec_parts, validate_overrides
-    from ..plan import plan
-    from ..preempt import EXIT_PREEMPTED, Preempted
-    from ..results import SHRUNK_TIERS
-    from ..runner import Runner, RunOptions, indent
-    from ..selection import (
+    from ..core.cache_dir import use_cache_dir
+    from ..core.console import configure as configure_console
+    from ..core.console import output_safe, quiet_stdout
+    from ..core.preempt import EXIT_PREEMPTED, Preempted
+    from ..run.runner import Runner, RunOptions, indent
+    from ..spec import load_spec
+    from ..store.results import SHRUNK_TIERS
+    from ..table.overrides import (
+        compose_variant,
+        parse_sets,
+        set_parts,
+        spec_parts,
+        validate_overrides,
+    )
+    from ..table.plan import plan
+    from ..table.selection import (
         dataset_choices,
         expand_spec_paths,
         match,
@@ -153,8 +160,7 @@ def run(spec_paths, rows, seeds, smoke, dry_run, results_dir, data_root, device,
         select_splits,
         split_names,
     )
-    from ..shakedown import ShakedownOptions, check_device
-    from ..spec import load_spec
+    from ..table.shakedown import ShakedownOptions, check_device
 
     chosen = [f for f, on in (("--smoke", smoke), ("--smoke-recipe", smoke_recipe),
                               ("--shakedown", shakedown)) if on]
@@ -175,7 +181,7 @@ def run(spec_paths, rows, seeds, smoke, dry_run, results_dir, data_root, device,
         except TensorBoardMissing as exc:
             raise click.ClickException(str(exc)) from None
     if log_every_steps is None:
-        from ..console import bars_enabled
+        from ..core.console import bars_enabled
 
         log_every_steps = 50 if bars_enabled(quiet) else 0
     use_cache_dir(cache_dir)
@@ -190,7 +196,7 @@ def run(spec_paths, rows, seeds, smoke, dry_run, results_dir, data_root, device,
         raise click.UsageError("--splits selects partitions (e.g. CUHK03 classic's 20), but "
                                "none of the selected columns has them; drop --splits")
     if not dry_run:
-        from ..results import check_writable
+        from ..store.results import check_writable
 
         # Before any training: a read-only results folder is one line, not a traceback.
         check_writable(Path(results_dir))
@@ -201,8 +207,8 @@ def run(spec_paths, rows, seeds, smoke, dry_run, results_dir, data_root, device,
     shake = (ShakedownOptions(steps=shakedown_steps, pretrained=pretrained,
                               max_batch=max_batch) if shakedown else None)
     check_device(shake, device)
-    from ..accel import AccelOptions
-    from ..launch.dispatch import dispatch
+    from ..engine.accel import AccelOptions
+    from ..run.launch.dispatch import dispatch
     from ..weights import parse_overrides
 
     opts = RunOptions(results_dir=Path(results_dir), data_root=data_root,
@@ -218,7 +224,7 @@ def run(spec_paths, rows, seeds, smoke, dry_run, results_dir, data_root, device,
                       eval_every=eval_every,
                       tensorboard=Path(tensorboard) if tensorboard else None)
     # An output error (`run … | head`) never becomes a cell's failure; the library logs
-    # (reid_bench.console), printed here as before.
+    # (reid_bench.core.console), printed here as before.
     echo = output_safe(click.echo, on_close=quiet_stdout)
     click.get_current_context().call_on_close(configure_console(
         echo, err=output_safe(lambda m: click.echo(m, err=True)), quiet=quiet))
@@ -248,7 +254,7 @@ def run(spec_paths, rows, seeds, smoke, dry_run, results_dir, data_root, device,
                                        overrides, tiers=(tier in SHRUNK_TIERS,)):
                 echo(f"warning: {w}")
         if cells and variants:
-            from ..variants import apply_variants
+            from ..table.variants import apply_variants
 
             spec, cells = apply_variants(spec, list(variants), cells,
                                          smoke=tier in SHRUNK_TIERS)
@@ -260,13 +266,13 @@ def run(spec_paths, rows, seeds, smoke, dry_run, results_dir, data_root, device,
         if not cells:
             continue
         if dry_run:
-            from ..estimate import Estimator, format_estimates
-            from ..launch.dry_run import dry_run_lines
+            from ..run.launch.dry_run import dry_run_lines
+            from ..table.estimate import Estimator, format_estimates
 
             # The cells as the launcher's workers receive them (every split), then estimates.
             echo("\n".join(dry_run_lines(spec, cells, launcher, nproc)))
 
-            from ..estimate import Totals
+            from ..table.estimate import Totals
 
             est = Estimator(spec, opts, throughput, seen)
             text, table_totals = format_estimates(f"  ({spec_path})",
@@ -287,7 +293,7 @@ def run(spec_paths, rows, seeds, smoke, dry_run, results_dir, data_root, device,
                 sys.exit(EXIT_PREEMPTED)
             failed_any |= rc != 0
             continue
-        from ..results import cell_dir, check_writable
+        from ..store.results import cell_dir, check_writable
 
         check_writable(cell_dir(Path(results_dir), spec.paper.id, spec.table.id))
         runner = Runner(spec, opts)
@@ -303,7 +309,7 @@ def run(spec_paths, rows, seeds, smoke, dry_run, results_dir, data_root, device,
             echo(f"  {status:<9} {cid}:\n{indent(err, '      ')}")
         failed_any |= not summary.ok
     if dry_run:
-        from ..estimate import Totals
+        from ..table.estimate import Totals
 
         echo("\n" + (grand or Totals()).line(f"total over {len(specs)} table(s)"))
         return
@@ -314,7 +320,7 @@ def run(spec_paths, rows, seeds, smoke, dry_run, results_dir, data_root, device,
 def _stopped(echo, exc, csv) -> None:
     """A training stopped on a signal (Ctrl-C, Slurm preemption or timeout) at a step boundary:
     say what was saved and how to resume, and exit with ``preempt.EXIT_PREEMPTED``."""
-    from ..preempt import EXIT_PREEMPTED
+    from ..core.preempt import EXIT_PREEMPTED
 
     again = "reid-bench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     echo(f"\nstopped: {exc}.\nFinished cells are in {csv}. To resume (finished cells are "

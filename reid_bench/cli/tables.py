@@ -21,7 +21,7 @@ import click
 def validate(paths, paper_texts=None, show_consistency=False):
     """Validate specs (default: every papers/*/table*.yaml), their published numbers'
     consistency included."""
-    from ..errors import SpecError
+    from ..core.errors import SpecError
     from ..spec import find_specs, load_spec
     from ..spec.consistency import check_specs
     from ..spec.consistency_text import details, error_text
@@ -38,7 +38,7 @@ def validate(paths, paper_texts=None, show_consistency=False):
             s = load_spec(f, check_methods=True,
                           complete=(Path.cwd() / "papers").resolve() in Path(f).resolve().parents)
             if paper_texts:
-                from ..quotes import check_quotes, paper_text
+                from ..spec.quotes import check_quotes, paper_text
 
                 text = paper_text(Path(paper_texts), s)
                 missing = check_quotes(s, text) if text is not None else []
@@ -106,7 +106,7 @@ def published(paths, fmt):
 
         click.echo(published_markdown(df, captions), nl=False)
         return
-    from ..spreadsheet import to_csv  # row names may start with '=', '+', '-' or '@'
+    from ..core.spreadsheet import to_csv  # row names may start with '=', '+', '-' or '@'
 
     click.echo(to_csv(df), nl=False)
 
@@ -143,14 +143,14 @@ def report(results_dir, out, spec_paths, fmt):
 def compare(results_a, results_b, fmt):
     """Two results folders side by side (two GPUs, two commits): per table, row, dataset and
     metric the mean ± std over seeds in each, and the delta B − A."""
-    from ..compare import compare as compare_folders
-    from ..compare import format_text
     from ..spec import specs_by_table
+    from ..store.compare import compare as compare_folders
+    from ..store.compare import format_text
 
     a, b = Path(results_a), Path(results_b)
     df = compare_folders(a, b, specs_by_table())
     if fmt == "csv":
-        from ..spreadsheet import to_csv  # row names, variants: text a spreadsheet may run
+        from ..core.spreadsheet import to_csv  # row names, variants: text a spreadsheet may run
 
         click.echo(to_csv(df), nl=False)
     elif fmt == "json":
@@ -183,11 +183,11 @@ def status(spec_paths, results_dir, smoke, seeds, brief, tier=None, variant=None
            data_root=None, cache_dir=None):
     """Done / running / interrupted / failed / stale / pending cells of each table (default:
     every papers/ spec), in every tier and variant the results folder holds."""
-    from ..cache_dir import use_cache_dir
-    from ..finished import DataFingerprints
-    from ..overrides import compose_variant, spec_parts
+    from ..core.cache_dir import use_cache_dir
     from ..spec import find_specs, load_spec
-    from ..status import format_status, groups_present, table_status
+    from ..table.finished import DataFingerprints
+    from ..table.overrides import compose_variant, spec_parts
+    from ..table.status import format_status, groups_present, table_status
 
     files = find_specs(list(spec_paths) or None)
     if not files:

@@ -1,5 +1,5 @@
 """``reid-bench verify``: check every results row against its cell JSON and its stored model
-(``reid_bench.verify``), optionally evaluating the stored models again."""
+(``reid_bench.run.verify``), optionally evaluating the stored models again."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def verify(results_dir, reevaluate, spec_paths, data_root, device, tolerance):
     """Check that every row of RESULTS_DIR (default: results) is what the runner wrote: its
     digest, its cell JSON, its stored model's training record and files (sha256); with
     --reevaluate, that the stored model gives the row's numbers. Exit 1 if any row fails."""
-    from ..verify import verify_folder
+    from ..run.verify import verify_folder
 
     checks = verify_folder(Path(results_dir), reevaluate=reevaluate,
                            spec_paths=list(spec_paths) or None,

@@ -10,7 +10,7 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from ..errors import DatasetError
+from ..core.errors import DatasetError
 
 
 def missing_dataset_error(name: str, looked: Sequence[Path], expected: str, source: str,

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..registry import DATASETS
+from ..core.registry import DATASETS
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ empty cells where a view is missing), and ``testsets``: the test identities of t
 partitions, each 100 (group, person) rows, 1-based. The images are extracted once into
 ``<root>/cuhk03/images_<detected|labeled>/`` as ``<group>_<person:03d>_<view>_<image:02d>.png``
 (torchreid's names, which the new-protocol ``filelist`` uses), built atomically. The data root
-is only read: the PNGs go to the cache folder (``reid_bench.cache_dir``), under
+is only read: the PNGs go to the cache folder (``reid_bench.core.cache_dir``), under
 ``<cache>/cuhk03/<key>/images_<detected|labeled>/`` with ``key`` a hash of the ``.mat`` file's
 path, size and modification time; a folder ``<root>/cuhk03/images_<...>/`` that already exists
 (extracted by torchreid or an earlier version) is used as it is.
@@ -31,10 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import build_dir
-from ..cache_dir import resolve_cache_dir
-from ..errors import DatasetError
-from ..registry import DATASETS
+from ..core.atomic import build_dir
+from ..core.cache_dir import resolve_cache_dir
+from ..core.errors import DatasetError
+from ..core.registry import DATASETS
 from ._common import missing_dataset_error
 from .base import GalleryStats, ReidDataset, Sample, fingerprint_samples
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ..registry import DATASETS
+from ..core.registry import DATASETS
 from .base import ReidDataset, published_train_images
 from .market1501 import NameFormat, find_layout_dir, load_market_layout
 

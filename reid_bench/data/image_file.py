@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ..errors import DatasetError
+from ..core.errors import DatasetError
 
 ENV = "REID_BENCH_MAX_PIXELS"
 # The largest images the suite reads are Oxford5k's (1024×768); re-ID crops are ~128×64.

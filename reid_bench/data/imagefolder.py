@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import DatasetError
-from ..registry import DATASETS
+from ..core.errors import DatasetError
+from ..core.registry import DATASETS
 from ._common import list_files
 from .base import ReidDataset, Sample, fingerprint_samples
 

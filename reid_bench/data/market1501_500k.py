@@ -23,8 +23,8 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..errors import DatasetError
-from ..registry import DATASETS
+from ..core.errors import DatasetError
+from ..core.registry import DATASETS
 from ._common import entry_is, missing_dataset_error
 from .base import Sample, published_train_images
 from .market1501 import MARKET1501_EXPECTED, MARKET1501_SOURCE, find_market_dir, load_market_layout

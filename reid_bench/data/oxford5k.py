@@ -21,8 +21,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ..errors import DatasetError
-from ..registry import DATASETS
+from ..core.errors import DatasetError
+from ..core.registry import DATASETS
 from ._common import find_dataset_dir, list_files, missing_dataset_error
 from .base import ReidDataset, Sample, fingerprint_samples
 

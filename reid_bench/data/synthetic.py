@@ -16,7 +16,7 @@ loader. Images are 128×64 (h×w), Market's native size, so a recipe's resize/cr
 work as on the real data; they are tiny JPEGs, so decoding is not the bottleneck.
 
 Generated once per option set into ``<cache>/synthetic/v<version>-<hash>/Market-1501-v15.09.15/``
-(the cache folder, ``reid_bench.cache_dir``: the data root is never written), built in a
+(the cache folder, ``reid_bench.core.cache_dir``: the data root is never written), built in a
 temporary folder and renamed into place (atomic). Same options → same bytes. A copy already under
 ``<data root>/synthetic/`` (written by earlier versions) is used as it is.
 """
@@ -30,10 +30,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import build_dir
-from ..cache_dir import resolve_cache_dir
-from ..errors import DatasetError
-from ..registry import DATASETS
+from ..core.atomic import build_dir
+from ..core.cache_dir import resolve_cache_dir
+from ..core.errors import DatasetError
+from ..core.registry import DATASETS
 from .base import ReidDataset
 from .market1501 import MARKET_NAMES, NameFormat, load_market_layout
 

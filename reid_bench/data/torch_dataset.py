@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from ..errors import DatasetError
+from ..core.errors import DatasetError
 from .base import Sample
 from .image_file import open_checked
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..recipe import InputRecipe
+from ..engine.recipe import InputRecipe
 from .base import Sample
 
 # torchvision/timm ImageNet statistics (RGB in [0, 1]; timm.data.IMAGENET_DEFAULT_MEAN/STD, a

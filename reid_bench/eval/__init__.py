@@ -2,7 +2,7 @@
 evaluation for huge galleries, and the protocols specs name (``evaluate_cell``; one module per
 protocol in ``eval/protocols/``, registered in ``PROTOCOLS``)."""
 
-from ..registry import PROTOCOLS
+from ..core.registry import PROTOCOLS
 from .distance import DISTANCES, compute_distance
 from .metrics import RANK_PROTOCOLS, evaluate_rank
 from .pipeline import evaluate_cell

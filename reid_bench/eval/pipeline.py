@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..core.registry import PROTOCOLS
 from ..data.base import ReidDataset
-from ..registry import PROTOCOLS
 from ._tensor import check_choice
 from .distance import DISTANCES
 from .protocols import EvalContext, EvalResult, Protocol

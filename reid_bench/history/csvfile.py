@@ -20,8 +20,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .. import atomic
-from ..errors import ResultsError
+from ..core import atomic
+from ..core.errors import ResultsError
 
 FILE = "metrics.csv"
 KINDS = ("epoch", "steps", "monitor")

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import ResultsError
+from ..core.errors import ResultsError
 from . import csvfile
 from .csvfile import Row
 

@@ -12,12 +12,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..core.strict import Strict
 from ..data.samplers import make_loader
 from ..data.torch_dataset import ImageDataset
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD, build_transform
-from ..method import CellContext
-from ..recipe import BackboneRecipe, InputRecipe, OptimRecipe
-from ..strict import Strict
+from ..engine.method import CellContext
+from ..engine.recipe import BackboneRecipe, InputRecipe, OptimRecipe
 
 
 class ModelRecipe(Strict):

@@ -27,14 +27,14 @@ import torch.nn.functional as F
 from pydantic import Field, model_validator
 from torch import nn
 
+from ..core.registry import METHODS
+from ..core.strict import Strict
 from ..data.torch_dataset import ImageDataset
 from ..data.transforms import normalize_step
-from ..distributed import gather_with_grad
-from ..method import CellContext, Method
-from ..recipe import BackboneRecipe, GradClip, InputRecipe, OptimRecipe
-from ..registry import METHODS
-from ..strict import Strict
-from ..train import train_stage
+from ..engine.distributed import gather_with_grad
+from ..engine.method import CellContext, Method
+from ..engine.recipe import BackboneRecipe, GradClip, InputRecipe, OptimRecipe
+from ..engine.train import train_stage
 from ._common import backbone_and_head_groups, ce_and_acc, classifier, to_device, train_loader
 from ._losses import batch_hard_triplet_loss
 from ._sampling import IdentityEpochPK

@@ -14,10 +14,10 @@ from typing import Literal
 
 from pydantic import Field
 
-from ..method import CellContext, Method
-from ..registry import METHODS
-from ..strict import Strict
-from ..train import train_stage
+from ..core.registry import METHODS
+from ..core.strict import Strict
+from ..engine.method import CellContext, Method
+from ..engine.train import train_stage
 from ._common import (
     ClassifierNet,
     StandardRecipe,

@@ -40,12 +40,12 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from ..method import CellContext, Method
-from ..recipe import OptimRecipe
-from ..registry import METHODS
-from ..strict import Strict
-from ..train import train_stage
-from ..trained import get_or_train
+from ..core.registry import METHODS
+from ..core.strict import Strict
+from ..engine.method import CellContext, Method
+from ..engine.recipe import OptimRecipe
+from ..engine.train import train_stage
+from ..engine.trained import get_or_train
 from ._common import (
     ClassifierNet,
     ModelRecipe,

@@ -32,10 +32,10 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from ..method import CellContext, Method
-from ..registry import METHODS
-from ..strict import Strict
-from ..train import train_stage
+from ..core.registry import METHODS
+from ..core.strict import Strict
+from ..engine.method import CellContext, Method
+from ..engine.train import train_stage
 from ._common import (
     StandardRecipe,
     backbone_and_head_groups,

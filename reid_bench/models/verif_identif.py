@@ -35,12 +35,12 @@ import torch.nn.functional as F
 from pydantic import Field, field_validator
 from torch import nn
 
+from ..core.errors import DatasetError
+from ..core.registry import METHODS
+from ..core.strict import Strict
 from ..data.samplers import PairDataset, PairRatioSchedule, PairSampler
-from ..errors import DatasetError
-from ..method import CellContext, Method
-from ..registry import METHODS
-from ..strict import Strict
-from ..train import train_stage
+from ..engine.method import CellContext, Method
+from ..engine.train import train_stage
 from ._common import (
     StandardRecipe,
     backbone_and_head_groups,

@@ -16,12 +16,12 @@ from typing import Any
 
 import pandas as pd
 
-from ..errors import ResultsError, SpecError
-from ..overrides import compose_variant, describe_variant, spec_parts
-from ..results import SHRUNK_TIERS, TIERS, cell_dir, metric_values, read_results, table_csv
-from ..rowstate import BLOCKS, merge_flags, most_withheld
+from ..core.errors import ResultsError, SpecError
 from ..spec import Spec, find_specs, load_spec, untrace
 from ..spec.consistency import table_consistency
+from ..store.results import SHRUNK_TIERS, TIERS, cell_dir, metric_values, read_results, table_csv
+from ..table.overrides import compose_variant, describe_variant, spec_parts
+from ..table.rowstate import BLOCKS, merge_flags, most_withheld
 from . import claims, curves, ledger, plots, verdicts
 from .flags import annotate
 from .view import NO_RESULT, Number, OtherResults, RecipeEntry, RowView, TableView
@@ -179,7 +179,7 @@ TRUST_FLAGS = ("edited", "stale", "data changed", "variant")
 def _split_assumption_variants(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(every other result, the results with an assumption variant) of a results frame: the
     latter are the ledger's variant runs, each beside the canonical numbers of its tier."""
-    from ..variants import variant_choices
+    from ..table.variants import variant_choices
 
     if df.empty:
         return df, df
@@ -286,7 +286,7 @@ def _progress(num: Number, spec: Spec, ds: str) -> str:
 def _check_complete(num: Number, ok: pd.DataFrame, spec: Spec, ds: str, smoke: bool) -> None:
     """Count the distinct split × seed runs in ``ok`` against the plan (the column's splits,
     none under --smoke, × the spec's seeds); an incomplete aggregate loses its ``mean``."""
-    from ..results import split_of
+    from ..store.results import split_of
 
     col = spec.datasets[ds]
     num.planned = (col.splits if col.splits and not smoke else 1) * spec.seeds

@@ -23,8 +23,8 @@ import datetime as dt
 import json
 from pathlib import Path
 
-from .. import atomic
-from ..safepath import inside
+from ..core import atomic
+from ..core.safepath import inside
 from .aggregate import collect, table_view
 from .render import html_pages, markdown
 from .summary import summary
@@ -39,7 +39,7 @@ def build_report(results_dir: Path, out: Path, spec_paths: list[str] | None = No
                  fmt: str = "html") -> Path:
     """Render the report for every spec into ``out`` in ``fmt`` (html | markdown | json |
     latex); return the main file written (index.html, report.md, summary.json or
-    report.tex). Every file is written atomically (``reid_bench.atomic``)."""
+    report.tex). Every file is written atomically (``reid_bench.core.atomic``)."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown report format {fmt!r}; allowed: {', '.join(FORMATS)}")
     out.mkdir(parents=True, exist_ok=True)

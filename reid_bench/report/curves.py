@@ -22,9 +22,9 @@ import matplotlib
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
-from ..errors import ResultsError
+from ..core.errors import ResultsError
 from ..history.csvfile import clean_rows, plateaued
-from ..overrides import variant_parts
+from ..table.overrides import variant_parts
 from .plots import RC, to_svg
 
 MAX_CELL_JSON = 32 * 2**20  # bytes of one cell JSON read for its history

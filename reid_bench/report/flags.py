@@ -5,7 +5,7 @@ variant, subset, synthetic, edited, stale, data, precision) that every view rend
 the reasons the pages print, ``flag`` (the trust flag: "edited", "stale", "data changed" or
 "") with ``flag_reason``. A flagged number is shown with its flag and never counts as
 reproduced. A row that disagrees with its cell JSON or stored model
-(``reid_bench.verify.row_consistency``: a digest recomputed after an edit does not hide it)
+(``reid_bench.run.verify.row_consistency``: a digest recomputed after an edit does not hide it)
 is edited too.
 """
 
@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..rowstate import RowStates
+from ..run.verify import row_consistency
 from ..spec import Spec
-from ..verify import row_consistency
+from ..table.rowstate import RowStates
 
 FLAGS = ("edited", "stale", "data changed")
 STALE_REASON = ("stale (recipe changed): recorded with another config than the current spec "
@@ -45,7 +45,7 @@ def annotate(spec: Spec, results_dir: Path, df: pd.DataFrame,
         st = states.state(rec)
         if not st.edited:
             # Its digest, then its records: a row that disagrees with its own cell JSON or
-            # stored model (a digest recomputed after an edit) is edited too (reid_bench.verify).
+            # stored model (a digest recomputed after an edit) is edited too (reid_bench.run.verify).
             why = row_consistency(rec, results_dir)
             if why:
                 st = dataclasses.replace(st, edited=why)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ..rowstate import FLAG_TEXT  # what each flag means, in one place
+from ..table.rowstate import FLAG_TEXT  # what each flag means, in one place
 
 
 def delta(value: float | None, reference: float | None) -> float | None:

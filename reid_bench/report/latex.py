@@ -15,7 +15,7 @@ from pathlib import Path
 
 import jinja2
 
-from ..rowstate import flag_text
+from ..table.rowstate import flag_text
 from . import verdicts
 
 TEMPLATES = Path(__file__).parent / "templates"

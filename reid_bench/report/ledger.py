@@ -9,7 +9,7 @@
 - ``counts``: recipe values stated by the paper vs assumed (the index shows them), and the
   assumed params / evaluation / dataset values;
 - ``variants``: for each assumption-variant run (results whose ``variant`` names
-  ``variant:KEY=VALUE`` parts, reid_bench.variants) and each row × column × metric it covers,
+  ``variant:KEY=VALUE`` parts, reid_bench.table.variants) and each row × column × metric it covers,
   the canonical number and verdict next to the variant's: does the gap move with the reading?
 - ``digits``: decimals the paper prints per column, so published numbers read as printed.
 
@@ -23,10 +23,10 @@ from typing import Any
 
 import pandas as pd
 
-from ..overrides import variant_parts
-from ..rowstate import merge_flags, most_withheld, reading
 from ..spec import Spec
-from ..variants import traced_values, variant_choices
+from ..table.overrides import variant_parts
+from ..table.rowstate import merge_flags, most_withheld, reading
+from ..table.variants import traced_values, variant_choices
 from . import verdicts
 from .fmt import delta
 
@@ -163,7 +163,7 @@ def variant_runs(spec: Spec, vdf: pd.DataFrame, numbers: dict[tuple, Any],
     out: list[VariantRun] = []
     if vdf.empty:
         return out
-    from ..results import TIERS
+    from ..store.results import TIERS
 
     order = {t: i for i, t in enumerate(TIERS)}
     groups = vdf.groupby([vdf["tier"].astype(str), vdf["variant"].fillna("").astype(str)])

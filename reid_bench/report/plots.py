@@ -28,8 +28,8 @@ import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
-from ..errors import ResultsError
-from ..safepath import inside
+from ..core.errors import ResultsError
+from ..core.safepath import inside
 
 PUB_STYLE = {"color": "#555555", "linestyle": "--", "marker": "s"}
 OURS_STYLE = {"color": "#1f5fa8", "linestyle": "-", "marker": "o"}
@@ -64,7 +64,7 @@ FLAGGED_STYLE = {"color": "#d9a400", "hatch": ".."}  # a number whose verdict is
 
 
 def _flags_of(nums: Sequence[Any]) -> list[str]:
-    from ..rowstate import merge_flags_text
+    from ..table.rowstate import merge_flags_text
 
     return merge_flags_text(f for n in nums if n.mean is not None for f in n.flags)
 

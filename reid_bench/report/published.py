@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..textable import markdown_table
+from ..core.textable import markdown_table
 
 
 def published_markdown(df: pd.DataFrame, captions: dict[tuple[str, str], tuple]) -> str:

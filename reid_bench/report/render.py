@@ -3,7 +3,7 @@
 HTML: ``index.html`` (every table: row verdict counts, claims held) and one
 ``<paper>-<table>.html`` per table, static files that open from disk (no server, no network,
 figures inline as SVG). Markdown: ``report.md``, every table with verdict symbols. Tables in
-markdown are written by ``reid_bench.textable``; the cell texts come from the helpers below.
+markdown are written by ``reid_bench.core.textable``; the cell texts come from the helpers below.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from pathlib import Path
 import jinja2
 from markupsafe import Markup
 
-from ..rowstate import flag_text
-from ..textable import markdown_table
+from ..core.textable import markdown_table
+from ..table.rowstate import flag_text
 from . import claims, ledger, verdicts
 from .fmt import flags_text, fmt, fmt_published, ours, signed
 from .view import NO_RESULT, Number, OtherResults, TableView

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from ..errors import ResultsError
+from ..core.errors import ResultsError
 from ..history import read_rows
 from ..history.tensorboard import write_rows
 from .curves import load_history

@@ -2,7 +2,7 @@
 
 A verdict compares the mean over seeds with the published number using an absolute band in
 percentage points. Bands come from the spec's ``tolerances`` (per metric) and otherwise from
-``DEFAULT_TOLERANCES`` below, read from ``reid_bench.metrics.METRICS``.
+``DEFAULT_TOLERANCES`` below, read from ``reid_bench.core.metrics.METRICS``.
 
 Verdicts: ``reproduced`` (|mean − published| ≤ band), ``better`` (above the band), ``worse``
 (below the band), ``not run`` (with the reason), ``failed`` (with the error; ``diverged`` is a
@@ -21,9 +21,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..metrics import METRICS
+from ..core.metrics import METRICS
 
-# Suite-wide tolerance bands, absolute percentage points (why these values: reid_bench.metrics).
+# Suite-wide tolerance bands, absolute percentage points (why these values: reid_bench.core.metrics).
 DEFAULT_TOLERANCES: dict[str, float] = {name: m.tolerance for name, m in METRICS.items()}
 
 # Display order from most to least severe: a row's verdict is its most severe number's.

@@ -81,7 +81,7 @@ class RowView:
     @property
     def precisions(self) -> list[str]:
         """Precisions of this row's cells that differ from the papers' (fp32), e.g. bf16."""
-        from ..accel import PAPER_PRECISION
+        from ..engine.accel import PAPER_PRECISION
 
         return sorted({str(c["precision"]) for c in self.cells
                        if isinstance(c.get("precision"), str)
@@ -184,7 +184,7 @@ class TableView:
     @property
     def number_flags(self) -> list[str]:
         """Every flag of any headline number (footnotes and legends say what each means)."""
-        from ..rowstate import merge_flags_text
+        from ..table.rowstate import merge_flags_text
 
         return merge_flags_text(f for rv in self.rows for n in rv.numbers.values()
                                 for f in n.flags)

@@ -7,7 +7,7 @@ import difflib
 
 from pydantic import ValidationError
 
-from ..yamlio import KeyPath
+from ..core.yamlio import KeyPath
 from .messages import SMOKE_TAG, pydantic_errors
 from .recipes import resolved_recipe
 from .schema import METRIC_NAMES, ImprovementClaim, OrderingClaim, Row, Spec, claim_rows
@@ -103,7 +103,7 @@ def check_claims(spec: Spec, names: set[str]) -> list[tuple]:
 
 def check_method(spec: Spec, row: Row, rp: KeyPath, strict: bool) -> list[tuple]:
     """The row's params and resolved recipe (plain and --smoke) validate against its method."""
-    from ..registry import METHODS
+    from ..core.registry import METHODS
 
     if row.method not in METHODS:
         if strict:

@@ -20,9 +20,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from ..core.metrics import METRICS
 from ..eval.ap_bounds import map_interval
 from ..eval.ranking import AP_DEFINITIONS
-from ..metrics import METRICS
 from .same_as import column_eval, declared_refs, row_columns, row_ref, shared_numbers
 from .schema import Spec
 
@@ -93,7 +93,7 @@ def _cmc(pub: dict[str, float | None]) -> dict[int, float]:
 
 def _bounds(spec: Spec, col: str, protocol: str):
     """The protocol's match bounds on this column's dataset, or a reason they are unknown."""
-    from ..registry import DATASETS, PROTOCOLS  # lazy: registries import their packages
+    from ..core.registry import DATASETS, PROTOCOLS  # lazy: registries import their packages
 
     ds = spec.datasets[col]
     if protocol not in PROTOCOLS or ds.name not in DATASETS:

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+from ..core.yamlio import load_yaml_with_lines
 from ..eval.ranking import AP_DEFINITIONS
-from ..yamlio import load_yaml_with_lines
 from .consistency import Consistency, printed_note, table_line
 from .messages import format_errors
 from .schema import Spec

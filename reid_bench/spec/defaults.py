@@ -45,8 +45,8 @@ def untraced_leaves(spec: Spec) -> list[Untraced]:
     skipped (other checks report them)."""
     from pydantic import ValidationError
 
-    from ..recipe import recipe_leaves
-    from ..registry import METHODS
+    from ..core.registry import METHODS
+    from ..engine.recipe import recipe_leaves
 
     out: list[Untraced] = []
     for i, row in enumerate(spec.rows):

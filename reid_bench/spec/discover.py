@@ -19,7 +19,7 @@ def find_specs(paths: list[str] | None = None, root: Path = Path("papers")) -> l
 def specs_by_table(paths: list[str] | None = None) -> dict[tuple[str, str], Any]:
     """(paper id, table id) → Spec of every spec file ``find_specs(paths)`` names that loads;
     one that does not is left out (``validate`` names it and why)."""
-    from ..errors import ReidBenchError
+    from ..core.errors import ReidBenchError
     from .load import load_spec  # lazy: load imports this package
 
     out = {}

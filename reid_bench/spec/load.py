@@ -13,8 +13,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from ..errors import SpecError
-from ..yamlio import load_yaml_with_lines
+from ..core.errors import SpecError
+from ..core.yamlio import load_yaml_with_lines
 from .checks import check_claims, check_columns, check_rows
 from .messages import format_errors, pydantic_errors
 from .names import check_names
@@ -76,7 +76,7 @@ def load_spec(path: str | Path, *, check_methods: bool = False,
     errors += row_errors
     errors += check_claims(spec, names)
     spec = spec.model_copy(update={"traced": traced})
-    from ..alternatives import check_alternatives  # lazy: it imports this package
+    from .alternatives import check_alternatives  # lazy: it imports this package
 
     errors += check_alternatives(spec)
     if complete and not errors:

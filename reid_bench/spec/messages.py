@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from ..yamlio import KeyPath, line_of
+from ..core.yamlio import KeyPath, line_of
 
 # A table-level recipe error found again with the --smoke overrides carries this tag.
 SMOKE_TAG = " (with --smoke overrides)"

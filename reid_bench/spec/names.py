@@ -9,8 +9,8 @@ are an error naming both — otherwise their cells would share one JSON file and
 
 from __future__ import annotations
 
-from ..safepath import check_id, check_row_name, row_slug
-from ..yamlio import line_of
+from ..core.safepath import check_id, check_row_name, row_slug
+from ..core.yamlio import line_of
 from .schema import Spec
 
 

@@ -178,7 +178,7 @@ def _shared_run(spec: Spec, row: Row, targets: dict[str, tuple]) -> Row | str:
 
 def _values(plan: tuple) -> tuple:
     """(method, params with the method's defaults, recipe values) without provenance."""
-    from ..registry import METHODS  # lazy: the registry imports every method module
+    from ..core.registry import METHODS  # lazy: the registry imports every method module
 
     method, params, recipe = plan
     params = untrace(params, require=False)[0]

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 def _optims(model: Any, path: str = "recipe") -> Iterator[tuple[str, Any]]:
     """(dotted path, OptimRecipe) of every training stage inside a validated recipe model."""
-    from ..recipe import OptimRecipe
+    from ..engine.recipe import OptimRecipe
 
     if isinstance(model, OptimRecipe):
         yield path, model
@@ -41,8 +41,8 @@ def schedule_warnings(spec: Any, rows: Iterable[Any] | None = None,
     """Warnings for the runnable ``rows`` (default: all) of ``spec`` under ``overrides``, for
     the plain recipe and/or the ``--smoke`` one (``tiers``: smoke flags). Rows whose method is
     unknown or whose recipe does not validate are left to validation."""
-    from ..overrides import apply_overrides
-    from ..registry import METHODS
+    from ..core.registry import METHODS
+    from ..table.overrides import apply_overrides
     from .recipes import resolved_recipe
 
     out: dict[str, list[str]] = {}

@@ -7,8 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 
-from ..metrics import METRICS
-from ..strict import Strict
+from ..core.metrics import METRICS
+from ..core.strict import Strict
 
 METRIC_NAMES = tuple(METRICS)
 

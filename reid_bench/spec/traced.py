@@ -2,7 +2,7 @@
 
 Each leaf of a ``recipe:`` block is traced; an assumed value may add ``replaces:`` (the paper
 text it stands in for) and ``alternatives:`` (other readings that ``reid-bench run --variant
-KEY=VALUE`` can try, see reid_bench.variants). ``params``, ``eval`` and loader ``options`` may be
+KEY=VALUE`` can try, see reid_bench.table.variants). ``params``, ``eval`` and loader ``options`` may be
 traced the same way (plain values are allowed there). ``untrace`` takes a tree apart into its
 plain values and their provenance.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..yamlio import KeyPath
+from ..core.yamlio import KeyPath
 
 TRACED_KEYS = ("value", "source", "assumed", "alternatives", "replaces")
 

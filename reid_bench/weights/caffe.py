@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import atomic
+from ..core import atomic
 from .store import WeightsError, file_digest
 
 # Protobuf wire types.

@@ -16,7 +16,7 @@ from functools import cache
 
 import torch
 
-from ..errors import RegistryError
+from ..core.errors import RegistryError
 
 
 @dataclass(frozen=True)

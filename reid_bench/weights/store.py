@@ -29,7 +29,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import ReidBenchError
+from ..core.errors import ReidBenchError
 from . import registry
 
 log = logging.getLogger(__name__)

@@ -20,15 +20,15 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict
 from torch import nn
 
-from reid_bench.method import CellContext, Method
+from reid_bench.core.registry import DATASETS, METHODS
+from reid_bench.engine.method import CellContext, Method
+from reid_bench.engine.train import train_stage
 from reid_bench.models._common import (
     StandardRecipe,
     to_device,
     train_image_dataset,
     train_loader,
 )
-from reid_bench.registry import DATASETS, METHODS
-from reid_bench.train import train_stage
 
 
 class TinyParams(BaseModel):
@@ -99,7 +99,7 @@ def _mark(path: str | None, line: str) -> None:
 
 
 def _inject_rank_failure(params: TinyParams) -> None:
-    from reid_bench import distributed
+    from reid_bench.engine import distributed
 
     r = distributed.rank()
     if r not in (params.kill_rank, params.raise_rank):

@@ -8,7 +8,7 @@ A protocol declares what it needs and reports, and evaluates, in one class::
         description = "one line for the report"
         splits = ("query", "gallery")      # dataset splits it embeds
         meta = ("oxford_gt",)              # dataset.meta keys it reads
-        metrics = ("mAP",)                 # keys of reid_bench.metrics.METRICS it reports
+        metrics = ("mAP",)                 # keys of reid_bench.core.metrics.METRICS it reports
         def evaluate(self, dataset, embed, ctx): ...   # -> EvalResult
 
 ``evaluate_cell`` (``eval/pipeline.py``) validates the arguments and options and checks the

@@ -13,8 +13,8 @@ from typing import Any, ClassVar
 
 import torch
 
+from ...core.metrics import METRICS
 from ...data.base import GalleryStats, ReidDataset, Sample
-from ...metrics import METRICS
 from ..ap_bounds import MatchBounds
 from ..distance import compute_distance
 from ..metrics import evaluate_relevance

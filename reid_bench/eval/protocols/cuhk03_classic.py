@@ -7,8 +7,8 @@ import math
 import numpy as np
 import torch
 
+from ...core.registry import PROTOCOLS
 from ...data.base import GalleryStats
-from ...registry import PROTOCOLS
 from ..ap_bounds import MatchBounds
 from ..distance import compute_distance
 from ..ranking import RankResult

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from ...core.registry import PROTOCOLS
 from ...data.base import GalleryStats
-from ...registry import PROTOCOLS
 from ..ap_bounds import MatchBounds
 from ._common import EvalContext, EvalResult, Protocol, embed_split, ids, rank_by_ids
 

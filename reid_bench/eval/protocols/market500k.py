@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import torch
 
+from ...core.errors import DatasetError
+from ...core.registry import PROTOCOLS
 from ...data.base import ReidDataset, Sample
-from ...errors import DatasetError
-from ...registry import PROTOCOLS
 from ..distance import compute_distance
 from ..ranking import relevance_from_ids
 from ..streaming import StreamingRankEvaluator

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 import torch
 
+from ...core.registry import PROTOCOLS
 from ...data.base import Sample
-from ...registry import PROTOCOLS
 from .._tensor import check_choice
 from ._common import EvalContext, EvalResult, Protocol, embed_split, ids, rank_by_ids
 

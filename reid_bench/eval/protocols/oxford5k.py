@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ...registry import PROTOCOLS
+from ...core.registry import PROTOCOLS
 from ..metrics import evaluate_relevance
 from ..ranking import relevance_from_lists
 from ._common import EvalContext, EvalResult, Protocol, embed_split, ranking_distance

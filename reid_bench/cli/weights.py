@@ -1,0 +1,125 @@
+"""``reid-bench weights``: list, fetch, locate and convert the pretrained weights the specs
+start from. Registered on the main CLI group by ``reid_bench.cli``."""
+
+from __future__ import annotations
+
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import click
+
+from ..weights import registry, store
+
+
+def spec_needs(spec_paths: list[str] | None = None) -> dict[str, list[str]]:
+    """Weight-set name → ``paper/table (n rows)`` of the specs whose runnable rows start from
+    its ImageNet weights (full recipe; the smoke tier uses none)."""
+    from ..core.errors import RegistryError
+    from ..core.registry import METHODS
+    from ..spec import find_specs, load_spec, resolved_recipe
+
+    need: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for f in find_specs(spec_paths):
+        spec = load_spec(f)
+        for row in spec.rows:
+            if not row.runnable:
+                continue
+            values, _ = resolved_recipe(spec, row, smoke=False)
+            if (values.get("backbone") or {}).get("pretrained", "imagenet") != "imagenet":
+                continue
+            try:
+                method = METHODS.get(row.method)()
+            except RegistryError:  # a row whose method is not written yet needs nothing
+                continue
+            name = method.backbone_name(method.Params.model_validate(row.params))
+            need[name][f"{spec.paper.id}/{spec.table.id}"] += 1
+    return {n: [f"{t} ({k} row{'s' if k > 1 else ''})" for t, k in tables.items()]
+            for n, tables in need.items()}
+
+
+@click.group("weights")
+def weights() -> None:
+    """Pretrained ImageNet weights: where they are, how to get them.
+
+    \b
+    Lookup order for a backbone's ImageNet weights: `run --weights NAME=PATH`,
+    $REID_BENCH_WEIGHTS_DIR/<NAME>.safetensors|.pth|<library file name>, the torch hub /
+    Hugging Face caches (and ~/.cache/reid_bench/weights for CaffeNet), then a download.
+    """
+
+
+@weights.command("list")
+@click.option("--specs", "spec_paths", multiple=True,
+              help="Spec files/folders to scan for needs (default: papers/).")
+def list_(spec_paths):
+    """Each weight set: which specs need it, where it is looked for, whether it is present.
+    Runs offline."""
+    try:
+        needs = spec_needs(list(spec_paths) or None)
+    except Exception as exc:  # a broken spec must not hide the weights table
+        needs = {}
+        click.echo(f"(could not scan specs: {exc})", err=True)
+    for name in registry.names():
+        ws = registry.get(name)
+        hit = store.locate(name)
+        status = "present" if hit else "MISSING"
+        click.echo(f"{name:<9} {status:<8} {ws.library} {ws.tag} — {ws.title}")
+        click.echo(f"          input: {ws.preprocess().describe()}")
+        used = needs.get(name)
+        click.echo(f"          needed by: {', '.join(used) if used else '-'}")
+        for how, path in store.candidates(name):
+            mark = "*" if hit and path == hit.path else ("+" if path.is_file() else " ")
+            click.echo(f"        {mark} {how:<19} {path}")
+        if not hit:
+            click.echo(f"          {store.fixes(name)}")
+
+
+@weights.command("path")
+@click.argument("name", type=click.Choice(registry.names()))
+def path(name):
+    """Print the file NAME's ImageNet weights load from (exit 1 if absent)."""
+    hit = store.locate(name)
+    if hit is None:
+        click.echo(f"{name}: not found; {store.fixes(name)}", err=True)
+        sys.exit(1)
+    click.echo(str(hit.path))
+
+
+@weights.command("fetch")
+@click.argument("names", nargs=-1, type=click.Choice(registry.names()))
+def fetch(names):
+    """Download NAMES (default: all) through timm / torchvision into their normal caches."""
+    from ..core.console import configure
+
+    # store.fetch logs each download: shown here as the command's progress.
+    click.get_current_context().call_on_close(configure(click.echo))
+    failed = 0
+    for name in names or registry.names():
+        try:
+            hit = store.fetch(name)
+            click.echo(f"{name}: {hit.path}")
+        except store.WeightsError as exc:
+            failed += 1
+            click.echo(str(exc), err=True)
+    if failed:
+        sys.exit(1)
+
+
+@weights.command("convert")
+@click.argument("name", type=click.Choice(["caffenet"]))
+@click.argument("caffemodel", type=click.Path(dir_okay=False, exists=True))
+@click.option("--out", type=click.Path(dir_okay=False), default=None,
+              help="Output .safetensors (default: ~/.cache/reid_bench/weights/caffenet"
+                   ".safetensors, where `run` finds it).")
+@click.option("--no-verify", is_flag=True,
+              help="Convert even if the file's sha1 is not the BVLC reference model's.")
+def convert(name, caffemodel, out, no_verify):
+    """Convert the BVLC reference CaffeNet (bvlc_reference_caffenet.caffemodel) into a
+    safetensors state dict of our CaffeNet, checked strictly against the network."""
+    from ..weights.caffe import convert_caffenet
+
+    dest = Path(out) if out else store.own_cache_dir() / f"{name}.safetensors"
+    done = convert_caffenet(caffemodel, dest,
+                            expected_sha1=None if no_verify else registry.BVLC_CAFFENET_SHA1)
+    click.echo(f"{name}: wrote {done} (sha256 {store.sha256(done)})")

@@ -1,0 +1,123 @@
+"""A cell's trained model: trained by its method's ``fit`` under the run's settings, or loaded
+from the trained-model cache (``trained.get_or_train``) when the same training was done before.
+Its provenance (code fingerprint, artefact folder, that training's own record, the pretrained
+weights it started from) goes into the cell's ``details``."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .. import history
+from ..core.hashing import stable_hash
+from ..data.base import ReidDataset
+from ..engine import trained as trained_prov
+from ..engine.accel import use as use_accel
+from ..engine.artifacts import ArtifactCache, read_manifest
+from ..engine.checkpoint_identity import checkpoint_identity, use_checkpoint_identity
+from ..engine.distributed import is_main
+from ..engine.method import CellContext, Method
+from ..engine.train import LoopSettings, use_loop_settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    """The run's side of a training: where it runs and how (the cell brings the rest)."""
+
+    device: torch.device
+    accel: Any  # accel.Accel, resolved for the device
+    cache: ArtifactCache  # the run's artefact cache (salted here per method code and switches)
+    num_workers: int
+    checkpoint_every: int
+    deterministic: bool
+    loop: LoopSettings  # checkpoint timer and progress bar of every train_stage
+    # The training history (reid_bench.history): a ``steps`` row every this many steps (0:
+    # epoch rows only), the monitoring evaluation (history.Monitor or None) and the folder of
+    # this cell's TensorBoard event files (None: none).
+    every_steps: int = 0
+    monitor: Any = None
+    tensorboard: Path | None = None
+
+
+def fit_or_load(method: Method, params: Any, recipe: Any, ds: ReidDataset, *, seed: int,
+                work: Path, train_key: dict, extras: dict, details: dict,
+                run: FitSettings) -> torch.nn.Module:
+    """The model of ``method`` (``params``, ``recipe``) trained on ``ds`` with ``seed``, keyed
+    by ``train_key`` in the cache: ``method.fit`` (checkpoints under ``work``) when the cache
+    lacks it, else rebuilt and loaded. Returns it on ``run.device``; fills ``details``
+    (``code_fingerprint``, ``trained_artifact``, ``trained``, ``weights``, ``history``: the
+    model's epoch and monitoring rows of its ``metrics.csv``, ``history_warnings``)."""
+    work.mkdir(parents=True, exist_ok=True)
+    code = method.code_fingerprint()
+    # Stages cached inside fit (FMN stage 1, LEDF verification nets) were trained under the
+    # same switches and world size as the model, from the same --weights files: their keys
+    # include those too.
+    weights = train_key.get("weights")
+    cache = run.cache.salted(f"{code}+{stable_hash(train_key.get('accel'))[:12]}"
+                             + (f"+weights:{stable_hash(weights)}" if weights else ""))
+    details["code_fingerprint"] = code
+    ctx = CellContext(dataset=ds, device=run.device, seed=seed, cache=cache, work_dir=work,
+                      num_workers=run.num_workers, checkpoint_every=run.checkpoint_every,
+                      deterministic=run.deterministic, extras=extras)
+    from ..weights import recording, skip_pretrained
+
+    identity = checkpoint_identity(details.get("train_hash", ""), cache.salt)
+    loads: list = []
+    # The history is written as training runs into the work folder (under the identity, so a
+    # crashed run of another config is never continued), then published with the model.
+    # Only the main rank of a DDP job writes it (the other ranks keep theirs in memory).
+    main = is_main()
+    hist = history.History(work / f"metrics-{stable_hash(identity)[:12]}.csv" if main else None,
+                           every_steps=run.every_steps, monitor=run.monitor if main else None,
+                           tensorboard=run.tensorboard if main else None)
+
+    def train() -> torch.nn.Module:
+        # The run's speed switches (and checkpoint timer, progress bar) apply to every
+        # train_stage inside fit; its checkpoints resume only this exact training
+        # (engine/checkpoint_identity.py).
+        with use_accel(run.accel), use_loop_settings(run.loop), \
+                use_checkpoint_identity(identity), recording() as rec, history.use(hist):
+            model = method.fit(params, recipe, ctx)
+        loads[:] = rec
+        return model
+
+    def build() -> torch.nn.Module:
+        # Architecture only: the trained state replaces every weight, so the ImageNet
+        # file is neither needed nor downloaded (a cached model evaluates offline).
+        with skip_pretrained():
+            return method.build(params, recipe, ds.num_train_pids)
+
+    def publish(model: torch.nn.Module, tmp: Path) -> None:
+        (tmp / "weights.json").write_text(json.dumps([w.as_dict() for w in loads], indent=1))
+        history.write_rows(tmp / history.FILE, hist.rows)
+        trained_prov.write(tmp, run.accel, run.device, code)
+
+    model, folder, fresh = trained_prov.get_or_train(cache, "trained", train_key, train,
+                                                     build, publish=publish)
+    if not fresh:
+        log.info("  reusing trained model %s (same training config; files match their "
+                 "sha256)", folder.name)
+    details["trained_artifact"] = str(folder)
+    details["trained"] = trained_prov.read(folder)  # this model's own training
+    details["trained_files"] = read_manifest(folder)  # sha256 of its files (verify.py)
+    wfile = folder / "weights.json"
+    details["weights"] = json.loads(wfile.read_text()) if wfile.is_file() else []
+    rows = trained_prov.read_history(folder)
+    # The cell JSON keeps the epoch and monitoring rows (bounded by the epochs); the rows
+    # every N steps stay in the artefact's metrics.csv.
+    details["history"] = [r for r in rows if r["kind"] != "steps"]
+    details["history_warnings"] = history.plateaued(rows)
+    for why in details["history_warnings"] if not fresh else ():  # fresh: logged as it trained
+        log.warning("%s", why)
+    if not fresh and run.tensorboard is not None and not any(run.tensorboard.rglob("events.*")):
+        from ..history.tensorboard import write_rows
+
+        write_rows(rows, run.tensorboard)  # a cached model's saved history
+    return model.to(run.device)
