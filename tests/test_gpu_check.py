@@ -94,12 +94,22 @@ def test_cpu_dry_path_runs_every_part_and_records_faults(tmp_path):
     assert dp["runs"] and all(r["img_per_s"] > 0 for r in dp["runs"].values())
 
     pa = parts["parity"]
-    assert pa["status"] == "ok", pa["reason"]
-    for name in ("fp32", "bf16+cl"):
-        r = pa["figures"]["runs"][name]
-        assert 0 <= r["rank1"] <= 100 and 0 < r["mAP"] <= 100 and r["final_loss"] > 0
-    f, b = pa["figures"]["runs"]["fp32"], pa["figures"]["runs"]["bf16+cl"]
-    assert pa["figures"]["comparison"]["d_mAP"] == pytest.approx(b["mAP"] - f["mAP"], abs=0.011)
+    runs = pa["figures"]["runs"]
+    f, b = runs["fp32"], runs["bf16+cl"]
+    assert f["status"] == "ok" and 0 <= f["rank1"] <= 100 and 0 < f["mAP"] <= 100 \
+        and f["final_loss"] > 0
+    if b["status"] == "failed":
+        # torch's CPU bf16 + channels_last kernels are not deterministic: the same tiny run
+        # (OMP_NUM_THREADS=1, same seed and data) gives a different bf16 loss each time and
+        # sometimes NaN at its first steps (2 of 3 runs on 007ba24 too; fp32 is bit-stable).
+        # The check must then record that divergence as its finding, never pass over it.
+        assert "DivergedError" in b["reason"] and "bf16" in b["reason"], b
+        assert pa["status"] == "failed" and "bf16+cl" in pa["reason"], pa
+    else:
+        assert pa["status"] == "ok", pa["reason"]
+        assert 0 <= b["rank1"] <= 100 and 0 < b["mAP"] <= 100 and b["final_loss"] > 0
+        assert pa["figures"]["comparison"]["d_mAP"] == pytest.approx(b["mAP"] - f["mAP"],
+                                                                     abs=0.011)
 
     md = (out / "gpu_check.md").read_text()
     for name in gc.PARTS:
