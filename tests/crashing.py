@@ -32,3 +32,22 @@ def crashing_training(model: torch.nn.Module, n: int, shape: tuple[int, ...], cl
         return F.cross_entropy(model(x), y), {}
 
     return loader, step
+
+
+def linear_toy_stage(ckpt, epochs: int) -> list[dict]:
+    """A seeded 4→2 linear model trained by ``train_stage`` for ``epochs`` epochs on two random
+    batches, checkpointing to ``ckpt`` every epoch (the checkpoint identity and unpickling
+    tests); returns its history."""
+    from reid_bench.engine.recipe import OptimRecipe
+    from reid_bench.engine.train import train_stage
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 2)
+    data = [(torch.randn(8, 4), torch.randint(0, 2, (8,))) for _ in range(2)]
+
+    def step(batch):
+        x, y = batch
+        return F.cross_entropy(model(x), y), {}
+
+    return train_stage(model, data, step, OptimRecipe(lr=0.1, epochs=epochs),
+                       checkpoint=ckpt, checkpoint_every=1)

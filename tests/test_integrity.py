@@ -11,13 +11,11 @@ import logging
 from pathlib import Path
 
 import pytest
-import torch
 from click.testing import CliRunner
+from crashing import linear_toy_stage
 from toyspec import IDE_A, toy_spec, write_spec
 
 from reid_bench.cli import main
-from reid_bench.engine.recipe import OptimRecipe
-from reid_bench.engine.train import train_stage
 from reid_bench.report.build import build_report, table_view
 from reid_bench.run.runner import Runner, RunOptions
 from reid_bench.spec import load_spec
@@ -94,35 +92,22 @@ def _logs(raise_on: str | None = None):
 # Checkpoints
 
 
-def _toy_stage(ckpt: Path, epochs: int) -> list[dict]:
-    torch.manual_seed(0)
-    model = torch.nn.Linear(4, 2)
-    data = [(torch.randn(8, 4), torch.randint(0, 2, (8,))) for _ in range(2)]
-
-    def step(batch):
-        x, y = batch
-        return torch.nn.functional.cross_entropy(model(x), y), {}
-
-    return train_stage(model, data, step, OptimRecipe(lr=0.1, epochs=epochs),
-                       checkpoint=ckpt, checkpoint_every=1)
-
-
 def test_train_stage_resumes_only_the_same_identity(tmp_path):
     from reid_bench.engine.checkpoint_identity import checkpoint_identity, use_checkpoint_identity
 
     ckpt = tmp_path / ".work-x" / "stage.ckpt"
     same = checkpoint_identity("trainhash", "code1")
     with use_checkpoint_identity(same), pytest.raises(Interrupt), _logs("[train] epoch 2/"):
-        _toy_stage(ckpt, 3)
+        linear_toy_stage(ckpt, 3)
     assert ckpt.is_file()
     # Same training: resumes after the checkpointed epoch.
     with use_checkpoint_identity(same), pytest.raises(Interrupt), \
             _logs("[train] epoch 3/") as logs:
-        _toy_stage(ckpt, 3)
+        linear_toy_stage(ckpt, 3)
     assert any("resumed from stage.ckpt at epoch" in m for m in logs), logs
     # Another code fingerprint: set aside (kept), trained from scratch.
     with use_checkpoint_identity(checkpoint_identity("trainhash", "code2")), _logs() as logs:
-        hist = _toy_stage(ckpt, 3)
+        hist = linear_toy_stage(ckpt, 3)
     assert not any("resumed" in m for m in logs), logs
     assert any("not resuming stage.ckpt" in m and "code fingerprint" in m for m in logs), logs
     assert [h["epoch"] for h in hist] == [0, 1, 2]

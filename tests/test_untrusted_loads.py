@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from crashing import linear_toy_stage
 
 from reid_bench.engine import checkpoint as ckpt
 from reid_bench.engine.checkpoint_identity import (
@@ -22,7 +23,6 @@ from reid_bench.engine.checkpoint_identity import (
     use_checkpoint_identity,
 )
 from reid_bench.engine.recipe import OptimRecipe
-from reid_bench.engine.train import train_stage
 
 PKG = Path(__file__).resolve().parents[1] / "reid_bench"
 # Modules that unpickle (or run code) whatever file they are handed.
@@ -115,19 +115,6 @@ class _Payload:
         return (exec, (f"open({self.target!r}, 'w').write('payload ran')",))
 
 
-def _toy(ckpt_path: Path) -> list[dict]:
-    torch.manual_seed(0)
-    model = torch.nn.Linear(4, 2)
-    data = [(torch.randn(8, 4), torch.randint(0, 2, (8,))) for _ in range(2)]
-
-    def step(batch):
-        x, y = batch
-        return torch.nn.functional.cross_entropy(model(x), y), {}
-
-    return train_stage(model, data, step, OptimRecipe(lr=0.1, epochs=2),
-                       checkpoint=ckpt_path, checkpoint_every=1)
-
-
 @pytest.mark.parametrize("sidecar", ["none", "forged", "other identity"])
 def test_planted_pickle_checkpoint_never_runs(tmp_path, caplog, sidecar):
     """A ``__reduce__`` payload saved as a cell's checkpoint: with no identity file, with one
@@ -145,7 +132,7 @@ def test_planted_pickle_checkpoint_never_runs(tmp_path, caplog, sidecar):
             ident = expected if sidecar == "forged" else {**expected, "train_hash": "other"}
             ckpt.sidecar(path).write_text(json.dumps(
                 {"identity": ident, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}))
-        hist = _toy(path)
+        hist = linear_toy_stage(path, 2)
     assert not marker.exists(), "the planted payload ran"
     assert [h["epoch"] for h in hist] == [0, 1]  # trained from scratch
     assert any("not resuming train.ckpt" in m for m in caplog.messages), caplog.messages
