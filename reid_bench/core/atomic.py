@@ -111,7 +111,7 @@ def build_dir(final_dir: Path, build: Callable[[Path], None], *, replace: bool =
             if not final_dir.is_dir():
                 raise
     except BaseException as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
+        # (the finally below removes tmp before the deferred DiskFullError is raised)
         if not is_disk_full(exc):
             raise
         full = ((exc.path, exc.cause) if isinstance(exc, DiskFullError)

@@ -14,7 +14,6 @@ a replaced or hand-edited model) is logged as an error, the folder is set aside 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import logging
 import os
@@ -24,7 +23,7 @@ from pathlib import Path
 from filelock import FileLock
 
 from ..core import atomic
-from ..core.hashing import stable_hash
+from ..core.hashing import file_digest, stable_hash
 
 log = logging.getLogger(__name__)
 
@@ -32,19 +31,11 @@ MANIFEST = "manifest.json"
 _UNLISTED = ("config.json", MANIFEST)  # written after the manifest
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def write_manifest(folder: Path) -> dict[str, str]:
     """Record {relative path: sha256} of every file in ``folder`` (but the config and the
     manifest itself) in its ``manifest.json``; returns it."""
     folder = Path(folder)
-    files = {p.relative_to(folder).as_posix(): file_sha256(p)
+    files = {p.relative_to(folder).as_posix(): file_digest(p)
              for p in sorted(folder.rglob("*")) if p.is_file() and p.name not in _UNLISTED}
     (folder / MANIFEST).write_text(json.dumps(files, indent=1, sort_keys=True))
     return files
@@ -73,7 +64,7 @@ def manifest_mismatch(folder: Path) -> str | None:
             return f"{MANIFEST} lists {rel!r}, outside the artefact folder"
         if not p.is_file():
             return f"{folder / rel} is missing"
-        got = file_sha256(p)
+        got = file_digest(p)
         if got != want:
             return (f"{folder / rel} changed since it was written: sha256 {got[:16]}…, "
                     f"recorded {want[:16]}…")

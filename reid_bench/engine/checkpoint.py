@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from ..core import atomic
+from ..core.hashing import file_digest
 from .checkpoint_identity import identity_mismatch, set_aside
 
 log = logging.getLogger(__name__)
@@ -123,11 +124,7 @@ def _refusal(path: Path, side: Path, identity: dict[str, Any]) -> str | None:
     why = identity_mismatch(meta.get("identity"), identity)
     if why:
         return why
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    if h.hexdigest() != meta.get("sha256"):
+    if file_digest(path) != meta.get("sha256"):
         return "its content does not match the sha256 its identity file records"
     return None
 

@@ -242,12 +242,11 @@ def train_stage(model: nn.Module, loader: Any, step: StepFn, optim: OptimRecipe,
             if limit is not None and n >= limit:
                 break
             # Preemption, timeout or Ctrl-C (preempt.py): save at this step boundary and stop.
-            if (preempt.requested() if fast is None else fast.stop_requested()) is not None:
+            sig = preempt.requested() if fast is None else fast.stop_requested()
+            if sig is not None:
                 if checkpoint is not None and (fast is None or fast.main):
                     save(epoch, n, sums, ckpt.rng_states(), loader_rng)
-                raise preempt.Preempted(
-                    preempt.signal_name(preempt.requested()), stage, global_step,
-                    checkpoint if checkpoint is not None else None)
+                raise preempt.Preempted(preempt.signal_name(sig), stage, global_step, checkpoint)
         skip, sums0 = 0, {}
         if n == 0:
             raise ValueError(f"[{stage}] the training loader yielded no batch: the training "

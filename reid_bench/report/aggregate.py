@@ -23,7 +23,7 @@ from ..store.results import SHRUNK_TIERS, TIERS, cell_dir, metric_values, read_r
 from ..table.overrides import compose_variant, describe_variant, spec_parts
 from ..table.rowstate import BLOCKS, merge_flags, most_withheld
 from . import claims, curves, ledger, plots, verdicts
-from .flags import annotate
+from .flags import FLAGS, annotate
 from .view import NO_RESULT, Number, OtherResults, RecipeEntry, RowView, TableView
 
 
@@ -173,7 +173,7 @@ def _row_views(spec: Spec, df: pd.DataFrame, columns: list[tuple[str, str]]) -> 
 
 
 # Verdicts of a number that also name its trust flag (``Number.flag``).
-TRUST_FLAGS = ("edited", "stale", "data changed", "variant")
+TRUST_FLAGS = (*FLAGS, "variant")
 
 
 def _split_assumption_variants(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -235,7 +235,7 @@ def table_view(spec: Spec, results_dir: Path, *, with_plots: bool = True,
 
     def reproduced(row: str, ds: str, m: str) -> claims.Stat | None:
         n = by_name[row].numbers.get((ds, m))
-        if n is None or n.mean is None or n.flag in ("edited", "stale", "data changed"):
+        if n is None or n.mean is None or n.flag in FLAGS:
             return None  # an edited or stale number is no evidence for or against a claim
         return claims.Stat(n.mean, n.std or 0.0, n.n, n.synthetic)
 

@@ -24,6 +24,7 @@ from matplotlib.ticker import NullFormatter
 
 from ..core.errors import ResultsError
 from ..history.csvfile import clean_rows, plateaued
+from ..store.results import cell_file
 from ..table.overrides import variant_parts
 from .plots import RC, to_svg
 
@@ -87,10 +88,13 @@ def _row_curves(rv: Any, cells_dir: Path, block: str, label: str) -> list[Curve]
     by_col: dict[str, list[dict]] = {}
     for c in rv.cells:
         cid = c.get("cell_id")
-        if c.get("status") != "ok" or not isinstance(cid, str) or "/" in cid \
-                or cid.startswith("."):
+        if c.get("status") != "ok" or not isinstance(cid, str) or cid.startswith("."):
             continue
-        rows, ptr = load_history(cells_dir / f"{cid}.json")
+        try:  # the CSV is untrusted: its cell id must name a file inside the table folder
+            path = cell_file(cells_dir, f"{cid}.json")
+        except ResultsError:
+            continue
+        rows, ptr = load_history(path)
         if rows:
             split = c.get("split")
             tag = f"seed {c.get('seed')}" + (

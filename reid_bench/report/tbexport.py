@@ -11,6 +11,7 @@ import logging
 from pathlib import Path
 
 from ..core.errors import ResultsError
+from ..core.safepath import inside
 from ..history import read_rows
 from ..history.tensorboard import write_rows
 from .curves import load_history
@@ -22,8 +23,11 @@ def _inside(root: Path, pointer: str | None) -> Path | None:
     """``root / pointer`` when it resolves inside ``root`` (symlinks followed), else None."""
     if not pointer:
         return None
-    p = (root / pointer).resolve()
-    return p if p.is_relative_to(root.resolve()) and p.is_file() else None
+    try:
+        p = inside(root, pointer)
+    except ResultsError:
+        return None
+    return p if p.is_file() else None
 
 
 def cell_histories(results_dir: Path) -> list[tuple[str, list[dict]]]:

@@ -15,6 +15,7 @@ from typing import Any
 from ..spec import Row, Spec
 from ..spec.consistency import TableConsistency
 from . import claims, ledger, plots, verdicts
+from .flags import FLAGS
 from .fmt import delta
 
 NO_RESULT = "no result yet: run `reid-bench run` on this spec"
@@ -92,8 +93,7 @@ class RowView:
         """Distinct not-run reasons and failure messages of this row's numbers."""
         out: list[str] = []
         for n in self.numbers.values():
-            shown = n.status not in ("ok", "quoted", "n/a") or n.flag in ("edited", "stale",
-                                                                          "data changed")
+            shown = n.status not in ("ok", "quoted", "n/a") or n.flag in FLAGS
             if n.reason and shown and n.reason not in out:
                 out.append(n.reason)
         return out
@@ -167,7 +167,7 @@ class TableView:
     @property
     def flagged(self) -> dict[str, int]:
         """How many results rows are flagged edited / stale."""
-        out = {"edited": 0, "stale": 0, "data changed": 0}
+        out = dict.fromkeys(FLAGS, 0)
         for c in self.cells:
             if c.get("flag") in out:
                 out[c["flag"]] += 1

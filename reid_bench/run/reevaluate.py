@@ -18,7 +18,6 @@ from typing import Any
 
 import torch
 
-from ..engine.artifacts import manifest_mismatch
 from ..store import results
 from ..table.plan import Cell
 from .runner import Runner, RunOptions
@@ -51,7 +50,8 @@ def reevaluate_row(row: dict[str, Any], results_dir: Path, *, spec_paths: list[s
                    data_root: Path | None, device: str = "cpu",
                    tolerance: float = 0.01) -> tuple[dict[str, float] | None, str | None]:
     """(metrics of the stored model, None) when they match ``row`` within ``tolerance``
-    percentage points, else (metrics or None, why not)."""
+    percentage points, else (metrics or None, why not). The caller (``verify_folder``) has
+    already checked the stored model's files against their manifest (sha256)."""
     from .verify import artefact_folder, cell_json_path, read_cell_json
 
     payload, why = read_cell_json(cell_json_path(row, results_dir), results_dir)
@@ -61,9 +61,6 @@ def reevaluate_row(row: dict[str, Any], results_dir: Path, *, spec_paths: list[s
     if folder is None or not (folder / "model.pt").is_file():
         return None, "no stored model to re-evaluate (its cell JSON names none in " \
                      f"{results_dir}/_artifacts)"
-    bad = manifest_mismatch(folder)
-    if bad:
-        return None, f"stored model {folder.name}: {bad}"
     if row.get("variant"):
         return None, "variant rows are not re-evaluated (their spec copy or --set values " \
                      "are not in the results folder)"

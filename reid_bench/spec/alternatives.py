@@ -19,7 +19,7 @@ def check_alternatives(spec: Spec) -> list[tuple]:
 
     errs: list[tuple] = []
     rows = {r.name: r for r in spec.rows}
-    for t in traced_values(spec):
+    for t in traced_values(spec, defaults=False):
         for alt in t.alternatives:
             where = t.path + ("alternatives",)
             block, sub = t.key.split(".", 1)

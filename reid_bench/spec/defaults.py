@@ -62,12 +62,18 @@ def untraced_leaves(spec: Spec) -> list[Untraced]:
             continue
         unused = method.recipe_unused(params)
         for key in recipe_leaves(method.Recipe):
-            parts = key.split(".")
-            if any(".".join(parts[:j]) in unused for j in range(1, len(parts) + 1)):
+            if is_unused(unused, key):
                 continue
             if key not in prov and not _irrelevant(recipe, key):
                 out.append(Untraced(i, row.name, key, _pick(dumped, key)))
     return out
+
+
+def is_unused(unused: frozenset[str], key: str) -> bool:
+    """Whether dotted recipe ``key`` is, or lies under, a key of ``unused``
+    (``Method.recipe_unused``: a block such as ``verification`` covers its leaves)."""
+    parts = key.split(".")
+    return any(".".join(parts[:j]) in unused for j in range(1, len(parts) + 1))
 
 
 def untraced_errors(spec: Spec) -> list[tuple]:

@@ -34,7 +34,7 @@ def check_quotes(spec: Spec, paper_text: str) -> list[tuple[str, str, str]]:
     found in ``paper_text``."""
     text = normalise(paper_text)
     bad = []
-    for t in traced_values(spec):
+    for t in traced_values(spec, defaults=False):
         for fld, q in (("source", quoted(t.source) if t.source else None),
                        ("replaces", t.replaces)):
             if q and normalise(q) not in text:

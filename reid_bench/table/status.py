@@ -25,12 +25,11 @@ import json
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from ..spec import Spec
 from ..store import lease, results
 from . import workdirs
-from .finished import DataFingerprints, is_finished
+from .finished import DataFingerprints, _text, is_finished
 from .plan import Cell, PlanOptions, config_hash, dataset_source, plan, train_source
 from .rowstate import RowStates
 from .workdirs import attempt_path
@@ -97,7 +96,6 @@ def table_status(spec: Spec, results_dir: Path, *, smoke: bool = False,
     tier = tier or ("smoke" if smoke else "full")
     own = compose_variant(spec_parts(spec))
     variant = own if variant is None else variant
-    hashes = ConfigHashes(spec, Path(results_dir))
     fingerprints = fingerprints or DataFingerprints()
     df = results.read_results(results.table_csv(results_dir, spec.paper.id, spec.table.id))
     cells_dir = results.cell_dir(results_dir, spec.paper.id, spec.table.id)
@@ -106,7 +104,7 @@ def table_status(spec: Spec, results_dir: Path, *, smoke: bool = False,
     if variant != own:
         ran = {k[0] for k in rows if k[4] == tier and k[5] == variant}
         cells = [c for c in cells if c.row.name in ran]
-    checker = _Checker(spec, hashes, fingerprints, replannable=_replannable(variant))
+    checker = _Checker(spec, fingerprints, replannable=_replannable(variant))
     return [_one(checker, cells_dir, cell, rows.get(cell.key)) for cell in cells]
 
 
@@ -148,13 +146,11 @@ class _Checker:
     """``finished.is_finished`` for status: the current config hash and data fingerprint of a
     cell, each from the spec when it determines them, else the row's own (trusted)."""
 
-    def __init__(self, spec: Spec, hashes: ConfigHashes, fingerprints: DataFingerprints,
-                 replannable: bool):
-        self.spec, self.hashes, self.fps, self.replannable = spec, hashes, fingerprints, \
-            replannable
+    def __init__(self, spec: Spec, fingerprints: DataFingerprints, replannable: bool):
+        self.spec, self.fps, self.replannable = spec, fingerprints, replannable
         self.states = RowStates(spec)
 
-    def hash_now(self, cell: Cell, rec: dict) -> str | None:
+    def hash_now(self, rec: dict) -> str | None:
         # The same re-planned hash the report's row state uses (rowstate.RowStates), so a cell
         # status calls stale is the number the report flags stale, in every tier and variant.
         current = self.states.current_config_hash(rec)
@@ -178,21 +174,6 @@ class _Checker:
             "train_dataset": {"name": train[0], "options": train[1]} if train else None})
 
 
-def _overrides(rec: dict) -> dict | None:
-    text = rec.get("overrides")
-    if not isinstance(text, str) or not text.strip():
-        return None
-    try:
-        out = json.loads(text)
-    except ValueError:
-        return None
-    return out if isinstance(out, dict) else None
-
-
-def _text(v: Any) -> str:
-    return "" if v is None or (isinstance(v, float) and v != v) else str(v)
-
-
 def _one(checker: _Checker, cells_dir: Path, cell: Cell, rec: dict | None) -> CellStatus:
     base = dict(cell_id=cell.id, row=cell.row.name, dataset=cell.dataset, seed=cell.seed,
                 split=cell.split, tier=cell.tier, variant=cell.variant)
@@ -209,7 +190,7 @@ def _one(checker: _Checker, cells_dir: Path, cell: Cell, rec: dict | None) -> Ce
         err = rec.get("error")
         return CellStatus(**base, state="failed",
                           error=f"{rec['status']}: {err if isinstance(err, str) else ''}")
-    chash, fp = checker.hash_now(cell, rec), checker.data_now(cell, rec)
+    chash, fp = checker.hash_now(rec), checker.data_now(cell, rec)
     note = _attempt_note(cells_dir, cell.id)
     if is_finished(rec, chash, fp):
         return CellStatus(**base, state="done", note=note)

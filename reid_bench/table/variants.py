@@ -62,10 +62,12 @@ def _leaves(values: Any, prefix: tuple = ()) -> dict[tuple, Any]:
     return {prefix: values}
 
 
-def traced_values(spec: Spec) -> list[Traced]:
+def traced_values(spec: Spec, *, defaults: bool = True) -> list[Traced]:
     """Every traced value of ``spec``: the table recipe, each runnable row's recipe overrides,
-    the traced ``params``/``eval`` values (``spec.traced``), in spec order, then every recipe
-    value the spec leaves out, per row, as ``assumed: "default"`` (``spec.defaults``)."""
+    the traced ``params``/``eval`` values (``spec.traced``), in spec order, then (``defaults``)
+    every recipe value the spec leaves out, per row, as ``assumed: "default"``
+    (``spec.defaults``). A default has no source, quote or alternatives: callers after those
+    pass ``defaults=False`` and skip validating every row's method for them."""
     out: list[Traced] = []
     values, prov, _ = untrace(spec.recipe)
     for kp, v in _leaves(values).items():
@@ -89,6 +91,8 @@ def traced_values(spec: Spec) -> list[Traced]:
         path = (("datasets", e["owner"]) + sub if e["scope"] == "column"
                 else ("rows", index.get(e["owner"], 0)) + sub)
         out.append(_traced(e["key"], e["value"], e["scope"], e["owner"], e, path))
+    if not defaults:
+        return out
     # A recipe value the spec leaves out is the Recipe's default: our choice, never the
     # paper's (spec.defaults).
     from ..spec.defaults import DEFAULT_REASON, untraced_leaves
@@ -145,7 +149,7 @@ def parse_choice(text: str) -> tuple[str, str, Any]:
 def available(spec: Spec) -> list[str]:
     """Every ``KEY=VALUE`` a ``--variant`` of ``spec`` may name."""
     out: list[str] = []
-    for t in traced_values(spec):
+    for t in traced_values(spec, defaults=False):
         for a in t.alternatives:
             s = f"{t.key}={spell(a)}"
             if s not in out:
@@ -178,11 +182,11 @@ def apply_variant(spec: Spec, text: str, *,
     alternatives, and when under ``smoke`` the smoke recipe overrides KEY (the variant would
     change nothing)."""
     key, raw, wanted = parse_choice(text)
-    hits = [t for t in traced_values(spec) if t.key == key and t.assumed
+    hits = [t for t in traced_values(spec, defaults=False) if t.key == key and t.assumed
             and any(_same(a, wanted, raw) for a in t.alternatives)]
     if not hits:
         allowed = available(spec)
-        known = [t for t in traced_values(spec) if t.key == key]
+        known = [t for t in traced_values(spec, defaults=False) if t.key == key]
         why = (f"{key!r} is not an assumed value with alternatives" if not any(
             t.alternatives for t in known) else f"{raw!r} is not among the alternatives of "
             f"{key!r}")
@@ -262,9 +266,11 @@ def _unused(row: Row, path: tuple) -> bool:
 
     if row.method not in METHODS:
         return False
+    from ..spec.defaults import is_unused
+
     method = METHODS.get(row.method)()
-    unused = method.recipe_unused(method.Params.model_validate(row.params))
-    return any(".".join(path[:i]) in unused for i in range(1, len(path) + 1))
+    return is_unused(method.recipe_unused(method.Params.model_validate(row.params)),
+                     ".".join(path))
 
 
 def set_eval(ev: Any, field_path: str, value: Any) -> Any:

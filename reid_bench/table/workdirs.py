@@ -18,7 +18,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..core.safepath import inside
+from ..store.results import cell_file
 
 MAX_PICKLE_BYTES = 16 << 20  # the pickle of a state dict (tensors are stored apart): small
 MAX_SIDECAR_BYTES = 1 << 20
@@ -38,20 +38,13 @@ class Checkpoint:
 def attempt_path(cells_dir: Path, cell_id: str) -> Path:
     """Where a failed attempt of a cell that has an ok row is recorded (inside ``cells_dir``, or
     ``safepath.UnsafePathError``)."""
-    return inside_cells(cells_dir, f"{cell_id}.attempt.json")
+    return cell_file(cells_dir, f"{cell_id}.attempt.json")
 
 
 def work_dir(cells_dir: Path, cell_id: str) -> Path:
     """The work folder of cell ``cell_id`` in the table's cell folder ``cells_dir`` (inside it, or
     ``safepath.UnsafePathError``)."""
-    return inside_cells(cells_dir, f".work-{cell_id}")
-
-
-def inside_cells(cells_dir: Path, name: str) -> Path:
-    """``cells_dir / name``, checked to lie inside ``cells_dir`` (``safepath.inside``)."""
-    path = Path(cells_dir) / name
-    inside(cells_dir, path)
-    return path
+    return cell_file(cells_dir, f".work-{cell_id}")
 
 
 def checkpoints(cells_dir: Path, cell_id: str) -> list[Checkpoint] | None:

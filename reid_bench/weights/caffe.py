@@ -24,7 +24,8 @@ import numpy as np
 import torch
 
 from ..core import atomic
-from .store import WeightsError, file_digest
+from ..core.hashing import file_digest
+from .store import WeightsError
 
 # Protobuf wire types.
 _VARINT, _I64, _LEN, _I32 = 0, 1, 2, 5

@@ -19,7 +19,6 @@ retries.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
 import socket
@@ -30,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.errors import ReidBenchError
+from ..core.hashing import file_digest
 from . import registry
 
 log = logging.getLogger(__name__)
@@ -217,16 +217,6 @@ def fetch(name: str) -> Located:
 
 
 _SHA: dict[tuple[str, int, int], str] = {}
-
-
-def file_digest(path: str | Path, algorithm: str) -> str:
-    """Hex digest of a file's bytes with hashlib's ``algorithm``, read in 4 MiB chunks
-    (``hashlib.file_digest`` needs Python 3.11)."""
-    h = hashlib.new(algorithm)
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def sha256(path: Path) -> str:
