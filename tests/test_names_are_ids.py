@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from toyspec import register_plugin, tiny_recipe, toy_spec, write_spec
+from toyspec import register_plugin, tiny_recipe, tiny_spec, toy_spec, write_spec
 
 from reid_bench.cli import main
 from reid_bench.core.errors import ResultsError, SpecError
@@ -252,3 +252,28 @@ def test_two_keys_sharing_a_cell_id_are_refused_before_anything_runs(tmp_path, m
     with pytest.raises(ResultsError, match="share the cell id"):
         Runner(spec, RunOptions(results_dir=res, data_root=tmp_path / "d", smoke=True)).run(cells)
     assert _files(tmp_path) == before
+
+
+@pytest.mark.parametrize("where", ["results", "results/report", "a/../results"])
+def test_relative_folders_resolve_against_the_working_directory(where, tmp_path, monkeypatch):
+    """The README runs `reid-bench run …` and `reid-bench report` with their relative defaults
+    (``results``, ``results/report``): the checked path is the one the filesystem opens, not
+    the folder joined onto itself."""
+    monkeypatch.chdir(tmp_path)
+    root = Path(where)
+    for name in ("x.html", "fmn/table5.csv", ".work-a__market__s0"):
+        assert inside(root, root / name) == (tmp_path / where / name).resolve()
+    cells = results.cell_dir(root, "fmn", "table5")
+    assert lease.lease_path(cells, "a__market__s0").resolve() == \
+        (tmp_path / where / "fmn" / "table5" / ".a__market__s0.running.lock").resolve()
+
+
+def test_report_into_a_relative_folder(tmp_path, monkeypatch):
+    """`reid-bench report` with its default ``--out results/report`` (relative) writes there."""
+    from reid_bench.report.build import build_report
+
+    monkeypatch.chdir(tmp_path)
+    spec = tiny_spec(tmp_path, [{"name": "a"}])
+    index = build_report(Path("results"), Path("results") / "report", [str(spec)])
+    assert Path(index).resolve() == (tmp_path / "results" / "report" / "index.html").resolve()
+    assert (tmp_path / "results" / "report" / "index.html").is_file()

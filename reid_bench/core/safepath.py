@@ -68,12 +68,14 @@ def check_row_name(name: str) -> str | None:
 
 def inside(root: str | os.PathLike, path: str | os.PathLike) -> Path:
     """``path`` resolved (symlinks, ``..``), refused with UnsafePathError unless it lies inside
-    ``root`` (resolved too). Returns the resolved path; the path need not exist yet."""
+    ``root`` (resolved too). A relative ``path`` is one the filesystem would open: relative to
+    the working directory, like ``root`` (callers pass ``root / name``). Returns the resolved
+    path; the path need not exist yet."""
     base = Path(root).resolve()
     target = Path(path)
     if "\0" in str(target):
         raise UnsafePathError(f"{str(target)!r}: a path with a NUL byte; refused")
-    resolved = (base / target if not target.is_absolute() else target).resolve()
+    resolved = target.resolve()
     if resolved != base and base not in resolved.parents:
         raise UnsafePathError(f"{path}: resolves to {resolved}, outside {base}; refused (a "
                               "name in the spec or a symlink in the results folder points out "

@@ -24,7 +24,7 @@ def _inside(root: Path, pointer: str | None) -> Path | None:
     if not pointer:
         return None
     try:
-        p = inside(root, pointer)
+        p = inside(root, root / pointer)
     except ResultsError:
         return None
     return p if p.is_file() else None
