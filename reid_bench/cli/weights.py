@@ -45,7 +45,8 @@ def weights() -> None:
     \b
     Lookup order for a backbone's ImageNet weights: `run --weights NAME=PATH`,
     $REID_BENCH_WEIGHTS_DIR/<NAME>.safetensors|.pth|<library file name>, the torch hub /
-    Hugging Face caches (and ~/.cache/reid_bench/weights for CaffeNet), then a download.
+    Hugging Face caches (and, for CaffeNet, <cache dir>/weights: $REID_BENCH_CACHE, else
+    ~/.cache/reid-bench), then a download.
     """
 
 
@@ -110,8 +111,9 @@ def fetch(names):
 @click.argument("name", type=click.Choice(["caffenet"]))
 @click.argument("caffemodel", type=click.Path(dir_okay=False, exists=True))
 @click.option("--out", type=click.Path(dir_okay=False), default=None,
-              help="Output .safetensors (default: ~/.cache/reid_bench/weights/caffenet"
-                   ".safetensors, where `run` finds it).")
+              help="Output .safetensors (default: <cache dir>/weights/caffenet.safetensors, "
+                   "the cache dir being $REID_BENCH_CACHE, else ~/.cache/reid-bench: where "
+                   "`run` finds it).")
 @click.option("--no-verify", is_flag=True,
               help="Convert even if the file's sha1 is not the BVLC reference model's.")
 def convert(name, caffemodel, out, no_verify):
