@@ -21,6 +21,7 @@ from filelock import FileLock
 
 from ..core import atomic
 from ..core.errors import ResultsError
+from ..core.hashing import short_hash
 from ..core.metrics import METRICS
 from ..core.safepath import check_id, check_row_name, inside, row_slug
 from .row_digest import row_digest
@@ -107,9 +108,7 @@ def cell_id(row: str, dataset: str, seed: int, tier: str | bool = "full",
     part = "" if split is None else f"__split{int(split)}"
     out = f"{row_slug(row)}__{dataset}{part}__s{int(seed)}" + ("" if tier == "full" else f"__{tier}")
     if variant:
-        import hashlib
-
-        out += "__v" + hashlib.sha256(variant.encode()).hexdigest()[:8]
+        out += "__v" + short_hash(variant, 8)
     return out
 
 
