@@ -305,8 +305,12 @@ def run(spec_paths, rows, seeds, smoke, dry_run, results_dir, data_root, device,
                      if summary.running_elsewhere else "")
         echo(f"\nsummary: {len(summary.done)} done, {len(summary.skipped)} already done, "
              f"{elsewhere}{len(summary.failed)} not ok → {runner.csv}")
-        for cid, status, err in summary.failed:
-            echo(f"  {status:<9} {cid}:\n{indent(err, '      ')}")
+        from ..core.textable import text_table
+
+        heads = text_table(None, [[status, f"{cid}:"] for cid, status, _ in summary.failed],
+                           indent="  ", sep=" ")
+        for head, (_, _, err) in zip(heads, summary.failed, strict=True):
+            echo(f"{head}\n{indent(err, '      ')}")
         failed_any |= not summary.ok
     if dry_run:
         from ..table.estimate import Totals

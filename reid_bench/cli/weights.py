@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from ..core.textable import text_table
 from ..weights import registry, store
 
 
@@ -61,17 +62,20 @@ def list_(spec_paths):
     except Exception as exc:  # a broken spec must not hide the weights table
         needs = {}
         click.echo(f"(could not scan specs: {exc})", err=True)
-    for name in registry.names():
+    hits = {name: store.locate(name) for name in registry.names()}
+    heads = text_table(None, [[name, "present" if hit else "MISSING",
+                               f"{registry.get(name).library} {registry.get(name).tag} — "
+                               f"{registry.get(name).title}"] for name, hit in hits.items()])
+    for head, (name, hit) in zip(heads, hits.items(), strict=True):
         ws = registry.get(name)
-        hit = store.locate(name)
-        status = "present" if hit else "MISSING"
-        click.echo(f"{name:<9} {status:<8} {ws.library} {ws.tag} — {ws.title}")
+        click.echo(head)
         click.echo(f"          input: {ws.preprocess().describe()}")
         used = needs.get(name)
         click.echo(f"          needed by: {', '.join(used) if used else '-'}")
-        for how, path in store.candidates(name):
-            mark = "*" if hit and path == hit.path else ("+" if path.is_file() else " ")
-            click.echo(f"        {mark} {how:<19} {path}")
+        where = [["*" if hit and path == hit.path else ("+" if path.is_file() else " "), how,
+                  path] for how, path in store.candidates(name)]
+        for line in text_table(None, where, indent="        ", sep=" "):
+            click.echo(line)
         if not hit:
             click.echo(f"          {store.fixes(name)}")
 

@@ -20,6 +20,16 @@ from ..store import results
 from .overrides import apply_overrides, set_parts, variant_parts
 
 
+def cell_label(row: str, dataset: str, split: int | None = None, seed: int | None = None) -> str:
+    """How a cell is named to people: ``row × dataset`` (a row on a dataset column), plus
+    `` (split s, seed n)`` when ``seed`` is given, e.g. ``IDE × cuhk (split 3, seed 0)``. The
+    one "row × dataset" label of log lines, status, verify and compare."""
+    label = f"{row} × {dataset}"
+    if seed is None:
+        return label
+    return label + f" ({'' if split is None else f'split {split}, '}seed {seed})"
+
+
 class CellKey(NamedTuple):
     """A cell's identity, in ``results.KEY`` order. A tuple: it equals ``results.row_key`` of
     the cell's CSV row; ``str(key)`` is the file-name-safe cell id (log lines, per-cell files);
@@ -35,6 +45,11 @@ class CellKey(NamedTuple):
     def __str__(self) -> str:
         return results.cell_id(self.row, self.dataset, self.seed, self.tier, self.split,
                                self.variant)
+
+    @property
+    def label(self) -> str:
+        """``cell_label`` of this cell (tier and variant are not part of it)."""
+        return cell_label(self.row, self.dataset, self.split, self.seed)
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON form (the launchers' ``--cells`` and job files)."""
@@ -77,6 +92,11 @@ class Cell:
     @property
     def id(self) -> str:
         return str(self.key)
+
+    @property
+    def label(self) -> str:
+        """``cell_label`` of this cell, e.g. ``IDE × market (seed 0)``."""
+        return self.key.label
 
 
 def plan(spec: Spec, *, rows: list[str] | None = None, seeds: int | None = None,
