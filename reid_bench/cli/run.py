@@ -142,7 +142,7 @@ def run(spec_paths, rows, seeds, smoke, dry_run, results_dir, data_root, device,
     from ..core.preempt import EXIT_PREEMPTED, Preempted
     from ..run.runner import Runner, RunOptions, indent
     from ..spec import load_spec
-    from ..store.results import SHRUNK_TIERS
+    from ..store.columns import SHRUNK_TIERS
     from ..table.overrides import (
         compose_variant,
         parse_sets,

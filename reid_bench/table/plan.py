@@ -16,7 +16,7 @@ from ..core.errors import DatasetError, RegistryError
 from ..core.hashing import stable_hash
 from ..spec.recipes import resolved_recipe
 from ..spec.schema import DatasetColumn, Row, Spec
-from ..store import results
+from ..store import columns, results
 from .overrides import apply_overrides, set_parts, variant_parts
 
 
@@ -106,7 +106,7 @@ def plan(spec: Spec, *, rows: list[str] | None = None, seeds: int | None = None,
     in ``tier`` (default "smoke" with ``smoke``, else "full") and ``variant``.
     Unknown row names raise KeyError listing the valid ones."""
     tier = tier or ("smoke" if smoke else "full")
-    smoke = tier in results.SHRUNK_TIERS  # the shrunk recipes run one split
+    smoke = tier in columns.SHRUNK_TIERS  # the shrunk recipes run one split
     if rows:
         valid = [r.name for r in spec.rows]
         unknown = [r for r in rows if r not in valid]
@@ -175,7 +175,7 @@ def cell_config(spec: Spec, cell: Cell, opts: Any = PlanOptions()) -> dict[str, 
     or ``RunOptions``). Raises DatasetError when the cell cannot run with them (no stand-in)."""
     row, col = cell.row, spec.datasets[cell.dataset]
     overrides = dict(opts.overrides or {})
-    values, prov = resolved_recipe(spec, row, smoke=cell.tier in results.SHRUNK_TIERS)
+    values, prov = resolved_recipe(spec, row, smoke=cell.tier in columns.SHRUNK_TIERS)
     if overrides:
         if not set(set_parts(overrides)) <= set(variant_parts(cell.variant)):
             # Overridden numbers must never land in the paper recipe's cells.
