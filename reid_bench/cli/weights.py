@@ -62,12 +62,11 @@ def list_(spec_paths):
     except Exception as exc:  # a broken spec must not hide the weights table
         needs = {}
         click.echo(f"(could not scan specs: {exc})", err=True)
-    hits = {name: store.locate(name) for name in registry.names()}
+    sets = {name: (registry.get(name), store.locate(name)) for name in registry.names()}
     heads = text_table(None, [[name, "present" if hit else "MISSING",
-                               f"{registry.get(name).library} {registry.get(name).tag} — "
-                               f"{registry.get(name).title}"] for name, hit in hits.items()])
-    for head, (name, hit) in zip(heads, hits.items(), strict=True):
-        ws = registry.get(name)
+                               f"{ws.library} {ws.tag} — {ws.title}"]
+                              for name, (ws, hit) in sets.items()])
+    for head, (name, (ws, hit)) in zip(heads, sets.items(), strict=True):
         click.echo(head)
         click.echo(f"          input: {ws.preprocess().describe()}")
         used = needs.get(name)

@@ -110,7 +110,8 @@ def table_view(spec: Spec, results_dir: Path, *, with_plots: bool = True,
     view = TableView(spec, rows, columns, counts,
                      synthetic=any(n.synthetic for rv in rows for n in rv.numbers.values()),
                      smoke=False, provenance=prov,
-                     recipe=recipe_listing.recipe_entries(spec, any(o.tier in SHRUNK_TIERS for o in others)),
+                     recipe=recipe_listing.recipe_entries(
+                         spec, any(o.tier in SHRUNK_TIERS for o in others)),
                      claims=claims.check_claims(spec, reproduced, published),
                      page=f"{spec.paper.id}-{spec.table.id}"
                           + (f"-{spec.spec_hash[:8]}" if home else "") + ".html",

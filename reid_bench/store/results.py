@@ -23,6 +23,8 @@ from ..core import atomic
 from ..core.errors import ResultsError
 from ..core.hashing import short_hash
 from ..core.safepath import check_id, check_row_name, inside, row_slug
+
+# The schema this file is read and written by (callers also read it here, as results.KEY, …).
 from .columns import (
     BOOL_COLUMNS,
     COLUMNS,
