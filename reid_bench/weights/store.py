@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shlex
 import socket
 import threading
 from collections.abc import Iterator
@@ -115,9 +116,10 @@ def _warn_old_cache(path: Path) -> None:
     if path in _WARNED_OLD:
         return
     _WARNED_OLD.add(path)
+    new = own_cache_dir()
     log.warning("%s is in the old weights folder %s, read for this release only: move it to %s "
-                "(mkdir -p %s && mv %s %s/)", path.name, path.parent, own_cache_dir(),
-                own_cache_dir(), path, own_cache_dir())
+                "(mkdir -p %s && mv %s %s)", path.name, path.parent, new, shlex.quote(str(new)),
+                shlex.quote(str(path)), shlex.quote(f"{new}/"))
 
 
 def _torch_hub_file(file: str) -> Path:
