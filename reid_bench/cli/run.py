@@ -142,7 +142,7 @@ def run(spec_paths, rows, seeds, smoke, dry_run, results_dir, data_root, device,
     from ..core.preempt import EXIT_PREEMPTED, Preempted
     from ..run.runner import Runner, RunOptions, indent
     from ..spec import load_spec
-    from ..store.results import SHRUNK_TIERS
+    from ..store.columns import SHRUNK_TIERS
     from ..table.overrides import (
         compose_variant,
         parse_sets,
@@ -305,8 +305,12 @@ def run(spec_paths, rows, seeds, smoke, dry_run, results_dir, data_root, device,
                      if summary.running_elsewhere else "")
         echo(f"\nsummary: {len(summary.done)} done, {len(summary.skipped)} already done, "
              f"{elsewhere}{len(summary.failed)} not ok → {runner.csv}")
-        for cid, status, err in summary.failed:
-            echo(f"  {status:<9} {cid}:\n{indent(err, '      ')}")
+        from ..core.textable import text_table
+
+        heads = text_table(None, [[status, f"{cid}:"] for cid, status, _ in summary.failed],
+                           indent="  ", sep=" ")
+        for head, (_, _, err) in zip(heads, summary.failed, strict=True):
+            echo(f"{head}\n{indent(err, '      ')}")
         failed_any |= not summary.ok
     if dry_run:
         from ..table.estimate import Totals

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from ..core.textable import text_table
 from ..weights import registry, store
 
 
@@ -45,7 +46,8 @@ def weights() -> None:
     \b
     Lookup order for a backbone's ImageNet weights: `run --weights NAME=PATH`,
     $REID_BENCH_WEIGHTS_DIR/<NAME>.safetensors|.pth|<library file name>, the torch hub /
-    Hugging Face caches (and ~/.cache/reid_bench/weights for CaffeNet), then a download.
+    Hugging Face caches (and, for CaffeNet, <cache dir>/weights: $REID_BENCH_CACHE, else
+    ~/.cache/reid-bench), then a download.
     """
 
 
@@ -60,17 +62,19 @@ def list_(spec_paths):
     except Exception as exc:  # a broken spec must not hide the weights table
         needs = {}
         click.echo(f"(could not scan specs: {exc})", err=True)
-    for name in registry.names():
-        ws = registry.get(name)
-        hit = store.locate(name)
-        status = "present" if hit else "MISSING"
-        click.echo(f"{name:<9} {status:<8} {ws.library} {ws.tag} — {ws.title}")
+    sets = {name: (registry.get(name), store.locate(name)) for name in registry.names()}
+    heads = text_table(None, [[name, "present" if hit else "MISSING",
+                               f"{ws.library} {ws.tag} — {ws.title}"]
+                              for name, (ws, hit) in sets.items()])
+    for head, (name, (ws, hit)) in zip(heads, sets.items(), strict=True):
+        click.echo(head)
         click.echo(f"          input: {ws.preprocess().describe()}")
         used = needs.get(name)
         click.echo(f"          needed by: {', '.join(used) if used else '-'}")
-        for how, path in store.candidates(name):
-            mark = "*" if hit and path == hit.path else ("+" if path.is_file() else " ")
-            click.echo(f"        {mark} {how:<19} {path}")
+        where = [["*" if hit and path == hit.path else ("+" if path.is_file() else " "), how,
+                  path] for how, path in store.candidates(name)]
+        for line in text_table(None, where, indent="        ", sep=" "):
+            click.echo(line)
         if not hit:
             click.echo(f"          {store.fixes(name)}")
 
@@ -110,8 +114,9 @@ def fetch(names):
 @click.argument("name", type=click.Choice(["caffenet"]))
 @click.argument("caffemodel", type=click.Path(dir_okay=False, exists=True))
 @click.option("--out", type=click.Path(dir_okay=False), default=None,
-              help="Output .safetensors (default: ~/.cache/reid_bench/weights/caffenet"
-                   ".safetensors, where `run` finds it).")
+              help="Output .safetensors (default: <cache dir>/weights/caffenet.safetensors, "
+                   "the cache dir being $REID_BENCH_CACHE, else ~/.cache/reid-bench: where "
+                   "`run` finds it).")
 @click.option("--no-verify", is_flag=True,
               help="Convert even if the file's sha1 is not the BVLC reference model's.")
 def convert(name, caffemodel, out, no_verify):

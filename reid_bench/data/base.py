@@ -20,13 +20,13 @@ what it expected there and where the dataset is officially obtained.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..core.hashing import short_hash_parts
 from ..core.registry import DATASETS
 
 
@@ -82,16 +82,17 @@ class ReidDataset:
 def fingerprint_samples(root: Path, splits: dict[str, Sequence[Sample]]) -> str:
     """Hash of (split, relative path, pid, camid, file size) for every sample: changes when a
     file is added, removed, relabelled or replaced by one of another size."""
-    h = hashlib.sha256()
-    for split in sorted(splits):
-        for s in splits[split]:
-            try:
-                rel = os.path.relpath(s.path, root)
-                size = os.path.getsize(s.path)
-            except (OSError, ValueError):
-                rel, size = s.path, -1
-            h.update(f"{split}\0{rel}\0{s.pid}\0{s.camid}\0{size}\n".encode())
-    return h.hexdigest()[:16]
+    def lines() -> Iterator[str]:
+        for split in sorted(splits):
+            for s in splits[split]:
+                try:
+                    rel = os.path.relpath(s.path, root)
+                    size = os.path.getsize(s.path)
+                except (OSError, ValueError):
+                    rel, size = s.path, -1
+                yield f"{split}\0{rel}\0{s.pid}\0{s.camid}\0{size}\n"
+
+    return short_hash_parts(lines())
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ import numpy as np
 from ..core.atomic import build_dir
 from ..core.cache_dir import resolve_cache_dir
 from ..core.errors import DatasetError
+from ..core.hashing import short_hash
 from ..core.registry import DATASETS
 from ._common import missing_dataset_error
 from .base import GalleryStats, ReidDataset, Sample, fingerprint_samples
@@ -103,11 +104,9 @@ def _image_dir(base: Path, mat_path: Path, images: str) -> Path:
     legacy = base / f"images_{images}"
     if legacy.is_dir():
         return legacy
-    import hashlib
-
     st = mat_path.stat()
-    key = hashlib.sha256(f"{mat_path.resolve()}\0{st.st_size}\0{st.st_mtime_ns}".encode())
-    return resolve_cache_dir() / "cuhk03" / key.hexdigest()[:16] / f"images_{images}"
+    key = short_hash(f"{mat_path.resolve()}\0{st.st_size}\0{st.st_mtime_ns}")
+    return resolve_cache_dir() / "cuhk03" / key / f"images_{images}"
 
 
 def _camid(group: int, view: int) -> int:

@@ -17,13 +17,13 @@ one directory walk, no file is opened or stat-ed.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
 from ..core.errors import DatasetError
+from ..core.hashing import short_hash, short_hash_parts
 from ..core.registry import DATASETS
 from ._common import entry_is, missing_dataset_error
 from .base import Sample, published_train_images
@@ -107,8 +107,14 @@ def distractor_listing_hash(folder: Path) -> tuple[str, int]:
     for d, entries in _walk(folder):
         rel = os.path.relpath(d, folder)
         counts[rel] = counts.get(rel, 0) + len(entries)
-    h = hashlib.sha256("".join(f"{k}\0{v}\n" for k, v in sorted(counts.items())).encode())
-    return h.hexdigest()[:16], sum(counts.values())
+    listing = short_hash_parts(f"{k}\0{v}\n" for k, v in sorted(counts.items()))
+    return listing, sum(counts.values())
+
+
+def distractor_fingerprint(market: str, listing: str, sample_seed: int) -> str:
+    """The dataset fingerprint of Market-1501 (``market``) plus its distractors (their
+    ``listing`` hash, in the order ``sample_seed`` gives)."""
+    return short_hash(f"{market}\0{listing}\0seed={sample_seed}")
 
 
 @DATASETS.register("market1501_500k",
@@ -124,8 +130,7 @@ def load_market1501_500k(root: Path, sample_seed: int = 0):
     listing, count = distractor_listing_hash(dist_dir)
     if count == 0:
         raise DatasetError(f"{dist_dir}: no .jpg files. Extract distractors_500k.zip there again.")
-    ds.fingerprint = hashlib.sha256(
-        f"{ds.fingerprint}\0{listing}\0seed={sample_seed}".encode()).hexdigest()[:16]
+    ds.fingerprint = distractor_fingerprint(ds.fingerprint, listing, sample_seed)
     ds.streams["distractors"] = lambda: distractor_chunks(dist_dir, sample_seed)
     ds.meta.update(num_distractors=count, distractor_dir=str(dist_dir), sample_seed=sample_seed,
                    expected={**MARKET1501_EXPECTED,

@@ -23,7 +23,6 @@ temporary folder and renamed into place (atomic). Same options → same bytes. A
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -33,6 +32,7 @@ import numpy as np
 from ..core.atomic import build_dir
 from ..core.cache_dir import resolve_cache_dir
 from ..core.errors import DatasetError
+from ..core.hashing import short_hash
 from ..core.registry import DATASETS
 from .base import ReidDataset
 from .market1501 import MARKET_NAMES, NameFormat, load_market_layout
@@ -83,7 +83,7 @@ class SyntheticOptions:
 
     def cache_key(self) -> str:
         blob = json.dumps({"version": GENERATOR_VERSION, **asdict(self)}, sort_keys=True)
-        return f"v{GENERATOR_VERSION}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
+        return f"v{GENERATOR_VERSION}-{short_hash(blob, 12)}"
 
     def expected(self) -> dict[str, dict[str, int]]:
         """Statistics the generated dataset must have ("ids" = pids > 0), for ``data check``."""

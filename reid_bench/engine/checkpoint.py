@@ -13,7 +13,6 @@ stage trains from scratch.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import logging
@@ -25,7 +24,7 @@ import numpy as np
 import torch
 
 from ..core import atomic
-from ..core.hashing import file_digest
+from ..core.hashing import bytes_digest, file_digest
 from .checkpoint_identity import identity_mismatch, set_aside
 
 log = logging.getLogger(__name__)
@@ -82,7 +81,7 @@ def save(path: Path, state: dict[str, Any], identity: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic.write_bytes(path, data)
     atomic.write_text(sidecar(path), json.dumps(
-        {"identity": identity, "sha256": hashlib.sha256(data).hexdigest()}, sort_keys=True))
+        {"identity": identity, "sha256": bytes_digest(data)}, sort_keys=True))
 
 
 def load(path: Path, identity: dict[str, Any], stage: str) -> dict[str, Any] | None:

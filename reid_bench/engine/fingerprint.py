@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import ast
 import functools
-import hashlib
+from collections.abc import Iterator
 from pathlib import Path
+
+from ..core.hashing import short_hash_parts
 
 PACKAGE = "reid_bench"
 ROOT = Path(__file__).resolve().parents[2]  # folder holding the reid_bench package
@@ -98,15 +100,16 @@ def import_closure(path: Path, root: Path = ROOT) -> list[Path]:
 def source_fingerprint(path: Path, root: Path = ROOT) -> str:
     """16 hex digits hashing the files of ``import_closure(path, root)`` (names relative to
     ``root`` where possible, and contents)."""
-    h = hashlib.sha256()
-    for f in import_closure(path, root):
-        try:
-            label = f.relative_to(root.resolve()).as_posix()
-        except ValueError:
-            label = f.name
-        h.update(label.encode() + b"\0")
-        h.update(f.read_bytes() + b"\0")
-    return h.hexdigest()[:16]
+    def parts() -> Iterator[bytes]:
+        for f in import_closure(path, root):
+            try:
+                label = f.relative_to(root.resolve()).as_posix()
+            except ValueError:
+                label = f.name
+            yield label.encode() + b"\0"
+            yield f.read_bytes() + b"\0"
+
+    return short_hash_parts(parts())
 
 
 @functools.cache

@@ -2,10 +2,11 @@
 
 ``table_view`` joins a spec with its results: for every row × column × metric the published
 number, our mean ± std over seeds (and splits), completeness against the plan, the trust and
-deviation flags, the verdict (``report.verdicts``); the spec's claims checked on our numbers
-(``report.claims``); the recipe with its assumptions and the fidelity ledger
-(``report.ledger``); the figures (``report.plots``); the provenance of every cell; and the
-results of every other tier and variant, kept apart from the main numbers.
+deviation flags, the verdict (``report.numbers``, ``report.verdicts``); the spec's claims
+checked on our numbers (``report.claims``); the recipe with its assumptions
+(``report.recipe_listing``) and the fidelity ledger (``report.ledger``); the figures
+(``report.plots``); the provenance of every cell; and the results of every other tier and
+variant, kept apart from the main numbers.
 """
 
 from __future__ import annotations
@@ -17,91 +18,15 @@ from typing import Any
 import pandas as pd
 
 from ..core.errors import ResultsError, SpecError
-from ..spec import Spec, find_specs, load_spec, untrace
+from ..spec import Spec, find_specs, load_spec
 from ..spec.consistency import table_consistency
-from ..store.results import SHRUNK_TIERS, TIERS, cell_dir, metric_values, read_results, table_csv
+from ..store.columns import SHRUNK_TIERS, TIERS
+from ..store.results import cell_dir, read_results, table_csv
 from ..table.overrides import compose_variant, describe_variant, spec_parts
-from ..table.rowstate import BLOCKS, merge_flags, most_withheld
-from . import claims, curves, ledger, plots, verdicts
+from ..table.rowstate import BLOCKS
+from . import claims, curves, ledger, numbers, plots, recipe_listing, verdicts
 from .flags import FLAGS, annotate
-from .view import NO_RESULT, Number, OtherResults, RecipeEntry, RowView, TableView
-
-
-def _long_metrics(df: pd.DataFrame) -> pd.DataFrame:
-    """Results in long form: row, dataset, seed, status, synthetic, metric, value, and the
-    row's ``state`` (``rowstate.RowState``; the fixed metric columns plus the
-    ``extra_metrics`` JSON, e.g. ``rank1@100000``)."""
-    recs = []
-    for r in df.to_dict("records"):
-        for m, x in metric_values(r).items():
-            st = r.get("state")
-            recs.append({"row": r["row"], "dataset": r["dataset"], "seed": r["seed"],
-                         "split": r.get("split"), "status": r["status"],
-                         "synthetic": bool(st is not None and ({"synthetic", "shakedown"}
-                                                               & set(st.flags))),
-                         "metric": m, "value": x, "flag": r.get("flag") or "", "state": st})
-    return pd.DataFrame(recs, columns=["row", "dataset", "seed", "split", "status", "synthetic",
-                                       "metric", "value", "flag", "state"])
-
-
-def _status_of(cells: pd.DataFrame) -> tuple[str, str]:
-    if cells.empty:
-        return "not run", NO_RESULT
-    if (cells["status"] == "ok").any():
-        return "ok", ""
-    last = cells.iloc[-1]
-    status = str(last["status"]).replace("not_run", "not run")
-    err = last["error"] if isinstance(last["error"], str) else ""
-    return status, err or status
-
-
-def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(tree, dict) and tree:
-        out: dict[str, Any] = {}
-        for k, v in tree.items():
-            out.update(_flatten(v, f"{prefix}{k}."))
-        return out
-    return {prefix.rstrip("."): tree}
-
-
-def _recipe(spec: Spec, smoke: bool) -> list[RecipeEntry]:
-    """The table recipe, each row's overrides, and (for smoke runs) the smoke overrides."""
-    out: list[RecipeEntry] = []
-    values, prov, _ = untrace(spec.recipe)
-    for key, val in _flatten(values).items():
-        p = prov.get(key, {})
-        out.append(RecipeEntry("table", key, val, p.get("source"), p.get("assumed")))
-    for r in spec.rows:
-        if not r.runnable or not r.recipe:
-            continue
-        values, prov, _ = untrace(r.recipe)
-        for key, val in _flatten(values).items():
-            p = prov.get(key, {})
-            out.append(RecipeEntry(r.name, key, val, p.get("source"), p.get("assumed")))
-    out += _defaults(spec)
-    if smoke:
-        for key, val in _flatten(spec.smoke.recipe).items():
-            out.append(RecipeEntry("smoke", key, val, None, None))
-    return out
-
-
-def _defaults(spec: Spec) -> list[RecipeEntry]:
-    """The values the spec leaves to its methods' Recipe defaults (``spec.defaults``), each
-    ``assumed: default``: once for the table when every runnable row runs the same one."""
-    from ..spec.defaults import DEFAULT_REASON, untraced_leaves
-
-    runnable = {r.name for r in spec.rows if r.runnable and r.method}
-    rows: dict[tuple, list[str]] = {}
-    values: dict[tuple, Any] = {}
-    for u in untraced_leaves(spec):
-        rows.setdefault((u.key, repr(u.value)), []).append(u.row)
-        values[(u.key, repr(u.value))] = u.value
-    out: list[RecipeEntry] = []
-    for (key, rv), names in rows.items():
-        scopes = ["table"] if set(names) == runnable else names
-        out += [RecipeEntry(s, key, values[(key, rv)], None, DEFAULT_REASON) for s in scopes]
-    return out
-
+from .view import OtherResults, TableView
 
 # Per-cell provenance in the JSON report (and the table view's ``cells``).
 CELL_PROVENANCE = ["row", "dataset", "split", "seed", "tier", "variant", "overrides", "status",
@@ -119,63 +44,6 @@ def _clean(rec: dict[str, Any]) -> dict[str, Any]:
                 else v) for k, v in rec.items()}
 
 
-def _row_views(spec: Spec, df: pd.DataFrame, columns: list[tuple[str, str]]) -> list[RowView]:
-    """Row views of ``spec`` over the results ``df`` (one tier and variant, annotated with each
-    row's ``state``): every number's flags and verdict come from its rows' states."""
-    # The shrunk tiers run one split per column (no split axis), like --smoke.
-    shrunk = bool(not df.empty and df["tier"].iloc[0] in SHRUNK_TIERS)
-    long = _long_metrics(df)
-    rows: list[RowView] = []
-    for r in spec.rows:
-        rv = RowView(r)
-        sub = df[df["row"] == r.name] if not df.empty else df
-        rv.cells = sub.drop(columns=["state"], errors="ignore").to_dict("records")
-        for ds, m in columns:
-            num = Number(published=r.published.get(ds, {}).get(m))
-            band = verdicts.tolerance(m, spec.tolerances)
-            withheld = None
-            if not r.runnable:
-                num.status, num.reason = "quoted", r.source or ""
-            elif not rv.in_column(ds):
-                num.status, num.reason = "n/a", "row does not run on this column"
-            else:
-                cells = sub[sub["dataset"] == ds] if not sub.empty else sub
-                num.status, num.reason = _status_of(cells)
-                num.recorded = not cells.empty
-                ok = long[(long["row"] == r.name) & (long["dataset"] == ds)
-                          & (long["metric"] == m) & (long["status"] == "ok")]
-                if len(ok):
-                    num.values = [float(x) for x in ok["value"]]
-                    num.mean = float(ok["value"].mean())
-                    num.std = float(ok["value"].std(ddof=1)) if len(ok) > 1 else 0.0
-                    num.n = len(ok)
-                    states = list(ok["state"])
-                    num.flags = merge_flags(states)
-                    num.synthetic = bool({"synthetic", "shakedown"} & set(num.flags))
-                    withheld = most_withheld(states)
-                    num.flag = withheld if withheld in TRUST_FLAGS else ""
-                    why = sorted({str(x) for x in cells.get("flag_reason", []) if x})
-                    if why:
-                        num.reason = "; ".join(why)
-                    _check_complete(num, ok, spec, ds, shrunk)
-                elif num.status == "ok":
-                    num.status, num.reason = "n/a", f"metric {m} was not computed"
-            num.verdict = verdicts.verdict(num.status, num.published, num.mean, band,
-                                           withheld=withheld)
-            if num.incomplete:
-                num.verdict = verdicts.Verdict("incomplete", band, detail=_progress(num, spec, ds),
-                                        would_be=verdicts.compare(num.published, num.partial_mean,
-                                                           band))
-            rv.numbers[(ds, m)] = num
-        rv.verdict = verdicts.worst([n.verdict.key for n in rv.numbers.values()])
-        rows.append(rv)
-    return rows
-
-
-# Verdicts of a number that also name its trust flag (``Number.flag``).
-TRUST_FLAGS = (*FLAGS, "variant")
-
-
 def _split_assumption_variants(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(every other result, the results with an assumption variant) of a results frame: the
     latter are the ledger's variant runs, each beside the canonical numbers of its tier."""
@@ -185,15 +53,6 @@ def _split_assumption_variants(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataF
         return df, df
     choice = df["variant"].fillna("").astype(str).map(lambda s: bool(variant_choices(s)))
     return df[~choice], df[choice]
-
-
-def _baseline(spec: Spec, smoke: bool) -> dict[str, Any]:
-    """Dotted key → value of the spec's resolved recipe (its first runnable row), the values
-    --set overrides replace."""
-    from ..spec import resolved_recipe
-
-    row = next((r for r in spec.rows if r.runnable), None)
-    return {} if row is None else _flatten(resolved_recipe(spec, row, smoke=smoke)[0])
 
 
 def table_view(spec: Spec, results_dir: Path, *, with_plots: bool = True,
@@ -218,7 +77,7 @@ def table_view(spec: Spec, results_dir: Path, *, with_plots: bool = True,
     else:
         df = everything[(everything["variant"] == home) & (everything["tier"] == "full")]
     columns = [(ds, m) for ds in spec.datasets for m in spec.column_metrics(ds)]
-    rows = _row_views(spec, df, columns)
+    rows = numbers.row_views(spec, df, columns)
     others = []
     groups = everything.groupby(["tier", "variant"], sort=False) if not everything.empty else []
     order = {t: i for i, t in enumerate(TIERS)}
@@ -226,8 +85,8 @@ def table_view(spec: Spec, results_dir: Path, *, with_plots: bool = True,
         if (t, var) == ("full", home):
             continue
         labels = [BLOCKS[t]] if t in BLOCKS else []
-        labels += describe_variant(var, _baseline(spec, t == "smoke"))
-        others.append(OtherResults(t, var, labels, _row_views(spec, sub, columns), columns))
+        labels += describe_variant(var, recipe_listing.baseline(spec, t == "smoke"))
+        others.append(OtherResults(t, var, labels, numbers.row_views(spec, sub, columns), columns))
     counts = {k: 0 for k in verdicts.SEVERITY}
     for rv in rows:
         counts[rv.verdict] += 1
@@ -251,7 +110,8 @@ def table_view(spec: Spec, results_dir: Path, *, with_plots: bool = True,
     view = TableView(spec, rows, columns, counts,
                      synthetic=any(n.synthetic for rv in rows for n in rv.numbers.values()),
                      smoke=False, provenance=prov,
-                     recipe=_recipe(spec, any(o.tier in SHRUNK_TIERS for o in others)),
+                     recipe=recipe_listing.recipe_entries(
+                         spec, any(o.tier in SHRUNK_TIERS for o in others)),
                      claims=claims.check_claims(spec, reproduced, published),
                      page=f"{spec.paper.id}-{spec.table.id}"
                           + (f"-{spec.spec_hash[:8]}" if home else "") + ".html",
@@ -267,35 +127,12 @@ def table_view(spec: Spec, results_dir: Path, *, with_plots: bool = True,
         if o.variant == home:
             canonical.update({(o.tier, rv.name, ds, m): n for rv in o.rows
                               for (ds, m), n in rv.numbers.items()})
-    view.ledger = ledger.ledger_view(spec, vdf, canonical, _long_metrics)
+    view.ledger = ledger.ledger_view(spec, vdf, canonical, numbers.long_metrics)
     if with_plots:
         view.plots = plots.all_plots(view, cell_dir(results_dir, spec.paper.id, spec.table.id))
     curves.add_curves(view, cell_dir(results_dir, spec.paper.id, spec.table.id),
                       with_svg=with_plots)
     return view
-
-
-def _progress(num: Number, spec: Spec, ds: str) -> str:
-    """"k/n" of an incomplete aggregate in its unit: "5/20 partitions" for a column run over
-    partitions with one seed (``run --splits`` runs some on purpose), else "k/n" runs."""
-    if spec.datasets[ds].splits and spec.seeds == 1:
-        return f"{num.runs}/{num.planned} partitions"
-    return f"{num.runs}/{num.planned}"
-
-
-def _check_complete(num: Number, ok: pd.DataFrame, spec: Spec, ds: str, smoke: bool) -> None:
-    """Count the distinct split × seed runs in ``ok`` against the plan (the column's splits,
-    none under --smoke, × the spec's seeds); an incomplete aggregate loses its ``mean``."""
-    from ..store.results import split_of
-
-    col = spec.datasets[ds]
-    num.planned = (col.splits if col.splits and not smoke else 1) * spec.seeds
-    num.runs = len({(split_of(sp), int(sd)) for sp, sd in zip(ok["split"], ok["seed"],
-                                                             strict=True)})
-    if num.incomplete:
-        num.partial_mean, num.mean, num.std = num.mean, None, None
-        num.reason = (f"incomplete: {num.runs} of {num.planned} planned runs (splits × seeds) "
-                      f"finished ok; the mean is shown once all have")
 
 
 def collect(results_dir: Path, spec_paths: list[str] | None = None, *,

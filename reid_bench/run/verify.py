@@ -34,6 +34,7 @@ from ..engine.artifacts import manifest_mismatch, read_manifest
 from ..spec import specs_by_table
 from ..store import results
 from ..store.row_digest import _canon, row_edited
+from ..table.plan import cell_label
 
 CELL_JSON_MAX_BYTES = 64 << 20  # a cell JSON holds a CMC curve and a traceback: far less
 ARTIFACTS = "_artifacts"
@@ -219,9 +220,10 @@ class RowCheck:
     @property
     def label(self) -> str:
         r = self.row
-        split = "" if results.split_of(r.get("split")) is None else f" split {r['split']}"
-        return (f"{r['paper']}/{r['table']}: {r['row']} × {r['dataset']}{split} seed "
-                f"{int(float(r['seed']))} [{r['tier']}{', ' + r['variant'] if r['variant'] else ''}]")
+        cell = cell_label(r["row"], r["dataset"], results.split_of(r.get("split")),
+                          int(float(r["seed"])))
+        return (f"{r['paper']}/{r['table']}: {cell} "
+                f"[{r['tier']}{', ' + r['variant'] if r['variant'] else ''}]")
 
 
 def verify_folder(results_dir: Path, *, reevaluate: bool = False,

@@ -8,12 +8,12 @@ every error names the file, the line, the key path and what is allowed. Unknown 
 from __future__ import annotations
 
 import functools
-import hashlib
 from pathlib import Path
 
 from pydantic import ValidationError
 
 from ..core.errors import SpecError
+from ..core.hashing import short_hash
 from ..core.yamlio import load_yaml_with_lines
 from .checks import check_claims, check_columns, check_rows
 from .messages import format_errors, pydantic_errors
@@ -87,7 +87,7 @@ def load_spec(path: str | Path, *, check_methods: bool = False,
         raise SpecError(format_errors(path, lines, errors))
     text = path.read_bytes()
     return spec.model_copy(update={"path": str(path),
-                                   "spec_hash": hashlib.sha256(text).hexdigest()[:16]})
+                                   "spec_hash": short_hash(text)})
 
 
 def _reference(path: Path) -> Spec:

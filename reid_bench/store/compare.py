@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from ..core.textable import text_table
+from ..table.plan import cell_label
 from ..table.rowstate import RowStates, merge_flags_text
 from .results import all_results, metric_values
 
@@ -132,4 +133,4 @@ def _flags(r: dict) -> str:
 def _label(r: dict) -> str:
     extra = "" if r["tier"] == "full" and not r["variant"] else \
         f" [{r['tier']}{' ' + r['variant'] if r['variant'] else ''}]"
-    return f"{r['row']} × {r['dataset']}{extra} {r['metric']}"
+    return f"{cell_label(r['row'], r['dataset'])}{extra} {r['metric']}"

@@ -21,59 +21,23 @@ from filelock import FileLock
 
 from ..core import atomic
 from ..core.errors import ResultsError
-from ..core.metrics import METRICS
+from ..core.hashing import short_hash
 from ..core.safepath import check_id, check_row_name, inside, row_slug
+
+# The schema this file is read and written by (callers also read it here, as results.KEY, …).
+from .columns import (
+    BOOL_COLUMNS,
+    COLUMNS,
+    KEY,
+    METRIC_COLUMNS,
+    MIGRATED_KEY,
+    STATUSES,
+    TEXT_COLUMNS,
+    TIERS,
+)
 from .row_digest import row_digest
 
 log = logging.getLogger(__name__)
-
-STATUSES = ("ok", "failed", "diverged", "not_run")
-# The tier of a run: the paper's recipe on the real data ("full"), the shrunk recipe on the
-# synthetic stand-in ("smoke"), the full recipe for a few steps ("shakedown"), the shrunk recipe
-# on the real data ("smoke_recipe", --smoke-recipe).
-TIERS = ("full", "smoke", "shakedown", "smoke_recipe")
-# Tiers that train with the spec's shrunk ``smoke:`` recipe.
-SHRUNK_TIERS = ("smoke", "smoke_recipe")
-# A cell's identity. ``variant`` is "" for the canonical spec as committed; anything that makes
-# the numbers deviate from it (a spec copy, --set overrides, an assumption variant, a subset)
-# is spelled into it, so such results never land in the canonical cells.
-KEY = ["row", "dataset", "split", "seed", "tier", "variant"]
-METRIC_COLUMNS = list(METRICS)
-COLUMNS = [
-    "paper", "table", "row", "dataset", "split", "seed", "tier", "variant", "smoke", "status",
-    "error",
-    *METRIC_COLUMNS, "extra_metrics", "num_queries", "skipped_queries",
-    "method", "protocol", "ap", "distance", "rerank", "dataset_name", "synthetic",
-    "git_commit", "git_dirty", "spec_hash", "config_hash", "train_hash", "dataset_fingerprint",
-    "device", "device_name", "hostname", "torch", "torchvision", "timm", "numpy", "python",
-    "started_at", "finished_at", "wall_s", "cell_id",
-    "accel",  # speed switches of the training (reid_bench.engine.accel.Accel.tag), e.g. bf16+cl+cudnn
-    "overrides",  # --set recipe overrides, JSON {dotted key: value} (reid_bench.table.overrides)
-    "row_digest",  # digest of the row's other fields: a hand edit shows (reid_bench.store.row_digest)
-    # Numerics of the training (reid_bench.engine.accel): fp32 | tf32 | bf16 | fp16 (the papers': fp32),
-    # channels_last layout, backbone weights the recipe started from (imagenet | none | file).
-    "precision", "channels_last", "pretrained",
-    # --shakedown cells (reid_bench.table.shakedown): steps per stage, batch cap (CPU), seconds per
-    # step, first/last training loss, peak memory in MiB and what was measured.
-    "shakedown_steps", "max_batch", "step_s", "img_per_s", "first_loss", "last_loss",
-    "peak_mem_mb",
-    "peak_mem_kind",
-    "subset",  # True: --subset, a deliberate subset of the real dataset (counts not checked)
-    # Provenance of the training that produced the (possibly cached) model: reid_bench.engine.trained
-    "trained_accel", "trained_world_size", "trained_commit", "trained_at", "trained_device",
-    # pretrained weights the model started from: "<backbone>: <library tag | file> (<how found>)
-    # <path>", and the file's sha256 ("; "-joined when a method loads several files)
-    "weights_source", "weights_sha256",
-]
-# Key columns a file written by an older version may lack: filled in by ``read_results``.
-_MIGRATED = ("split", "tier", "variant")
-_BOOL = ("smoke", "synthetic", "git_dirty", "subset", "channels_last")
-_TEXT = ("paper", "table", "row", "dataset", "tier", "variant", "status", "error",
-         "extra_metrics", "method",
-         "git_commit", "spec_hash", "config_hash", "train_hash", "dataset_fingerprint", "cell_id",
-         "overrides", "row_digest", "trained_accel", "trained_commit", "trained_at",
-         "trained_device", "weights_source", "weights_sha256")
-
 
 def table_csv(results_dir: Path, paper: str, table: str) -> Path:
     """``<results_dir>/<paper>/<table>.csv``, refused when it would lie outside the folder."""
@@ -107,9 +71,7 @@ def cell_id(row: str, dataset: str, seed: int, tier: str | bool = "full",
     part = "" if split is None else f"__split{int(split)}"
     out = f"{row_slug(row)}__{dataset}{part}__s{int(seed)}" + ("" if tier == "full" else f"__{tier}")
     if variant:
-        import hashlib
-
-        out += "__v" + hashlib.sha256(variant.encode()).hexdigest()[:8]
+        out += "__v" + short_hash(variant, 8)
     return out
 
 
@@ -145,7 +107,7 @@ def read_results(path: Path) -> pd.DataFrame:
         # Columns this version does not know (a newer version's, or added by hand) are read
         # as text, so the next write keeps them as they were (``upsert_row``).
         header = pd.read_csv(path, nrows=0).columns
-        text = {c: str for c in [*_TEXT, *(c for c in header if c not in COLUMNS)]}
+        text = {c: str for c in [*TEXT_COLUMNS, *(c for c in header if c not in COLUMNS)]}
         # Only an empty field is missing: a row may well be named "NA" or "nan".
         df = pd.read_csv(path, dtype=text, keep_default_na=False, na_values=[""])
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
@@ -154,7 +116,7 @@ def read_results(path: Path) -> pd.DataFrame:
     # ``tier`` and ``variant`` joined the key later; files written before them are migrated
     # below (smoke → tier, canonical variant), so they are not required here.
     missing = [c for c in ("paper", "table", *KEY, "status") if c not in df.columns
-               and c not in _MIGRATED]
+               and c not in MIGRATED_KEY]
     if missing:
         raise ResultsError(f"{path}: missing column(s) {missing}. This file was edited or is "
                            "not a reid-bench results file; move it away to start fresh.")
@@ -162,7 +124,7 @@ def read_results(path: Path) -> pd.DataFrame:
     if bad or df["status"].isna().any():
         raise ResultsError(f"{path}: invalid status value(s) {bad or ['<empty>']}; allowed: "
                            f"{', '.join(STATUSES)}. Fix or delete those lines.")
-    for c in _BOOL:
+    for c in BOOL_COLUMNS:
         if c in df.columns:
             df[c] = df[c].map(_to_bool)
     # Files written before the tier/variant key: smoke → tier, canonical variant.

@@ -5,11 +5,12 @@ longer match it was edited by hand (``row_edited``).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from collections.abc import Mapping
 from typing import Any
+
+from ..core.hashing import short_hash
 
 DIGEST_COLUMN = "row_digest"
 
@@ -48,7 +49,7 @@ def row_digest(row: Mapping[str, Any]) -> str:
     fields = {str(k): _canon(v) for k, v in row.items() if k != DIGEST_COLUMN}
     fields = {k: v for k, v in sorted(fields.items()) if v not in ("", "false")}
     text = json.dumps(fields, sort_keys=True, ensure_ascii=False)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return short_hash(text)
 
 
 def row_edited(row: Mapping[str, Any]) -> str:

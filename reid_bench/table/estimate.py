@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
@@ -32,64 +32,9 @@ from ..core.hashing import stable_hash
 from ..core.textable import text_table
 from ..engine.recipe import OptimRecipe
 from ..store import results
+from .cell_estimate import CellEstimate, Stage
 from .plan import cell_config, training_key
-
-# The device kind the GPU-hours are for: only a shakedown measured on it stands in for
-# --throughput.
-TARGET_KIND = "cuda"
-
-
-@dataclass
-class Stage:
-    name: str
-    epochs: int
-    images_per_epoch: int | None
-    shared_with: str | None = None  # id of the cell that trains this shared stage
-
-    @property
-    def images(self) -> int | None:
-        """Images this cell's training of the stage processes (0 when shared)."""
-        if self.shared_with is not None:
-            return 0
-        return None if self.images_per_epoch is None else self.epochs * self.images_per_epoch
-
-
-@dataclass
-class CellEstimate:
-    cell: Any
-    stages: list[Stage] = field(default_factory=list)
-    throughput: float | None = None  # training images per second per GPU
-    throughput_source: str = ""  # "--throughput" | "shakedown on <device>" | ""
-    throughput_note: str = ""  # a measurement that was not used, and why
-    shared_with: str | None = None  # id of the cell whose identical training this reuses
-    # The row's declared same_as for this column (another table's row, one shared training);
-    # counted here unless that table's cell came first in this plan (then shared_with).
-    same_as: str | None = None
-    problem: str = ""  # why nothing could be estimated
-    size_note: str = ""  # how the training split size was found, when not published exactly
-
-    @property
-    def epochs(self) -> int:
-        return sum(s.epochs for s in self.stages)
-
-    @property
-    def images_per_epoch(self) -> int | None:
-        sizes = {s.images_per_epoch for s in self.stages}
-        return sizes.pop() if len(sizes) == 1 else None
-
-    @property
-    def total_images(self) -> int | None:
-        if not self.stages or any(s.images is None for s in self.stages):
-            return None
-        return sum(s.images for s in self.stages)
-
-    @property
-    def gpu_hours(self) -> float | None:
-        if self.shared_with is not None:
-            return 0.0
-        if self.total_images is None or not self.throughput:
-            return None
-        return self.total_images / self.throughput / 3600
+from .throughput import TARGET_KIND, shakedown_throughputs
 
 
 def optim_stages(recipe: BaseModel, prefix: str = "") -> Iterator[tuple[str, OptimRecipe]]:
@@ -122,7 +67,7 @@ class Estimator:
         self.throughput = throughput
         self.seen = {} if seen is None else seen  # training key → first cell id (across specs)
         self._sizes: dict[str, tuple[int | None, str]] = {}
-        self._measured = _shakedown_throughputs(
+        self._measured = shakedown_throughputs(
             results.table_csv(opts.results_dir, spec.paper.id, spec.table.id))
 
     def train_images(self, name: str, options: dict) -> tuple[int | None, str]:
@@ -198,37 +143,6 @@ class Estimator:
                 by_name[name].shared_with = self.seen[skey]
             else:
                 self.seen[skey] = f"{self.spec.table.id}:{est.cell.id}"
-
-
-@dataclass(frozen=True)
-class Measured:
-    rate: float  # training images per second
-    kind: str  # device kind it was measured on: cpu | cuda | …
-    name: str  # the device's name (results column device_name)
-
-
-def _shakedown_throughputs(csv) -> dict[tuple, Measured]:
-    """(row, dataset, split, seed, variant) → training images/s measured by a shakedown run,
-    with the device it ran on, from the results CSV's ``img_per_s`` and ``device`` columns."""
-    try:
-        df = results.read_results(csv)
-    except Exception:  # noqa: BLE001 - an unreadable CSV only means no measurement
-        return {}
-    if df.empty or "img_per_s" not in df.columns:
-        return {}
-    out = {}
-    for r in df[(df["tier"] == "shakedown") & (df["status"] == "ok")].to_dict("records"):
-        try:
-            v = float(r["img_per_s"])
-        except (TypeError, ValueError):
-            continue
-        device = r.get("device")
-        if v > 0 and isinstance(device, str) and device:
-            kind = device.split(":")[0]
-            name = r.get("device_name") if isinstance(r.get("device_name"), str) else kind
-            out[(r["row"], r["dataset"], results.split_of(r["split"]), int(r["seed"]),
-                 r["variant"] or "")] = Measured(v, kind, name or kind)
-    return out
 
 
 def _num(x: int | None) -> str:

@@ -16,8 +16,18 @@ from ..core.errors import DatasetError, RegistryError
 from ..core.hashing import stable_hash
 from ..spec.recipes import resolved_recipe
 from ..spec.schema import DatasetColumn, Row, Spec
-from ..store import results
+from ..store import columns, results
 from .overrides import apply_overrides, set_parts, variant_parts
+
+
+def cell_label(row: str, dataset: str, split: int | None = None, seed: int | None = None) -> str:
+    """How a cell is named to people: ``row × dataset`` (a row on a dataset column), plus
+    `` (split s, seed n)`` when ``seed`` is given, e.g. ``IDE × cuhk (split 3, seed 0)``. The
+    one "row × dataset" label of log lines, status, verify and compare."""
+    label = f"{row} × {dataset}"
+    if seed is None:
+        return label
+    return label + f" ({'' if split is None else f'split {split}, '}seed {seed})"
 
 
 class CellKey(NamedTuple):
@@ -35,6 +45,11 @@ class CellKey(NamedTuple):
     def __str__(self) -> str:
         return results.cell_id(self.row, self.dataset, self.seed, self.tier, self.split,
                                self.variant)
+
+    @property
+    def label(self) -> str:
+        """``cell_label`` of this cell (tier and variant are not part of it)."""
+        return cell_label(self.row, self.dataset, self.split, self.seed)
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON form (the launchers' ``--cells`` and job files)."""
@@ -78,6 +93,11 @@ class Cell:
     def id(self) -> str:
         return str(self.key)
 
+    @property
+    def label(self) -> str:
+        """``cell_label`` of this cell, e.g. ``IDE × market (seed 0)``."""
+        return self.key.label
+
 
 def plan(spec: Spec, *, rows: list[str] | None = None, seeds: int | None = None,
          smoke: bool = False, tier: str | None = None, variant: str = "") -> list[Cell]:
@@ -86,7 +106,7 @@ def plan(spec: Spec, *, rows: list[str] | None = None, seeds: int | None = None,
     in ``tier`` (default "smoke" with ``smoke``, else "full") and ``variant``.
     Unknown row names raise KeyError listing the valid ones."""
     tier = tier or ("smoke" if smoke else "full")
-    smoke = tier in results.SHRUNK_TIERS  # the shrunk recipes run one split
+    smoke = tier in columns.SHRUNK_TIERS  # the shrunk recipes run one split
     if rows:
         valid = [r.name for r in spec.rows]
         unknown = [r for r in rows if r not in valid]
@@ -155,7 +175,7 @@ def cell_config(spec: Spec, cell: Cell, opts: Any = PlanOptions()) -> dict[str, 
     or ``RunOptions``). Raises DatasetError when the cell cannot run with them (no stand-in)."""
     row, col = cell.row, spec.datasets[cell.dataset]
     overrides = dict(opts.overrides or {})
-    values, prov = resolved_recipe(spec, row, smoke=cell.tier in results.SHRUNK_TIERS)
+    values, prov = resolved_recipe(spec, row, smoke=cell.tier in columns.SHRUNK_TIERS)
     if overrides:
         if not set(set_parts(overrides)) <= set(variant_parts(cell.variant)):
             # Overridden numbers must never land in the paper recipe's cells.

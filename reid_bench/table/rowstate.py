@@ -34,7 +34,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..store.results import SHRUNK_TIERS, split_of
+from ..store.columns import SHRUNK_TIERS
+from ..store.results import split_of
 from ..store.row_digest import row_edited
 from .overrides import overrides_from_json, spec_parts, variant_parts
 

@@ -26,11 +26,12 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..core.textable import text_table
 from ..spec import Spec
 from ..store import lease, results
 from . import workdirs
 from .finished import DataFingerprints, _text, is_finished
-from .plan import Cell, PlanOptions, config_hash, dataset_source, plan, train_source
+from .plan import Cell, PlanOptions, cell_label, config_hash, dataset_source, plan, train_source
 from .rowstate import RowStates
 from .workdirs import attempt_path
 
@@ -234,12 +235,13 @@ def format_status(spec: Spec, statuses: list[CellStatus], verbose: bool = True,
                         ("done", "pending")))
     lines = [head, *_split_counts(statuses)]
     if verbose:
-        for s in statuses:
-            if s.state != "done" or s.note:
-                split = "" if s.split is None else f"split {s.split}, "
-                lines.append(f"  {s.state:<12} {s.row} × {s.dataset} ({split}seed {s.seed})"
-                             + (f" — {s.error.splitlines()[0]}" if s.error else "")
-                             + (f" — {s.note}" if s.note else ""))
+        listed = [[s.state, cell_label(s.row, s.dataset, s.split, s.seed)
+                   + (f" — {s.error.splitlines()[0]}" if s.error else "")
+                   + (f" — {s.note}" if s.note else "")]
+                  for s in statuses if s.state != "done" or s.note]
+        # The state column as wide as the longest state, so every table's listing lines up.
+        lines += text_table(None, listed, indent="  ", sep=" ",
+                            min_widths=[max(len(k) for k in STATES)])
     return "\n".join(lines)
 
 
@@ -256,5 +258,5 @@ def _split_counts(statuses: list[CellStatus]) -> list[str]:
         # A split is done when all its seeds are.
         done = {sp for sp in splits
                 if all(s.state == "done" for s in ss if s.split == sp)}
-        out.append(f"  {row} × {ds}: {len(done)}/{len(splits)} splits done")
+        out.append(f"  {cell_label(row, ds)}: {len(done)}/{len(splits)} splits done")
     return out

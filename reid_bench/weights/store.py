@@ -7,8 +7,10 @@ Lookup order for backbone ``name`` with ``pretrained: imagenet``:
    (e.g. ``resnet50-0676ba61.pth``);
 3. the libraries' normal caches: torch hub (``$TORCH_HOME/hub/checkpoints``; timm's
    ``resnet50.tv_in1k`` is the same file as torchvision's ResNet-50 ImageNet weights), the
-   Hugging Face cache timm downloads into, and ours for converted CaffeNet
-   (``~/.cache/reid_bench/weights``);
+   Hugging Face cache timm downloads into, and ours for converted CaffeNet: ``<cache dir>/weights``
+   (``reid_bench.core.cache_dir``: ``--cache-dir``, else ``$REID_BENCH_CACHE``, else
+   ``~/.cache/reid-bench``), then, for this release only, the old ``~/.cache/reid_bench/weights``
+   (read, never written; a file found there logs a warning saying where to move it);
 4. a download through timm / torchvision, if the network is reachable.
 
 Offline (``HF_HUB_OFFLINE``/``REID_BENCH_OFFLINE`` set, or the download host unreachable within a
@@ -21,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shlex
 import socket
 import threading
 from collections.abc import Iterator
@@ -28,6 +31,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..core.cache_dir import resolve_cache_dir
 from ..core.errors import ReidBenchError
 from ..core.hashing import file_digest
 from . import registry
@@ -86,10 +90,36 @@ def parse_overrides(items: list[str] | tuple[str, ...]) -> dict[str, str]:
     return out
 
 
+OWN_CACHE = "reid-bench cache"
+OLD_CACHE = "old weights folder"
+
+
 def own_cache_dir() -> Path:
-    """Where ``weights convert`` writes (CaffeNet has no library cache)."""
+    """Where ``weights convert`` writes and runs look (CaffeNet has no library cache):
+    ``<cache dir>/weights``, the cache folder of ``core.cache_dir.resolve_cache_dir``."""
+    return resolve_cache_dir() / "weights"
+
+
+def old_cache_dir() -> Path:
+    """The folder releases up to 0.1.0 wrote converted weights to (``$XDG_CACHE_HOME`` or
+    ``~/.cache``, then ``reid_bench/weights``; it ignored ``--cache-dir``). Read, never written,
+    for one release so that a converted CaffeNet is not lost; to be dropped after 0.2."""
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "reid_bench" / "weights"
+
+
+_WARNED_OLD: set[Path] = set()
+
+
+def _warn_old_cache(path: Path) -> None:
+    """Once per file and process: the file was found in the old folder; say where it belongs."""
+    if path in _WARNED_OLD:
+        return
+    _WARNED_OLD.add(path)
+    new = own_cache_dir()
+    log.warning("%s is in the old weights folder %s, read for this release only: move it to %s "
+                "(mkdir -p %s && mv %s %s)", path.name, path.parent, new, shlex.quote(str(new)),
+                shlex.quote(str(path)), shlex.quote(f"{new}/"))
 
 
 def _torch_hub_file(file: str) -> Path:
@@ -137,7 +167,9 @@ def candidates(name: str) -> list[tuple[str, Path]]:
             hf = Path(HF_HUB_CACHE) / ("models--" + repo.replace("/", "--"))
         out.append(("Hugging Face cache", hf))
     if ws.library == "bvlc":
-        out.append(("reid-bench cache", own_cache_dir() / f"{name}.safetensors"))
+        out.append((OWN_CACHE, own_cache_dir() / f"{name}.safetensors"))
+        if old_cache_dir() != own_cache_dir():
+            out.append((OLD_CACHE, old_cache_dir() / f"{name}.safetensors"))
     return out
 
 
@@ -145,6 +177,8 @@ def locate(name: str) -> Located | None:
     """The first existing file for ``name`` (see the module docstring), or None."""
     for how, path in candidates(name):
         if path.is_file():
+            if how == OLD_CACHE:
+                _warn_old_cache(path)
             return Located(name, path, how)
     over = _overrides.get() or {}
     if name in over:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ...core.textable import text_table
 from ...table.plan import Cell, cells_from_keys
 
 
@@ -34,10 +35,10 @@ def dry_run_lines(spec: Any, cells: list[Cell], launcher: str, nproc: int) -> li
     lost = [c.id for c, r in zip(cells, received, strict=True) if c.key != r.key]
     if lost:
         raise RuntimeError(f"cell keys changed in the launcher's serialisation: {lost[:3]}")
-    lines = [launch_summary(launcher, nproc, len(cells))]
-    for c in received:
-        col = spec.datasets[c.dataset]
-        split = "" if c.split is None else f"split {c.split:<3}"
-        lines.append(f"  {c.row.name:<28} {c.dataset:<14} {split}seed {c.seed}  "
-                     f"method={c.row.method}  protocol={col.eval.protocol}")
-    return lines
+    splits = any(c.split is not None for c in received)
+    listed = [[c.row.name, c.dataset,
+               *([] if not splits else ["" if c.split is None else f"split {c.split}"]),
+               f"seed {c.seed}", f"method={c.row.method}",
+               f"protocol={spec.datasets[c.dataset].eval.protocol}"] for c in received]
+    return [launch_summary(launcher, nproc, len(cells)),
+            *text_table(None, listed, indent="  ")]
