@@ -32,6 +32,7 @@ class Registry(Generic[T]):
         self._items: dict[str, T] = {}
         self._info: dict[str, dict[str, Any]] = {}
         self._loaded = False
+        self._plugins: set[str] = set()  # REID_BENCH_PLUGINS modules imported
 
     def register(self, name: str, **info: Any) -> Callable[[T], T]:
         """Decorator registering its object under ``name``. ``info``: declarations kept beside
@@ -48,20 +49,25 @@ class Registry(Generic[T]):
 
     def _load_all(self) -> None:
         # Import every module of the package once so that all decorators have run.
-        if self._loaded:
-            return
-        pkg = importlib.import_module(self._package)
-        for mod in pkgutil.iter_modules(pkg.__path__):
-            if not mod.name.startswith("_"):
-                importlib.import_module(f"{self._package}.{mod.name}")
+        if not self._loaded:
+            pkg = importlib.import_module(self._package)
+            for mod in pkgutil.iter_modules(pkg.__path__):
+                if not mod.name.startswith("_"):
+                    importlib.import_module(f"{self._package}.{mod.name}")
+            self._loaded = True
         # Methods/datasets/protocols kept outside the tree: REID_BENCH_PLUGINS="pkg.mod,other".
+        # Read on every lookup, not once: a plugin named after the first lookup (an embedding
+        # program, a test) is still found, whatever ran before.
         for name in filter(None, os.environ.get("REID_BENCH_PLUGINS", "").split(",")):
+            name = name.strip()
+            if name in self._plugins:
+                continue
             try:
-                importlib.import_module(name.strip())
+                importlib.import_module(name)
             except ImportError as exc:
                 raise RegistryError(f"REID_BENCH_PLUGINS names module {name!r}, which cannot be "
                                     f"imported: {exc}") from None
-        self._loaded = True
+            self._plugins.add(name)
 
     def names(self) -> list[str]:
         self._load_all()
