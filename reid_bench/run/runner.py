@@ -36,7 +36,7 @@ from ..engine.artifacts import ArtifactCache
 from ..spec import Spec
 from ..store import lease, results
 from ..store.cellrow import record
-from ..store.outcome import CellOutcome, Prepared
+from ..store.outcome import CellOutcome, Prepared, Result, Trained
 from ..table import shakedown
 from ..table.finished import DataFingerprints, is_finished
 from ..table.plan import Cell, cell_config
@@ -150,7 +150,7 @@ class Runner:
         config = self.cell_config(cell) if config is None else config
         return self.preparer.prepare(cell, config, stable_hash(config))
 
-    def evaluate(self, prepared: Prepared, model: torch.nn.Module) -> Any:
+    def evaluate(self, prepared: Prepared, model: torch.nn.Module) -> Result:
         """Step 3: ``run.evaluate.evaluate`` with this run's device, workers and switches."""
         return evaluate(prepared, model, self.eval_settings)
 
@@ -221,22 +221,27 @@ class Runner:
 
     def _attempt(self, cell: Cell, config: dict, chash: str) -> CellOutcome:
         started = time.time()
-        part: dict[str, Any] = {}  # the CellOutcome parts reached so far
+        # The parts reached so far (the record of a failed attempt has them) and what a
+        # training learned before it raised (FitNotes).
+        prepared: Prepared | None = None
+        trained: Trained | None = None
+        result: Result | None = None
+        fingerprint: str | None = None
         notes = FitNotes()
         status, msg, tb = "ok", "", None
         try:
-            part["prepared"] = prepared = self.preparer.prepare(cell, config, chash)
+            prepared = self.preparer.prepare(cell, config, chash)
+            fingerprint = prepared.dataset_fingerprint
             shakedown.begin_cell(self.device)
             monitor = (monitoring(prepared, self.evaluate, self.opts.eval_every)
                        if self.opts.eval_every and self.opts.shakedown is None else None)
-            model, part["trained"] = self.models.get(prepared, monitor=monitor, notes=notes)
+            model, trained = self.models.get(prepared, monitor=monitor, notes=notes)
             fault_point("evaluate")
-            part["result"] = self.evaluate(prepared, model)
+            result = self.evaluate(prepared, model)
             if self.opts.shakedown is not None:
                 notes.shakedown = self.models.shakedown_summary(prepared)
         except BadCellFiles as exc:  # the data is broken, not missing: the cell failed
-            status, msg = "failed", str(exc)
-            part = {"dataset_fingerprint": exc.dataset_fingerprint}
+            status, msg, fingerprint = "failed", str(exc), exc.dataset_fingerprint
         except DivergedError as exc:
             status, msg = "diverged", f"{exc} (step {exc.step})"
         except (RegistryError, DatasetError, WeightsError) as exc:
@@ -254,12 +259,9 @@ class Runner:
         # Recorded outside the except block: the failure's traceback, whose frames may hold a
         # failed write's file (and its disk space), is gone by now. A record that cannot be
         # written either (DiskFullError) stops the run; the CSV is untouched.
-        prepared = part.get("prepared")
         outcome = CellOutcome(
             self.spec, cell, status, msg, started, time.time(), config=config, config_hash=chash,
-            dataset_fingerprint=(prepared.dataset_fingerprint if prepared is not None
-                                 else part.get("dataset_fingerprint")),
-            prepared=prepared, trained=part.get("trained"), result=part.get("result"),
+            dataset_fingerprint=fingerprint, prepared=prepared, trained=trained, result=result,
             code_fingerprint=notes.code_fingerprint, shakedown=notes.shakedown, traceback=tb)
         self._record(outcome)
         if outcome.ok:
