@@ -29,7 +29,8 @@ from pydantic import BaseModel, ValidationError
 from reid_bench.core.hashing import stable_hash
 from reid_bench.core.registry import METHODS
 from reid_bench.data.base import ReidDataset, Sample
-from reid_bench.data.transforms import build_transform, compute_mean_colour
+from reid_bench.data.preprocess import preprocess_for
+from reid_bench.data.transforms import build_transform
 from reid_bench.engine.method import CellContext
 from reid_bench.engine.recipe import recipe_leaves
 from reid_bench.engine.train import _set_epoch, build_optimizer
@@ -316,18 +317,16 @@ def observe(method_name: str, params: dict, recipe: dict, ds: ReidDataset, work:
             monkeypatch.setattr(mod, "get_or_train", rec.get_or_train)
         if getattr(mod, "build_backbone", None) is real:
             monkeypatch.setattr(mod, "build_backbone", rec.build_backbone(real))
-    # As the runner's extras: the backbone owns the preprocessing; mean_image needs the colour.
-    extras: dict[str, Any] = {"weights": method.backbone_name(p)}
-    inp = getattr(r, "input", None)
-    if inp is not None and inp.normalize == "mean_image":
-        extras["mean_image"] = compute_mean_colour(ds.train)
+    # As the runner resolves it: the backbone owns the preprocessing; normalize: mean_image
+    # needs the training set's mean colour.
+    pre = preprocess_for(getattr(r, "input", None), method.backbone_name(p), ds)
     ctx = CellContext(dataset=ds, device=torch.device("cpu"), seed=0, cache=None,
-                      work_dir=work, extras=extras)
+                      work_dir=work, preprocessing=pre)
     torch.manual_seed(0)
     model = method.fit(p, r, ctx)
     test_inp = method.test_input(r)
-    tf = build_transform(test_inp, train=False, mean_image=extras.get("mean_image"),
-                         weights=extras["weights"])
+    tf = build_transform(test_inp, train=False, mean_colour=pre.mean_colour,
+                         backbone=pre.backbone)
     from reid_bench.data.torch_dataset import open_image
 
     model.eval()

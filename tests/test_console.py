@@ -11,6 +11,7 @@ import sys
 from reid_bench.core.console import bars_enabled, configure, progress
 from reid_bench.run.runner import Runner, RunOptions
 from reid_bench.spec import load_spec
+from reid_bench.store.outcome import CellOutcome, Result
 from reid_bench.table.plan import plan
 
 
@@ -71,8 +72,8 @@ def test_cells_bar_on_a_terminal_silenced_by_quiet(repo_root, tmp_path, capsys, 
     # The bar, not training: every cell "runs" instantly.
     monkeypatch.setattr(Runner, "cell_config", lambda self, cell: {"cell": cell.id})
     monkeypatch.setattr(Runner, "data_fingerprint", lambda self, config: None)
-    monkeypatch.setattr(Runner, "_run_cell",
-                        lambda self, cell, config, chash: ("ok", "", {"metrics": {"mAP": 1.0}}))
+    monkeypatch.setattr(Runner, "run_cell", lambda self, cell, config, chash: CellOutcome(
+        spec, cell, "ok", result=Result(metrics={"mAP": 1.0})))
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
     for quiet in (False, True):
         capsys.readouterr()

@@ -46,7 +46,7 @@ def test_test_center_crop_and_none(tmp_path):
 def test_train_pipeline_shape_flip_erasing():
     inp = InputRecipe(height=32, width=16, resize=(36, 18), pad=2, random_crop=True, flip=True,
                       random_erasing=1.0, normalize="mean_image")
-    t = build_transform(inp, train=True, mean_image=(0.5, 0.5, 0.5))
+    t = build_transform(inp, train=True, mean_colour=(0.5, 0.5, 0.5))
     img = Image.fromarray(np.full((50, 25, 3), 200, np.uint8))
     torch.manual_seed(0)
     x = t(img)

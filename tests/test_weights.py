@@ -231,7 +231,7 @@ def test_network_input_equals_the_weights_reference_preprocessing(backbone, norm
     inp = InputRecipe(height=32, width=32, normalize=normalize)
     for train in (False, True):
         t = build_transform(inp.model_copy(update={"flip": False}), train=train,
-                            mean_image=mean01, weights=backbone)
+                            mean_colour=mean01, backbone=backbone)
         got = t(img)
         want = _reference(backbone, normalize, img, mean01)
         scale = 255.0 if backbone == "caffenet" else 1.0

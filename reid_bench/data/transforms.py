@@ -18,20 +18,21 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def normalize_step(inp: InputRecipe, mean_image: tuple[float, float, float] | None = None,
-                   weights: str = "resnet50"):
+def normalize_step(inp: InputRecipe, mean_colour: tuple[float, float, float] | None = None,
+                   backbone: str = "resnet50"):
     """The step after ``ToTensor`` that makes the tensor the backbone's weights expect
     (``reid_bench.weights.input_preprocess``): channel order, scale, then ``inp.normalize``'s
-    mean/std — the weights' ImageNet ones ("imagenet"), the training mean colour ``mean_image``
-    (RGB in [0, 1]) in the weights' order and scale ("mean_image"), or none ("none")."""
+    mean/std — the weights' ImageNet ones ("imagenet"), the training mean colour ``mean_colour``
+    (RGB in [0, 1]) in the weights' order and scale ("mean_image"), or none ("none").
+    ``backbone`` names the pretrained weights."""
     from ..weights import input_preprocess
 
-    return input_preprocess(weights, inp.normalize, mean_image)
+    return input_preprocess(backbone, inp.normalize, mean_colour)
 
 
 def build_transform(inp: InputRecipe, train: bool,
-                    mean_image: tuple[float, float, float] | None = None,
-                    weights: str = "resnet50"):
+                    mean_colour: tuple[float, float, float] | None = None,
+                    backbone: str = "resnet50"):
     """A torchvision transform taking an RGB PIL image to a float C×H×W tensor, as the
     ``InputRecipe`` docstring specifies.
 
@@ -45,9 +46,10 @@ def build_transform(inp: InputRecipe, train: bool,
     Test: Resize(``resize``) → CenterCrop(height, width) if ``test_center_crop``, else
     Resize(height, width) → ToTensor → Normalize; with ``test_full_size`` no resize.
 
-    "Normalize" is ``normalize_step``: the input the ``weights`` (a backbone name) expect,
-    e.g. BGR in 0..255 minus the mean for CaffeNet.
-    ``mean_image``: RGB mean in [0, 1] (``compute_mean_colour``), required for "mean_image".
+    "Normalize" is ``normalize_step``: the input the pretrained weights of ``backbone``
+    expect, e.g. BGR in 0..255 minus the mean for CaffeNet.
+    ``mean_colour``: RGB mean in [0, 1] (``compute_mean_colour``; ``data.preprocess``),
+    required for "mean_image".
     """
     from torchvision import transforms as T
 
@@ -71,7 +73,7 @@ def build_transform(inp: InputRecipe, train: bool,
     else:
         steps.append(T.Resize(size))
     steps.append(T.ToTensor())
-    steps.append(normalize_step(inp, mean_image, weights))
+    steps.append(normalize_step(inp, mean_colour, backbone))
     if train and inp.random_erasing > 0:
         steps.append(T.RandomErasing(p=inp.random_erasing, value=0))
     return T.Compose(steps)

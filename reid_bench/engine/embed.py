@@ -13,19 +13,21 @@ from .recipe import InputRecipe
 
 def make_embedder(features: Callable[[torch.Tensor], torch.Tensor], model: torch.nn.Module,
                   inp: InputRecipe, *, device: torch.device | str = "cpu", batch_size: int = 128,
-                  num_workers: int = 0, mean_image: tuple[float, float, float] | None = None,
-                  accel: Any = None, weights: str = "resnet50") -> Callable[[Sequence[Sample]], torch.Tensor]:
+                  num_workers: int = 0, mean_colour: tuple[float, float, float] | None = None,
+                  accel: Any = None, backbone: str = "resnet50") -> Callable[[Sequence[Sample]], torch.Tensor]:
     """Return ``embed(samples)`` → float32 CPU tensor (N × D) of ``features(images)`` with
     ``model`` in eval mode and the test-time transform of ``inp``. ``accel``
     (``reid_bench.engine.accel.Accel``; default: the current switches, else plain fp32) applies the
     run's precision (autocast) and channels_last to the forward pass, as in training. The
-    test-time transform gives the input the backbone ``weights`` expect."""
+    test-time transform gives the input the pretrained weights of ``backbone`` expect, with the
+    training set's ``mean_colour`` under ``normalize: mean_image``
+    (``data.preprocess.InputPreprocessing``)."""
     from ..data.samplers import make_loader
     from ..data.torch_dataset import ImageDataset
     from ..data.transforms import build_transform
     from .accel import Accel, current
 
-    transform = build_transform(inp, train=False, mean_image=mean_image, weights=weights)
+    transform = build_transform(inp, train=False, mean_colour=mean_colour, backbone=backbone)
     acc: Accel = accel or current() or Accel(device_type=torch.device(device).type)
     acc.prepare_model(model)
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -28,6 +28,7 @@ from pydantic import BaseModel
 from torch import nn
 
 from ..data.base import ReidDataset
+from ..data.preprocess import InputPreprocessing
 from .artifacts import ArtifactCache
 from .recipe import InputRecipe
 
@@ -44,10 +45,11 @@ class CellContext:
     num_workers: int = 0
     checkpoint_every: int = 0  # epochs; 0 = no mid-cell checkpoints
     deterministic: bool = False
-    # Input preprocessing the runner resolved: "weights" (the backbone whose pretrained weights
-    # own channel order, scale and mean/std) and, for ``normalize: mean_image``, "mean_image"
-    # (the training split's mean colour). Speed switches are not here: see reid_bench.engine.accel.
-    extras: dict[str, Any] = field(default_factory=dict)
+    # Input preprocessing the runner resolved (data.preprocess.preprocess_for): the backbone
+    # whose pretrained weights own channel order, scale and mean/std and, for ``normalize:
+    # mean_image``, the training split's mean colour. Speed switches are not here: see
+    # reid_bench.engine.accel.
+    preprocessing: InputPreprocessing = InputPreprocessing()
 
 
 class Method(ABC):

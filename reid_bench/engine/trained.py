@@ -105,7 +105,7 @@ def effective_batch(recipe: dict, max_batch: int | None = None) -> dict[str, int
 
 
 def key_extras(accel: Any, recipe: dict, opts: Any) -> dict[str, Any]:
-    """The entries ``Runner`` adds to a training's cache key: switches (with world size) and
+    """The entries ``run.prepare`` adds to a training's cache key: switches (with world size) and
     effective batch. ``accel``: the resolved ``Accel``; ``opts``: the run's ``ShakedownOptions``
     or None (its ``max_batch`` caps the batch; a no-op on a recipe ``shakedown.adjust_recipe``
     already capped)."""

@@ -36,12 +36,12 @@ class StandardRecipe(ModelRecipe):
 
 def train_image_dataset(ctx: CellContext, inp: InputRecipe) -> ImageDataset:
     """The training split with the train-time transform and contiguous 0-based labels."""
-    # The runner puts the backbone's name in extras: the weights it starts from own the
-    # input's channel order, scale and mean/std.
+    # The backbone whose weights the model starts from owns the input's channel order, scale
+    # and mean/std (the runner resolved it: ctx.preprocessing).
+    pre = ctx.preprocessing
     return ImageDataset(ctx.dataset.train, build_transform(inp, train=True,
-                                                          mean_image=ctx.extras.get("mean_image"),
-                                                          weights=ctx.extras.get("weights",
-                                                                                 "resnet50")),
+                                                          mean_colour=pre.mean_colour,
+                                                          backbone=pre.backbone),
                         relabel=True)
 
 

@@ -39,6 +39,7 @@ from ..core.registry import METHODS
 from ..core.strict import Strict
 from ..engine.method import CellContext, Method
 from ..engine.recipe import FixedSizeInputRecipe, InputRecipe, OptimRecipe
+from ..engine.seeding import seed_everything
 from ..engine.train import train_stage
 from ..engine.trained import get_or_train
 from ._common import (
@@ -307,7 +308,7 @@ class FMN(Method):
 
         # ---- Stage 1 (Algorithm 1 step 1): GRN alone, cross-entropy (Eq. 4). Cached.
         def train_grn() -> GRN:
-            torch.manual_seed(ctx.seed)
+            seed_everything(ctx.seed)
             grn = model.grn.to(ctx.device)
             # Sec. 4.2: the ImageNet ResNet-50 is fine-tuned with its 1000-way FC replaced by
             # a new identity classifier: trunk at stage1.backbone_lr_mult x lr, classifier x1.
@@ -329,7 +330,7 @@ class FMN(Method):
         model.to(ctx.device)
         model.freeze_grn()
         # Re-seed: stage 2 draws the same batches whether stage 1 was trained or loaded.
-        torch.manual_seed(ctx.seed + 1)
+        seed_everything(ctx.seed + 1)
         loader = train_loader(ds, recipe.stage2.batch_size, ctx)
         rk = recipe.ranking
 

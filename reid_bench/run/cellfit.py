@@ -1,7 +1,7 @@
 """A cell's trained model: trained by its method's ``fit`` under the run's settings, or loaded
-from the trained-model cache (``trained.get_or_train``) when the same training was done before.
-Its provenance (code fingerprint, artefact folder, that training's own record, the pretrained
-weights it started from) goes into the cell's ``details``."""
+from the trained-model cache (``trained.get_or_train``) when the same training was done before,
+with its provenance (``store.outcome.Trained``: code fingerprint, artefact folder, that
+training's own record, the pretrained weights it started from, its history)."""
 
 from __future__ import annotations
 
@@ -15,14 +15,14 @@ import torch
 
 from .. import history
 from ..core.hashing import stable_hash
-from ..data.base import ReidDataset
 from ..engine import trained as trained_prov
 from ..engine.accel import use as use_accel
 from ..engine.artifacts import ArtifactCache, read_manifest
 from ..engine.checkpoint_identity import checkpoint_identity, use_checkpoint_identity
 from ..engine.distributed import is_main
-from ..engine.method import CellContext, Method
+from ..engine.method import CellContext
 from ..engine.train import LoopSettings, use_loop_settings
+from ..store.outcome import Prepared, Trained
 
 log = logging.getLogger(__name__)
 
@@ -46,29 +46,42 @@ class FitSettings:
     tensorboard: Path | None = None
 
 
-def fit_or_load(method: Method, params: Any, recipe: Any, ds: ReidDataset, *, seed: int,
-                work: Path, train_key: dict, extras: dict, details: dict,
-                run: FitSettings) -> torch.nn.Module:
-    """The model of ``method`` (``params``, ``recipe``) trained on ``ds`` with ``seed``, keyed
-    by ``train_key`` in the cache: ``method.fit`` (checkpoints under ``work``) when the cache
-    lacks it, else rebuilt and loaded. Returns it on ``run.device``; fills ``details``
-    (``code_fingerprint``, ``trained_artifact``, ``trained``, ``weights``, ``history``: the
-    model's epoch and monitoring rows of its ``metrics.csv``, ``history_warnings``)."""
+@dataclass
+class FitNotes:
+    """What a training attempt learned before it ended, kept when it raises (the cell's record
+    of a failed or diverged training has them): the code fingerprint of the training started,
+    and the shakedown measurements (``table.shakedown.summary``) of its stages."""
+
+    code_fingerprint: str | None = None
+    shakedown: dict[str, Any] | None = None
+
+
+def fit_or_load(prepared: Prepared, *, work: Path, run: FitSettings,
+                notes: FitNotes) -> tuple[torch.nn.Module, Trained]:
+    """The model of ``prepared``'s method (params, recipe) trained on its training set with
+    the cell's seed, keyed by ``prepared.training_key`` in the cache: ``method.fit``
+    (checkpoints under ``work``) when the cache lacks it, else rebuilt and loaded. Returns it
+    on ``run.device`` with its provenance (``Trained``; its ``history``: the model's epoch and
+    monitoring rows of its ``metrics.csv``); ``notes.code_fingerprint`` is set first."""
+    method, params, recipe = prepared.method, prepared.params, prepared.recipe
+    ds, train_key = prepared.train_set, prepared.training_key
     work.mkdir(parents=True, exist_ok=True)
     code = method.code_fingerprint()
     # Stages cached inside fit (FMN stage 1, LEDF verification nets) were trained under the
     # same switches and world size as the model, from the same --weights files: their keys
-    # include those too.
-    weights = train_key.get("weights")
+    # include those too (the files' sha256, plan.weights_key).
+    weights_sha256 = train_key.get("weights")
     cache = run.cache.salted(f"{code}+{stable_hash(train_key.get('accel'))[:12]}"
-                             + (f"+weights:{stable_hash(weights)}" if weights else ""))
-    details["code_fingerprint"] = code
-    ctx = CellContext(dataset=ds, device=run.device, seed=seed, cache=cache, work_dir=work,
-                      num_workers=run.num_workers, checkpoint_every=run.checkpoint_every,
-                      deterministic=run.deterministic, extras=extras)
+                             + (f"+weights:{stable_hash(weights_sha256)}" if weights_sha256
+                                else ""))
+    notes.code_fingerprint = code
+    ctx = CellContext(dataset=ds, device=run.device, seed=prepared.cell.seed, cache=cache,
+                      work_dir=work, num_workers=run.num_workers,
+                      checkpoint_every=run.checkpoint_every, deterministic=run.deterministic,
+                      preprocessing=prepared.preprocessing)
     from ..weights import recording, skip_pretrained
 
-    identity = checkpoint_identity(details.get("train_hash", ""), cache.salt)
+    identity = checkpoint_identity(prepared.training_hash, cache.salt)
     loads: list = []
     # The history is written as training runs into the work folder (under the identity, so a
     # crashed run of another config is never continued), then published with the model.
@@ -104,20 +117,21 @@ def fit_or_load(method: Method, params: Any, recipe: Any, ds: ReidDataset, *, se
     if not fresh:
         log.info("  reusing trained model %s (same training config; files match their "
                  "sha256)", folder.name)
-    details["trained_artifact"] = str(folder)
-    details["trained"] = trained_prov.read(folder)  # this model's own training
-    details["trained_files"] = read_manifest(folder)  # sha256 of its files (verify.py)
     wfile = folder / "weights.json"
-    details["weights"] = json.loads(wfile.read_text()) if wfile.is_file() else []
     rows = trained_prov.read_history(folder)
-    # The cell JSON keeps the epoch and monitoring rows (bounded by the epochs); the rows
-    # every N steps stay in the artefact's metrics.csv.
-    details["history"] = [r for r in rows if r["kind"] != "steps"]
-    details["history_warnings"] = history.plateaued(rows)
-    for why in details["history_warnings"] if not fresh else ():  # fresh: logged as it trained
+    trained = Trained(
+        code_fingerprint=code, artifact=str(folder),
+        training=trained_prov.read(folder),  # this model's own training
+        files=read_manifest(folder),  # sha256 of its files (verify.py)
+        weights_loaded=json.loads(wfile.read_text()) if wfile.is_file() else [],
+        # The cell JSON keeps the epoch and monitoring rows (bounded by the epochs); the rows
+        # every N steps stay in the artefact's metrics.csv.
+        history=[r for r in rows if r["kind"] != "steps"],
+        history_warnings=history.plateaued(rows))
+    for why in trained.history_warnings if not fresh else ():  # fresh: logged as it trained
         log.warning("%s", why)
     if not fresh and run.tensorboard is not None and not any(run.tensorboard.rglob("events.*")):
         from ..history.tensorboard import write_rows
 
         write_rows(rows, run.tensorboard)  # a cached model's saved history
-    return model.to(run.device)
+    return model.to(run.device), trained

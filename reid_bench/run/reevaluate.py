@@ -4,7 +4,7 @@
 The model is the one the row's cell JSON names under ``<results>/_artifacts`` (its files
 verified against their sha256 first), rebuilt by its method, loaded with
 ``weights_only=True`` and evaluated with the cell's protocol on the cell's dataset through the
-ordinary runner path (``Runner._train_and_evaluate`` with the training replaced by the load).
+ordinary runner steps (``Runner.prepare``, then ``Runner.evaluate`` of the loaded model).
 Nothing is written to the results folder.
 """
 
@@ -19,25 +19,23 @@ from typing import Any
 import torch
 
 from ..store import results
+from ..store.outcome import Prepared
 from ..table.plan import Cell
 from .runner import Runner, RunOptions
 
 log = logging.getLogger(__name__)
 
 
-class _StoredModelRunner(Runner):
-    """The runner's evaluation path with the model loaded from ``folder``, never trained."""
+def _stored_model(prepared: Prepared, folder: Path, device: torch.device) -> torch.nn.Module:
+    """``prepared``'s network rebuilt by its method with the state stored in ``folder``."""
+    from ..weights import skip_pretrained
 
-    folder: Path
-
-    def _fit_or_load(self, method, params, recipe, ds, cell, train_key, extras, details):
-        from ..weights import skip_pretrained
-
-        with skip_pretrained():  # architecture only: the stored state replaces every weight
-            model = method.build(params, recipe, ds.num_train_pids)
-        state = torch.load(self.folder / "model.pt", map_location="cpu", weights_only=True)
-        model.load_state_dict(state)
-        return model.to(self.device)
+    with skip_pretrained():  # architecture only: the stored state replaces every weight
+        model = prepared.method.build(prepared.params, prepared.recipe,
+                                      prepared.train_set.num_train_pids)
+    state = torch.load(folder / "model.pt", map_location="cpu", weights_only=True)
+    model.load_state_dict(state)
+    return model.to(device)
 
 
 def _spec_for(paper: str, table: str, spec_paths: list[str] | None) -> Any:
@@ -75,11 +73,10 @@ def reevaluate_row(row: dict[str, Any], results_dir: Path, *, spec_paths: list[s
                 results.split_of(row.get("split")), "")
     opts = RunOptions(results_dir=Path(results_dir), data_root=data_root, device=device,
                       smoke=tier == "smoke", quiet=True)
-    runner = _StoredModelRunner(spec, opts)
-    runner.folder = folder
+    runner = Runner(spec, opts)
     try:
-        config = runner.cell_config(cell)
-        got = runner._train_and_evaluate(cell, config, {})["metrics"]
+        prepared = runner.prepare(cell)
+        got = runner.evaluate(prepared, _stored_model(prepared, folder, runner.device)).metrics
     except Exception as exc:  # noqa: BLE001 — reported per row, the others still checked
         return None, f"could not re-evaluate: {type(exc).__name__}: {exc}"
     finally:

@@ -1,17 +1,18 @@
 """Run a table's planned cells (reid_bench.table.plan): skip finished ones, run the rest.
 
-Each cell: resolve the row's method/params/recipe, load the dataset (the synthetic stand-in with
-``smoke``), train (or reuse a cached training with the same config), embed and evaluate with the
-column's protocol, then upsert one CSV row with provenance. A failing cell is recorded with its
-error and the run moves on; the caller gets a summary and exits non-zero if any cell did not
-finish ok.
+A cell runs in four typed steps (docs/architecture.md): ``prepare`` → ``Prepared`` (method,
+params, recipe, datasets, input preprocessing, training key; ``run/prepare.py``),
+``models.get`` → ``(model, Trained)`` (memory, artefact cache or training; ``run/models.py``),
+``evaluate`` → ``Result`` (``run/evaluate.py``), and ``record(CellOutcome)``
+(``store/cellrow.py``: one CSV row with provenance and the cell's JSON). This module holds the
+orchestration: leases, skipping finished cells, turning exceptions into statuses, the summary
+and the log. A failing cell is recorded with its error and the run moves on; the caller gets a
+summary and exits non-zero if any cell did not finish ok.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import random
 import shutil
 import time
 import traceback
@@ -20,40 +21,33 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from .. import history
 from ..core import orphans
 from ..core.console import progress
 from ..core.errors import DatasetError, DiskFullError, DivergedError, RegistryError
 from ..core.faults import fault_point
 from ..core.hashing import stable_hash
-from ..core.registry import METHODS
+from ..core.preempt import Preempted
 from ..data.base import ReidDataset, resolve_data_root
-from ..data.check import BadFilesError, check_files, load_verified
 from ..data.samplers import default_num_workers
-from ..engine import trained as trained_prov
 from ..engine.accel import resolve as resolve_accel
 from ..engine.artifacts import ArtifactCache
-from ..engine.method import Method
-from ..engine.train import LoopSettings
-from ..history import Monitor
 from ..spec import Spec
 from ..store import lease, results
 from ..store.cellrow import record
+from ..store.outcome import CellOutcome, Prepared, Result, Trained
 from ..table import shakedown
-from ..table.finished import DataFingerprints, cell_fingerprint, is_finished
-from ..table.plan import Cell, cell_config, training_key
+from ..table.finished import DataFingerprints, is_finished
+from ..table.plan import Cell, cell_config
 from ..weights.store import WeightsError
-from .cellfit import FitSettings, fit_or_load
+from .cellfit import FitNotes
+from .evaluate import EvalSettings, evaluate
+from .hooks import CellHooks
+from .models import Models, monitoring
+from .prepare import BadCellFiles, Preparer
 
 log = logging.getLogger(__name__)
-
-# The ``details`` entries that describe a trained model (cellfit.fit_or_load fills them); a
-# cell reusing the model from memory records the same.
-_TRAINED_PROVENANCE = ("code_fingerprint", "trained_artifact", "trained", "trained_files",
-                       "weights", "history", "history_file", "history_warnings")
 
 
 @dataclass
@@ -78,7 +72,8 @@ class RunOptions:
     subset: bool = False  # --subset: the dataset's counts are not checked (cells say "subset")
     checkpoint_minutes: float = 0.0  # also checkpoint when this much time passed (0: never)
     quiet: bool = False  # no progress bars (epochs, cells)
-    # --weights NAME=PATH: backbone name → weights file used instead of its ImageNet set.
+    # --weights NAME=PATH: backbone name → weights file used instead of its ImageNet set (the
+    # cell's config and training key hold their sha256, plan.weights_key).
     weights: dict[str, str] = field(default_factory=dict)
     # Training history (reid_bench.history): a metrics.csv row every this many steps besides
     # the epoch rows (0: epochs only); a monitoring evaluation every this many epochs (0:
@@ -100,19 +95,15 @@ class RunSummary:
         return not self.failed
 
 
-def _seed_everything(seed: int, deterministic: bool) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    if deterministic:
-        torch.use_deterministic_algorithms(True, warn_only=True)
-
-
 class Runner:
-    """Runs the cells of one spec with ``RunOptions``; datasets are loaded once per run."""
+    """Runs the cells of one spec with ``RunOptions``; datasets are loaded once per run.
+    ``hooks``: what a launcher adds to each cell (``CellHooks``); ``wrap_cache``: how this
+    process sees the artefact cache (the ranks of a torchrun job share rank 0's decisions)."""
 
-    def __init__(self, spec: Spec, opts: RunOptions):
+    def __init__(self, spec: Spec, opts: RunOptions, hooks: CellHooks | None = None,
+                 wrap_cache: Callable[[ArtifactCache], Any] | None = None):
         self.spec, self.opts = spec, opts
+        self.hooks = hooks or CellHooks()
         self.started = time.time()
         self.csv = results.table_csv(opts.results_dir, spec.paper.id, spec.table.id)
         self.cells_dir = results.cell_dir(opts.results_dir, spec.paper.id, spec.table.id)
@@ -122,50 +113,46 @@ class Runner:
                       if opts.shakedown is None else
                       ArtifactCache(Path(opts.results_dir) / "_artifacts" / "_shakedown",
                                     refresh=True))
-        self._shakedown_stages: dict[str, Any] = {}
+        if wrap_cache is not None:
+            self.cache = wrap_cache(self.cache)
         self.device = torch.device(opts.device)
         self.data_root = resolve_data_root(opts.data_root)
         # The speed switches depend only on the options and the device: resolved once.
         self.accel = resolve_accel(opts.accel, self.device)
         self.num_workers = (default_num_workers(self.device) if opts.num_workers is None
                             else opts.num_workers)
-        self._datasets: dict[str, ReidDataset] = {}
-        # The latest trained model, by training hash, with its provenance ``details`` entries.
-        self._trained: dict[str, tuple[torch.nn.Module, dict[str, Any]]] = {}
-        self._mean_colour: dict[str, tuple[float, float, float]] = {}  # by dataset fingerprint
-        self._files_checked: dict[str, str] = {}  # dataset fingerprint → problem ("" = ok)
+        self.preparer = Preparer(opts, self.data_root, self.accel)
+        tb = opts.tensorboard
+        self.models = Models(opts, device=self.device, accel=self.accel,
+                             num_workers=self.num_workers, cache=self.cache,
+                             cells_dir=self.cells_dir, before_fit=self.hooks.before_fit,
+                             tensorboard=(None if tb is None else Path(tb) / spec.paper.id
+                                          / spec.table.id))
+        self.eval_settings = EvalSettings(self.device, self.num_workers, self.accel)
         self.fingerprints = DataFingerprints(self.data_root, load=self.load)
 
     # ---------------------------------------------------------------- resolution
     def load(self, name: str, options: dict) -> ReidDataset:
-        key = stable_hash([name, options])
-        if key not in self._datasets:
-            # Fail in seconds on a half-extracted or relabelled dataset, not after an epoch.
-            # A deliberate --subset is checked for layout (the loader) and images, not counts.
-            self._datasets[key] = load_verified(name, self.data_root, options,
-                                                subset=self.opts.subset)
-        return self._datasets[key]
+        """``Preparer.load``: a dataset, loaded and checked once per run."""
+        return self.preparer.load(name, options)
 
     def data_fingerprint(self, config: dict[str, Any]) -> str | None:
         """``finished.cell_fingerprint`` of the data a cell with ``config`` runs on, or None
         when it does not load (the cell then runs, and records why it could not)."""
         return self.fingerprints.of_config(config)
 
-    def check_files(self, ds: ReidDataset, name: str, options: dict) -> None:
-        """``data.check.check_files`` once per dataset (by fingerprint); a bad dataset raises
-        ``BadFilesError`` again for every cell that uses it."""
-        if ds.fingerprint not in self._files_checked:
-            try:
-                check_files(ds, name, options)
-                self._files_checked[ds.fingerprint] = ""
-            except BadFilesError as exc:
-                self._files_checked[ds.fingerprint] = str(exc)
-        if self._files_checked[ds.fingerprint]:
-            raise BadFilesError(self._files_checked[ds.fingerprint])
-
     def cell_config(self, cell: Cell) -> dict[str, Any]:
         """``plan.cell_config`` of ``cell`` with this run's options."""
         return cell_config(self.spec, cell, self.opts)
+
+    def prepare(self, cell: Cell, config: dict[str, Any] | None = None) -> Prepared:
+        """Step 1: ``cell`` (with ``config``, default ``cell_config(cell)``) ready to train."""
+        config = self.cell_config(cell) if config is None else config
+        return self.preparer.prepare(cell, config, stable_hash(config))
+
+    def evaluate(self, prepared: Prepared, model: torch.nn.Module) -> Result:
+        """Step 3: ``run.evaluate.evaluate`` with this run's device, workers and switches."""
+        return evaluate(prepared, model, self.eval_settings)
 
     # ---------------------------------------------------------------- running
     def run(self, cells: list[Cell]) -> RunSummary:
@@ -176,13 +163,13 @@ class Runner:
         rows = {} if self.opts.force else results.cell_rows(self.csv)
         bar = progress(cells, desc="cells", unit="cell", enabled=not self.opts.quiet, leave=True)
         for i, cell in enumerate(bar, 1):
-            split = "" if cell.split is None else f"split {cell.split}, "
-            tag = f"[{i}/{len(cells)}] {cell.row.name} × {cell.dataset} ({split}seed {cell.seed})"
+            tag = f"[{i}/{len(cells)}] {cell.label}"
             try:
                 config = self.cell_config(cell)
                 chash = stable_hash(config)
             except DatasetError as exc:
-                self._record(cell, {}, "", "not_run", str(exc), time.time(), None)
+                now = time.time()
+                self._record(CellOutcome(self.spec, cell, "not_run", str(exc), now, now))
                 summary.failed.append((cell.id, "not_run", str(exc)))
                 log.info("%s: not run —\n%s", tag, indent(str(exc)))
                 continue
@@ -204,26 +191,56 @@ class Runner:
                     log.info("%s: finished by another runner, skipped", tag)
                     continue
                 log.info("%s: running", tag)
-                status, error, result = self._run_cell(cell, config, chash)
+                outcome = self.run_cell(cell, config, chash)
             finally:
                 held.release()
-            if status == "ok":
+            if outcome.ok:
                 summary.done.append(cell.id)
-                m = result["metrics"]
+                m = outcome.result.metrics
                 log.info("%s: ok — %s", tag, ", ".join(f"{k} {v:.2f}" for k, v in m.items()))
             else:
-                summary.failed.append((cell.id, status, error))
-                log.info("%s: %s —\n%s", tag, status, indent(error))
+                summary.failed.append((cell.id, outcome.status, outcome.error))
+                log.info("%s: %s —\n%s", tag, outcome.status, indent(outcome.error))
         return summary
 
-    def _run_cell(self, cell: Cell, config: dict, chash: str) -> tuple[str, str, dict | None]:
-        started = time.time()
-        details: dict[str, Any] = {"config": config}
-        status, msg, result = "ok", "", None
+    def run_cell(self, cell: Cell, config: dict, chash: str) -> CellOutcome:
+        """Run the leased ``cell`` (``config``, hash ``chash``) through the four steps and
+        record its outcome, whatever it is; the ``hooks`` around it."""
+        if self.hooks.on_start is not None:
+            self.hooks.on_start(cell)
         try:
-            result = self._train_and_evaluate(cell, config, details)
-        except BadFilesError as exc:  # the data is broken, not missing: the cell failed
-            return self._record(cell, config, chash, "failed", str(exc), started, None, details)
+            outcome = self._attempt(cell, config, chash)
+        except Preempted as exc:  # stopped on a signal, checkpoint saved: not a failure
+            if self.hooks.on_preempted is not None:
+                self.hooks.on_preempted(cell, exc)
+            raise
+        if self.hooks.on_outcome is not None:
+            self.hooks.on_outcome(outcome)
+        return outcome
+
+    def _attempt(self, cell: Cell, config: dict, chash: str) -> CellOutcome:
+        started = time.time()
+        # The parts reached so far (the record of a failed attempt has them) and what a
+        # training learned before it raised (FitNotes).
+        prepared: Prepared | None = None
+        trained: Trained | None = None
+        result: Result | None = None
+        fingerprint: str | None = None
+        notes = FitNotes()
+        status, msg, tb = "ok", "", None
+        try:
+            prepared = self.preparer.prepare(cell, config, chash)
+            fingerprint = prepared.dataset_fingerprint
+            shakedown.begin_cell(self.device)
+            monitor = (monitoring(prepared, self.evaluate, self.opts.eval_every)
+                       if self.opts.eval_every and self.opts.shakedown is None else None)
+            model, trained = self.models.get(prepared, monitor=monitor, notes=notes)
+            fault_point("evaluate")
+            result = self.evaluate(prepared, model)
+            if self.opts.shakedown is not None:
+                notes.shakedown = self.models.shakedown_summary(prepared)
+        except BadCellFiles as exc:  # the data is broken, not missing: the cell failed
+            status, msg, fingerprint = "failed", str(exc), exc.dataset_fingerprint
         except DivergedError as exc:
             status, msg = "diverged", f"{exc} (step {exc.step})"
         except (RegistryError, DatasetError, WeightsError) as exc:
@@ -231,153 +248,28 @@ class Runner:
         except (KeyboardInterrupt, SystemExit):
             raise
         except Exception as exc:  # one failing cell never stops the table
-            details["traceback"] = traceback.format_exc()
+            tb = traceback.format_exc()
             status, msg = "failed", f"{type(exc).__name__}: {exc}"
             if isinstance(exc, torch.cuda.OutOfMemoryError):
                 msg += (" — the GPU ran out of memory: lower the batch size in the spec's recipe "
                         "or evaluate on --device cpu")
             elif isinstance(exc, DiskFullError):
                 msg = str(exc)
-        if status != "ok":
-            # Recorded outside the except block: the failure's traceback, whose frames may
-            # hold a failed write's file (and its disk space), is gone by now. A record that
-            # cannot be written either (DiskFullError) stops the run; the CSV is untouched.
-            return self._record(cell, config, chash, status, msg, started, None, details)
-        out = self._record(cell, config, chash, "ok", "", started, result, details)
-        shutil.rmtree(results.cell_file(self.cells_dir, f".work-{cell.id}"), ignore_errors=True)
-        return out
+        # Recorded outside the except block: the failure's traceback, whose frames may hold a
+        # failed write's file (and its disk space), is gone by now. A record that cannot be
+        # written either (DiskFullError) stops the run; the CSV is untouched.
+        outcome = CellOutcome(
+            self.spec, cell, status, msg, started, time.time(), config=config, config_hash=chash,
+            dataset_fingerprint=fingerprint, prepared=prepared, trained=trained, result=result,
+            code_fingerprint=notes.code_fingerprint, shakedown=notes.shakedown, traceback=tb)
+        self._record(outcome)
+        if outcome.ok:
+            shutil.rmtree(results.cell_file(self.cells_dir, f".work-{cell.id}"),
+                          ignore_errors=True)
+        return outcome
 
-    def _train_and_evaluate(self, cell: Cell, config: dict, details: dict) -> dict:
-        method: Method = METHODS.get(cell.row.method)()
-        params = method.Params.model_validate(cell.row.params)
-        recipe = method.Recipe.model_validate(config["recipe"])
-        ds = self.load(config["dataset"]["name"], config["dataset"]["options"])
-        tsrc = config["train_dataset"]
-        train_ds = self.load(tsrc["name"], tsrc["options"]) if tsrc else ds
-        details["dataset_fingerprint"] = cell_fingerprint(
-            ds.fingerprint, train_ds.fingerprint if tsrc else None)
-        # Every listed file, cheaply, before the first step: a truncated JPEG fails the cell in
-        # seconds (naming the file), not after epochs of training.
-        self.check_files(ds, config["dataset"]["name"], config["dataset"]["options"])
-        if tsrc:
-            self.check_files(train_ds, tsrc["name"], tsrc["options"])
-        details["synthetic"] = ds.synthetic or train_ds.synthetic
-        _seed_everything(cell.seed, self.opts.deterministic)
-        train_key = {**training_key(cell, config, method, params),
-                     "fingerprint": train_ds.fingerprint,
-                     # precision/speed switches, world size, global batch (reid_bench.engine.trained)
-                     **trained_prov.key_extras(self.accel, config["recipe"],
-                                               self.opts.shakedown),
-                     **({"weights": config["weights"]} if "weights" in config else {})}
-        thash = stable_hash(train_key)
-        details["train_hash"] = thash
-        details["accel"] = self.accel.as_dict()
-        extras = self._extras(recipe, train_ds, method.backbone_name(params))
-        shakedown.begin_cell(self.device)
-
-        def evaluate(model: torch.nn.Module) -> Any:
-            from ..engine.embed import make_embedder
-            from ..eval import evaluate_cell
-
-            embed = make_embedder(method.features(model, params), model,
-                                  method.test_input(recipe), device=self.device,
-                                  num_workers=self.num_workers,
-                                  mean_image=extras.get("mean_image"), accel=self.accel,
-                                  weights=extras["weights"])
-            ev = config["eval"]
-            return evaluate_cell(ev["protocol"], ds, embed, distance=ev["distance"], ap=ev["ap"],
-                                 rerank=ev["rerank"], seed=cell.seed, device=str(self.device),
-                                 options=ev["options"])
-
-        self._monitor = (monitoring(method, params, recipe, train_ds, evaluate,
-                                    self.opts.eval_every)
-                         if self.opts.eval_every and self.opts.shakedown is None else None)
-        model, prov = self._trained.get(thash, (None, {}))
-        if model is None:
-            from ..weights import use_overrides
-
-            with shakedown.collect(self.opts.shakedown) as stages, use_overrides(self.opts.weights):
-                try:
-                    model = self._fit_or_load(method, params, recipe, train_ds, cell, train_key,
-                                              extras, details)
-                finally:
-                    self._shakedown_stages = {thash: stages}
-                    if stages is not None:  # a diverged cell keeps its losses too
-                        details["shakedown"] = shakedown.summary(stages, self.device)
-            # Keep only the latest (bounded memory), with what a reusing cell records of it.
-            self._trained = {thash: (model, {k: details[k] for k in _TRAINED_PROVENANCE
-                                             if k in details})}
-        else:
-            details.update(prov)
-        fault_point("evaluate")
-        res = evaluate(model)
-        if self.opts.shakedown is not None:
-            details["shakedown"] = shakedown.summary(self._shakedown_stages.get(thash), self.device)
-        details["cmc"] = res.cmc
-        details["eval_details"] = res.details
-        return {"metrics": res.metrics, "num_queries": res.num_queries,
-                "skipped_queries": res.num_skipped_queries}
-
-    def _extras(self, recipe: Any, ds: ReidDataset, backbone: str) -> dict[str, Any]:
-        # The backbone's weights own the input preprocessing (reid_bench.weights).
-        extras: dict[str, Any] = {"weights": backbone}
-        inp = getattr(recipe, "input", None)
-        if inp is not None and inp.normalize == "mean_image":
-            from ..data.transforms import compute_mean_colour
-
-            # Decodes up to 2,000 training images: once per dataset, not once per cell.
-            if ds.fingerprint not in self._mean_colour:
-                self._mean_colour[ds.fingerprint] = compute_mean_colour(ds.train)
-            extras["mean_image"] = self._mean_colour[ds.fingerprint]
-        return extras
-
-    def _fit_or_load(self, method: Method, params: Any, recipe: Any, ds: ReidDataset,
-                     cell: Cell, train_key: dict, extras: dict, details: dict) -> torch.nn.Module:
-        """``cellfit.fit_or_load`` with this run's settings (a hook: the DDP ranks of
-        launch.worker wrap it)."""
-        tb = self.opts.tensorboard
-        run = FitSettings(self.device, self.accel, self.cache, self.num_workers,
-                          self.opts.checkpoint_every, self.opts.deterministic,
-                          LoopSettings(self.opts.checkpoint_minutes, progress=not self.opts.quiet),
-                          every_steps=self.opts.log_every_steps,
-                          monitor=getattr(self, "_monitor", None),
-                          tensorboard=(None if tb is None else Path(tb) / self.spec.paper.id
-                                       / self.spec.table.id / cell.id))
-        model = fit_or_load(method, params, recipe, ds, seed=cell.seed,
-                            work=results.cell_file(self.cells_dir, f".work-{cell.id}"),
-                            train_key=train_key,
-                            extras=extras, details=details, run=run)
-        # Where the full history (with its rows every N steps) lies, inside the results folder.
-        with contextlib.suppress(ValueError):
-            details["history_file"] = (Path(details["trained_artifact"]) / history.FILE) \
-                .relative_to(self.opts.results_dir).as_posix()
-        return model
-
-    def _record(self, cell: Cell, config: dict, chash: str, status: str, error: str,
-                started: float, result: dict | None,
-                details: dict | None = None) -> tuple[str, str, dict | None]:
-        record(self.spec, cell, config, chash, status, error, started, result, details or {},
-               self.opts, self.device)
-        return status, error, result
-
-
-def monitoring(method: Method, params: Any, recipe: Any, ds: ReidDataset,
-               evaluate: Callable[[torch.nn.Module], Any], every: int) -> Monitor:
-    """The ``--eval-every`` monitoring of a cell: ``evaluate`` (the cell's protocol) every
-    ``every`` epochs on the stages that train the cell's final network (the class
-    ``method.build`` returns; FMN's stage-1 GRN or LEDF's verification networks are not)."""
-    final: list[type] = []
-
-    def accepts(model: torch.nn.Module) -> bool:
-        if not final:
-            from ..weights import skip_pretrained
-
-            with skip_pretrained():  # the architecture only, for its class
-                final.append(type(method.build(params, recipe, ds.num_train_pids)))
-        return type(model) is final[0]
-
-    return Monitor(every, lambda model: dict(evaluate(model).metrics), accepts)
-
+    def _record(self, outcome: CellOutcome) -> None:
+        record(outcome, self.opts, self.device)
 
 def indent(text: str, prefix: str = "    ") -> str:
     """``text`` with every line indented (a multi-line reason printed in full, under its cell)."""

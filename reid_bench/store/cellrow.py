@@ -1,5 +1,6 @@
 """A cell's results row: its key, outcome, metrics and provenance, as one ``results.COLUMNS``
-dict (what ``results.upsert_row`` writes and ``results/README.md`` documents)."""
+dict (what ``results.upsert_row`` writes and ``results/README.md`` documents), built from the
+cell's typed ``outcome.CellOutcome``."""
 
 from __future__ import annotations
 
@@ -10,42 +11,42 @@ from typing import Any
 
 from ..core.provenance import provenance
 from ..engine import trained as trained_prov
-from ..spec import Spec
 from ..table import shakedown
 from ..table.overrides import overrides_json
-from ..table.plan import Cell
 from ..table.workdirs import attempt_path
 from . import results
+from .outcome import CellOutcome
 
 log = logging.getLogger(__name__)
 
 
-def cell_row(spec: Spec, cell: Cell, config: dict, chash: str, status: str, error: str,
-             started: float, finished: float, result: dict | None, details: dict,
-             opts: Any, device: Any) -> dict[str, Any]:
-    """The results row of ``cell`` run with ``config`` (hash ``chash``) under run options
-    ``opts`` on ``device``: ``status``/``error``, the ``result`` of evaluation (None unless
-    ok) and the ``details`` gathered while running (hashes, fingerprints, weights...)."""
+def cell_row(outcome: CellOutcome, opts: Any, device: Any) -> dict[str, Any]:
+    """The results row of ``outcome`` (a cell's attempt) under run options ``opts`` (the run's
+    ``RunOptions``: its ``--set`` overrides and shakedown settings) on ``device``."""
+    spec, cell, result = outcome.spec, outcome.cell, outcome.result
+    config = outcome.config or {}
+    details = outcome.details()
     col = spec.datasets[cell.dataset]
     ev = config.get("eval", {})
-    metrics = (result or {}).get("metrics", {})
+    metrics = result.metrics if result is not None else {}
     extra = {k: v for k, v in metrics.items() if k not in results.METRIC_COLUMNS}
+    started, finished = outcome.started, outcome.finished
     return {
         "paper": spec.paper.id, "table": spec.table.id, "row": cell.row.name,
         "dataset": cell.dataset, "split": cell.split, "seed": cell.seed,
         "tier": cell.tier, "variant": cell.variant, "smoke": cell.smoke,
-        "status": status,
-        "error": error or None,
+        "status": outcome.status,
+        "error": outcome.error or None,
         **{m: metrics.get(m) for m in results.METRIC_COLUMNS},
         "extra_metrics": _json(extra) if extra else None,
-        "num_queries": (result or {}).get("num_queries"),
-        "skipped_queries": (result or {}).get("skipped_queries"),
+        "num_queries": result.num_queries if result is not None else None,
+        "skipped_queries": result.skipped_queries if result is not None else None,
         "method": cell.row.method, "protocol": ev.get("protocol", col.eval.protocol),
         "ap": ev.get("ap", col.eval.ap), "distance": ev.get("distance", col.eval.distance),
         "rerank": _json(ev["rerank"]) if ev.get("rerank") else None,
         "dataset_name": config.get("dataset", {}).get("name", col.name),
         "synthetic": bool(details.get("synthetic", cell.smoke)),
-        "spec_hash": spec.spec_hash, "config_hash": chash,
+        "spec_hash": spec.spec_hash, "config_hash": outcome.config_hash,
         "train_hash": details.get("train_hash"),
         "dataset_fingerprint": details.get("dataset_fingerprint"),
         **provenance(device),
@@ -60,24 +61,21 @@ def cell_row(spec: Spec, cell: Cell, config: dict, chash: str, status: str, erro
     }
 
 
-def record(spec: Spec, cell: Cell, config: dict, chash: str, status: str, error: str,
-           started: float, result: dict | None, details: dict, opts: Any,
-           device: Any) -> dict[str, Any]:
-    """Write the outcome of ``cell`` (arguments as for ``cell_row``; it finished now): its
-    details JSON ``<results>/<paper>/<table>/<cell_id>.json`` and its row in the table's CSV.
+def record(outcome: CellOutcome, opts: Any, device: Any) -> dict[str, Any]:
+    """Write ``outcome`` (arguments as for ``cell_row``): its details JSON
+    ``<results>/<paper>/<table>/<cell_id>.json`` and its row in the table's CSV.
 
     A failed attempt (any status but ok) never replaces an ok row of the same cell, not even
     under ``--force``: the ok row and its JSON stay, and the attempt goes to
     ``<cell_id>.attempt.json`` beside it (``status`` shows it; ``attempt_path``). An ok row
     removes an earlier attempt file. Returns the row (also when it was not written)."""
-    import time
-
-    row = cell_row(spec, cell, config, chash, status, error, started, time.time(), result,
-                   details, opts, device)
+    spec, cell = outcome.spec, outcome.cell
+    row = cell_row(outcome, opts, device)
     cells = results.cell_dir(opts.results_dir, spec.paper.id, spec.table.id)
-    payload = {"row": row, **details, "metrics": (result or {}).get("metrics", {})}
+    metrics = outcome.result.metrics if outcome.result is not None else {}
+    payload = {"row": row, **outcome.details(), "metrics": metrics}
     csv = results.table_csv(opts.results_dir, spec.paper.id, spec.table.id)
-    if status == "ok":
+    if outcome.ok:
         results.write_cell_json(results.cell_file(cells, f"{cell.id}.json"), payload)
         results.upsert_row(csv, row)
         attempt_path(cells, cell.id).unlink(missing_ok=True)
@@ -89,7 +87,7 @@ def record(spec: Spec, cell: Cell, config: dict, chash: str, status: str, error:
         attempt_path(cells, cell.id).unlink(missing_ok=True)
     else:
         log.warning("%s: this attempt ended %s; the cell's earlier ok row is kept (the attempt is "
-                    "recorded in %s)", cell.id, status, attempt_path(cells, cell.id))
+                    "recorded in %s)", cell.id, outcome.status, attempt_path(cells, cell.id))
     return row
 
 

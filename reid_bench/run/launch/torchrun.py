@@ -101,11 +101,13 @@ def _record_failed(spec: Any, opts: Any, cell: Cell, msg: str, tb: str, started:
 
     from ...core.hashing import stable_hash
     from ...store.cellrow import record
+    from ...store.outcome import CellOutcome
     from ...table.plan import cell_config
 
     config = cell_config(spec, cell, opts)
-    record(spec, cell, config, stable_hash(config), "failed", msg, started, None,
-           {"config": config, "traceback": tb}, opts, torch.device(opts.device))
+    record(CellOutcome(spec, cell, "failed", msg, started, time.time(), config=config,
+                       config_hash=stable_hash(config), traceback=tb),
+           opts, torch.device(opts.device))
 
 
 def run_torchrun(spec_path: str, cells: Sequence[Cell], options: dict[str, Any],

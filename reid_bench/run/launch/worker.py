@@ -26,7 +26,10 @@ from typing import Any
 
 from ...core.errors import DivergedError
 from ...engine import distributed
+from ...store.outcome import CellOutcome, Prepared
+from ...table import shakedown
 from ...table.plan import Cell, CellKey, cells_from_keys
+from ..hooks import CellHooks
 from ..runner import Runner, RunSummary
 from . import jobfiles
 
@@ -83,53 +86,45 @@ class _AbortJob(Exception):
     in that cell's collectives, so the job ends (the launcher relaunches the other cells)."""
 
 
-class _LeaderRunner(Runner):
-    """Rank 0: the ordinary runner, telling the other ranks when a training starts and logging
-    each cell's start and end for the launcher (``jobfiles``)."""
+class _Leader:
+    """Rank 0's hooks on the ordinary runner (``CellHooks``): tell the other ranks when a
+    training starts, and log each cell's start and end for the launcher (``jobfiles``)."""
 
-    current: CellKey | None = None  # key of the cell being run
+    def __init__(self) -> None:
+        self.current: CellKey | None = None  # key of the cell being run
 
-    def _run_cell(self, cell, config, chash):
-        from ...core.preempt import Preempted
+    def hooks(self) -> CellHooks:
+        return CellHooks(on_start=self.start, before_fit=self.before_fit,
+                         on_outcome=self.end, on_preempted=self.preempted)
 
+    def start(self, cell: Cell) -> None:
         self.current = cell.key
         jobfiles.log_event("start", self.current)
-        try:
-            status, error, result = super()._run_cell(cell, config, chash)
-        except Preempted as exc:  # stopped on a signal, checkpoint saved: not a failure
-            jobfiles.log_event("preempted", self.current, message=str(exc))
-            raise
-        jobfiles.log_event("end", self.current, status=status)
+
+    def before_fit(self, prepared: Prepared) -> None:
+        distributed.broadcast_object(("fit", list(prepared.cell.key)))
+
+    def preempted(self, cell: Cell, exc: BaseException) -> None:
+        # stopped on a signal, checkpoint saved: not a failure
+        jobfiles.log_event("preempted", self.current, message=str(exc))
+
+    def end(self, outcome: CellOutcome) -> None:
+        jobfiles.log_event("end", self.current, status=outcome.status)
         self.current = None
-        if status == "failed" and distributed.is_distributed():
-            raise _AbortJob(f"{cell.id}: {error}")
-        return status, error, result
-
-    def _fit_or_load(self, method, params, recipe, ds, cell, train_key, extras, details):
-        distributed.broadcast_object(("fit", list(cell.key)))
-        return super()._fit_or_load(method, params, recipe, ds, cell, train_key, extras,
-                                    details)
-
-
-class _StopAfterFit(Exception):
-    """Raised by a follower right after training: it does not evaluate."""
-
-
-class _FollowerRunner(Runner):
-    """Rank > 0: the runner's own path up to and including training (same model, data, seed,
-    work dir and cache decisions as rank 0), then stop: nothing is evaluated or written."""
-
-    def _fit_or_load(self, *args, **kwargs):
-        super()._fit_or_load(*args, **kwargs)
-        raise _StopAfterFit
+        if outcome.status == "failed" and distributed.is_distributed():
+            raise _AbortJob(f"{outcome.cell.id}: {outcome.error}")
 
 
 def _follow_fit(runner: Runner, cell: Cell) -> None:
-    """Train ``cell`` in lockstep with rank 0. A divergence is seen by every rank at the same
-    step (the loss check is all-reduced) and rank 0 records it: the ranks stay in step."""
+    """Rank > 0: the runner's own path up to and including training (same model, data, seed,
+    work dir and cache decisions as rank 0), then stop: nothing is evaluated or written. A
+    divergence is seen by every rank at the same step (the loss check is all-reduced) and
+    rank 0 records it: the ranks stay in step."""
     try:
-        runner._train_and_evaluate(cell, runner.cell_config(cell), {})
-    except (_StopAfterFit, DivergedError):
+        prepared = runner.prepare(cell)
+        shakedown.begin_cell(runner.device)
+        runner.models.fit(prepared)
+    except DivergedError:
         pass
 
 
@@ -170,22 +165,22 @@ def run_cells(spec_path: str, refs: list, options: dict[str, Any]) -> RunSummary
     ensure(quiet=opts.quiet, silent=distributed.rank() != 0)  # library logs: rank 0 prints them
     if not distributed.is_distributed():
         if jobfiles.job_dir() is not None:  # under a launcher: log progress for it
-            return _LeaderRunner(spec, opts).run(cells)
+            return Runner(spec, opts, hooks=_Leader().hooks()).run(cells)
         return Runner(spec, opts).run(cells)
     current: CellKey | None = None
     try:
         if distributed.is_main():
-            runner = _LeaderRunner(spec, opts)
-            runner.cache = DistributedArtifactCache(runner.cache)
+            leader = _Leader()
+            runner = Runner(spec, opts, hooks=leader.hooks(),
+                            wrap_cache=DistributedArtifactCache)
             try:
                 summary = runner.run(cells)
             except BaseException:  # noqa: BLE001 — incl. _AbortJob: end the whole job now
-                _die(runner.current)
+                _die(leader.current)
             distributed.broadcast_object(("done", None))
             distributed.destroy()
             return summary
-        runner = _FollowerRunner(spec, opts)
-        runner.cache = DistributedArtifactCache(runner.cache)
+        runner = Runner(spec, opts, wrap_cache=DistributedArtifactCache)
         by_key = {c.key: c for c in cells}
         while True:
             cmd, key = distributed.broadcast_object(None)
