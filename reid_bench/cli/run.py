@@ -104,7 +104,6 @@ from .tiers import chosen_tier, tier_options
                    "($REID_BENCH_TENSORBOARD); needs pip install 'reid-bench[tb]'.")
 @click.option("--quiet", is_flag=True,
               help="No progress bars and no per-epoch lines: one line per cell and the summary.")
-@old_spelling("--brief", "--quiet", "quiet", is_flag=True)
 @click.option("--deterministic", is_flag=True, help="torch deterministic algorithms.")
 @click.option("--precision", type=click.Choice(["fp32", "tf32", "bf16", "fp16"]),
               default="fp32", show_default=True,

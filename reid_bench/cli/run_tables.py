@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .errors import WARNING
+
 
 @dataclass(frozen=True)
 class Selection:
@@ -123,7 +125,7 @@ def _cells(echo, spec, opts, sel: Selection) -> tuple[Any, list, str]:
     rows = list({c.row.name: c.row for c in cells}.values())
     validate_overrides(spec, rows, opts.overrides, smoke=shrunk)
     for w in schedule_warnings(spec, rows, opts.overrides, tiers=(shrunk,)):
-        echo(f"warning: {w}")
+        echo(f"{WARNING}{w}")
     if sel.variants:
         from ..table.variants import apply_variants
 

@@ -140,8 +140,9 @@ def fetch(names):
 @click.option("--no-verify", is_flag=True,
               help="Convert even if the file's sha1 is not the BVLC reference model's.")
 def convert(name, caffemodel, out, no_verify):
-    """Convert the BVLC reference CaffeNet (bvlc_reference_caffenet.caffemodel) into a
-    safetensors state dict of our CaffeNet, checked strictly against the network."""
+    """Convert CAFFEMODEL, the BVLC reference CaffeNet (bvlc_reference_caffenet.caffemodel),
+    into a safetensors state dict of our CaffeNet (NAME: caffenet, the one set converted),
+    checked strictly against the network."""
     from ..weights import registry, store
     from ..weights.caffe import convert_caffenet
 
