@@ -155,14 +155,15 @@ def test_data_check_bar_is_hidden_by_quiet(quiet, tmp_path, own_cache, monkeypat
         external_write_mode = staticmethod(real.external_write_mode)
 
         def __init__(self, iterable=None, **kw):
-            drawn.append(kw.get("desc"))
+            if not kw.get("disable"):
+                drawn.append(kw.get("desc"))
             self.iterable = iterable
 
         def __iter__(self):
             return iter(self.iterable)
 
     monkeypatch.setattr(tqdm_module, "tqdm", Bar)
-    monkeypatch.setattr(console, "_terminal", lambda: True)  # as on a terminal
+    monkeypatch.setattr(console, "_terminal", lambda: True, raising=False)  # a terminal
     small = dict(num_train_ids=2, num_test_ids=2, num_cams=2, images_per_cam=1,
                  queries_per_id=1, mq_per_query=1, num_distractors=1, num_junk=1)
     monkeypatch.setattr(check, "check_variants", lambda name: [small])
