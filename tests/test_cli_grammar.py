@@ -174,6 +174,12 @@ def test_every_error_has_the_one_prefix(args, no_caches):
     assert "Traceback" not in res.output
 
 
+@pytest.mark.parametrize("args", [[], ["data"], ["weights"]])
+def test_a_group_without_a_command_shows_its_help_not_an_error(args):
+    res = CliRunner().invoke(main, args)
+    assert "Commands:" in res.output and "error" not in res.output.lower()
+
+
 def test_only_the_error_helper_spells_a_prefix():
     """Every ``error:``/``warning:`` the CLI prints goes through cli/errors.py: no other module
     of cli/ writes the prefix itself."""

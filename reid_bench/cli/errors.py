@@ -11,6 +11,8 @@ from __future__ import annotations
 import click
 
 ERROR = "error: "
+# click >= 8.2 raises this for a group given no command (``reid-bench``, ``reid-bench data``).
+_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
 WARNING = "warning: "
 
 
@@ -29,6 +31,9 @@ def show(exc: Exception) -> int:
     missing option, bad value) first shows the command's usage line and where help is, like
     click; every message gets the ``error:`` prefix. A ``ReidBenchError`` (bad input found by
     the library) exits 2, like a usage error."""
+    if isinstance(exc, _HELP):  # a group run without a command: its help, not an error
+        exc.show()
+        return exc.exit_code
     if isinstance(exc, click.UsageError) and exc.ctx is not None:
         ctx = exc.ctx
         click.echo(f"{ctx.get_usage()}\nTry '{ctx.command_path} --help' for help.\n", err=True)
