@@ -8,9 +8,9 @@ parity and evaluation speed, in one bounded run that writes a JSON and a markdow
 Parts (``--parts``, default all, in this order):
 
 1. ``tests``: the CUDA-marked tests (``pytest -m gpu tests``); without CUDA only collected.
-2. ``shakedown``: ``python -m reid_bench run SPEC --shakedown --shakedown-pretrained none`` for every spec
-   (papers/*/table*.yaml): per table wall time, peak memory and ok/failed/diverged per cell,
-   read from the results CSV; then the HTML report of those results.
+2. ``shakedown``: ``python -m reid_bench run SPEC --shakedown --shakedown-pretrained none`` for
+   every spec (papers/*/table*.yaml): per table wall time, peak memory and ok/failed/diverged
+   per cell, read from the results CSV; then the HTML report of those results.
 3. ``throughput``: ResNet-50 (IDE head, 751 ids) at 256×128 trained by the real
    ``reid_bench.engine.train.train_stage`` at batch 64 and 128 under fp32, TF32, bf16 + channels_last
    and bf16 + channels_last + torch.compile: images/s and model FLOP utilisation (FLOPs counted
@@ -354,7 +354,8 @@ def part_shakedown(rec: Recorder, a: argparse.Namespace) -> None:
             rec.flush()
             continue
         cmd = [sys.executable, "-m", "reid_bench", "run", str(path), "--shakedown",
-               "--shakedown-pretrained", "none", "--results-dir", str(results), "--device", a.device,
+               "--shakedown-pretrained", "none", "--results-dir", str(results),
+               "--device", a.device,
                "--data-root", str(a.data_root)]
         for r in rows:
             cmd += ["--rows", r]

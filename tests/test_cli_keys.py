@@ -119,8 +119,8 @@ def test_the_cli_warns_for_the_old_key_spelling_and_plans_the_same(repo_root):
     old = CliRunner().invoke(main, base + ["--set", "stage1.epochs=2"])
     new = CliRunner().invoke(main, base + ["--set", "recipe.stage1.epochs=2"])
     assert old.exit_code == new.exit_code == 0, old.output
-    assert "warning: `--set stage1.epochs=…` is deprecated; use `--set recipe.stage1.epochs=…`" \
-        in old.stderr
+    assert ("warning: `--set stage1.epochs=…` is deprecated; use "
+            "`--set recipe.stage1.epochs=…`") in old.stderr
     assert "deprecated" not in new.stderr and old.stdout == new.stdout
     assert "variant 'set:stage1.epochs=2'" in new.stdout
 

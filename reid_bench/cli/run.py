@@ -32,8 +32,8 @@ from .tiers import chosen_tier, tier_options
                "minutes). Results are labelled synthetic everywhere.",
     smoke_recipe_help="--tier smoke_recipe: the spec's shrunk recipe on YOUR real data "
                       "(labelled so in CSV and report, never compared as a reproduction).",
-    shakedown_help="--tier shakedown: every cell of the real run with the full recipe (input size, width, batch "
-                   "sizes, every stage), each stage stopped after --shakedown-steps steps, on "
+    shakedown_help="--tier shakedown: every cell of the real run with the full recipe (input "
+                   "size, width, batch sizes, every stage), each stage stopped after --shakedown-steps steps, on "
                    "the synthetic stand-in at the recipe's resolution with a small gallery. "
                    "Records step time, first/last loss and peak memory; labelled shakedown "
                    "everywhere, never a reproduction.")
@@ -133,8 +133,9 @@ from .tiers import chosen_tier, tier_options
               help="YAML of Slurm settings (reid_bench.run.launch.slurm.SlurmConfig); flags win.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", callback=spec_key_spelling,
               help="Override a recipe value by its path in the spec, e.g. --set "
-                   "recipe.train.lr=0.02 (repeatable; value parsed as YAML). Validated like the spec; the results "
-                   "are keyed and labelled as deviating from the paper's recipe.")
+                   "recipe.train.lr=0.02 (repeatable; value parsed as YAML). Validated like "
+                   "the spec; the results are keyed and labelled as deviating from the "
+                   "paper's recipe.")
 def run(spec_paths, rows, num_seeds, tier, smoke, dry_run, results_dir, data_root, device,
         force, num_workers, checkpoint_every, deterministic, shakedown=False, shakedown_steps=2,
         shakedown_pretrained="spec", shakedown_max_batch=None, precision="fp32",

@@ -14,6 +14,7 @@ from .tiers import chosen_tier, tier_options
 
 RESULTS_HELP = "Results folder: one <paper>/<table>.csv per table, cell records beside them."
 
+
 @click.command(cls=Command)
 @click.argument("paths", nargs=-1, type=click.Path(), metavar="[SPECS]...")
 @click.option("--paper-texts", type=click.Path(file_okay=False, exists=True), default=None,
@@ -139,7 +140,8 @@ def report(results_dir, out, spec_paths, fmt):
     if not find_specs(list(spec_paths) or None):
         where = ", ".join(spec_paths) if spec_paths else f"{Path('papers').resolve()}/*/table*.yaml"
         raise click.UsageError(f"no spec files found (looked for {where}). Run `reid-bench "
-                               "report` from the repository root, or name the specs: `reid-bench report SPEC…`.")
+                               "report` from the repository root, or name the specs: "
+                               "`reid-bench report SPEC…`.")
     out = Path(out) if out else Path(results_dir) / "report"
     index = build_report(Path(results_dir), out, list(spec_paths) or None, fmt=fmt)
     click.echo(f"report written: {index}")
@@ -153,8 +155,8 @@ def report(results_dir, out, spec_paths, fmt):
               help="text: aligned table with deltas; csv: spreadsheet-safe; json: records for "
                    "scripts.")
 def compare(results_a, results_b, fmt):
-    """Two results folders (RESULTS_A, RESULTS_B) side by side (two GPUs, two commits): per table, row, dataset and
-    metric the mean ± std over seeds in each, and the delta B − A."""
+    """Two results folders (RESULTS_A, RESULTS_B) side by side (two GPUs, two commits): per
+    table, row, dataset and metric the mean ± std over seeds in each, and the delta B − A."""
     from ..spec import specs_by_table
     from ..store.compare import compare as compare_folders
     from ..store.compare import format_text

@@ -3,8 +3,8 @@
 An override replaces one value of a row's resolved recipe (table recipe ⊕ row recipe, ⊕ the
 smoke recipe under ``--smoke``), addressed by its path in the spec (``recipe.train.lr=0.02``,
 ``recipe.stage2.epochs=4``, ``recipe.input.resize=[288,144]``; ``core.keyvalue`` parses the
-items and reads the old spelling without ``recipe.``). Values are parsed as YAML (``0.02``, ``true``,
-``[7, 9]``, ``adam``). Overrides are validated against each row's method ``Recipe`` model, the
+items and reads the old spelling without ``recipe.``). Values are parsed as YAML (``0.02``,
+``true``, ``[7, 9]``, ``adam``). Overrides are validated against each row's method ``Recipe`` model, the
 same way the spec is, so a typo names the key and the allowed ones. Evaluation settings are
 the paper's protocol and cannot be overridden.
 
@@ -153,7 +153,8 @@ def apply_overrides(values: dict, overrides: dict[str, Any]) -> dict:
                     idx = int(part)
                     node[idx]  # noqa: B018 — bounds check
                 except (ValueError, IndexError):
-                    raise OverrideError(f"--set recipe.{key}: {'.'.join(parts[:i]) or 'recipe'} is a "
+                    raise OverrideError(f"--set recipe.{key}: "
+                                        f"{'.'.join(parts[:i]) or 'recipe'} is a "
                                         f"list of {len(node)}; use an index 0..{len(node) - 1}"
                                         ) from None
                 if last:
