@@ -8,9 +8,9 @@ parity and evaluation speed, in one bounded run that writes a JSON and a markdow
 Parts (``--parts``, default all, in this order):
 
 1. ``tests``: the CUDA-marked tests (``pytest -m gpu tests``); without CUDA only collected.
-2. ``shakedown``: ``python -m reid_bench run SPEC --shakedown --pretrained none`` for every spec
-   (papers/*/table*.yaml): per table wall time, peak memory and ok/failed/diverged per cell,
-   read from the results CSV; then the HTML report of those results.
+2. ``shakedown``: ``python -m reid_bench run SPEC --shakedown --shakedown-pretrained none`` for
+   every spec (papers/*/table*.yaml): per table wall time, peak memory and ok/failed/diverged
+   per cell, read from the results CSV; then the HTML report of those results.
 3. ``throughput``: ResNet-50 (IDE head, 751 ids) at 256×128 trained by the real
    ``reid_bench.engine.train.train_stage`` at batch 64 and 128 under fp32, TF32, bf16 + channels_last
    and bf16 + channels_last + torch.compile: images/s and model FLOP utilisation (FLOPs counted
@@ -322,7 +322,7 @@ def _junit_counts(path: Path) -> tuple[dict[str, int], list[str]]:
 # Part 2: shakedown of every table
 # --------------------------------------------------------------------------------------------
 
-SHAKEDOWN_FLAGS = ("--shakedown", "--pretrained")
+SHAKEDOWN_FLAGS = ("--shakedown", "--shakedown-pretrained")
 
 
 def part_shakedown(rec: Recorder, a: argparse.Namespace) -> None:
@@ -330,8 +330,8 @@ def part_shakedown(rec: Recorder, a: argparse.Namespace) -> None:
 
     help_log = Path(a.workdir) / "run-help.log"
     rc, _, _ = _run_child([sys.executable, "-m", "reid_bench", "run", "--help"], 60, help_log)
-    missing = [f for f in SHAKEDOWN_FLAGS + (("--max-batch", "--shakedown-steps") if a.tiny else ())
-               if f not in _tail(help_log, 100_000)]
+    tiny_flags = ("--shakedown-max-batch", "--shakedown-steps") if a.tiny else ()
+    missing = [f for f in SHAKEDOWN_FLAGS + tiny_flags if f not in _tail(help_log, 100_000)]
     if rc != 0 or missing:
         raise RuntimeError(f"`reid-bench run` has no {' / '.join(missing) or 'help'} flag "
                            "(the shakedown tier of issue 16 is not in this checkout)")
@@ -354,12 +354,13 @@ def part_shakedown(rec: Recorder, a: argparse.Namespace) -> None:
             rec.flush()
             continue
         cmd = [sys.executable, "-m", "reid_bench", "run", str(path), "--shakedown",
-               "--pretrained", "none", "--results-dir", str(results), "--device", a.device,
+               "--shakedown-pretrained", "none", "--results-dir", str(results),
+               "--device", a.device,
                "--data-root", str(a.data_root)]
         for r in rows:
             cmd += ["--rows", r]
         if a.tiny:
-            cmd += ["--max-batch", "2", "--shakedown-steps", "1"]
+            cmd += ["--shakedown-max-batch", "2", "--shakedown-steps", "1"]
         log = Path(a.workdir) / f"shakedown-{spec.paper.id}-{spec.table.id}.log"
         rc, wall, rss = _run_child(cmd, left, log)
         entry = _table_cells(results, spec, rows)

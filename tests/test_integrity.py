@@ -317,21 +317,21 @@ def test_set_validation_names_the_key_and_allowed_values(tmp_path):
 
     spec = load_spec(_spec_file(tmp_path))
     rows = [r for r in spec.rows if r.runnable]
-    with pytest.raises(OverrideError, match=r"--set train\.lrr .*Did you mean 'lr'"):
-        validate_overrides(spec, rows, parse_sets(["train.lrr=0.1"]), smoke=True)
-    with pytest.raises(OverrideError, match=r"--set train\.optimizer .*'sgd' or 'adam'"):
-        validate_overrides(spec, rows, parse_sets(["train.optimizer=rmsprop"]))
-    with pytest.raises(OverrideError, match=r"--set train\.lr .*greater than 0.*IDE A"):
-        validate_overrides(spec, rows, parse_sets(["train.lr=-1"]))
+    with pytest.raises(OverrideError, match=r"--set recipe\.train\.lrr .*Did you mean 'lr'"):
+        validate_overrides(spec, rows, parse_sets(["recipe.train.lrr=0.1"]), smoke=True)
+    with pytest.raises(OverrideError, match=r"--set recipe\.train\.optimizer .*'sgd' or 'adam'"):
+        validate_overrides(spec, rows, parse_sets(["recipe.train.optimizer=rmsprop"]))
+    with pytest.raises(OverrideError, match=r"--set recipe\.train\.lr .*greater than 0.*IDE A"):
+        validate_overrides(spec, rows, parse_sets(["recipe.train.lr=-1"]))
     with pytest.raises(OverrideError, match="evaluation settings"):
         parse_sets(["eval.distance=cosine"])
     with pytest.raises(OverrideError, match="KEY=VALUE"):
-        parse_sets(["train.lr"])
-    assert parse_sets(["train.lr_steps=[7, 9]", "input.flip=false"]) == \
+        parse_sets(["recipe.train.lr"])
+    assert parse_sets(["recipe.train.lr_steps=[7, 9]", "recipe.input.flip=false"]) == \
         {"train.lr_steps": [7, 9], "input.flip": False}
-    validate_overrides(spec, rows, parse_sets(["train.lr_steps=[7, 9]"]))  # valid: no error
+    validate_overrides(spec, rows, parse_sets(["recipe.train.lr_steps=[7, 9]"]))  # valid: no error
     out = CliRunner().invoke(main, ["run", str(spec.path), "--smoke", "--dry-run",
-                                    "--set", "train.epoch=3"])
+                                    "--set", "recipe.train.epoch=3"])
     assert out.exit_code == 2 and "train.epoch" in out.output and "epochs" in out.output
     assert compose_variant(["variant:a=1", "set:b=2", "", "spec:x", "set:b=2"]) == \
         "set:b=2;spec:x;variant:a=1"

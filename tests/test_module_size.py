@@ -12,7 +12,7 @@ LIMIT = 300
 PAPER_FILES = {"models/deep_person.py", "models/ledf.py", "models/fmn.py"}
 # Still to split (docs/architecture.md): lower a cap when the module shrinks, drop the entry
 # once it is under LIMIT.
-TO_SPLIT = {"cli/run.py": 333, "table/variants.py": 311}
+TO_SPLIT: dict[str, int] = {}
 
 
 def _lines(f: Path) -> int:

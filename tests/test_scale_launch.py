@@ -181,7 +181,7 @@ def test_status_counts_every_state(setup):
     assert "  failed       IDE A × market (seed 1) — diverged: boom" in lines
     assert "  running      IDE B × market (seed 0)" in lines
     assert "  pending      IDE B × market (seed 1)" in lines
-    res = CliRunner().invoke(main, args + ["--brief"])  # lock released: pending again
+    res = CliRunner().invoke(main, args + ["--quiet"])  # lock released: pending again
     assert res.output.strip() == ("demo/table1 [smoke] (synthetic data): 6 cell(s) — 1 done, "
                                   "1 failed, 1 stale, 3 pending")
 

@@ -338,7 +338,7 @@ def test_weights_list_runs_offline_and_lists_every_set(no_caches, monkeypatch):
     (d / "vgg16.pth").write_bytes(b"x")
     monkeypatch.setenv(store.ENV_DIR, str(d))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    res = CliRunner().invoke(main, ["weights", "list", "--specs",
+    res = CliRunner().invoke(main, ["weights", "list",
                                     "papers/verif_identif/table2.yaml"])
     assert res.exit_code == 0, res.output
     lines = {ln.split()[0]: ln.split()[1] for ln in res.output.splitlines()

@@ -3,53 +3,63 @@ torchrun or on Slurm), or print the plan with estimates (``--dry-run``)."""
 
 from __future__ import annotations
 
-import shlex
-import sys
 from pathlib import Path
 
 import click
 
+from .deprecation import Command, old_spelling, spec_key_spelling
+from .tiers import chosen_tier, tier_options
 
-@click.command()
-@click.argument("spec_paths", nargs=-1, required=True, type=click.Path())
+
+@click.command(cls=Command)
+@click.argument("spec_paths", nargs=-1, required=True, type=click.Path(), metavar="SPECS...")
 @click.option("--rows", "rows", multiple=True,
               help="Run only these rows: names, case-insensitive, comma-separated or repeated.")
 @click.option("--datasets", "datasets", multiple=True,
               help="Run only these dataset columns (column id, dataset name or label; "
                    "case-insensitive, comma-separated or repeated).")
-@click.option("--seeds", type=click.IntRange(1), default=None,
-              help="Number of seeds (0..N-1); default: the spec's `seeds`.")
+@click.option("--num-seeds", "num_seeds", type=click.IntRange(1), default=None,
+              help="Number of seeds, run as seeds 0..N-1 (default: the spec's `seeds`).")
+@old_spelling("--seeds", "--num-seeds", "num_seeds", type=click.IntRange(1))
 @click.option("--splits", "splits", default=None, metavar="0-4|0,3,7",
               help="Run only these partitions of columns that have several (CUHK03 classic: "
                    "20, each its own training). The report shows such a column as partial "
                    "(◐ k/n partitions), never as the table's number, until all have run.")
-@click.option("--smoke", is_flag=True,
-              help="Synthetic stand-in dataset and the spec's shrunk recipe (CPU minutes). "
-                   "Results are labelled synthetic everywhere.")
-@click.option("--shakedown", is_flag=True,
-              help="Every cell of the real run with the full recipe (input size, width, batch "
-                   "sizes, every stage), each stage stopped after --shakedown-steps steps, on "
+@tier_options(
+    tier_help="The tier to run: full (the paper's recipe on your data; default), smoke, "
+              "shakedown or smoke_recipe (see their shorthands below).",
+    smoke_help="--tier smoke: synthetic stand-in dataset and the spec's shrunk recipe (CPU "
+               "minutes). Results are labelled synthetic everywhere.",
+    smoke_recipe_help="--tier smoke_recipe: the spec's shrunk recipe on YOUR real data "
+                      "(labelled so in CSV and report, never compared as a reproduction).",
+    shakedown_help="--tier shakedown: every cell of the real run with the full recipe (input "
+                   "size, width, batch sizes, every stage), each stage stopped after --shakedown-steps steps, on "
                    "the synthetic stand-in at the recipe's resolution with a small gallery. "
                    "Records step time, first/last loss and peak memory; labelled shakedown "
                    "everywhere, never a reproduction.")
 @click.option("--shakedown-steps", type=click.IntRange(1), default=2, show_default=True,
-              help="Optimisation steps per training stage under --shakedown.")
-@click.option("--pretrained", type=click.Choice(["spec", "none"]), default="spec",
-              show_default=True,
-              help="With --shakedown: 'none' starts every backbone from random init instead of "
-                   "the spec's ImageNet weights (machines without the weights); recorded in "
-                   "the CSV.")
-@click.option("--max-batch", type=click.IntRange(1), default=None,
-              help="With --shakedown on CPU only: cap every stage's batch size (P×K samplers "
-                   "keep P >= 2). Refused on CUDA, where the real batch must be proven.")
+              help="Optimisation steps per training stage under --tier shakedown.")
+@click.option("--shakedown-pretrained", "shakedown_pretrained",
+              type=click.Choice(["spec", "none"]), default="spec", show_default=True,
+              help="With --tier shakedown: 'none' starts every backbone from random init "
+                   "instead of the spec's ImageNet weights (machines without the weights); "
+                   "recorded in the CSV.")
+@old_spelling("--pretrained", "--shakedown-pretrained", "shakedown_pretrained",
+              type=click.Choice(["spec", "none"]))
+@click.option("--shakedown-max-batch", "shakedown_max_batch", type=click.IntRange(1),
+              default=None,
+              help="With --tier shakedown on CPU only: cap every stage's batch size (P×K "
+                   "samplers keep P >= 2). Refused on CUDA, where the real batch must be "
+                   "proven.")
+@old_spelling("--max-batch", "--shakedown-max-batch", "shakedown_max_batch",
+              type=click.IntRange(1))
 @click.option("--variant", "variants", multiple=True, metavar="KEY=VALUE",
+              callback=spec_key_spelling,
               help="Run the rows whose assumed value KEY lists VALUE among its `alternatives`, "
-                   "with VALUE in its place (repeatable); results are stored beside the main "
-                   "ones under variant `variant:KEY=VALUE`. Evaluation-only keys (eval.*) reuse "
-                   "the trained models.")
-@click.option("--smoke-recipe", is_flag=True,
-              help="The spec's shrunk recipe on YOUR real data (tier smoke_recipe; labelled "
-                   "so in CSV and report, never compared as a reproduction).")
+                   "with VALUE in its place (repeatable); KEY is the value's path in the spec "
+                   "(recipe.train.lr, params.x, eval.ap, options.x). Results are stored "
+                   "beside the main ones under variant `variant:KEY=VALUE`. Evaluation-only "
+                   "keys (eval.*) reuse the trained models.")
 @click.option("--subset", is_flag=True,
               help="The dataset is a deliberate subset of the real one: its layout is checked, "
                    "its counts are not; results are labelled subset everywhere.")
@@ -61,7 +71,8 @@ import click
                    "wins over any measurement. Without it a cell's shakedown rate is used "
                    "when it was measured on a GPU (never a CPU one).")
 @click.option("--results-dir", type=click.Path(file_okay=False), default="results",
-              show_default=True)
+              show_default=True,
+              help="Results folder: <paper>/<table>.csv per spec, cell records beside them.")
 @click.option("--data-root", type=click.Path(file_okay=False), default=None,
               help="Dataset root (default: $REID_BENCH_DATA, else ./data); only read.")
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
@@ -120,57 +131,47 @@ import click
                    "its ImageNet weights (repeatable). See `reid-bench weights list`.")
 @click.option("--site-config", type=click.Path(dir_okay=False, exists=True), default=None,
               help="YAML of Slurm settings (reid_bench.run.launch.slurm.SlurmConfig); flags win.")
-@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
-              help="Override a recipe value by its dotted key, e.g. --set train.lr=0.02 "
-                   "(repeatable; value parsed as YAML). Validated like the spec; the results "
-                   "are keyed and labelled as deviating from the paper's recipe.")
-def run(spec_paths, rows, seeds, smoke, dry_run, results_dir, data_root, device, force,
-        num_workers, checkpoint_every, deterministic, shakedown=False, shakedown_steps=2,
-        pretrained="spec", max_batch=None, precision="fp32", channels_last=False,
-        compile_=False, launcher="local", nproc=1, slurm_partition=None,
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", callback=spec_key_spelling,
+              help="Override a recipe value by its path in the spec, e.g. --set "
+                   "recipe.train.lr=0.02 (repeatable; value parsed as YAML). Validated like "
+                   "the spec; the results are keyed and labelled as deviating from the "
+                   "paper's recipe.")
+def run(spec_paths, rows, num_seeds, tier, smoke, dry_run, results_dir, data_root, device,
+        force, num_workers, checkpoint_every, deterministic, shakedown=False, shakedown_steps=2,
+        shakedown_pretrained="spec", shakedown_max_batch=None, precision="fp32",
+        channels_last=False, compile_=False, launcher="local", nproc=1, slurm_partition=None,
         slurm_time=None, slurm_gpus=None, slurm_array_parallelism=None, site_config=None,
         sets=(), variants=(), datasets=(), smoke_recipe=False, subset=False, throughput=None,
         cache_dir=None, checkpoint_minutes=10.0, quiet=False, weights=(), splits=None,
         log_every_steps=None, eval_every=0, tensorboard=None):
-    """Train and evaluate every runnable row of each SPEC (files, or folders of
+    """Train and evaluate every runnable row of each of SPECS (files, or folders of
     table*.yaml); write results/<paper>/<table>.csv per spec."""
     import torch
 
     from ..core.cache_dir import use_cache_dir
     from ..core.console import configure as configure_console
     from ..core.console import output_safe, quiet_stdout
-    from ..core.preempt import EXIT_PREEMPTED, Preempted
-    from ..run.runner import Runner, RunOptions, indent
+    from ..run.runner import RunOptions
     from ..spec import load_spec
-    from ..store.columns import SHRUNK_TIERS
-    from ..table.overrides import (
-        compose_variant,
-        parse_sets,
-        set_parts,
-        spec_parts,
-        validate_overrides,
-    )
-    from ..table.plan import plan
+    from ..table.overrides import parse_sets
     from ..table.selection import (
         dataset_choices,
         expand_spec_paths,
         match,
         parse_splits,
         row_choices,
-        select_splits,
         split_names,
     )
     from ..table.shakedown import ShakedownOptions, check_device
+    from .run_tables import Selection, run_tables
 
-    chosen = [f for f, on in (("--smoke", smoke), ("--smoke-recipe", smoke_recipe),
-                              ("--shakedown", shakedown)) if on]
-    if len(chosen) > 1:
-        raise click.UsageError(f"{' and '.join(chosen)} exclude each other: choose one tier")
-    if (smoke or shakedown) and subset:
-        raise click.UsageError("--subset describes real data; --smoke and --shakedown use the "
-                               "synthetic stand-in")
-    if not shakedown and (pretrained != "spec" or max_batch is not None):
-        raise click.UsageError("--pretrained and --max-batch belong to --shakedown runs")
+    tier = chosen_tier(tier, smoke, shakedown, smoke_recipe) or "full"
+    if tier in ("smoke", "shakedown") and subset:
+        raise click.UsageError("--subset describes real data; --tier smoke and --tier shakedown "
+                               "use the synthetic stand-in")
+    if tier != "shakedown" and (shakedown_pretrained != "spec" or shakedown_max_batch is not None):
+        raise click.UsageError("--shakedown-pretrained and --shakedown-max-batch belong to "
+                               "--tier shakedown runs")
     if variants and (launcher != "local" or nproc > 1):
         raise click.UsageError("--variant runs with the local launcher (one process) only")
     if tensorboard and not dry_run:
@@ -200,19 +201,16 @@ def run(spec_paths, rows, seeds, smoke, dry_run, results_dir, data_root, device,
 
         # Before any training: a read-only results folder is one line, not a traceback.
         check_writable(Path(results_dir))
-    tier = ("smoke" if smoke else "smoke_recipe" if smoke_recipe
-            else "shakedown" if shakedown else "full")
     overrides = parse_sets(sets)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    shake = (ShakedownOptions(steps=shakedown_steps, pretrained=pretrained,
-                              max_batch=max_batch) if shakedown else None)
+    shake = (ShakedownOptions(steps=shakedown_steps, pretrained=shakedown_pretrained,
+                              max_batch=shakedown_max_batch) if tier == "shakedown" else None)
     check_device(shake, device)
     from ..engine.accel import AccelOptions
-    from ..run.launch.dispatch import dispatch
     from ..weights import parse_overrides
 
     opts = RunOptions(results_dir=Path(results_dir), data_root=data_root,
-                      device=device, smoke=smoke, force=force,
+                      device=device, smoke=tier == "smoke", force=force,
                       num_workers=num_workers, checkpoint_every=checkpoint_every,
                       deterministic=deterministic,
                       accel=AccelOptions(precision=precision, channels_last=channels_last,
@@ -228,106 +226,9 @@ def run(spec_paths, rows, seeds, smoke, dry_run, results_dir, data_root, device,
     echo = output_safe(click.echo, on_close=quiet_stdout)
     click.get_current_context().call_on_close(configure_console(
         echo, err=output_safe(lambda m: click.echo(m, err=True)), quiet=quiet))
-    label = {"smoke": " — SMOKE, synthetic data", "smoke_recipe": " — SMOKE RECIPE on real data",
-             "shakedown": " — SHAKEDOWN, full recipe for a few steps, synthetic data",
-             "full": ""}[tier] + (" — SUBSET of the dataset" if subset else "")
-    failed_any, seen = False, {}
-    grand = None  # estimate.Totals over every table (--dry-run)
-    for spec_path, spec in zip(paths, specs, strict=True):
-        # A spec copy, overrides or a subset: own cells, never the canonical ones.
-        variant = compose_variant(spec_parts(spec) + set_parts(overrides)
-                                  + (["subset"] if subset else []))
-        names = [r.name for r in spec.rows if want_rows is None or r.name in want_rows]
-        cells = plan(spec, rows=names, seeds=seeds, tier=tier, variant=variant) if names else []
-        if want_ds is not None:
-            cells = [c for c in cells if c.dataset in want_ds]
-        if want_splits is not None:
-            cells = select_splits(cells, want_splits,
-                                  {cid: col.splits or 0 for cid, col in spec.datasets.items()})
-        if cells:
-            validate_overrides(spec, list({c.row.name: c.row for c in cells}.values()),
-                               overrides, smoke=tier in SHRUNK_TIERS)
-        if cells:
-            from ..spec.schedule import schedule_warnings
-
-            for w in schedule_warnings(spec, list({c.row.name: c.row for c in cells}.values()),
-                                       overrides, tiers=(tier in SHRUNK_TIERS,)):
-                echo(f"warning: {w}")
-        if cells and variants:
-            from ..table.variants import apply_variants
-
-            spec, cells = apply_variants(spec, list(variants), cells,
-                                         smoke=tier in SHRUNK_TIERS)
-        quoted = sum(1 for r in spec.rows if not r.runnable)
-        echo(f"{spec.paper.id}/{spec.table.id}: {len(cells)} cell(s) to plan "
-             f"({quoted} quoted row(s) not runnable){label}")
-        if variant:
-            echo(f"variant {variant!r}: results are kept apart from the canonical spec's")
-        if not cells:
-            continue
-        if dry_run:
-            from ..run.launch.dry_run import dry_run_lines
-            from ..table.estimate import Estimator, format_estimates
-
-            # The cells as the launcher's workers receive them (every split), then estimates.
-            echo("\n".join(dry_run_lines(spec, cells, launcher, nproc)))
-
-            from ..table.estimate import Totals
-
-            est = Estimator(spec, opts, throughput, seen)
-            text, table_totals = format_estimates(f"  ({spec_path})",
-                                                  [est.cell(c) for c in cells])
-            echo(text)
-            grand = grand or Totals()
-            grand.add(table_totals)
-            continue
-        if launcher != "local" or nproc > 1:
-            rc = dispatch(str(spec_path), spec, cells, opts,
-                          {"partition": slurm_partition, "time": slurm_time, "gpus": slurm_gpus,
-                           "array_parallelism": slurm_array_parallelism,
-                           "site_config": site_config})
-            if rc == EXIT_PREEMPTED:
-                echo("\nstopped on a signal with the checkpoint saved. To resume, run the same "
-                     "command again:\n  reid-bench "
-                     + " ".join(shlex.quote(a) for a in sys.argv[1:]))
-                sys.exit(EXIT_PREEMPTED)
-            failed_any |= rc != 0
-            continue
-        from ..store.results import cell_dir, check_writable
-
-        check_writable(cell_dir(Path(results_dir), spec.paper.id, spec.table.id))
-        runner = Runner(spec, opts)
-        try:
-            summary = runner.run(cells)
-        except Preempted as exc:
-            _stopped(echo, exc, runner.csv)
-        elsewhere = (f"{len(summary.running_elsewhere)} being run by another runner, "
-                     if summary.running_elsewhere else "")
-        echo(f"\nsummary: {len(summary.done)} done, {len(summary.skipped)} already done, "
-             f"{elsewhere}{len(summary.failed)} not ok → {runner.csv}")
-        from ..core.textable import text_table
-
-        heads = text_table(None, [[status, f"{cid}:"] for cid, status, _ in summary.failed],
-                           indent="  ", sep=" ")
-        for head, (_, _, err) in zip(heads, summary.failed, strict=True):
-            echo(f"{head}\n{indent(err, '      ')}")
-        failed_any |= not summary.ok
-    if dry_run:
-        from ..table.estimate import Totals
-
-        echo("\n" + (grand or Totals()).line(f"total over {len(specs)} table(s)"))
-        return
-    if failed_any:
-        sys.exit(1)
-
-
-def _stopped(echo, exc, csv) -> None:
-    """A training stopped on a signal (Ctrl-C, Slurm preemption or timeout) at a step boundary:
-    say what was saved and how to resume, and exit with ``preempt.EXIT_PREEMPTED``."""
-    from ..core.preempt import EXIT_PREEMPTED
-
-    again = "reid-bench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    echo(f"\nstopped: {exc}.\nFinished cells are in {csv}. To resume (finished cells are "
-         f"skipped, this training continues after step {exc.step}), run the same command "
-         f"again:\n  {again}")
-    sys.exit(EXIT_PREEMPTED)
+    run_tables(echo, list(zip(paths, specs, strict=True)), opts,
+               Selection(tier=tier, rows=want_rows, datasets=want_ds, splits=want_splits,
+                         num_seeds=num_seeds, variants=tuple(variants)),
+               dry_run=dry_run, throughput=throughput,
+               slurm={"partition": slurm_partition, "time": slurm_time, "gpus": slurm_gpus,
+                      "array_parallelism": slurm_array_parallelism, "site_config": site_config})

@@ -8,9 +8,15 @@ from pathlib import Path
 
 import click
 
+from .deprecation import Command, old_spelling
+from .errors import warn
+from .tiers import chosen_tier, tier_options
 
-@click.command()
-@click.argument("paths", nargs=-1, type=click.Path())
+RESULTS_HELP = "Results folder: one <paper>/<table>.csv per table, cell records beside them."
+
+
+@click.command(cls=Command)
+@click.argument("paths", nargs=-1, type=click.Path(), metavar="[SPECS]...")
 @click.option("--paper-texts", type=click.Path(file_okay=False, exists=True), default=None,
               help="Folder of the papers' plain texts (<paper id>.txt): also check that every "
                    "`source:` quote and `replaces:` text is found in the paper.")
@@ -19,8 +25,8 @@ import click
                    "(they always run: CMC non-decreasing, mAP feasible under the spec's AP "
                    "definition, identical rows across tables declared with same_as).")
 def validate(paths, paper_texts=None, show_consistency=False):
-    """Validate specs (default: every papers/*/table*.yaml), their published numbers'
-    consistency included."""
+    """Validate SPECS (files or folders; default: every papers/*/table*.yaml), their published
+    numbers' consistency included."""
     from ..core.errors import SpecError
     from ..spec import find_specs, load_spec
     from ..spec.consistency import check_specs
@@ -71,7 +77,7 @@ def validate(paths, paper_texts=None, show_consistency=False):
         else:
             click.echo(f"ok      {f} ({len(s.rows)} rows)")
             for w in schedule_warnings(s):
-                click.echo(f"warning {w}", err=True)
+                warn(str(w))
     if show_consistency:
         click.echo("\n".join(details(list(loaded.values()), result)))
     if bad:
@@ -79,12 +85,15 @@ def validate(paths, paper_texts=None, show_consistency=False):
         sys.exit(1)
 
 
-@click.command()
-@click.argument("paths", nargs=-1, type=click.Path())
+@click.command(cls=Command)
+@click.argument("paths", nargs=-1, type=click.Path(), metavar="[SPECS]...")
 @click.option("--format", "fmt", type=click.Choice(["csv", "markdown"]), default="csv",
-              show_default=True)
+              show_default=True,
+              help="csv: one number per line (spreadsheet-safe); markdown: one table per "
+                   "paper table.")
 def published(paths, fmt):
-    """Print every published number of the specs (long format)."""
+    """Print every published number of SPECS (files or folders; default: papers/), in long
+    format."""
     import pandas as pd
 
     from ..spec import find_specs, load_spec
@@ -111,38 +120,43 @@ def published(paths, fmt):
     click.echo(to_csv(df), nl=False)
 
 
-@click.command()
+@click.command(cls=Command)
+@click.argument("spec_paths", nargs=-1, type=click.Path(), metavar="[SPECS]...")
 @click.option("--results-dir", type=click.Path(file_okay=False), default="results",
-              show_default=True)
+              show_default=True, help=RESULTS_HELP)
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Output folder (default: <results-dir>/report).")
-@click.option("--specs", "spec_paths", multiple=True, help="Spec files/folders (default: papers/).")
+@old_spelling("--specs", "the SPECS arguments", "spec_paths", multiple=True, type=click.Path())
 @click.option("--format", "fmt", type=click.Choice(["html", "markdown", "json", "latex"]),
               default="html", show_default=True,
               help="html: static site (index.html + one page per table); markdown: report.md; "
                    "json: summary.json for scripts; latex: report.tex (booktabs tables).")
 def report(results_dir, out, spec_paths, fmt):
-    """Render the report: published vs reproduced, verdicts and claims for every table."""
+    """Render the report of SPECS (files or folders; default: papers/): published vs
+    reproduced, verdicts and claims for every table."""
     from ..report.build import build_report
     from ..spec import find_specs
 
     if not find_specs(list(spec_paths) or None):
         where = ", ".join(spec_paths) if spec_paths else f"{Path('papers').resolve()}/*/table*.yaml"
         raise click.UsageError(f"no spec files found (looked for {where}). Run `reid-bench "
-                               "report` from the repository root, or name the specs with --specs.")
+                               "report` from the repository root, or name the specs: "
+                               "`reid-bench report SPEC…`.")
     out = Path(out) if out else Path(results_dir) / "report"
     index = build_report(Path(results_dir), out, list(spec_paths) or None, fmt=fmt)
     click.echo(f"report written: {index}")
 
 
-@click.command()
+@click.command(cls=Command)
 @click.argument("results_a", type=click.Path(file_okay=False, exists=True))
 @click.argument("results_b", type=click.Path(file_okay=False, exists=True))
 @click.option("--format", "fmt", type=click.Choice(["text", "csv", "json"]), default="text",
-              show_default=True)
+              show_default=True,
+              help="text: aligned table with deltas; csv: spreadsheet-safe; json: records for "
+                   "scripts.")
 def compare(results_a, results_b, fmt):
-    """Two results folders side by side (two GPUs, two commits): per table, row, dataset and
-    metric the mean ± std over seeds in each, and the delta B − A."""
+    """Two results folders (RESULTS_A, RESULTS_B) side by side (two GPUs, two commits): per
+    table, row, dataset and metric the mean ± std over seeds in each, and the delta B − A."""
     from ..spec import specs_by_table
     from ..store.compare import compare as compare_folders
     from ..store.compare import format_text
@@ -159,15 +173,15 @@ def compare(results_a, results_b, fmt):
         click.echo(format_text(df, a, b), nl=False)
 
 
-@click.command()
-@click.argument("spec_paths", nargs=-1, type=click.Path())
+@click.command(cls=Command)
+@click.argument("spec_paths", nargs=-1, type=click.Path(), metavar="[SPECS]...")
 @click.option("--results-dir", type=click.Path(file_okay=False), default="results",
-              show_default=True)
-@click.option("--smoke", is_flag=True, help="Only the --smoke cells (same as --tier smoke).")
-@click.option("--tier", type=click.Choice(["full", "smoke", "shakedown", "smoke_recipe"]),
-              default=None,
-              help="Only this tier's cells (default: the full tier, planned, and every other "
-                   "tier the results folder holds).")
+              show_default=True, help=RESULTS_HELP)
+@tier_options(tier_help="Only this tier's cells (default: the full tier, planned, and every "
+                        "other tier the results folder holds).",
+              smoke_help="Only the smoke cells (--tier smoke).",
+              shakedown_help="Only the shakedown cells (--tier shakedown).",
+              smoke_recipe_help="Only the smoke-recipe cells (--tier smoke_recipe).")
 @click.option("--variant", "variant", default=None, metavar="VARIANT",
               help="Only this variant's cells, as status heads it (e.g. subset, "
                    "set:train.lr=0.02); 'canonical' for the spec's own cells.")
@@ -176,13 +190,16 @@ def compare(results_a, results_b, fmt):
                    "else ./data): a cell finished on other data is not done.")
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
               help="Folder of derived files (synthetic data, extracted CUHK03 images).")
-@click.option("--seeds", type=click.IntRange(1), default=None,
-              help="Number of seeds planned (default: the spec's `seeds`).")
-@click.option("--brief", is_flag=True, help="Only the per-table counts.")
-def status(spec_paths, results_dir, smoke, seeds, brief, tier=None, variant=None,
-           data_root=None, cache_dir=None):
-    """Done / running / interrupted / failed / stale / pending cells of each table (default:
-    every papers/ spec), in every tier and variant the results folder holds."""
+@click.option("--num-seeds", "num_seeds", type=click.IntRange(1), default=None,
+              help="Number of seeds planned, 0..N-1 (default: the spec's `seeds`).")
+@old_spelling("--seeds", "--num-seeds", "num_seeds", type=click.IntRange(1))
+@click.option("--quiet", is_flag=True, help="Only the per-table counts, no cell lines.")
+@old_spelling("--brief", "--quiet", "quiet", is_flag=True)
+def status(spec_paths, results_dir, num_seeds=None, quiet=False, tier=None, smoke=False,
+           shakedown=False, smoke_recipe=False, variant=None, data_root=None, cache_dir=None):
+    """Done / running / interrupted / failed / stale / pending cells of each of SPECS (files or
+    folders; default: every papers/ spec), in every tier and variant the results folder
+    holds."""
     from ..core.cache_dir import use_cache_dir
     from ..spec import find_specs, load_spec
     from ..table.finished import DataFingerprints
@@ -193,7 +210,7 @@ def status(spec_paths, results_dir, smoke, seeds, brief, tier=None, variant=None
     if not files:
         raise click.UsageError("no spec files found (looked for papers/*/table*.yaml)")
     use_cache_dir(cache_dir)
-    tier = tier or ("smoke" if smoke else None)
+    tier = chosen_tier(tier, smoke, shakedown, smoke_recipe)
     fingerprints = DataFingerprints(data_root)
     res = Path(results_dir)
     shown_full, other_tiers, matched = 0, set(), False
@@ -208,13 +225,13 @@ def status(spec_paths, results_dir, smoke, seeds, brief, tier=None, variant=None
             if (tier is not None and t != tier) or (want_v is not None and v != want_v):
                 continue
             matched = True
-            cells = table_status(spec, res, seeds=seeds, tier=t, variant=v,
+            cells = table_status(spec, res, seeds=num_seeds, tier=t, variant=v,
                                  fingerprints=fingerprints)
             if t == "full" and v == own:
                 shown_full += sum(c.state != "pending" for c in cells)
             else:
                 other_tiers.add(t)
-            click.echo(format_status(spec, cells, verbose=not brief, tier=t, variant=v))
+            click.echo(format_status(spec, cells, verbose=not quiet, tier=t, variant=v))
     if variant is not None and not matched:
         raise click.UsageError(f"no cells of variant {variant!r} in {res}; drop --variant to "
                                "see every variant present")

@@ -1,5 +1,6 @@
 """``reid-bench weights``: list, fetch, locate and convert the pretrained weights the specs
-start from. Registered on the main CLI group by ``reid_bench.cli``."""
+start from. Registered on the main CLI group by ``reid_bench.cli``. The weights package (which
+imports torch) is imported when a command runs, not when the CLI starts."""
 
 from __future__ import annotations
 
@@ -10,7 +11,26 @@ from pathlib import Path
 import click
 
 from ..core.textable import text_table
-from ..weights import registry, store
+from .deprecation import Group, old_spelling
+from .errors import error_line, warn
+
+
+class WeightNames(click.Choice):
+    """The registered weight-set names, read when first needed (``weights.registry`` imports
+    the weights package, and with it torch)."""
+
+    def __init__(self) -> None:
+        super().__init__([])
+
+    @property
+    def choices(self):
+        from ..weights import registry
+
+        return registry.names()
+
+    @choices.setter
+    def choices(self, value) -> None:
+        pass
 
 
 def spec_needs(spec_paths: list[str] | None = None) -> dict[str, list[str]]:
@@ -39,7 +59,7 @@ def spec_needs(spec_paths: list[str] | None = None) -> dict[str, list[str]]:
             for n, tables in need.items()}
 
 
-@click.group("weights")
+@click.group("weights", cls=Group)
 def weights() -> None:
     """Pretrained ImageNet weights: where they are, how to get them.
 
@@ -52,16 +72,18 @@ def weights() -> None:
 
 
 @weights.command("list")
-@click.option("--specs", "spec_paths", multiple=True,
-              help="Spec files/folders to scan for needs (default: papers/).")
+@click.argument("spec_paths", nargs=-1, type=click.Path(), metavar="[SPECS]...")
+@old_spelling("--specs", "the SPECS arguments", "spec_paths", multiple=True, type=click.Path())
 def list_(spec_paths):
-    """Each weight set: which specs need it, where it is looked for, whether it is present.
-    Runs offline."""
+    """Each weight set: which SPECS (spec files or folders; default: papers/) need it, where it
+    is looked for, whether it is present. Runs offline."""
+    from ..weights import registry, store
+
     try:
         needs = spec_needs(list(spec_paths) or None)
     except Exception as exc:  # a broken spec must not hide the weights table
         needs = {}
-        click.echo(f"(could not scan specs: {exc})", err=True)
+        warn(f"could not scan specs: {exc}")
     sets = {name: (registry.get(name), store.locate(name)) for name in registry.names()}
     heads = text_table(None, [[name, "present" if hit else "MISSING",
                                f"{ws.library} {ws.tag} — {ws.title}"]
@@ -80,21 +102,24 @@ def list_(spec_paths):
 
 
 @weights.command("path")
-@click.argument("name", type=click.Choice(registry.names()))
+@click.argument("name", type=WeightNames())
 def path(name):
     """Print the file NAME's ImageNet weights load from (exit 1 if absent)."""
+    from ..weights import store
+
     hit = store.locate(name)
     if hit is None:
-        click.echo(f"{name}: not found; {store.fixes(name)}", err=True)
+        error_line(f"{name}: not found; {store.fixes(name)}")
         sys.exit(1)
     click.echo(str(hit.path))
 
 
 @weights.command("fetch")
-@click.argument("names", nargs=-1, type=click.Choice(registry.names()))
+@click.argument("names", nargs=-1, type=WeightNames())
 def fetch(names):
     """Download NAMES (default: all) through timm / torchvision into their normal caches."""
     from ..core.console import configure
+    from ..weights import registry, store
 
     # store.fetch logs each download: shown here as the command's progress.
     click.get_current_context().call_on_close(configure(click.echo))
@@ -105,7 +130,7 @@ def fetch(names):
             click.echo(f"{name}: {hit.path}")
         except store.WeightsError as exc:
             failed += 1
-            click.echo(str(exc), err=True)
+            error_line(str(exc))
     if failed:
         sys.exit(1)
 
@@ -120,8 +145,10 @@ def fetch(names):
 @click.option("--no-verify", is_flag=True,
               help="Convert even if the file's sha1 is not the BVLC reference model's.")
 def convert(name, caffemodel, out, no_verify):
-    """Convert the BVLC reference CaffeNet (bvlc_reference_caffenet.caffemodel) into a
-    safetensors state dict of our CaffeNet, checked strictly against the network."""
+    """Convert CAFFEMODEL, the BVLC reference CaffeNet (bvlc_reference_caffenet.caffemodel),
+    into a safetensors state dict of our CaffeNet (NAME: caffenet, the one set converted),
+    checked strictly against the network."""
+    from ..weights import registry, store
     from ..weights.caffe import convert_caffenet
 
     dest = Path(out) if out else store.own_cache_dir() / f"{name}.safetensors"

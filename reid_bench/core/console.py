@@ -3,7 +3,8 @@ handler that prints the library's log records.
 
 The library only logs (``logging.getLogger(__name__)``); the edge decides where records go:
 the CLI installs ``ConsoleHandler`` with ``configure`` (click output), a launched worker
-process with ``ensure``. Bars are drawn on stderr and only on a terminal; a log line written
+process with ``ensure``. Every progress bar goes through ``progress``: drawn on stderr, only on a
+terminal and never once the console is configured ``quiet`` (``--quiet``); a log line written
 while a bar is shown clears it first and the bar is redrawn below (``tqdm.external_write_mode``).
 """
 
@@ -17,26 +18,35 @@ from typing import Any
 LIBRARY = "reid_bench"
 # Per-epoch and per-stage lines (the training loop and the methods): what ``--quiet`` hides.
 TRAINING_LOGGERS = ("reid_bench.engine.train", "reid_bench.models")
+# ``configure(quiet=True)`` (the CLI's --quiet): no bar anywhere until restored.
+_state = {"quiet": False}
+
+
+def _terminal() -> bool:
+    return sys.stderr.isatty()
 
 
 def bars_enabled(quiet: bool = False) -> bool:
-    """Whether progress bars are drawn: not under ``--quiet`` and only when stderr is a
-    terminal (logs redirected to a file keep their plain lines)."""
-    return not quiet and sys.stderr.isatty()
+    """Whether progress bars are drawn: not under ``quiet`` or a console configured quiet
+    (``--quiet``), and only when stderr is a terminal (logs redirected to a file keep their
+    plain lines)."""
+    return not quiet and not _state["quiet"] and _terminal()
 
 
 def progress(iterable: Iterable, *, desc: str, unit: str, enabled: bool = True,
-             leave: bool = False) -> Any:
-    """``iterable`` wrapped in a tqdm bar (count, rate, ETA) on stderr when ``enabled`` and
-    ``bars_enabled()``; otherwise ``iterable`` itself."""
+             leave: bool = False, total: int | None = None) -> Any:
+    """``iterable`` wrapped in a tqdm bar (count of ``total``, default ``len(iterable)``;
+    rate, ETA) on stderr when ``enabled`` and ``bars_enabled()``; otherwise ``iterable``
+    itself."""
     if not enabled or not bars_enabled():
         return iterable
     from tqdm import tqdm
 
-    try:
-        total = len(iterable)  # type: ignore[arg-type]
-    except TypeError:
-        total = None
+    if total is None:
+        try:
+            total = len(iterable)  # type: ignore[arg-type]
+        except TypeError:
+            total = None
     return tqdm(iterable, total=total, desc=desc, unit=unit, leave=leave, dynamic_ncols=True)
 
 
@@ -68,9 +78,11 @@ def configure(echo: Callable[[str], None], *, err: Callable[[str], None] | None 
               quiet: bool = False, level: int = logging.INFO) -> Callable[[], None]:
     """Send the library's records at ``level`` and above to ``echo`` (``err``: warnings and
     errors), replacing a console handler installed before. ``quiet``: the training loop's and
-    the methods' per-epoch/per-stage lines are dropped (warnings still show); one line per cell
-    stays. Returns a function that restores the previous handlers and levels."""
+    the methods' per-epoch/per-stage lines are dropped (warnings still show) and no progress
+    bar is drawn; one line per cell stays. Returns a function that restores the previous
+    handlers, levels and quiet setting."""
     names = (LIBRARY, *TRAINING_LOGGERS)
+    was_quiet, _state["quiet"] = _state["quiet"], quiet
     saved = {n: logging.getLogger(n).level for n in names}
     lib = logging.getLogger(LIBRARY)
     old = [h for h in lib.handlers if isinstance(h, ConsoleHandler)]
@@ -83,6 +95,7 @@ def configure(echo: Callable[[str], None], *, err: Callable[[str], None] | None 
         logging.getLogger(name).setLevel(logging.WARNING if quiet else logging.NOTSET)
 
     def restore() -> None:
+        _state["quiet"] = was_quiet
         lib.removeHandler(handler)
         for h in old:
             lib.addHandler(h)

@@ -5,6 +5,6 @@ from pydantic import BaseModel, ConfigDict
 
 class Strict(BaseModel):
     """Unknown keys are an error; instances are frozen (hashable, safe to share); a float field
-    refuses inf and NaN (``.inf`` in a spec, ``--set train.lr=.inf``, ``"inf"``)."""
+    refuses inf and NaN (``.inf`` in a spec, ``--set recipe.train.lr=.inf``, ``"inf"``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)

@@ -71,7 +71,7 @@ def load_yaml_with_lines(path: Path) -> tuple[Any, dict[KeyPath, int]]:
 
 def load_text_with_lines(text: str, where: str) -> tuple[Any, dict[KeyPath, int]]:
     """``load_yaml_with_lines`` of YAML ``text``; errors name ``where`` (a file, or e.g.
-    ``--set train.lr``)."""
+    ``--set recipe.train.lr``)."""
     loader = _StrictLoader(text, where)
     try:
         try:

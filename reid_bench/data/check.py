@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from ..core import console
 from ..core.errors import DatasetError
 from ..core.registry import DATASETS
 from ..core.textable import text_table
@@ -109,18 +110,13 @@ def _unreadable(paths: Sequence[str], deep: bool = True,
                 progress: str | None = None, fn: Any = None) -> list[tuple[str, str]]:
     """(path, reason) for every path that does not decode fully (``deep``) or whose header does
     not open (or that ``fn(path) -> reason | None`` finds bad). Threads: PIL releases the GIL
-    while decoding, so this scales with cores. With ``progress`` (a label) a progress bar goes
-    to stderr when it is a terminal."""
+    while decoding, so this scales with cores. With ``progress`` (a label) a progress bar
+    (``core.console.progress``: on a terminal, never under ``--quiet``)."""
     fn = fn or (_decode if deep else _header)
     with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
         it = pool.map(fn, paths, chunksize=64)
         if progress is not None:
-            import sys
-
-            from tqdm import tqdm
-
-            it = tqdm(it, total=len(paths), desc=progress, unit="img", leave=False,
-                      disable=not sys.stderr.isatty())
+            it = console.progress(it, desc=progress, unit="img", total=len(paths))
         reasons = list(it)
     return [(p, r) for p, r in zip(paths, reasons, strict=True) if r is not None]
 

@@ -26,7 +26,8 @@ import pandas as pd
 from ..spec import Spec
 from ..table.overrides import variant_parts
 from ..table.rowstate import merge_flags, most_withheld, reading
-from ..table.variants import traced_values, variant_choices
+from ..table.traced_values import traced_values
+from ..table.variants import variant_choices
 from . import verdicts
 from .fmt import delta
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..table.variants import nest, set_eval, traced_values
+from ..table.traced_values import traced_values
+from ..table.variants import nest, set_eval
 from . import Row, Spec, deep_merge, untrace
 from .recipes import recipe_tree
 

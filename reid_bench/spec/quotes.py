@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ..table.variants import traced_values
+from ..table.traced_values import traced_values
 from . import Spec
 
 

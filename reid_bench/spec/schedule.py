@@ -1,5 +1,5 @@
 """Schedule warnings a spec or a run's ``--set`` can cause without being invalid: a learning-rate
-step at or beyond its stage's epochs never happens (``--set train.epochs=4`` with
+step at or beyond its stage's epochs never happens (``--set recipe.train.epochs=4`` with
 ``lr_steps: [5]`` silently trains without decay). ``reid-bench validate`` prints them and
 ``run`` logs them at plan time; neither refuses the spec."""
 

@@ -1,9 +1,10 @@
 """``run --set KEY=VALUE``: recipe overrides, and the ``variant`` key of deviating results.
 
 An override replaces one value of a row's resolved recipe (table recipe ⊕ row recipe, ⊕ the
-smoke recipe under ``--smoke``), addressed by its dotted key (``train.lr=0.02``,
-``stage2.epochs=4``, ``input.resize=[288,144]``). Values are parsed as YAML (``0.02``, ``true``,
-``[7, 9]``, ``adam``). Overrides are validated against each row's method ``Recipe`` model, the
+smoke recipe under ``--smoke``), addressed by its path in the spec (``recipe.train.lr=0.02``,
+``recipe.stage2.epochs=4``, ``recipe.input.resize=[288,144]``; ``core.keyvalue`` parses the
+items and reads the old spelling without ``recipe.``). Values are parsed as YAML (``0.02``,
+``true``, ``[7, 9]``, ``adam``). Overrides are validated against each row's method ``Recipe`` model, the
 same way the spec is, so a typo names the key and the allowed ones. Evaluation settings are
 the paper's protocol and cannot be overridden.
 
@@ -25,7 +26,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from ..core.errors import ReidBenchError
@@ -105,28 +105,37 @@ def describe_variant(variant: str, baseline: dict[str, Any] | None = None) -> li
 
 
 def parse_sets(items: Iterable[str]) -> dict[str, Any]:
-    """``["train.lr=0.02", ...]`` → ``{"train.lr": 0.02}`` (values parsed as YAML). Raises
-    OverrideError for a malformed or repeated item."""
+    """``["recipe.train.lr=0.02", ...]`` → ``{"train.lr": 0.02}``: keys below the recipe, as
+    the ``set:`` variant parts and the ``overrides`` column store them; values parsed as YAML.
+    The old spelling ``train.lr=0.02`` gives the same (``core.keyvalue.spec_key``; the CLI
+    warns). Raises OverrideError for a malformed or repeated item or a key outside the recipe."""
+    from ..core.keyvalue import KeyValueError, parse_pairs, spec_key, yaml_value
+
+    try:
+        pairs = parse_pairs(items, option="--set", example="recipe.train.lr=0.02", dotted=True,
+                            empty_value=True)
+    except KeyValueError as exc:
+        raise OverrideError(str(exc)) from None
     out: dict[str, Any] = {}
-    for item in items:
-        key, eq, raw = str(item).partition("=")
-        key = key.strip()
-        if not eq or not key or any(not k for k in key.split(".")):
-            raise OverrideError(f"--set {item!r}: expected KEY=VALUE with a dotted recipe key, "
-                                "e.g. --set train.lr=0.02")
-        if key in out:
+    for written, raw in pairs.items():
+        key, _ = spec_key(written)
+        block, _, sub = key.partition(".")
+        if block != "recipe":
+            how = ("evaluation settings follow the paper's protocol and cannot be overridden"
+                   if block == "eval" else f"{block}.* values are not recipe values")
+            raise OverrideError(f"--set {written}: {how}; --set changes recipe values "
+                                "(recipe.<path>, e.g. recipe.train.lr, recipe.train.epochs, "
+                                "recipe.input.height); a declared alternative runs with "
+                                f"--variant {written}=<alternative>")
+        if sub in out:
             raise OverrideError(f"--set {key} is given twice; give each key once")
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError as exc:
-            raise OverrideError(f"--set {key}: value {raw!r} is not valid YAML ({exc})") from None
+            value = yaml_value("--set", key, raw)
+        except KeyValueError as exc:
+            raise OverrideError(str(exc)) from None
         if ";" in key or ";" in spell(value):
             raise OverrideError(f"--set {key}: ';' is not allowed in keys or values")
-        if key.split(".")[0] == "eval":
-            raise OverrideError(f"--set {key}: evaluation settings follow the paper's protocol "
-                                "and cannot be overridden; --set changes recipe values "
-                                "(e.g. train.lr, train.epochs, input.height)")
-        out[key] = value
+        out[sub] = value
     return out
 
 
@@ -144,7 +153,8 @@ def apply_overrides(values: dict, overrides: dict[str, Any]) -> dict:
                     idx = int(part)
                     node[idx]  # noqa: B018 — bounds check
                 except (ValueError, IndexError):
-                    raise OverrideError(f"--set {key}: {'.'.join(parts[:i]) or 'recipe'} is a "
+                    raise OverrideError(f"--set recipe.{key}: "
+                                        f"{'.'.join(parts[:i]) or 'recipe'} is a "
                                         f"list of {len(node)}; use an index 0..{len(node) - 1}"
                                         ) from None
                 if last:
@@ -153,7 +163,7 @@ def apply_overrides(values: dict, overrides: dict[str, Any]) -> dict:
                     node = node[idx]
                 continue
             if not isinstance(node, dict):
-                raise OverrideError(f"--set {key}: {'.'.join(parts[:i])} is a value "
+                raise OverrideError(f"--set recipe.{key}: {'.'.join(parts[:i])} is a value "
                                     f"({node!r}), not a group of keys")
             if last:
                 node[part] = value
@@ -188,7 +198,7 @@ def validate_overrides(spec: Any, rows: Iterable[Any], overrides: dict[str, Any]
                 dotted = ".".join(str(p) for p in loc)
                 key = next((k for k in overrides if dotted == k or dotted.startswith(k + ".")
                             or k.startswith(dotted + ".")), dotted)
-                problems.setdefault(f"--set {key} ({dotted}): {msg}", []).append(row.name)
+                problems.setdefault(f"--set recipe.{key} ({dotted}): {msg}", []).append(row.name)
     if problems:
         lines = [f"  {p} [row(s): {', '.join(dict.fromkeys(r))}]" for p, r in problems.items()]
         raise OverrideError(f"invalid --set override(s) for {spec.path}:\n" + "\n".join(lines))

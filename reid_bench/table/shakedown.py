@@ -51,9 +51,9 @@ def check_device(opts: ShakedownOptions | None, device: str) -> None:
     """Refuse ``max_batch`` on CUDA: a GPU shakedown exists to prove the real batch fits."""
     if opts is not None and opts.max_batch is not None and str(device).startswith("cuda"):
         raise ReidBenchError(
-            f"--max-batch {opts.max_batch} is for CPU shakedowns only: on {device} the "
+            f"--shakedown-max-batch {opts.max_batch} is for CPU shakedowns only: on {device} the "
             "shakedown must run the spec's real batch sizes to prove they fit in GPU memory. "
-            "Drop --max-batch, or add --device cpu.")
+            "Drop --shakedown-max-batch, or add --device cpu.")
 
 
 # ---------------------------------------------------------------- recipe and data

@@ -16,91 +16,15 @@ variants change nothing the trained-model cache is keyed by, so they reuse the t
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
 from ..core.errors import SpecError
-from ..spec import Row, Spec, deep_merge, untrace
+from ..spec import Row, Spec, deep_merge
 from ..spec.recipes import recipe_tree, smoke_tree
 from .overrides import compose_variant, spell, variant_parts
+from .traced_values import traced_values
 
 PREFIX = "variant:"
-
-
-@dataclass(frozen=True)
-class Traced:
-    """One traced value of a spec: where it lives, its value and where it comes from."""
-
-    key: str  # "recipe.train.lr" | "params.reduction_mode" | "eval.ap"
-    value: Any
-    scope: str  # "table" (table recipe) | "row" | "column"
-    owner: str  # "" for the table, else the row name or the column id
-    source: str | None = None
-    assumed: str | None = None
-    replaces: str | None = None
-    alternatives: tuple = ()
-    path: tuple = field(default=(), compare=False)  # YAML key path, for error messages
-
-    @property
-    def block(self) -> str:
-        return self.key.split(".")[0]
-
-
-def _traced(key: str, value: Any, scope: str, owner: str, prov: dict, path: tuple) -> Traced:
-    return Traced(key, value, scope, owner, prov.get("source"), prov.get("assumed"),
-                  prov.get("replaces"), tuple(prov.get("alternatives") or ()), path)
-
-
-def _leaves(values: Any, prefix: tuple = ()) -> dict[tuple, Any]:
-    if isinstance(values, dict) and values:
-        out: dict[tuple, Any] = {}
-        for k, v in values.items():
-            out.update(_leaves(v, prefix + (k,)))
-        return out
-    return {prefix: values}
-
-
-def traced_values(spec: Spec, *, defaults: bool = True) -> list[Traced]:
-    """Every traced value of ``spec``: the table recipe, each runnable row's recipe overrides,
-    the traced ``params``/``eval`` values (``spec.traced``), in spec order, then (``defaults``)
-    every recipe value the spec leaves out, per row, as ``assumed: "default"``
-    (``spec.defaults``). A default has no source, quote or alternatives: callers after those
-    pass ``defaults=False`` and skip validating every row's method for them."""
-    out: list[Traced] = []
-    values, prov, _ = untrace(spec.recipe)
-    for kp, v in _leaves(values).items():
-        k = ".".join(kp)
-        if k in prov:
-            out.append(_traced(f"recipe.{k}", v, "table", "", prov[k], ("recipe",) + kp))
-    index = {r.name: i for i, r in enumerate(spec.rows)}
-    for r in spec.rows:
-        # A same_as row running another table's training carries that table's recipe: its
-        # traced values are that spec's (quoted from that paper, varied there).
-        if not r.runnable or not r.recipe or (r.shared and r.shared.takes_training):
-            continue
-        values, prov, _ = untrace(r.recipe)
-        for kp, v in _leaves(values).items():
-            k = ".".join(kp)
-            if k in prov:
-                out.append(_traced(f"recipe.{k}", v, "row", r.name, prov[k],
-                                   ("rows", index[r.name], "recipe") + kp))
-    for e in spec.traced:
-        sub = tuple(e["key"].split("."))
-        path = (("datasets", e["owner"]) + sub if e["scope"] == "column"
-                else ("rows", index.get(e["owner"], 0)) + sub)
-        out.append(_traced(e["key"], e["value"], e["scope"], e["owner"], e, path))
-    if not defaults:
-        return out
-    # A recipe value the spec leaves out is the Recipe's default: our choice, never the
-    # paper's (spec.defaults).
-    from ..spec.defaults import DEFAULT_REASON, untraced_leaves
-
-    for u in untraced_leaves(spec):
-        out.append(Traced(f"recipe.{u.key}", u.value, "row", u.row, assumed=DEFAULT_REASON,
-                          path=("rows", u.row_index, "recipe")))
-    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -133,17 +57,17 @@ def _same(alt: Any, wanted: Any, raw: str) -> bool:
 
 
 def parse_choice(text: str) -> tuple[str, str, Any]:
-    """``"KEY=VALUE"`` → (key, raw value text, value parsed as YAML)."""
-    key, eq, raw = text.partition("=")
-    if not eq or not key.strip() or not raw.strip():
-        raise SpecError(f"--variant {text!r}: write KEY=VALUE, e.g. "
-                        "--variant params.reduction_mode=ratio")
-    raw = raw.strip()
+    """``"KEY=VALUE"`` → (key in the one spelling, raw value text, value parsed as YAML, else
+    the text). ``train.lr=…`` is read as ``recipe.train.lr=…`` (``core.keyvalue.spec_key``)."""
+    from ..core.keyvalue import KeyValueError, parse_pairs, spec_key, yaml_value
+
     try:
-        value = yaml.safe_load(raw)
-    except yaml.YAMLError:
-        value = raw
-    return key.strip(), raw, value
+        ((key, raw),) = parse_pairs([text], option="--variant",
+                                    example="params.reduction_mode=ratio").items()
+    except KeyValueError as exc:
+        raise SpecError(str(exc)) from None
+    key, raw = spec_key(key)[0], raw.strip()
+    return key, raw, yaml_value("--variant", key, raw, strict=False)
 
 
 def available(spec: Spec) -> list[str]:

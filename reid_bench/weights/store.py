@@ -74,15 +74,18 @@ def use_overrides(overrides: dict[str, str] | None) -> Iterator[None]:
 
 
 def parse_overrides(items: list[str] | tuple[str, ...]) -> dict[str, str]:
-    """``["resnet50=/x.pth", ...]`` → ``{"resnet50": "/x.pth"}``; unknown names and missing
-    files are errors that name the allowed values."""
+    """``["resnet50=/x.pth", ...]`` → ``{"resnet50": "/x.pth"}`` (``core.keyvalue``, the
+    parser of every KEY=VALUE option); unknown names and missing files are errors that name
+    the allowed values."""
+    from ..core.keyvalue import KeyValueError, parse_pairs
+
+    try:
+        pairs = parse_pairs(items, option="--weights", example="resnet50=/data/resnet50.pth",
+                            allowed=registry.names)
+    except KeyValueError as exc:
+        raise WeightsError(str(exc)) from None
     out: dict[str, str] = {}
-    for item in items:
-        name, sep, path = item.partition("=")
-        if not sep or not name or not path:
-            raise WeightsError(f"--weights {item!r}: expected NAME=PATH, e.g. "
-                               f"resnet50=/data/resnet50.pth (names: {', '.join(registry.names())})")
-        registry.get(name)  # unknown name → RegistryError listing the known ones
+    for name, path in pairs.items():
         p = Path(path).expanduser()
         if not p.is_file():
             raise WeightsError(f"--weights {name}={path}: no such file")
