@@ -12,6 +12,28 @@ def _no_network_weights(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
 
+@pytest.fixture(autouse=True)
+def _console_restored():
+    """The library's console state (handlers, logger levels, quiet) as it was before each test:
+    a test that configures the console and does not restore it (a CLI command whose context
+    did not close, an in-process launcher task) must not change what later tests print."""
+    import logging
+
+    from reid_bench.core import console
+
+    names = (console.LIBRARY, *console.TRAINING_LOGGERS)
+    levels = {n: logging.getLogger(n).level for n in names}
+    handlers = list(logging.getLogger(console.LIBRARY).handlers)
+    state = dict(console._state)
+    yield
+    lib = logging.getLogger(console.LIBRARY)
+    lib.handlers[:] = handlers
+    for n, lvl in levels.items():
+        logging.getLogger(n).setLevel(lvl)
+    console._state.clear()
+    console._state.update(state)
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return ROOT

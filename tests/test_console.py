@@ -27,15 +27,17 @@ def test_records_reach_echo_and_quiet_drops_training_lines():
         assert out == ["cell 1: ok", "[x] epoch 1/1", "[fmn] stage-1 GRN"]
         assert err == ["not resuming"]
         out.clear(), err.clear()
-        configure(out.append, err=err.append, quiet=True)  # replaces the handler
+        restore_quiet = configure(out.append, err=err.append, quiet=True)  # replaces the handler
         logging.getLogger("reid_bench.run.runner").info("cell %d: ok", 2)
         logging.getLogger("reid_bench.engine.train").info("[x] epoch 1/1")
         logging.getLogger("reid_bench.models.fmn").info("[fmn] stage-1 GRN")
         logging.getLogger("reid_bench.engine.train").warning("not resuming")
         assert out == ["cell 2: ok"] and err == ["not resuming"]
+        restore_quiet()
     finally:
         restore()
     out.clear()
+    logging.getLogger("reid_bench").setLevel(logging.INFO)  # a record that would pass, if handled
     logging.getLogger("reid_bench.run.runner").info("after restore")
     assert out == [] and logging.getLogger("reid_bench.engine.train").level == logging.NOTSET
 
