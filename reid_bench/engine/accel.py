@@ -35,13 +35,12 @@ these switches inside the training loop).
 from __future__ import annotations
 
 import contextlib
-import contextvars
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import torch
 
+from ..core.scoped import Scoped
 from ..core.strict import Strict
 
 Precision = Literal["fp32", "tf32", "bf16", "fp16"]
@@ -176,8 +175,7 @@ def resolve(opts: AccelOptions | None, device: torch.device | str) -> Accel:
                  sync_bn=opts.sync_bn, precision=precision)
 
 
-_CURRENT: contextvars.ContextVar[Accel | None] = contextvars.ContextVar("reid_bench_accel",
-                                                                       default=None)
+_CURRENT: Scoped[Accel | None] = Scoped("reid_bench_accel", None)
 
 
 def current() -> Accel | None:
@@ -185,11 +183,6 @@ def current() -> Accel | None:
     return _CURRENT.get()
 
 
-@contextlib.contextmanager
-def use(accel: Accel | None) -> Iterator[Accel | None]:
+def use(accel: Accel | None) -> contextlib.AbstractContextManager[Accel | None]:
     """Make ``accel`` the current switches for the ``train_stage`` calls inside the block."""
-    token = _CURRENT.set(accel)
-    try:
-        yield accel
-    finally:
-        _CURRENT.reset(token)
+    return _CURRENT.use(accel)

@@ -8,14 +8,14 @@ instead of resuming it.
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-_IDENTITY: contextvars.ContextVar[dict | None] = contextvars.ContextVar("ckpt_identity",
-                                                                      default=None)
+from ..core.scoped import Scoped
+
+_IDENTITY: Scoped[dict | None] = Scoped("ckpt_identity", None)
 
 
 def checkpoint_identity(train_hash: str, code_fingerprint: str) -> dict[str, str]:
@@ -27,11 +27,8 @@ def checkpoint_identity(train_hash: str, code_fingerprint: str) -> dict[str, str
 def use_checkpoint_identity(identity: dict | None) -> Iterator[None]:
     """Every ``train_stage`` inside stores ``identity`` in its checkpoints and resumes only a
     checkpoint carrying the same one."""
-    token = _IDENTITY.set(identity)
-    try:
+    with _IDENTITY.use(identity):
         yield
-    finally:
-        _IDENTITY.reset(token)
 
 
 def current_identity(stage: str, optim: Any) -> dict[str, Any]:

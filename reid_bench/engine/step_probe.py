@@ -7,12 +7,13 @@ fingerprint would then cover every method)."""
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import torch
+
+from ..core.scoped import Scoped
 
 
 class _Run:
@@ -21,8 +22,7 @@ class _Run:
         self.stages: list[dict[str, Any]] = []
 
 
-_RUN: contextvars.ContextVar[_Run | None] = contextvars.ContextVar("reid_bench_shakedown",
-                                                                  default=None)
+_RUN: Scoped[_Run | None] = Scoped("reid_bench_shakedown", None)
 
 
 def step_limit() -> int | None:
@@ -39,12 +39,8 @@ def collect(opts: Any) -> Iterator[list[dict[str, Any]] | None]:
     if opts is None:
         yield None
         return
-    run = _Run(opts.steps)
-    token = _RUN.set(run)
-    try:
+    with _RUN.use(_Run(opts.steps)) as run:
         yield run.stages
-    finally:
-        _RUN.reset(token)
 
 
 def _sync(device: torch.device) -> None:

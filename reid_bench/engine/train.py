@@ -9,7 +9,6 @@ mid-stage checkpoints that a crashed run resumes from.
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import logging
 import math
 import time
@@ -25,6 +24,7 @@ from ..core import preempt
 from ..core.console import progress
 from ..core.errors import DivergedError
 from ..core.faults import fault_point
+from ..core.scoped import Scoped
 from ..history import stage_log
 from . import checkpoint as ckpt
 from .checkpoint_identity import current_identity
@@ -47,19 +47,15 @@ class LoopSettings:
     progress: bool = True
 
 
-_LOOP: contextvars.ContextVar[LoopSettings | None] = contextvars.ContextVar("loop",
-                                                                            default=None)
+_LOOP: Scoped[LoopSettings | None] = Scoped("loop", None)
 
 
 @contextlib.contextmanager
 def use_loop_settings(settings: LoopSettings):
     """Apply ``settings`` to every ``train_stage`` called inside (the runner sets them around a
     method's ``fit``, so methods need not pass them on)."""
-    token = _LOOP.set(settings)
-    try:
+    with _LOOP.use(settings):
         yield
-    finally:
-        _LOOP.reset(token)
 
 
 def build_optimizer(groups: Sequence[tuple[Iterable[nn.Parameter], float]],

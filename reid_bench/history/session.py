@@ -12,7 +12,6 @@ checkpoint holds, so a crash and resume never duplicates rows.
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import logging
 import random
 import time
@@ -25,6 +24,7 @@ import numpy as np
 import torch
 
 from ..core.errors import ResultsError
+from ..core.scoped import Scoped
 from . import csvfile
 from .csvfile import Row
 
@@ -145,8 +145,7 @@ def _safe(stage: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in stage)
 
 
-_CURRENT: contextvars.ContextVar[History | None] = contextvars.ContextVar("history",
-                                                                         default=None)
+_CURRENT: Scoped[History | None] = Scoped("history", None)
 
 
 def current() -> History | None:
@@ -156,11 +155,10 @@ def current() -> History | None:
 @contextlib.contextmanager
 def use(history: History | None) -> Iterator[History | None]:
     """Record every ``train_stage`` inside into ``history``."""
-    token = _CURRENT.set(history)
     try:
-        yield history
+        with _CURRENT.use(history):
+            yield history
     finally:
-        _CURRENT.reset(token)
         if history is not None:
             history.close()
 

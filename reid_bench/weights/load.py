@@ -12,20 +12,20 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
-from contextvars import ContextVar
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from ..core.scoped import Scoped
 from . import registry, store
 from .store import WeightsError
 
 log = logging.getLogger(__name__)
 
-_records: ContextVar[list | None] = ContextVar("weights_records", default=None)
-_skip: ContextVar[bool] = ContextVar("weights_skip", default=False)
+_records: Scoped[list | None] = Scoped("weights_records", None)
+_skip: Scoped[bool] = Scoped("weights_skip", False)
 
 
 @dataclass(frozen=True)
@@ -44,23 +44,16 @@ class Loaded:
 @contextlib.contextmanager
 def recording() -> Iterator[list[Loaded]]:
     """Collect a ``Loaded`` for every pretrained load inside the block."""
-    out: list[Loaded] = []
-    token = _records.set(out)
-    try:
+    with _records.use([]) as out:
         yield out
-    finally:
-        _records.reset(token)
 
 
 @contextlib.contextmanager
 def skip_pretrained() -> Iterator[None]:
     """Build architectures only: inside the block ``load_pretrained`` loads nothing. For
     rebuilding a trained model whose state dict is loaded next (no network, no ImageNet file)."""
-    token = _skip.set(True)
-    try:
+    with _skip.use(True):
         yield
-    finally:
-        _skip.reset(token)
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:

@@ -27,19 +27,19 @@ import shlex
 import socket
 import threading
 from collections.abc import Iterator
-from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.cache_dir import resolve_cache_dir
 from ..core.errors import ReidBenchError
 from ..core.hashing import file_digest
+from ..core.scoped import Scoped
 from . import registry
 
 log = logging.getLogger(__name__)
 
 ENV_DIR = "REID_BENCH_WEIGHTS_DIR"
-_overrides: ContextVar[dict[str, str] | None] = ContextVar("weights_overrides", default=None)
+_overrides: Scoped[dict[str, str] | None] = Scoped("weights_overrides", None)
 
 
 class WeightsError(ReidBenchError):
@@ -66,11 +66,8 @@ class Located:
 @contextlib.contextmanager
 def use_overrides(overrides: dict[str, str] | None) -> Iterator[None]:
     """Within the block, backbone ``name`` with ImageNet weights loads ``overrides[name]``."""
-    token = _overrides.set(dict(overrides or {}))
-    try:
+    with _overrides.use(dict(overrides or {})):
         yield
-    finally:
-        _overrides.reset(token)
 
 
 def parse_overrides(items: list[str] | tuple[str, ...]) -> dict[str, str]:
