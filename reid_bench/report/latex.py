@@ -83,15 +83,9 @@ def _env() -> jinja2.Environment:
         block_start_string="((*", block_end_string="*))",
         variable_start_string="(((", variable_end_string=")))",
         comment_start_string="((=", comment_end_string="=))")
-    env.filters["tex"] = tex
-    env.filters["num"] = _num
-    env.filters["ours"] = _ours
-    env.filters["delta"] = _delta
-    env.filters["flagmark"] = flag_mark
-    env.globals["flag_text"] = flag_text
-    env.globals["MARKS"] = MARKS
-    env.globals["LABELS"] = verdicts.LABELS
-    env.globals["SEVERITY"] = verdicts.SEVERITY
+    env.filters.update(tex=tex, num=_num, ours=_ours, delta=_delta, flagmark=flag_mark)
+    env.globals.update(flag_text=flag_text, MARKS=MARKS, LABELS=verdicts.LABELS,
+                       SEVERITY=verdicts.SEVERITY)
     return env
 
 

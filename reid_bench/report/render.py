@@ -76,13 +76,10 @@ def markdown_env() -> jinja2.Environment:
                                       autoescape=False, undefined=jinja2.StrictUndefined,
                                       trim_blocks=True, lstrip_blocks=True,
                                       keep_trailing_newline=True))
-    env.globals["table"] = lambda header, rows: markdown_table(header, rows).rstrip("\n")
-    env.globals["main_header"] = main_header
-    env.globals["main_rows"] = main_rows
-    env.globals["other_rows"] = other_rows
-    env.globals["reason_items"] = reason_items
-    env.globals["variant_rows"] = variant_rows
-    env.globals["SEVERITY"] = verdicts.SEVERITY
+    env.globals.update(
+        table=lambda header, rows: markdown_table(header, rows).rstrip("\n"),
+        main_header=main_header, main_rows=main_rows, other_rows=other_rows,
+        reason_items=reason_items, variant_rows=variant_rows, SEVERITY=verdicts.SEVERITY)
     env.filters["code"] = lambda x: f"`{x}`"
     return env
 
