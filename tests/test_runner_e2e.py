@@ -55,6 +55,7 @@ def _run(spec_path, results_dir, data_root, rows, **kw):
     return runner, runner.run(plan(spec, rows=rows, smoke=True))
 
 
+@pytest.mark.slow
 def test_trained_far_above_untrained_with_provenance(spec_path, tmp_path, shared_data_root):
     runner, summary = _run(spec_path, tmp_path / "res", shared_data_root, ["IDE A"])
     assert summary.ok and len(summary.done) == 1
@@ -100,6 +101,7 @@ def test_dry_run_plans_without_running(spec_path, tmp_path):
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.slow
 def test_kill_after_first_cell_then_resume_recomputes_nothing(spec_path, tmp_path,
                                                               shared_data_root):
     res_dir = tmp_path / "res"
