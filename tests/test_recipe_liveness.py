@@ -70,12 +70,13 @@ def test_recipe_field_is_live(method, field, tiny, tmp_path, monkeypatch):
 def _unused_cases():
     """(method, row params, unused leaf) for every project spec row whose method declares
     recipe keys its params leave unread (``Method.recipe_unused``)."""
+    from project_specs import project_specs
+
     from reid_bench.engine.recipe import recipe_leaves
-    from reid_bench.spec import find_specs, load_spec
 
     seen, out = set(), []
-    for path in find_specs():
-        for row in load_spec(path).rows:
+    for spec in project_specs():
+        for row in spec.rows:
             if not (row.runnable and row.method in METHODS):
                 continue
             m = METHODS.get(row.method)()
