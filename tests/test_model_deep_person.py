@@ -222,6 +222,7 @@ def test_params_validation_and_eval_only_descriptor():
 # ------------------------------------------------------------------ end to end
 
 
+@pytest.mark.slow
 def test_table7_smoke_through_runner(tmp_path, shared_data_root, caplog):
     """Both Table 7 rows on the synthetic dataset, one epoch: one training, two ok cells."""
     text = (ROOT / "papers/deep_person/table7.yaml").read_text()
