@@ -21,7 +21,8 @@ def _install(session: nox.Session) -> None:
 
 @nox.session(python=PY)
 def tests(session: nox.Session) -> None:
-    """The test suite (the README's test command)."""
+    """The default test suite (``slow`` and ``gpu`` deselected by pyproject's addopts); with
+    ``nox -s slow`` it is the README's test command."""
     _install(session)
     session.run("pytest", "-q", *session.posargs)
 
