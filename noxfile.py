@@ -1,4 +1,4 @@
-"""nox sessions: tests, lint, smoke (the README's main command), bench, gpu, browser, minimum.
+"""nox sessions: tests, slow, lint, smoke (the README's main command), bench, gpu, browser, minimum.
 
 Every session installs with ``constraints.txt`` so torch/torchvision are the builds that lie on
 our machines' disk (any other version is a multi-GB download).
@@ -10,7 +10,7 @@ from pathlib import Path
 import nox
 import tomllib
 
-nox.options.sessions = ["lint", "tests"]
+nox.options.sessions = ["lint", "tests", "slow"]
 nox.options.reuse_existing_virtualenvs = True
 PY = "3.11"
 
@@ -21,9 +21,18 @@ def _install(session: nox.Session) -> None:
 
 @nox.session(python=PY)
 def tests(session: nox.Session) -> None:
-    """The test suite (the README's test command)."""
+    """The default test suite (``slow`` and ``gpu`` deselected by pyproject's addopts); with
+    ``nox -s slow`` it is the README's test command."""
     _install(session)
     session.run("pytest", "-q", *session.posargs)
+
+
+@nox.session(python=PY)
+def slow(session: nox.Session) -> None:
+    """The slow tests the default suite deselects (``-m slow``: end-to-end trainings, kills
+    and resumes, the CPU shakedown of every method); .ci/run runs them after the suite."""
+    _install(session)
+    session.run("pytest", "-q", "-m", "slow", *session.posargs)
 
 
 @nox.session(python=PY)

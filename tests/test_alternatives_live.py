@@ -14,18 +14,18 @@ import pytest
 import torch
 from fixtures_data import build_cuhk03_mat
 from liveness import PARAMS, base_recipe, differences, get_in, observe, set_in, tiny_dataset
+from project_specs import SPEC_FILES, project_spec
 
 from reid_bench.core.hashing import stable_hash
 from reid_bench.core.registry import METHODS
 from reid_bench.data import load_dataset
 from reid_bench.data.base import ReidDataset, Sample
 from reid_bench.eval import evaluate_cell
-from reid_bench.spec import find_specs, load_spec
 from reid_bench.table.plan import Cell, cell_config, plan, training_key
 from reid_bench.table.variants import apply_variant, available, parse_choice
 
-SPECS = find_specs()
-CASES = [(str(p), choice) for p in SPECS for choice in available(load_spec(p))]
+SPECS = SPEC_FILES
+CASES = [(str(p), choice) for p in SPECS for choice in available(project_spec(p))]
 
 
 def test_cases_cover_every_spec():
@@ -34,7 +34,7 @@ def test_cases_cover_every_spec():
 
 
 def _variant_cells(path: str, choice: str):
-    spec = load_spec(path)
+    spec = project_spec(path)
     new, part, affected = apply_variant(spec, choice)
     assert affected, f"--variant {choice} affects no cell of {path}"
     rows = {r.name: r for r in new.rows}

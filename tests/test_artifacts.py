@@ -92,6 +92,7 @@ def _copy_editing(dest: Path, *edited: str) -> Path:
     return dest
 
 
+@pytest.mark.slow
 def test_editing_a_shared_module_imported_transitively_changes_the_fingerprint(tmp_path):
     """``data/transforms.py`` is imported by no method file, only through ``models/_common.py``
     (hand-checked): editing it must change both IDE's and FMN's fingerprints, so their cached

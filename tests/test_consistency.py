@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from project_specs import project_specs
 
 from reid_bench.cli import main as cli
 from reid_bench.core.errors import SpecError
 from reid_bench.eval.ranking import AP_DEFINITIONS
-from reid_bench.spec import find_specs, load_spec
+from reid_bench.spec import load_spec
 from reid_bench.spec.consistency import (
     AP_LABELS,
     check_specs,
@@ -27,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @cache
 def _shipped():
-    return tuple(load_spec(f) for f in find_specs(None, root=ROOT / "papers"))
+    return tuple(project_specs())
 
 
 def _copy_papers(tmp_path: Path, monkeypatch) -> Path:

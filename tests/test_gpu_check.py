@@ -134,6 +134,7 @@ def test_shakedown_without_the_flags_fails_cleanly(tmp_path, monkeypatch):
         gc.part_shakedown(rec, a)
 
 
+@pytest.mark.slow
 def test_budget_holds_when_parts_hang(tmp_path):
     """Two hanging parts share an 8 s budget: both are killed in time and recorded; unselected
     parts are listed as not run."""

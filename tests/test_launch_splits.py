@@ -78,6 +78,7 @@ def assert_20_splits_ok(df):
     assert df["cell_id"].is_unique
 
 
+@pytest.mark.slow
 def test_nproc_pool_runs_all_20_splits(tmp_path, shared_data_root, plugin_env):
     spec = write_table(tmp_path, ["tiny"])
     res = run(spec, tmp_path, shared_data_root, "--nproc", "2")
@@ -90,6 +91,7 @@ def test_nproc_pool_runs_all_20_splits(tmp_path, shared_data_root, plugin_env):
                                            "  tiny × cuhk: 20/20 splits done"], res.output
 
 
+@pytest.mark.slow
 def test_torchrun_runs_all_20_splits_and_records_failing_ranks(tmp_path, shared_data_root,
                                                                 plugin_env):
     """One torchrun invocation: the 20 splits train with 2 ranks each; then a follower rank

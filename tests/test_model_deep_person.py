@@ -222,8 +222,12 @@ def test_params_validation_and_eval_only_descriptor():
 # ------------------------------------------------------------------ end to end
 
 
-def test_table7_smoke_through_runner(tmp_path, shared_data_root, caplog):
+@pytest.mark.slow
+def test_table7_smoke_through_runner(tmp_path, shared_data_root, caplog, monkeypatch):
     """Both Table 7 rows on the synthetic dataset, one epoch: one training, two ok cells."""
+    # The copy's same_as references resolve against the project's papers/ in the working
+    # directory (spec/same_as.py): run from the repository, wherever pytest was started.
+    monkeypatch.chdir(ROOT)
     text = (ROOT / "papers/deep_person/table7.yaml").read_text()
     text = text.replace("train: {epochs: 6, lr: 0.002, batch_size: 32, lr_steps: [5], gamma: 0.1}",
                         "train: {epochs: 1, lr: 0.002, batch_size: 32, lr_steps: [], gamma: 0.1}")

@@ -157,7 +157,11 @@ def test_stage2_keeps_grn_frozen_and_stage1_is_trained_once(shared_data_root, tm
     assert sum("[fmn-pool1] epoch" in m for m in caplog.messages) == 1
 
 
-def test_table5_end_to_end_through_the_runner(repo_root, shared_data_root, tmp_path, caplog):
+def test_table5_end_to_end_through_the_runner(repo_root, shared_data_root, tmp_path, caplog,
+                                              monkeypatch):
+    # The copy's same_as references resolve against the project's papers/ in the working
+    # directory (spec/same_as.py): run from the repository, wherever pytest was started.
+    monkeypatch.chdir(repo_root)
     caplog.set_level(logging.INFO, logger="reid_bench")
     from reid_bench.run.runner import Runner, RunOptions
     from reid_bench.spec import load_spec

@@ -164,6 +164,7 @@ def test_scheduled_sampler_follows_the_schedule_per_epoch():
         assert sorted(a.tolist()) == list(range(400))  # each image an anchor once
 
 
+@pytest.mark.slow
 def test_table2_smoke_row_end_to_end(tmp_path, shared_data_root):
     """One siamese row of Table II through the real runner on synthetic data (fewer epochs)."""
     spec_path = ROOT / "papers" / "verif_identif" / "table2.yaml"

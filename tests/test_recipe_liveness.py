@@ -7,6 +7,7 @@ sets a removed field is refused by the strict schema, with its file and line).""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -46,18 +47,34 @@ def test_every_method_has_cases():
 @pytest.mark.parametrize("method", PACKAGE_METHODS)
 def test_observation_is_deterministic(method, tiny, tmp_path, monkeypatch):
     # Equal recipes must give equal observations, or a "difference" below would prove nothing.
+    # In two work folders: the observation does not depend on where fit works, so one base
+    # observation serves every field of a method (``_base_observation``).
     r = base_recipe(method)
-    a = observe(method, PARAMS[method], r, tiny, tmp_path, monkeypatch)
-    b = observe(method, PARAMS[method], r, tiny, tmp_path, monkeypatch)
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    a = observe(method, PARAMS[method], r, tiny, tmp_path / "a", monkeypatch)
+    b = observe(method, PARAMS[method], r, tiny, tmp_path / "b", monkeypatch)
     assert differences(a, b) == []
     assert a["stages"], f"{method}.fit trained no stage through train_stage"
+
+
+_BASE: dict[str, dict] = {}
+
+
+def _base_observation(method, params, recipe, tiny, tmp_path, monkeypatch) -> dict:
+    """``observe`` of an unperturbed recipe, once per (method, params, recipe) per test run:
+    most fields of a method share it (test_observation_is_deterministic shows it is the same
+    in any work folder)."""
+    key = json.dumps([method, params, recipe], sort_keys=True, default=str)
+    if key not in _BASE:
+        _BASE[key] = observe(method, params, recipe, tiny, tmp_path, monkeypatch)
+    return _BASE[key]
 
 
 @pytest.mark.parametrize("method,field", CASES, ids=[f"{m}-{f}" for m, f in CASES])
 def test_recipe_field_is_live(method, field, tiny, tmp_path, monkeypatch):
     base, new, value = perturbed(method, tuple(field.split(".")))
     params = params_for(method, field)
-    a = observe(method, params, base, tiny, tmp_path, monkeypatch)
+    a = _base_observation(method, params, base, tiny, tmp_path, monkeypatch)
     b = observe(method, params, new, tiny, tmp_path, monkeypatch)
     assert differences(a, b), (
         f"{method} recipe field {field} = {value!r} changes nothing the method builds, trains "
@@ -70,12 +87,13 @@ def test_recipe_field_is_live(method, field, tiny, tmp_path, monkeypatch):
 def _unused_cases():
     """(method, row params, unused leaf) for every project spec row whose method declares
     recipe keys its params leave unread (``Method.recipe_unused``)."""
+    from project_specs import project_specs
+
     from reid_bench.engine.recipe import recipe_leaves
-    from reid_bench.spec import find_specs, load_spec
 
     seen, out = set(), []
-    for path in find_specs():
-        for row in load_spec(path).rows:
+    for spec in project_specs():
+        for row in spec.rows:
             if not (row.runnable and row.method in METHODS):
                 continue
             m = METHODS.get(row.method)()

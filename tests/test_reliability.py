@@ -86,6 +86,7 @@ def test_oom_is_recorded_with_advice(tmp_path, shared_data_root):
     assert "out of memory" in err and "lower the batch size" in err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("point", ["train_step:5", "evaluate", "json_before_rename",
                                    "csv_before_rename"])
 def test_kill9_at_fault_point_then_rerun_finishes_exactly_once(tmp_path, shared_data_root,
@@ -139,6 +140,7 @@ def _kill_mid_training(cmd: list[str], out: Path, markers: list[Path], rng) -> b
     return alive
 
 
+@pytest.mark.slow
 def test_kill9_at_random_times_then_rerun(tmp_path, shared_data_root):
     """SIGKILL at a random step of a cell's training once its first checkpoint is on disk
     (never during start-up, data loading or ``import torch``); the re-run resumes the killed
@@ -172,6 +174,7 @@ def test_kill9_at_random_times_then_rerun(tmp_path, shared_data_root):
     assert resumed == 1
 
 
+@pytest.mark.slow
 def test_two_concurrent_runners_run_each_cell_once(tmp_path, shared_data_root):
     names = ["a", "b", "c", "d"]
     rows = [{"name": n, "params": {"sleep": 0.01, "marker": str(tmp_path / f"{n}.count")}}

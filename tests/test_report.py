@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from project_specs import project_spec
 
 from reid_bench.cli import main
 from reid_bench.core.errors import SpecError
@@ -359,7 +360,7 @@ def test_bad_tolerances_and_claim_kinds(tmp_path):
                                             ("papers/ledf/table4.yaml", 1)])
 def test_paper_claims_hold_on_the_published_numbers(path, n_claims, tmp_path):
     """The claims written into the specs are the papers' own: they hold on the printed table."""
-    spec = load_spec(ROOT / path)
+    spec = project_spec(path)
     assert len(spec.claims) == n_claims
     v = table_view(spec, tmp_path, with_plots=False)
     assert [c.published_status for c in v.claims] == [claims.HELD] * n_claims

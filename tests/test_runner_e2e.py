@@ -3,14 +3,13 @@
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import torch
 from click.testing import CliRunner
-from toyspec import IDE_A, toy_spec, write_spec
+from toyspec import IDE_A, cli_cmd, plugin_env, tiny_spec, toy_spec, write_spec
 
 from reid_bench.cli import main
 from reid_bench.core.registry import METHODS
@@ -55,6 +54,7 @@ def _run(spec_path, results_dir, data_root, rows, **kw):
     return runner, runner.run(plan(spec, rows=rows, smoke=True))
 
 
+@pytest.mark.slow
 def test_trained_far_above_untrained_with_provenance(spec_path, tmp_path, shared_data_root):
     runner, summary = _run(spec_path, tmp_path / "res", shared_data_root, ["IDE A"])
     assert summary.ok and len(summary.done) == 1
@@ -100,15 +100,17 @@ def test_dry_run_plans_without_running(spec_path, tmp_path):
     assert not (tmp_path / "r").exists()
 
 
-def test_kill_after_first_cell_then_resume_recomputes_nothing(spec_path, tmp_path,
-                                                              shared_data_root):
+@pytest.mark.slow
+def test_kill_after_first_cell_then_resume_recomputes_nothing(tmp_path, shared_data_root):
+    # Two test_tiny rows (a real training through the shared loop, in seconds); the second
+    # sleeps at each step so that the kill lands while it trains.
+    spec_path = tiny_spec(tmp_path, [{"name": "A"}, {"name": "B", "params": {"sleep": 0.1}}],
+                          epochs=2)
     res_dir = tmp_path / "res"
     csv = res_dir / "demo" / "table1.csv"
-    cmd = [sys.executable, "-m", "reid_bench.cli", "run", str(spec_path), "--smoke",
-           "--rows", "IDE A", "--rows", "IDE B", "--results-dir", str(res_dir),
-           "--data-root", str(shared_data_root)]
+    cmd = cli_cmd(spec_path, res_dir, shared_data_root)
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+                            start_new_session=True, env=plugin_env())
     try:
         deadline = time.time() + 240
         while time.time() < deadline:
@@ -123,14 +125,14 @@ def test_kill_after_first_cell_then_resume_recomputes_nothing(spec_path, tmp_pat
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     first = results.read_results(csv)
-    assert len(first) == 1 and first.iloc[0]["row"] == "IDE A"
+    assert len(first) == 1 and first.iloc[0]["row"] == "A"
     done_at = first.iloc[0]["finished_at"]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=400)
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=400, env=plugin_env())
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "IDE A × market (seed 0): already done" in out.stdout
+    assert "A × market (seed 0): already done" in out.stdout
     final = results.read_results(csv)
-    assert sorted(final["row"]) == ["IDE A", "IDE B"]
-    assert final.set_index("row").loc["IDE A", "finished_at"] == done_at
+    assert sorted(final["row"]) == ["A", "B"]
+    assert final.set_index("row").loc["A", "finished_at"] == done_at
     assert (final["status"] == "ok").all()
 
 

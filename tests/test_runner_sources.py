@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from click.testing import CliRunner
 from toyspec import (
     MARKET_PLAIN,
@@ -65,6 +66,7 @@ def test_split_axis_plans_one_cell_per_split(tmp_path):
     assert [c.split for c in plan(spec, smoke=True)] == [None]
 
 
+@pytest.mark.slow
 def test_rerun_skips_exactly_the_finished_splits(tmp_path, shared_data_root):
     """A run SIGKILLed while evaluating split 1 leaves split 0 finished (the ``test_splits``
     dataset takes a ``split`` option); the re-run leaves split 0's row untouched and runs

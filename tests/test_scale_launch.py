@@ -201,6 +201,7 @@ def _rank_main(rank, port, spec_path, refs, options):
         raise SystemExit(f"rank 0 summary not ok: {summary.failed}")
 
 
+@pytest.mark.slow
 def test_torchrun_worker_two_ranks_rank0_writes(setup):
     """What `--launcher torchrun --nproc 2` runs in each process (forked here instead of
     torchrun to skip two interpreter start-ups): both ranks train, rank 0 alone records."""

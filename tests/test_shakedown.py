@@ -7,6 +7,7 @@ import time
 import pytest
 import torch
 from click.testing import CliRunner
+from project_specs import project_spec
 from torch import nn
 from torch.utils.data import TensorDataset
 
@@ -203,11 +204,10 @@ def test_status_of_a_shakedown_tier_counts_its_own_cells(tmp_path):
     """`status --tier shakedown` plans the shakedown cells and reads their rows; their config
     depends on the run's flags, so an ok row is done, never stale. The same recorded hash on a
     full-tier row (where status can recompute the config) is stale."""
-    from reid_bench.spec import load_spec
     from reid_bench.store import results
     from reid_bench.table.status import table_status
 
-    spec = load_spec("papers/lgeu/table1.yaml")
+    spec = project_spec("lgeu/table1.yaml")
     csv = results.table_csv(tmp_path, spec.paper.id, spec.table.id)
     for tier in ("shakedown", "full"):
         results.upsert_row(csv, {"paper": "lgeu", "table": "table1", "row": "Ours",

@@ -4,9 +4,12 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from project_specs import SPEC_FILES
 
 from reid_bench.core.errors import SpecError
-from reid_bench.spec import find_specs, load_spec, resolved_recipe
+from reid_bench.report.ledger import counts
+from reid_bench.spec import load_spec, resolved_recipe
+from reid_bench.spec.defaults import untraced_leaves
 
 GOOD = """\
 paper:
@@ -127,8 +130,15 @@ def test_unknown_protocol_lists_allowed(tmp_path):
     assert "unknown protocol 'markett'" in str(e.value) and "market_mq" in str(e.value)
 
 
-@pytest.mark.parametrize("path", find_specs(root=Path(__file__).resolve().parents[1] / "papers"),
-                         ids=lambda p: f"{p.parent.name}/{p.stem}")
+@pytest.mark.parametrize("path", SPEC_FILES, ids=lambda p: f"{p.parent.name}/{p.stem}")
 def test_every_shipped_spec_validates(path):
-    spec = load_spec(path, check_methods=True)
+    """Every project spec loads as ``validate`` loads it (methods registered, every value its
+    methods read traced: ``complete``), leaves no value to a Recipe default, and a spec with
+    runnable rows has recipe values in its ledger. (One load per spec for the three checks
+    that test_recipe_defaults and test_ledger each repeated over every spec.)"""
+    spec = load_spec(path, check_methods=True, complete=True)
     assert spec.rows
+    assert untraced_leaves(spec) == []
+    if any(r.runnable for r in spec.rows):
+        c = counts(spec)
+        assert c["recipe_stated"] + c["recipe_assumed"] > 0, path

@@ -10,6 +10,7 @@ import time
 import numpy as np
 import pytest
 import torch
+from conftest import ROOT
 from PIL import Image
 from safetensors.torch import load_file, save_file
 from torch import nn
@@ -339,7 +340,7 @@ def test_weights_list_runs_offline_and_lists_every_set(no_caches, monkeypatch):
     monkeypatch.setenv(store.ENV_DIR, str(d))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     res = CliRunner().invoke(main, ["weights", "list",
-                                    "papers/verif_identif/table2.yaml"])
+                                    str(ROOT / "papers/verif_identif/table2.yaml")])
     assert res.exit_code == 0, res.output
     lines = {ln.split()[0]: ln.split()[1] for ln in res.output.splitlines()
              if ln and not ln.startswith(" ")}

@@ -73,6 +73,10 @@ from .tiers import chosen_tier, tier_options
 @click.option("--results-dir", type=click.Path(file_okay=False), default="results",
               show_default=True,
               help="Results folder: <paper>/<table>.csv per spec, cell records beside them.")
+@click.option("--artifacts-dir", type=click.Path(file_okay=False), default=None,
+              help="Folder of trained-model artefacts (default: RESULTS_DIR/_artifacts); runs "
+                   "into different results folders that share it reuse trained models. "
+                   "verify --reevaluate looks only under RESULTS_DIR/_artifacts.")
 @click.option("--data-root", type=click.Path(file_okay=False), default=None,
               help="Dataset root (default: $REID_BENCH_DATA, else ./data); only read.")
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
@@ -143,7 +147,7 @@ def run(spec_paths, rows, num_seeds, tier, smoke, dry_run, results_dir, data_roo
         slurm_time=None, slurm_gpus=None, slurm_array_parallelism=None, site_config=None,
         sets=(), variants=(), datasets=(), smoke_recipe=False, subset=False, throughput=None,
         cache_dir=None, checkpoint_minutes=10.0, quiet=False, weights=(), splits=None,
-        log_every_steps=None, eval_every=0, tensorboard=None):
+        log_every_steps=None, eval_every=0, tensorboard=None, artifacts_dir=None):
     """Train and evaluate every runnable row of each of SPECS (files, or folders of
     table*.yaml); write results/<paper>/<table>.csv per spec."""
     import torch
@@ -220,7 +224,8 @@ def run(spec_paths, rows, num_seeds, tier, smoke, dry_run, results_dir, data_roo
                       checkpoint_minutes=checkpoint_minutes, quiet=quiet,
                       weights=parse_overrides(weights), log_every_steps=log_every_steps,
                       eval_every=eval_every,
-                      tensorboard=Path(tensorboard) if tensorboard else None)
+                      tensorboard=Path(tensorboard) if tensorboard else None,
+                      artifacts_dir=Path(artifacts_dir) if artifacts_dir else None)
     # An output error (`run … | head`) never becomes a cell's failure; the library logs
     # (reid_bench.core.console), printed here as before.
     echo = output_safe(click.echo, on_close=quiet_stdout)

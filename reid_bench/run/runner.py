@@ -81,6 +81,9 @@ class RunOptions:
     log_every_steps: int = 0
     eval_every: int = 0
     tensorboard: Path | None = None
+    # Trained-model artefact root (None: results_dir / "_artifacts"); a shared one lets runs
+    # into different results folders reuse trained models.
+    artifacts_dir: Path | None = None
 
 
 @dataclass
@@ -109,10 +112,9 @@ class Runner:
         self.cells_dir = results.cell_dir(opts.results_dir, spec.paper.id, spec.table.id)
         # Shakedown trainings (a few steps) live apart and are retrained on every run, so they
         # can never stand in for a real training.
-        self.cache = (ArtifactCache(Path(opts.results_dir) / "_artifacts", refresh=opts.force)
-                      if opts.shakedown is None else
-                      ArtifactCache(Path(opts.results_dir) / "_artifacts" / "_shakedown",
-                                    refresh=True))
+        root = Path(opts.artifacts_dir or Path(opts.results_dir) / "_artifacts")
+        self.cache = (ArtifactCache(root, refresh=opts.force) if opts.shakedown is None else
+                      ArtifactCache(root / "_shakedown", refresh=True))
         if wrap_cache is not None:
             self.cache = wrap_cache(self.cache)
         self.device = torch.device(opts.device)

@@ -49,6 +49,7 @@ def options_from_dict(d: dict[str, Any], **over: Any) -> RunOptions:
     d = dict(d)
     d["results_dir"] = Path(d["results_dir"])
     d["data_root"] = Path(d["data_root"]) if d.get("data_root") else None
+    d["artifacts_dir"] = Path(d["artifacts_dir"]) if d.get("artifacts_dir") else None
     d["accel"] = AccelOptions(**d["accel"]) if d.get("accel") is not None else None
     from ...table.shakedown import ShakedownOptions
 
