@@ -68,3 +68,32 @@ def test_the_option_reaches_workers_and_the_cli(tmp_path, monkeypatch):
                               "--artifacts-dir", str(tmp_path / "m"), "--device", "cpu"])
     assert seen, out.output
     assert seen[0].artifacts_dir == tmp_path / "m"
+
+
+def test_verify_finds_the_models_under_the_runs_artifact_root(tmp_path, shared_data_root):
+    """A results folder trained with --artifacts-dir verifies (and re-evaluates) when verify is
+    given the same folder; without it, its models are missing (strict), never silently
+    passed; a relocated folder must stay inside the root it is given."""
+    from click.testing import CliRunner
+
+    from reid_bench.cli import main
+    from reid_bench.run.verify import artefact_folder
+
+    register_plugin()
+    spec_path = tiny_spec(tmp_path, [{"name": "a"}], epochs=1)
+    spec = load_spec(spec_path)
+    res, shared = tmp_path / "r", tmp_path / "models"
+    assert Runner(spec, RunOptions(results_dir=res, data_root=shared_data_root,
+                                   artifacts_dir=shared, smoke=True, quiet=True)
+                  ).run(plan(spec, smoke=True)).ok
+    ok = CliRunner().invoke(main, ["verify", str(res), "--artifacts-dir", str(shared),
+                                   "--reevaluate", "--specs", str(spec_path),
+                                   "--data-root", str(shared_data_root)])
+    assert ok.exit_code == 0, ok.output
+    assert "1 of 1 row(s) verified, numbers re-evaluated" in ok.output
+    missing = CliRunner().invoke(main, ["verify", str(res)])
+    assert missing.exit_code == 1 and "no stored model" in missing.output, missing.output
+    # The stored path's tail is all that is kept: no escape from the given root.
+    assert artefact_folder({"trained_artifact": "/x/trained/../../etc"}, res, shared) is None
+    assert artefact_folder({"trained_artifact": "/x/_shakedown/trained/h"}, res, shared) == \
+        shared / "_shakedown" / "trained" / "h"

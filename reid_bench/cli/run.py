@@ -75,8 +75,8 @@ from .tiers import chosen_tier, tier_options
               help="Results folder: <paper>/<table>.csv per spec, cell records beside them.")
 @click.option("--artifacts-dir", type=click.Path(file_okay=False), default=None,
               help="Folder of trained-model artefacts (default: RESULTS_DIR/_artifacts); runs "
-                   "into different results folders that share it reuse trained models. "
-                   "verify --reevaluate looks only under RESULTS_DIR/_artifacts.")
+                   "into different results folders that share it reuse trained models "
+                   "(give `verify` the same --artifacts-dir).")
 @click.option("--data-root", type=click.Path(file_okay=False), default=None,
               help="Dataset root (default: $REID_BENCH_DATA, else ./data); only read.")
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None,

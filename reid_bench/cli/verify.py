@@ -20,9 +20,13 @@ import click
 @click.option("--data-root", type=click.Path(file_okay=False), default=None,
               help="Dataset root for --reevaluate (default: $REID_BENCH_DATA, else ./data).")
 @click.option("--device", default="cpu", show_default=True, help="Device for --reevaluate.")
+@click.option("--artifacts-dir", type=click.Path(file_okay=False), default=None,
+              help="Where the run kept its trained models, when it was given `run "
+                   "--artifacts-dir` (default: RESULTS_DIR/_artifacts).")
 @click.option("--tolerance", type=click.FloatRange(min=0), default=0.01, show_default=True,
               help="Largest difference, in percentage points, a re-evaluated metric may have.")
-def verify(results_dir, reevaluate, spec_paths, data_root, device, tolerance):
+def verify(results_dir, reevaluate, spec_paths, data_root, device, tolerance,
+           artifacts_dir=None):
     """Check that every row of RESULTS_DIR (default: results) is what the runner wrote: its
     digest, its cell JSON, its stored model's training record and files (sha256); with
     --reevaluate, that the stored model gives the row's numbers. Exit 1 if any row fails."""
@@ -31,7 +35,8 @@ def verify(results_dir, reevaluate, spec_paths, data_root, device, tolerance):
     checks = verify_folder(Path(results_dir), reevaluate=reevaluate,
                            spec_paths=list(spec_paths) or None,
                            data_root=Path(data_root) if data_root else None, device=device,
-                           tolerance=tolerance)
+                           tolerance=tolerance,
+                           artifacts_dir=Path(artifacts_dir) if artifacts_dir else None)
     bad = 0
     for c in checks:
         if c.problem:

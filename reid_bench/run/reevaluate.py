@@ -46,7 +46,8 @@ def _spec_for(paper: str, table: str, spec_paths: list[str] | None) -> Any:
 
 def reevaluate_row(row: dict[str, Any], results_dir: Path, *, spec_paths: list[str] | None,
                    data_root: Path | None, device: str = "cpu",
-                   tolerance: float = 0.01) -> tuple[dict[str, float] | None, str | None]:
+                   tolerance: float = 0.01, artifacts_dir: Path | None = None,
+                   ) -> tuple[dict[str, float] | None, str | None]:
     """(metrics of the stored model, None) when they match ``row`` within ``tolerance``
     percentage points, else (metrics or None, why not). The caller (``verify_folder``) has
     already checked the stored model's files against their manifest (sha256)."""
@@ -55,10 +56,10 @@ def reevaluate_row(row: dict[str, Any], results_dir: Path, *, spec_paths: list[s
     payload, why = read_cell_json(cell_json_path(row, results_dir), results_dir)
     if payload is None:
         return None, why
-    folder = artefact_folder(payload, results_dir)
+    folder = artefact_folder(payload, results_dir, artifacts_dir)
     if folder is None or not (folder / "model.pt").is_file():
-        return None, "no stored model to re-evaluate (its cell JSON names none in " \
-                     f"{results_dir}/_artifacts)"
+        where = artifacts_dir or Path(results_dir) / "_artifacts"
+        return None, f"no stored model to re-evaluate (its cell JSON names none in {where})"
     if row.get("variant"):
         return None, "variant rows are not re-evaluated (their spec copy or --set values " \
                      "are not in the results folder)"

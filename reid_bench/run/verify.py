@@ -69,11 +69,23 @@ def read_cell_json(path: Path, results_dir: Path) -> tuple[dict | None, str | No
     return data, None
 
 
-def artefact_folder(payload: Mapping[str, Any], results_dir: Path) -> Path | None:
+def artefact_folder(payload: Mapping[str, Any], results_dir: Path,
+                    artifacts_dir: Path | None = None) -> Path | None:
     """The trained-model folder a cell JSON names, relocated under ``results_dir`` (the JSON
-    stores the path as the run saw it); None when it names none or one outside."""
+    stores the path as the run saw it); None when it names none or one outside. With
+    ``artifacts_dir`` (the run's ``--artifacts-dir``): relocated under that folder instead,
+    as ``[_shakedown/]<kind>/<hash>`` (``engine.artifacts.ArtifactCache.path_for``)."""
     named = payload.get("trained_artifact")
-    if not isinstance(named, str) or ARTIFACTS not in Path(named).parts:
+    if not isinstance(named, str):
+        return None
+    if artifacts_dir is not None:
+        parts = Path(named).parts
+        rel = parts[-3:] if len(parts) >= 3 and parts[-3] == "_shakedown" else parts[-2:]
+        if len(rel) < 2 or any(p in ("..", ".", "") or "/" in p or "\\" in p for p in rel):
+            return None
+        folder = Path(artifacts_dir).joinpath(*rel)
+        return folder if folder.resolve().is_relative_to(Path(artifacts_dir).resolve()) else None
+    if ARTIFACTS not in Path(named).parts:
         return None
     parts = Path(named).parts
     rel = parts[len(parts) - 1 - parts[::-1].index(ARTIFACTS):]
@@ -128,11 +140,12 @@ def _metric_diff(recorded: Mapping[str, Any], row: Mapping[str, Any]) -> list[st
 
 
 def row_consistency(row: Mapping[str, Any], results_dir: Path, *, strict: bool = False,
-                    hash_files: bool = False) -> str | None:
+                    hash_files: bool = False, artifacts_dir: Path | None = None) -> str | None:
     """Why results ``row`` (as read back) disagrees with the records written beside it, or
     None. Without ``strict`` only contradictions count (a record that exists and disagrees);
     with it a missing cell JSON or artefact does too. ``hash_files``: also re-hash the
-    artefact's files against its manifest (reads the whole model)."""
+    artefact's files against its manifest (reads the whole model). ``artifacts_dir``: where
+    the run kept its trained models when not in ``results_dir`` (``run --artifacts-dir``)."""
     results_dir = Path(results_dir)
     try:
         path = cell_json_path(row, results_dir)
@@ -165,12 +178,13 @@ def row_consistency(row: Mapping[str, Any], results_dir: Path, *, strict: bool =
     if row.get("status") != "ok":
         return None
     return _artefact_consistency(row, payload, results_dir, strict=strict,
-                                 hash_files=hash_files)
+                                 hash_files=hash_files, artifacts_dir=artifacts_dir)
 
 
 def _artefact_consistency(row: Mapping[str, Any], payload: Mapping[str, Any], results_dir: Path,
-                          *, strict: bool, hash_files: bool) -> str | None:
-    folder = artefact_folder(payload, results_dir)
+                          *, strict: bool, hash_files: bool,
+                          artifacts_dir: Path | None = None) -> str | None:
+    folder = artefact_folder(payload, results_dir, artifacts_dir)
     if folder is None or not (folder / "config.json").is_file():
         where = payload.get("trained_artifact")
         return (f"no stored model at {folder or where}" if strict and where else None)
@@ -228,24 +242,27 @@ class RowCheck:
 
 def verify_folder(results_dir: Path, *, reevaluate: bool = False,
                   spec_paths: list[str] | None = None, data_root: Path | None = None,
-                  device: str = "cpu", tolerance: float = 0.01) -> list[RowCheck]:
+                  device: str = "cpu", tolerance: float = 0.01,
+                  artifacts_dir: Path | None = None) -> list[RowCheck]:
     """Every row of every table CSV under ``results_dir``: its digest, its cell JSON and its
-    artefact (strict, files re-hashed), and with ``reevaluate`` its numbers from the stored
-    model (``reid_bench.run.reevaluate``; within ``tolerance`` percentage points)."""
+    artefact (strict, files re-hashed; under ``artifacts_dir`` when the run kept them there),
+    and with ``reevaluate`` its numbers from the stored model (``reid_bench.run.reevaluate``;
+    within ``tolerance`` percentage points)."""
     out = []
     specs = specs_by_table(spec_paths)
     for csv, df in results.all_results(Path(results_dir)):
         for rec in df.to_dict("records"):
             check = RowCheck(csv, rec)
             check.problem = (row_edited(rec) or row_consistency(rec, results_dir, strict=True,
-                                                                 hash_files=True)
+                                                                 hash_files=True,
+                                                                 artifacts_dir=artifacts_dir)
                              or _spec_disagrees(rec, specs, Path(results_dir)))
             if check.problem is None and reevaluate and rec.get("status") == "ok":
                 from .reevaluate import reevaluate_row
 
                 check.reevaluated, check.problem = reevaluate_row(
                     rec, Path(results_dir), spec_paths=spec_paths, data_root=data_root,
-                    device=device, tolerance=tolerance)
+                    device=device, tolerance=tolerance, artifacts_dir=artifacts_dir)
             out.append(check)
     return out
 
