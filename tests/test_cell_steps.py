@@ -147,3 +147,37 @@ def test_no_module_subclasses_the_runner_to_change_a_cell():
              if any(getattr(b, "id", getattr(b, "attr", None)) == "Runner" for b in c.bases)]
     assert not found, f"{found} subclass Runner: pass CellHooks instead (run/hooks.py)"
     assert "Runner" in {c.name for c in _classes(PKG / "run" / "runner.py")}  # checker sees it
+
+
+def test_a_failure_resolving_the_preprocessing_records_what_was_prepared(
+        tmp_path, shared_data_root, monkeypatch):
+    """The input preprocessing decodes training images (``normalize: mean_image``): one that
+    passed the file check but does not decode fails the cell, and its record keeps the parts
+    prepared before it (data fingerprint, synthetic, training hash, switches), as it did
+    before the runner was split into steps."""
+    from toyspec import register_plugin, tiny_spec
+
+    from reid_bench.run import prepare
+    from reid_bench.run.runner import Runner, RunOptions
+    from reid_bench.run.verify import cell_json_path, read_cell_json
+    from reid_bench.spec import load_spec
+    from reid_bench.store import results
+    from reid_bench.table.plan import plan
+
+    def undecodable(*args, **kwargs):
+        raise OSError("image file is truncated: 0001_c1s1_000001_00.jpg")
+
+    register_plugin()
+    monkeypatch.setattr(prepare, "preprocess_for", undecodable)
+    spec = load_spec(tiny_spec(tmp_path, [{"name": "a"}], epochs=1))
+    res = tmp_path / "r"
+    summary = Runner(spec, RunOptions(results_dir=res, data_root=shared_data_root, smoke=True,
+                                      quiet=True)).run(plan(spec, smoke=True))
+    assert [(status, "truncated" in err) for _, status, err in summary.failed] == \
+        [("failed", True)]
+    row = results.read_results(results.table_csv(res, spec.paper.id, spec.table.id)).iloc[0]
+    payload, why = read_cell_json(cell_json_path(row.to_dict(), res), res)
+    assert payload is not None, why
+    for key in ("config", "dataset_fingerprint", "synthetic", "train_hash", "accel"):
+        assert key in payload, key
+    assert payload["synthetic"] is True

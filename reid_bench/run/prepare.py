@@ -6,6 +6,7 @@ training key, so every rank of a distributed job and every re-evaluation starts 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -65,8 +66,21 @@ class Preparer:
 
     def prepare(self, cell: Cell, config: dict[str, Any], config_hash: str) -> Prepared:
         """``cell`` with its ``config`` (``plan.cell_config``, hash ``config_hash``) ready to
-        train. Raises ``RegistryError`` (unknown method), ``DatasetError`` (no data),
-        ``BadCellFiles`` (a broken file) or the params' and recipe's validation errors."""
+        train: ``with_preprocessing(prepare_base(...))``. Raises ``RegistryError`` (unknown
+        method), ``DatasetError`` (no data), ``BadCellFiles`` (a broken file) or the params'
+        and recipe's validation errors."""
+        return self.with_preprocessing(self.prepare_base(cell, config, config_hash))
+
+    def with_preprocessing(self, prepared: Prepared) -> Prepared:
+        """``prepared`` with its input preprocessing resolved: the backbone's weights own it
+        (reid_bench.weights), and ``normalize: mean_image`` decodes training images. Apart from
+        ``prepare_base`` so that an attempt failing here still records what was prepared."""
+        return replace(prepared, preprocessing=preprocess_for(
+            getattr(prepared.recipe, "input", None),
+            prepared.method.backbone_name(prepared.params), prepared.train_set))
+
+    def prepare_base(self, cell: Cell, config: dict[str, Any], config_hash: str) -> Prepared:
+        """``prepare`` without the input preprocessing (``preprocessing`` None)."""
         method: Method = METHODS.get(cell.row.method)()
         params = method.Params.model_validate(cell.row.params)
         recipe = method.Recipe.model_validate(config["recipe"])
@@ -90,12 +104,9 @@ class Preparer:
                **trained_prov.key_extras(self.accel, config["recipe"], self.opts.shakedown),
                # the sha256 of --weights files replacing the ImageNet ones (plan.weights_key)
                **({"weights": config["weights"]} if "weights" in config else {})}
-        # The backbone's weights own the input preprocessing (reid_bench.weights).
-        preprocessing = preprocess_for(getattr(recipe, "input", None),
-                                       method.backbone_name(params), train_set)
         return Prepared(cell=cell, config=config, config_hash=config_hash, method=method,
                         params=params, recipe=recipe, test_set=test_set, train_set=train_set,
                         dataset_fingerprint=fingerprint,
                         synthetic=test_set.synthetic or train_set.synthetic,
-                        preprocessing=preprocessing, training_key=key,
+                        preprocessing=None, training_key=key,
                         training_hash=stable_hash(key), accel=self.accel)

@@ -231,8 +231,11 @@ class Runner:
         notes = FitNotes()
         status, msg, tb = "ok", "", None
         try:
-            prepared = self.preparer.prepare(cell, config, chash)
+            prepared = self.preparer.prepare_base(cell, config, chash)
             fingerprint = prepared.dataset_fingerprint
+            # Apart: a failure here (a training image that passed the file check but does not
+            # decode) is recorded with the prepared parts above.
+            prepared = self.preparer.with_preprocessing(prepared)
             shakedown.begin_cell(self.device)
             monitor = (monitoring(prepared, self.evaluate, self.opts.eval_every)
                        if self.opts.eval_every and self.opts.shakedown is None else None)

@@ -35,7 +35,8 @@ class Prepared:
     train_set: ReidDataset  # its training split: the test set's, or the column's train source
     dataset_fingerprint: str  # finished.cell_fingerprint of the two
     synthetic: bool
-    preprocessing: InputPreprocessing
+    # None only in the record of an attempt that failed resolving it (Preparer.prepare_base).
+    preprocessing: InputPreprocessing | None
     training_key: dict[str, Any]  # plan.training_key + data fingerprint, switches, weights pins
     training_hash: str
     accel: Any  # engine.accel.Accel the cell trains and evaluates under
