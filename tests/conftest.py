@@ -84,6 +84,6 @@ def pytest_configure(config):
     # One intra-op thread per process unless the caller says otherwise: the tests' models are
     # tiny (threads cost more than they give), and many tests run subprocesses (launchers,
     # kills, torchrun ranks) beside the test process, which oversubscribes two cores.
-    # On 2 cores, `.ci/run` end to end: 620 s with 2 threads, 586 s with 1 (default suite
-    # 3:28 -> 2:57; the slow step, with its larger models, 4:44 -> 5:17).
+    # On 2 cores, `.ci/run` end to end: 620 s with 2 threads; 586 s and 616 s with 1 (the
+    # difference is within run-to-run noise, about 30 s).
     os.environ.setdefault("OMP_NUM_THREADS", "1")
