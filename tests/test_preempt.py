@@ -30,9 +30,9 @@ EPOCHS, STEPS = 3, 8  # 64 images, batches of 8
 
 
 def _train(path: Path | None, *, signal_at: int | None = None, sig=signal.SIGTERM,
-           calls: list | None = None) -> torch.nn.Module:
-    """The tiny toy training; ``signal_at``: send ``sig`` to this process during that step
-    (1-based count of this run's steps); ``calls`` collects one entry per step run."""
+           calls: list | None = None, epochs: int = EPOCHS) -> torch.nn.Module:
+    """The tiny toy training of ``epochs``; ``signal_at``: send ``sig`` to this process during
+    that step (1-based count of this run's steps); ``calls`` collects one entry per step run."""
     torch.manual_seed(0)
     model = rb_test_methods.TinyNet(5)
     loader, step = crashing_training(model, 64, (3, 16, 8), 5)
@@ -46,7 +46,7 @@ def _train(path: Path | None, *, signal_at: int | None = None, sig=signal.SIGTER
             os.kill(os.getpid(), sig)  # arrives mid-step, as a real one would
         return step(batch)
 
-    train_stage(model, loader, signalling_step, OptimRecipe(epochs=EPOCHS, lr=0.1, batch_size=8),
+    train_stage(model, loader, signalling_step, OptimRecipe(epochs=epochs, lr=0.1, batch_size=8),
                 checkpoint=path, checkpoint_every=0)
     return model
 
@@ -103,20 +103,9 @@ def test_a_signal_after_the_last_step_reaches_the_previous_handler(tmp_path):
         calls = []
         _train(None, signal_at=0, calls=calls)  # no signal: control
         assert got == []
-        torch.manual_seed(0)
-        model = rb_test_methods.TinyNet(5)
-        loader, step = crashing_training(model, 64, (3, 16, 8), 5)
-        n = {"i": 0}
-
-        def last(batch):
-            n["i"] += 1
-            if n["i"] == STEPS:
-                os.kill(os.getpid(), signal.SIGUSR1)
-            return step(batch)
-
         # No checkpoint path: the stage has none to save, so it says so and stops all the same.
         with pytest.raises(preempt.Preempted, match="keeps no checkpoint"):
-            train_stage(model, loader, last, OptimRecipe(epochs=1, lr=0.1, batch_size=8))
+            _train(None, signal_at=STEPS, sig=signal.SIGUSR1, epochs=1)
         assert got == []  # served by the loop, not passed on
     finally:
         signal.signal(signal.SIGUSR1, old)
