@@ -79,7 +79,7 @@ def fit_or_load(prepared: Prepared, *, work: Path, run: FitSettings,
                       work_dir=work, num_workers=run.num_workers,
                       checkpoint_every=run.checkpoint_every, deterministic=run.deterministic,
                       preprocessing=prepared.preprocessing)
-    from ..weights import recording, skip_pretrained
+    from ..weights import recording
 
     identity = checkpoint_identity(prepared.training_hash, cache.salt)
     loads: list = []
@@ -102,10 +102,7 @@ def fit_or_load(prepared: Prepared, *, work: Path, run: FitSettings,
         return model
 
     def build() -> torch.nn.Module:
-        # Architecture only: the trained state replaces every weight, so the ImageNet
-        # file is neither needed nor downloaded (a cached model evaluates offline).
-        with skip_pretrained():
-            return method.build(params, recipe, ds.num_train_pids)
+        return prepared.architecture()  # a cached model evaluates offline
 
     def publish(model: torch.nn.Module, tmp: Path) -> None:
         (tmp / "weights.json").write_text(json.dumps([w.as_dict() for w in loads], indent=1))

@@ -99,16 +99,11 @@ def monitoring(prepared: Prepared, evaluate: Callable[[Prepared, torch.nn.Module
     """The ``--eval-every`` monitoring of a cell: ``evaluate`` (the cell's protocol) every
     ``every`` epochs on the stages that train the cell's final network (the class
     ``method.build`` returns; FMN's stage-1 GRN or LEDF's verification networks are not)."""
-    method, params, recipe = prepared.method, prepared.params, prepared.recipe
     final: list[type] = []
 
     def accepts(model: torch.nn.Module) -> bool:
         if not final:
-            from ..weights import skip_pretrained
-
-            with skip_pretrained():  # the architecture only, for its class
-                final.append(type(method.build(params, recipe,
-                                               prepared.train_set.num_train_pids)))
+            final.append(type(prepared.architecture()))
         return type(model) is final[0]
 
     return Monitor(every, lambda model: dict(evaluate(prepared, model).metrics), accepts)

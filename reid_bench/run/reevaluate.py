@@ -28,11 +28,7 @@ log = logging.getLogger(__name__)
 
 def _stored_model(prepared: Prepared, folder: Path, device: torch.device) -> torch.nn.Module:
     """``prepared``'s network rebuilt by its method with the state stored in ``folder``."""
-    from ..weights import skip_pretrained
-
-    with skip_pretrained():  # architecture only: the stored state replaces every weight
-        model = prepared.method.build(prepared.params, prepared.recipe,
-                                      prepared.train_set.num_train_pids)
+    model = prepared.architecture()
     state = torch.load(folder / "model.pt", map_location="cpu", weights_only=True)
     model.load_state_dict(state)
     return model.to(device)

@@ -41,6 +41,15 @@ class Prepared:
     training_hash: str
     accel: Any  # engine.accel.Accel the cell trains and evaluates under
 
+    def architecture(self) -> Any:
+        """The cell's network (``torch.nn.Module``) as ``method.build`` makes it, with no
+        pretrained weights loaded: a trained or stored state replaces every weight, so no
+        ImageNet file is needed or downloaded."""
+        from ..weights import skip_pretrained
+
+        with skip_pretrained():
+            return self.method.build(self.params, self.recipe, self.train_set.num_train_pids)
+
     def details(self) -> dict[str, Any]:
         """The cell-record entries of this part (after ``config`` and the fingerprint)."""
         return {"synthetic": self.synthetic, "train_hash": self.training_hash,
