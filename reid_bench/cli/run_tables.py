@@ -71,8 +71,7 @@ def run_tables(echo, tables: list, opts, sel: Selection, *, dry_run: bool,
             rc = dispatch(str(spec_path), spec, cells, opts, slurm)
             if rc == EXIT_PREEMPTED:
                 echo("\nstopped on a signal with the checkpoint saved. To resume, run the same "
-                     "command again:\n  reid-bench "
-                     + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+                     "command again:\n  " + _again())
                 sys.exit(EXIT_PREEMPTED)
             failed_any |= rc != 0
             continue
@@ -136,13 +135,17 @@ def _cells(echo, spec, opts, sel: Selection) -> tuple[Any, list, str]:
     return spec, cells, variant
 
 
+def _again() -> str:
+    """The command line this process was started with, quoted for a shell (to resume)."""
+    return "reid-bench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
 def _stopped(echo, exc, csv) -> None:
     """A training stopped on a signal (Ctrl-C, Slurm preemption or timeout) at a step boundary:
     say what was saved and how to resume, and exit with ``preempt.EXIT_PREEMPTED``."""
     from ..core.preempt import EXIT_PREEMPTED
 
-    again = "reid-bench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     echo(f"\nstopped: {exc}.\nFinished cells are in {csv}. To resume (finished cells are "
          f"skipped, this training continues after step {exc.step}), run the same command "
-         f"again:\n  {again}")
+         f"again:\n  {_again()}")
     sys.exit(EXIT_PREEMPTED)

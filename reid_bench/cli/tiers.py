@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import click
 
-TIERS = ("full", "smoke", "shakedown", "smoke_recipe")
+from ..store.columns import TIERS  # the tier names: one list, the results schema's
+
 SHORTHANDS = {"smoke": "--smoke", "shakedown": "--shakedown", "smoke_recipe": "--smoke-recipe"}
 
 

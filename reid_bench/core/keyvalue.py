@@ -14,7 +14,7 @@ What a VALUE means is the option's own business: YAML for ``--set``/``--variant`
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Collection, Iterable
 from typing import Any
 
 from .errors import ReidBenchError
@@ -27,14 +27,13 @@ class KeyValueError(ReidBenchError):
 
 
 def parse_pairs(items: Iterable[str], *, option: str, example: str,
-                allowed: Iterable[str] | Callable[[], Iterable[str]] | None = None,
+                allowed: Collection[str] | None = None,
                 dotted: bool = False, empty_value: bool = False) -> dict[str, str]:
     """``["a.b=1", …]`` → ``{"a.b": "1"}`` in the given order (keys stripped, values as
     written). Raises KeyValueError naming ``option``, the item and the fix (``example``, the
     ``allowed`` keys) for an item without ``=``, an empty key (or, ``dotted``, an empty part
     of one), an empty value unless ``empty_value``, a key given twice, or a key not in
-    ``allowed`` (a list, or a function giving it)."""
-    known = None
+    ``allowed``."""
     out: dict[str, str] = {}
     for item in items:
         key, eq, raw = str(item).partition("=")
@@ -44,21 +43,17 @@ def parse_pairs(items: Iterable[str], *, option: str, example: str,
             hint = f" ({_allowed(allowed)})" if allowed is not None else ""
             raise KeyValueError(f"{option} {item!r}: expected KEY=VALUE{hint}, e.g. {option} "
                                 f"{example}")
-        if allowed is not None:
-            known = known if known is not None else list(
-                allowed() if callable(allowed) else allowed)
-            if key not in known:
-                raise KeyValueError(f"{option} {key}={raw}: unknown key {key!r} "
-                                    f"({_allowed(known)})")
+        if allowed is not None and key not in allowed:
+            raise KeyValueError(f"{option} {key}={raw}: unknown key {key!r} "
+                                f"({_allowed(allowed)})")
         if key in out:
             raise KeyValueError(f"{option} {key} is given twice; give each key once")
         out[key] = raw
     return out
 
 
-def _allowed(allowed: Any) -> str:
-    names = list(allowed() if callable(allowed) else allowed)
-    return "allowed keys: " + ", ".join(names)
+def _allowed(allowed: Collection[str]) -> str:
+    return "allowed keys: " + ", ".join(allowed)
 
 
 def spec_key(key: str) -> tuple[str, bool]:

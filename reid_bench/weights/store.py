@@ -78,7 +78,7 @@ def parse_overrides(items: list[str] | tuple[str, ...]) -> dict[str, str]:
 
     try:
         pairs = parse_pairs(items, option="--weights", example="resnet50=/data/resnet50.pth",
-                            allowed=registry.names)
+                            allowed=registry.names())
     except KeyValueError as exc:
         raise WeightsError(str(exc)) from None
     out: dict[str, str] = {}
