@@ -18,7 +18,7 @@ def _registries_restored(monkeypatch):
     """The late plugin's entries do not outlive the test (others enumerate the registries)."""
     for reg in (METHODS, DATASETS):
         reg.names()
-        for attr in ("_items", "_info", "_plugins"):
+        for attr in ("_items", "_info"):
             monkeypatch.setattr(reg, attr, type(getattr(reg, attr))(getattr(reg, attr)))
 
 

@@ -32,7 +32,6 @@ class Registry(Generic[T]):
         self._items: dict[str, T] = {}
         self._info: dict[str, dict[str, Any]] = {}
         self._loaded = False
-        self._plugins: set[str] = set()  # REID_BENCH_PLUGINS modules imported
 
     def register(self, name: str, **info: Any) -> Callable[[T], T]:
         """Decorator registering its object under ``name``. ``info``: declarations kept beside
@@ -57,17 +56,14 @@ class Registry(Generic[T]):
             self._loaded = True
         # Methods/datasets/protocols kept outside the tree: REID_BENCH_PLUGINS="pkg.mod,other".
         # Read on every lookup, not once: a plugin named after the first lookup (an embedding
-        # program, a test) is still found, whatever ran before.
+        # program, a test) is still found, whatever ran before (a module imported already is
+        # a sys.modules lookup).
         for name in filter(None, os.environ.get("REID_BENCH_PLUGINS", "").split(",")):
-            name = name.strip()
-            if name in self._plugins:
-                continue
             try:
-                importlib.import_module(name)
+                importlib.import_module(name.strip())
             except ImportError as exc:
                 raise RegistryError(f"REID_BENCH_PLUGINS names module {name!r}, which cannot be "
                                     f"imported: {exc}") from None
-            self._plugins.add(name)
 
     def names(self) -> list[str]:
         self._load_all()

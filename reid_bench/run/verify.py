@@ -78,22 +78,18 @@ def artefact_folder(payload: Mapping[str, Any], results_dir: Path,
     named = payload.get("trained_artifact")
     if not isinstance(named, str):
         return None
-    if artifacts_dir is not None:
-        parts = Path(named).parts
-        rel = parts[-3:] if len(parts) >= 3 and parts[-3] == "_shakedown" else parts[-2:]
-        if len(rel) < 2 or any(p in ("..", ".", "") or "/" in p or "\\" in p for p in rel):
-            return None
-        folder = Path(artifacts_dir).joinpath(*rel)
-        return folder if folder.resolve().is_relative_to(Path(artifacts_dir).resolve()) else None
-    if ARTIFACTS not in Path(named).parts:
-        return None
     parts = Path(named).parts
-    rel = parts[len(parts) - 1 - parts[::-1].index(ARTIFACTS):]
-    if ".." in rel:
+    if artifacts_dir is not None:
+        base = Path(artifacts_dir)
+        rel = parts[-3:] if len(parts) >= 3 and parts[-3] == "_shakedown" else parts[-2:]
+        if len(rel) < 2:
+            return None
+    elif ARTIFACTS in parts:
+        base, rel = Path(results_dir), parts[len(parts) - 1 - parts[::-1].index(ARTIFACTS):]
+    else:
         return None
-    folder = Path(results_dir).joinpath(*rel)
-    root = Path(results_dir).resolve()
-    return folder if folder.resolve().is_relative_to(root) else None
+    folder = base.joinpath(*rel)
+    return folder if ".." not in rel and folder.resolve().is_relative_to(base.resolve()) else None
 
 
 def _folder_has_records(folder: Path) -> bool:

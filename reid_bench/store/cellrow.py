@@ -20,12 +20,14 @@ from .outcome import CellOutcome
 log = logging.getLogger(__name__)
 
 
-def cell_row(outcome: CellOutcome, opts: Any, device: Any) -> dict[str, Any]:
+def cell_row(outcome: CellOutcome, opts: Any, device: Any,
+             details: dict[str, Any] | None = None) -> dict[str, Any]:
     """The results row of ``outcome`` (a cell's attempt) under run options ``opts`` (the run's
-    ``RunOptions``: its ``--set`` overrides and shakedown settings) on ``device``."""
+    ``RunOptions``: its ``--set`` overrides and shakedown settings) on ``device``;
+    ``details``: ``outcome.details()`` when the caller has it."""
     spec, cell, result = outcome.spec, outcome.cell, outcome.result
     config = outcome.config or {}
-    details = outcome.details()
+    details = outcome.details() if details is None else details
     col = spec.datasets[cell.dataset]
     ev = config.get("eval", {})
     metrics = result.metrics if result is not None else {}
@@ -70,10 +72,11 @@ def record(outcome: CellOutcome, opts: Any, device: Any) -> dict[str, Any]:
     ``<cell_id>.attempt.json`` beside it (``status`` shows it; ``attempt_path``). An ok row
     removes an earlier attempt file. Returns the row (also when it was not written)."""
     spec, cell = outcome.spec, outcome.cell
-    row = cell_row(outcome, opts, device)
+    details = outcome.details()
+    row = cell_row(outcome, opts, device, details)
     cells = results.cell_dir(opts.results_dir, spec.paper.id, spec.table.id)
     metrics = outcome.result.metrics if outcome.result is not None else {}
-    payload = {"row": row, **outcome.details(), "metrics": metrics}
+    payload = {"row": row, **details, "metrics": metrics}
     csv = results.table_csv(opts.results_dir, spec.paper.id, spec.table.id)
     if outcome.ok:
         results.write_cell_json(results.cell_file(cells, f"{cell.id}.json"), payload)

@@ -21,6 +21,7 @@ retries.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import shlex
@@ -108,14 +109,9 @@ def old_cache_dir() -> Path:
     return Path(base) / "reid_bench" / "weights"
 
 
-_WARNED_OLD: set[Path] = set()
-
-
+@functools.cache
 def _warn_old_cache(path: Path) -> None:
     """Once per file and process: the file was found in the old folder; say where it belongs."""
-    if path in _WARNED_OLD:
-        return
-    _WARNED_OLD.add(path)
     new = own_cache_dir()
     log.warning("%s is in the old weights folder %s, read for this release only: move it to %s "
                 "(mkdir -p %s && mv %s %s)", path.name, path.parent, new, shlex.quote(str(new)),
@@ -167,9 +163,10 @@ def candidates(name: str) -> list[tuple[str, Path]]:
             hf = Path(HF_HUB_CACHE) / ("models--" + repo.replace("/", "--"))
         out.append(("Hugging Face cache", hf))
     if ws.library == "bvlc":
-        out.append((OWN_CACHE, own_cache_dir() / f"{name}.safetensors"))
-        if old_cache_dir() != own_cache_dir():
-            out.append((OLD_CACHE, old_cache_dir() / f"{name}.safetensors"))
+        own, old = own_cache_dir(), old_cache_dir()
+        out.append((OWN_CACHE, own / f"{name}.safetensors"))
+        if old != own:
+            out.append((OLD_CACHE, old / f"{name}.safetensors"))
     return out
 
 
